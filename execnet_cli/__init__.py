@@ -1,2 +1,53 @@
-"""execnet_cli: execnet-compatible gateways and channels."""
+"""execnet_cli: execnet's programming model (gateways, channels, groups), fast and safe.
+
+The public API matches execnet's: ``import execnet_cli as execnet`` and execnet code runs.
+"""
+
+from ._remote.channel import Channel
+from ._remote.serializer import dump, dumps, load, loads
 from ._version import __version__
+from .errors import (
+    BootstrapError,
+    ChannelClosed,
+    DataFormatError,
+    DumpError,
+    GatewayError,
+    HostNotFound,
+    InterpreterNotFound,
+    LoadError,
+    RemoteError,
+    SpecError,
+    TimeoutError,
+    XnetError,
+)
+from .gateway import Gateway
+from .group import Group, MultiChannel, default_group, makegateway, set_execmodel
+from .spec import XSpec
+
+__all__ = [
+    "BootstrapError",
+    "Channel",
+    "ChannelClosed",
+    "DataFormatError",
+    "DumpError",
+    "Gateway",
+    "GatewayError",
+    "Group",
+    "HostNotFound",
+    "InterpreterNotFound",
+    "LoadError",
+    "MultiChannel",
+    "RemoteError",
+    "SpecError",
+    "TimeoutError",
+    "XSpec",
+    "XnetError",
+    "__version__",
+    "default_group",
+    "dump",
+    "dumps",
+    "load",
+    "loads",
+    "makegateway",
+    "set_execmodel",
+]

@@ -1,0 +1,50 @@
+"""Execution models: how a worker runs ``remote_exec`` code, and the primitives it uses.
+
+``thread``: the first request runs on the worker's main thread, concurrent ones on
+new threads. ``main_thread_only``: every request runs on the main thread, one at a
+time; a request arriving while one runs is refused (it could deadlock waiting for the
+first). The object mirrors execnet's ``ExecModel`` because clients (pytest-xdist) build
+their locks and events from ``channel.gateway.execmodel``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any, Callable, Tuple
+
+EXECMODELS = ("thread", "main_thread_only")
+
+
+class ExecModel:
+    """Threading primitives for one execution model (all are the standard ones)."""
+
+    queue = queue
+    Lock = staticmethod(threading.Lock)
+    RLock = staticmethod(threading.RLock)
+    Event = staticmethod(threading.Event)
+    sleep = staticmethod(time.sleep)
+    get_ident = staticmethod(threading.get_ident)
+
+    def __init__(self, backend: str) -> None:
+        if backend not in EXECMODELS:
+            raise ValueError(
+                f"unknown execmodel {backend!r}: choose one of {', '.join(EXECMODELS)}"
+            )
+        self.backend = backend
+
+    def __repr__(self) -> str:
+        return f"<ExecModel {self.backend!r}>"
+
+    def start(self, func: Callable[..., Any], args: Tuple[Any, ...] = ()) -> threading.Thread:
+        thread = threading.Thread(target=func, args=args, daemon=True)
+        thread.start()
+        return thread
+
+
+def get_execmodel(backend: "str | ExecModel") -> ExecModel:
+    """The ExecModel for a name (or the object itself)."""
+    if isinstance(backend, ExecModel):
+        return backend
+    return ExecModel(backend)

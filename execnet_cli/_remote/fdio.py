@@ -1,0 +1,90 @@
+"""Byte I/O over a pair of file descriptors (pipes), as both sides of popen and ssh use.
+
+The transport verb set: ``readinto`` (0 at end of stream), ``write`` (all segments, in
+one ``writev`` where the kernel takes them), ``close_write``, ``close``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, Sequence, Union
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+F_SETPIPE_SZ = 1031  # Linux fcntl: resize a pipe's kernel buffer
+
+
+def enlarge_pipe(fd: int, size: int = 1 << 20) -> None:
+    """Grow a pipe's kernel buffer (Linux): fewer syscalls and wake-ups per MiB moved."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, F_SETPIPE_SZ, size)
+    except (ImportError, OSError, ValueError):
+        pass  # not Linux, not a pipe, or over the limit: the default still works
+
+
+class FdIO:
+    """Reads from one descriptor and writes to another; owns both."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self._write_open = True
+        self._read_open = True
+
+    def readinto(self, buffer: bytearray) -> int:
+        return os.readv(self.read_fd, [buffer])
+
+    def write(self, segments: Sequence[Buffer]) -> None:
+        if len(segments) == 1:
+            data = segments[0]
+            written = os.write(self.write_fd, data)
+            if written < len(data):
+                self._write_rest([memoryview(data)[written:]])
+            return
+        written = os.writev(self.write_fd, segments)
+        total = 0
+        for segment in segments:
+            total += len(segment)
+        if written < total:
+            self._write_rest(_skip(segments, written))
+
+    def _write_rest(self, segments: List[memoryview]) -> None:
+        for segment in segments:
+            view = memoryview(segment)
+            while view:
+                view = view[os.write(self.write_fd, view) :]
+
+    def close_write(self) -> None:
+        if self._write_open:
+            self._write_open = False
+            try:
+                os.close(self.write_fd)
+            except OSError:
+                pass
+
+    def close_read(self) -> None:
+        if self._read_open:
+            self._read_open = False
+            try:
+                os.close(self.read_fd)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.close_write()
+        self.close_read()
+
+
+def _skip(segments: Sequence[Buffer], count: int) -> List[memoryview]:
+    """The segments that remain after the first ``count`` bytes were written."""
+    rest: List[memoryview] = []
+    for segment in segments:
+        size = len(segment)
+        if count >= size:
+            count -= size
+            continue
+        rest.append(memoryview(segment)[count:])
+        count = 0
+    return rest

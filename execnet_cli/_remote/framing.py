@@ -1,0 +1,164 @@
+"""Frames on the wire, without I/O: bytes in, frames out; frames in, byte segments out.
+
+A frame is a fixed 9-byte header followed by its payload::
+
+    offset 0  u8   message type   (see protocol.MessageType)
+    offset 1  u32  channel id     (big endian; 0 is the gateway itself)
+    offset 5  u32  payload length (big endian; at most MAX_PAYLOAD)
+
+MAX_PAYLOAD bounds one message: a payload of 2 GiB or more cannot be expressed, and a
+larger send fails with FrameTooLarge before a byte is written. Big data goes as a stream
+of bounded chunks, each its own message.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import List, NamedTuple, Optional, Sequence, Union
+
+from .errors import FrameTooLarge, LoadError
+
+HEADER = struct.Struct(">BII")
+HEADER_SIZE = HEADER.size
+#: The largest payload one frame may carry (256 MiB): far below the u32 limit, and a
+#: size a receiver can always afford to buffer.
+MAX_PAYLOAD = 256 * 1024 * 1024
+#: Highest message type the decoder accepts; the protocol layer owns their meaning.
+MAX_MESSAGE_TYPE = 15
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+class Frame(NamedTuple):
+    """One decoded frame: message type, channel id and payload bytes."""
+
+    type: int
+    channel: int
+    payload: Buffer
+
+
+def encode_frame(
+    msgtype: int, channel: int, segments: Sequence[Buffer] = (), max_payload: int = MAX_PAYLOAD
+) -> List[Buffer]:
+    """Return the byte segments of one frame: the header, then the payload segments.
+
+    Segments are not joined, so a large payload is handed to ``writev`` uncopied.
+    """
+    length = 0
+    for segment in segments:
+        length += len(segment)
+    if length > max_payload:
+        raise FrameTooLarge(
+            f"message of {length} bytes exceeds the maximum frame payload of {max_payload} "
+            "bytes; send large data as a stream of smaller chunks"
+        )
+    out: List[Buffer] = [HEADER.pack(msgtype, channel, length)]
+    out.extend(segments)
+    return out
+
+
+class FrameDecoder:
+    """Incremental decoder: ``feed`` any slicing of the byte stream, get whole frames.
+
+    The decoder copies what it keeps, so callers may reuse the buffer they feed from.
+    A large payload is collected in a bytearray of exactly its size (one copy).
+    """
+
+    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
+        self._max_payload = max_payload
+        self._pending = bytearray()  # a partial header, or a partial small frame
+        self._big: Optional[bytearray] = None  # payload being filled for a large frame
+        self._big_fill = 0
+        self._big_head = (0, 0)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received that do not yet form a whole frame."""
+        return len(self._pending) + self._big_fill
+
+    def feed(self, data: Buffer) -> List[Frame]:
+        """Consume ``data`` and return the frames it completes, in order."""
+        frames: List[Frame] = []
+        view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        pos = 0
+        end = len(view)
+        if self._big is not None:
+            pos = self._fill_big(view, frames)
+        if self._pending:
+            # Complete the pending header (and small payload) byte by byte from data.
+            pos = self._complete_pending(view, pos, frames)
+        unpack = HEADER.unpack_from
+        max_payload = self._max_payload
+        while end - pos >= HEADER_SIZE:
+            msgtype, channel, length = unpack(view, pos)
+            if msgtype > MAX_MESSAGE_TYPE:
+                raise LoadError(f"unknown message type 0x{msgtype:02x} in frame header")
+            if length > max_payload:
+                raise LoadError(
+                    f"frame announces {length} payload bytes, more than the maximum {max_payload}"
+                )
+            start = pos + HEADER_SIZE
+            stop = start + length
+            if stop <= end:
+                frames.append(Frame(msgtype, channel, view[start:stop].tobytes()))
+                pos = stop
+                continue
+            # The payload continues beyond this chunk.
+            if length >= 65536:
+                self._big = bytearray(length)
+                self._big_head = (msgtype, channel)
+                self._big_fill = 0
+                pos = self._fill_big(view[start:], frames) + start
+                return frames
+            break
+        if pos < end:
+            self._pending += view[pos:]
+        return frames
+
+    def _fill_big(self, view: memoryview, frames: List[Frame]) -> int:
+        """Copy from ``view`` into the large payload; return how much was used."""
+        big = self._big
+        assert big is not None
+        take = min(len(big) - self._big_fill, len(view))
+        big[self._big_fill : self._big_fill + take] = view[:take]
+        self._big_fill += take
+        if self._big_fill == len(big):
+            msgtype, channel = self._big_head
+            frames.append(Frame(msgtype, channel, big))
+            self._big = None
+            self._big_fill = 0
+        return take
+
+    def _complete_pending(self, view: memoryview, pos: int, frames: List[Frame]) -> int:
+        """Finish the frame started in ``_pending`` using bytes from ``view[pos:]``."""
+        pending = self._pending
+        if len(pending) < HEADER_SIZE:
+            take = min(HEADER_SIZE - len(pending), len(view) - pos)
+            pending += view[pos : pos + take]
+            pos += take
+            if len(pending) < HEADER_SIZE:
+                return pos
+        msgtype, channel, length = HEADER.unpack_from(pending, 0)
+        if msgtype > MAX_MESSAGE_TYPE:
+            raise LoadError(f"unknown message type 0x{msgtype:02x} in frame header")
+        if length > self._max_payload:
+            raise LoadError(
+                f"frame announces {length} payload bytes, more than the maximum "
+                f"{self._max_payload}"
+            )
+        have = len(pending) - HEADER_SIZE
+        if length >= 65536 and length - have > 0:
+            # Switch to the exact-size buffer for the rest of this payload.
+            self._big = bytearray(length)
+            self._big[:have] = pending[HEADER_SIZE:]
+            self._big_fill = have
+            self._big_head = (msgtype, channel)
+            pending.clear()
+            return pos + self._fill_big(view[pos:], frames)
+        take = min(length - have, len(view) - pos)
+        pending += view[pos : pos + take]
+        pos += take
+        if len(pending) - HEADER_SIZE == length:
+            frames.append(Frame(msgtype, channel, bytes(pending[HEADER_SIZE:])))
+            pending.clear()
+        return pos

@@ -1,0 +1,250 @@
+"""The worker: the far side of a gateway, running code sent with ``remote_exec``.
+
+Started by the bootstrap (see ``execnet_cli.bootstrap``) with the protocol on its
+original stdin/stdout. Its first act moves the protocol to private descriptors and
+points fd 0 at /dev/null and fd 1 at fd 2, so ``print()`` in remote code goes to the
+worker's stderr and can never corrupt the stream.
+
+Ending: a terminate message or the end of the stream ends every channel; the main
+thread then finishes its current task (which sees EOFError on its channel), runs the
+atexit handlers, flushes stdout/stderr and leaves with ``os._exit`` (see
+``finish_process``). A task that does not finish within ``EXIT_GRACE`` seconds is not waited
+for: the worker exits anyway, so a lost controller never leaves a worker behind.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import queue
+import sys
+import threading
+import traceback
+from typing import Any, Dict, Optional, Tuple
+
+from .channel import Channel
+from .engine import BaseGateway
+from .fdio import FdIO, enlarge_pipe
+from .framing import Buffer
+from .protocol import ExecRequest, MessageType, check_exec_request
+from .serializer import dumps_parts, loads
+
+EXIT_GRACE = 2.0
+#: With main_thread_only, how long a request waits for the main thread before refusal.
+MAIN_THREAD_WAIT = 1.0
+MAIN_THREAD_BUSY = "concurrent remote_exec would cause deadlock for main_thread_only execmodel"
+
+_STOP = object()
+
+
+class WorkerGateway(BaseGateway):
+    """The worker side: runs exec requests, answers status requests."""
+
+    _is_controller = False
+
+    def __init__(self, io: Any, id: str, execmodel: str) -> None:
+        super().__init__(io, id, execmodel)
+        self._main_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._state_lock = threading.Lock()
+        self._main_busy = False
+        self._executing = 0
+        self._idle = threading.Condition(self._state_lock)
+        self._main_done = threading.Event()
+
+    def serve(self, info: Dict[str, Any]) -> None:
+        """Announce readiness, then run tasks on this (the main) thread until the end."""
+        self._send(MessageType.WORKER_READY, 0, dumps_parts(info))
+        self._start_receiver()
+        try:
+            while True:
+                task = self._main_queue.get()
+                if task is _STOP:
+                    break
+                channel, request = task
+                error = self._execute(channel, request)
+                with self._state_lock:
+                    self._main_busy = False  # before the close: the next request may come
+                    self._task_done()  # notifies _idle waiters
+                channel._close_here(error)
+        finally:
+            self._main_done.set()
+        self._wait_for_tasks(EXIT_GRACE)
+
+    # -- requests (receiver thread) ----------------------------------------------------
+
+    def _handle_exec(self, channel_id: int, payload: Buffer) -> None:
+        channel = self._channels.new(channel_id)
+        try:
+            request = check_exec_request(loads(payload))
+        except Exception as exc:
+            channel._close_here(f"malformed exec request: {exc}")
+            return
+        with self._state_lock:
+            self._executing += 1
+            if not self._main_busy:
+                self._main_busy = True
+                self._main_queue.put((channel, request))
+                return
+        # The main thread is busy. With main_thread_only, give it a moment: the task
+        # before may have sent its last item but not yet returned. Never block the
+        # receiver thread for that: the waiting happens in a short-lived thread.
+        target = (
+            self._wait_for_main_thread
+            if self.execmodel.backend == "main_thread_only"
+            else self._run_in_thread
+        )
+        threading.Thread(target=target, args=(channel, request), daemon=True).start()
+
+    def _wait_for_main_thread(self, channel: Channel, request: ExecRequest) -> None:
+        with self._state_lock:
+            if self._idle.wait_for(lambda: not self._main_busy, MAIN_THREAD_WAIT):
+                self._main_busy = True
+                self._main_queue.put((channel, request))
+                return
+            self._task_done()
+        channel._close_here(MAIN_THREAD_BUSY)
+
+    def _run_in_thread(self, channel: Channel, request: ExecRequest) -> None:
+        error = self._execute(channel, request)
+        with self._state_lock:
+            self._task_done()
+        channel._close_here(error)
+
+    def _task_done(self) -> None:
+        self._executing -= 1
+        self._idle.notify_all()
+
+    def _execute(self, channel: Channel, request: ExecRequest) -> Optional[str]:
+        """Run one request; return the formatted error, or None on success."""
+        source, filename, call_name, kwargs = request
+        filename = filename or f"<remote exec {channel.id}>"
+        namespace: Dict[str, Any] = {"channel": channel, "__name__": "__channelexec__"}
+        channel._executing = True
+        try:
+            _remember_source(filename, source)
+            code = compile(source, filename, "exec")
+            exec(code, namespace)
+            if call_name:
+                namespace[call_name](channel, **kwargs)
+        except BaseException as exc:  # everything, SystemExit included, goes back
+            return _format_error(exc)
+        finally:
+            channel._executing = False
+        return None
+
+    def _handle_status(self, channel_id: int) -> None:
+        channel = self._channels.new(channel_id)
+        with self._state_lock:
+            status = {
+                "numexecuting": self._executing,
+                "numchannels": self._channels.count(),
+                "execqsize": self._main_queue.qsize(),
+            }
+        channel.send(status)
+        channel._close_here()
+
+    # -- ending ---------------------------------------------------------------------
+
+    def _on_connection_lost(self, reason: BaseException) -> None:
+        self._main_queue.put(_STOP)
+        if not self._main_done.wait(EXIT_GRACE):
+            # The main thread is stuck in user code: nobody is left to talk to.
+            _flush_std_streams()
+            os._exit(1)
+
+    def _wait_for_tasks(self, timeout: float) -> None:
+        with self._state_lock:
+            self._idle.wait_for(lambda: self._executing <= 0, timeout)
+
+
+def _remember_source(filename: str, source: str) -> None:
+    """Let tracebacks of remote code show its lines."""
+    lines = source.splitlines(True)
+    linecache.cache[filename] = (len(source), None, lines, filename)
+
+
+def _format_error(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def take_stdio() -> Tuple[int, int]:
+    """Move the protocol off fds 0/1; point 0 at /dev/null and 1 at stderr."""
+    read_fd = os.dup(0)
+    write_fd = os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    try:
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        pass
+    for fd in (read_fd, write_fd):
+        enlarge_pipe(fd)
+    return read_fd, write_fd
+
+
+def apply_config(config: Dict[str, Any]) -> None:
+    """Apply the spec's settings for the worker process itself."""
+    if config.get("dont_write_bytecode"):
+        sys.dont_write_bytecode = True
+    for name, value in (config.get("env") or {}).items():
+        os.environ[name] = value
+    chdir = config.get("chdir")
+    if chdir:
+        path = os.path.expanduser(chdir)
+        os.makedirs(path, exist_ok=True)
+        os.chdir(path)
+    nice = config.get("nice")
+    if nice:
+        os.nice(int(nice))
+    for path in reversed(config.get("sys_path") or []):
+        sys.path.insert(0, path)
+
+
+def interpreter_info() -> Dict[str, Any]:
+    """The facts ``Gateway._rinfo()`` reports, sent once in the ready message."""
+    return {
+        "executable": sys.executable,
+        "version_info": tuple(sys.version_info),
+        "platform": sys.platform,
+        "cwd": os.getcwd(),
+        "pid": os.getpid(),
+    }
+
+
+def main(config: Dict[str, Any]) -> None:
+    """Entry point called by the bootstrap."""
+    read_fd, write_fd = take_stdio()
+    apply_config(config)
+    gateway = WorkerGateway(FdIO(read_fd, write_fd), config.get("id") or "worker",
+                            config.get("execmodel") or "thread")
+    gateway.serve(interpreter_info())
+    finish_process()
+
+
+def finish_process() -> None:
+    """End the worker quickly: atexit handlers and flushed streams, no module teardown.
+
+    Interpreter teardown costs 5-10 ms per worker and can hang on threads that user code
+    left running; atexit handlers (coverage, logging) still run, in order.
+    """
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()  # type: ignore[attr-defined]
+    except BaseException:
+        pass
+    _flush_std_streams()
+    os._exit(0)

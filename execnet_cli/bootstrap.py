@@ -1,0 +1,135 @@
+"""Starting a worker from nothing but a Python interpreter.
+
+Stage 1 is a one-line program passed as ``python -c STAGE1``: it reads an 8-digit
+length and that many bytes from fd 0 and executes them. It contains no quotes, so it
+survives any shell unchanged. Stage 2 (``STAGE2``, a few lines) reads a 12-digit length
+and a marshalled bundle: the ``_remote`` modules and the worker's settings. It installs
+an importer that serves the modules as the package ``xnet_remote`` and calls
+``xnet_remote.worker.main``. Nothing is written to the remote's disk.
+
+The modules travel as code objects when the worker is this very interpreter (no
+compile on the far side: faster start), else as source (any Python >= 3.8).
+Both stages read with ``os.read`` on fd 0, never through a buffered file, so no byte of
+the protocol that follows is swallowed.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import marshal
+import os
+import sys
+from typing import Any, Dict, List
+
+REMOTE_PACKAGE = "execnet_cli._remote"
+REMOTE_MODULES = (
+    "errors",
+    "serializer",
+    "framing",
+    "protocol",
+    "execmodel",
+    "channel",
+    "engine",
+    "fdio",
+    "worker",
+)
+#: Version 4 of marshal is read by every Python 3.4+, for the source form of the bundle.
+MARSHAL_VERSION = 4
+
+STAGE1 = (
+    "import os;r=lambda n,b=bytes():b if len(b)>=n else "
+    "r(n,b+(os.read(0,n-len(b)) or os._exit(3)));exec(r(int(r(8))))"
+)
+
+STAGE2 = """\
+import marshal, os, sys
+from importlib.machinery import ModuleSpec
+def _xnet_read(n):
+    parts = []
+    while n:
+        part = os.read(0, n)
+        if not part:
+            os._exit(3)
+        parts.append(part)
+        n -= len(part)
+    return b"".join(parts)
+_xnet_bundle = marshal.loads(_xnet_read(int(_xnet_read(12))))
+class _XnetImporter(object):
+    def __init__(self, bundle):
+        self.package = bundle["package"]
+        self.modules = bundle["modules"]
+        self.kind = bundle["kind"]
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == self.package:
+            return ModuleSpec(fullname, self, is_package=True)
+        parent, _, short = fullname.rpartition(".")
+        if parent == self.package and short in self.modules:
+            return ModuleSpec(fullname, self)
+        return None
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        name = module.__name__
+        if name == self.package:
+            module.__path__ = []
+            return
+        data = self.modules[name.rpartition(".")[2]]
+        if self.kind == "code":
+            code = marshal.loads(data)
+        else:
+            filename = "<%s/%s.py>" % (self.package, name.rpartition(".")[2])
+            import linecache
+            linecache.cache[filename] = (len(data), None, data.splitlines(True), filename)
+            code = compile(data, filename, "exec")
+        exec(code, module.__dict__)
+sys.meta_path.insert(0, _XnetImporter(_xnet_bundle))
+__import__(_xnet_bundle["package"] + ".worker")
+sys.modules[_xnet_bundle["package"] + ".worker"].main(_xnet_bundle["config"])
+"""
+
+WORKER_PACKAGE = "xnet_remote"
+
+
+def stage1_argv(python: str) -> List[str]:
+    """The command line that starts a worker under ``python``."""
+    return [python, "-c", STAGE1]
+
+
+def same_interpreter(python: str) -> bool:
+    """True when ``python`` is this interpreter, so code objects can travel as they are."""
+    try:
+        return os.path.samefile(python, sys.executable)
+    except OSError:
+        return False
+
+
+@functools.lru_cache(maxsize=2)
+def _module_payloads(kind: str) -> Dict[str, Any]:
+    modules: Dict[str, Any] = {}
+    for name in REMOTE_MODULES:
+        spec = importlib.util.find_spec(f"{REMOTE_PACKAGE}.{name}")
+        assert spec is not None and spec.loader is not None and spec.origin is not None
+        if kind == "code":
+            code = spec.loader.get_code(spec.name)  # type: ignore[attr-defined]
+            modules[name] = marshal.dumps(code)
+        else:
+            with open(spec.origin, encoding="utf-8") as source:
+                modules[name] = source.read()
+    return modules
+
+
+def bootstrap_bytes(config: Dict[str, Any], same_python: bool) -> bytes:
+    """Everything to write to a fresh worker's stdin before the protocol starts."""
+    kind = "code" if same_python else "source"
+    bundle = {
+        "package": WORKER_PACKAGE,
+        "kind": kind,
+        "modules": _module_payloads(kind),
+        "config": config,
+    }
+    bundle_bytes = marshal.dumps(bundle, MARSHAL_VERSION)
+    stage2 = STAGE2.encode()
+    return b"".join(
+        [b"%08d" % len(stage2), stage2, b"%012d" % len(bundle_bytes), bundle_bytes]
+    )

@@ -1,0 +1,64 @@
+"""Public error tree: the shared errors of ``_remote.errors`` plus local-only ones.
+
+    XnetError
+    ├── DataFormatError ── DumpError, LoadError, FrameTooLarge
+    ├── RemoteError
+    ├── TimeoutError
+    ├── ChannelClosed
+    └── GatewayError
+        ├── SpecError (+ ValueError)      a gateway spec with a bad key or value
+        └── HostNotFound                  could not start or reach the worker (execnet name)
+            ├── InterpreterNotFound       the ``python`` to start does not exist there
+            └── BootstrapError            the worker started but died before it was ready
+
+Errors carry no exit codes; the CLI maps them in one table.
+"""
+
+from __future__ import annotations
+
+from ._remote.errors import (
+    ChannelClosed,
+    DataFormatError,
+    DumpError,
+    FrameTooLarge,
+    LoadError,
+    RemoteError,
+    TimeoutError,
+    XnetError,
+)
+
+__all__ = [
+    "BootstrapError",
+    "ChannelClosed",
+    "DataFormatError",
+    "DumpError",
+    "FrameTooLarge",
+    "GatewayError",
+    "HostNotFound",
+    "InterpreterNotFound",
+    "LoadError",
+    "RemoteError",
+    "SpecError",
+    "TimeoutError",
+    "XnetError",
+]
+
+
+class GatewayError(XnetError):
+    """Opening or running a gateway failed."""
+
+
+class SpecError(GatewayError, ValueError):
+    """A gateway specification that cannot be used; the message names the key."""
+
+
+class HostNotFound(GatewayError):
+    """The worker could not be started or reached (execnet's name for it)."""
+
+
+class InterpreterNotFound(HostNotFound):
+    """The interpreter to start as the worker does not exist or cannot run."""
+
+
+class BootstrapError(HostNotFound):
+    """The worker process started but ended before it reported ready."""

@@ -1,0 +1,89 @@
+"""Workers as local subprocesses, talking over their stdin/stdout pipes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Dict, List, Optional
+
+from .._remote.fdio import FdIO, enlarge_pipe
+from ..errors import InterpreterNotFound
+
+
+class PopenTransport(FdIO):
+    """A child interpreter; the protocol runs over its stdin and stdout pipes.
+
+    The child gets its own session, so a Ctrl-C at the terminal reaches only the
+    controller, which then ends its workers in order. Its stderr is ours: output of
+    ``print()`` in remote code appears on the controller's stderr.
+    """
+
+    def __init__(self, argv: List[str], env: Optional[Dict[str, str]] = None) -> None:
+        try:
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                bufsize=0,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise InterpreterNotFound(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._stdin = self.process.stdin
+        self._stdout = self.process.stdout
+        super().__init__(self._stdout.fileno(), self._stdin.fileno())
+        enlarge_pipe(self.write_fd)
+        enlarge_pipe(self.read_fd)
+        self.argv = argv
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def close_write(self) -> None:
+        if self._write_open:
+            self._write_open = False
+            try:
+                self._stdin.close()
+            except OSError:
+                pass
+
+    def close_read(self) -> None:
+        if self._read_open:
+            self._read_open = False
+            self._stdout.close()
+
+    def wait(self, timeout: Optional[float]) -> Optional[int]:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            try:
+                self.process.kill()
+            except OSError:
+                pass
+
+    def describe(self) -> str:
+        return f"popen pid {self.process.pid} ({self.argv[0]})"
+
+    def exit_description(self) -> str:
+        code = self.process.poll()
+        if code is None:
+            return "still running"
+        if code < 0:
+            return f"killed by signal {-code}"
+        return f"exited with status {code}"
+
+
+def popen_environment(extra: Dict[str, str]) -> Optional[Dict[str, str]]:
+    """The child's environment: ours, plus the spec's ``env:`` settings (None: inherit)."""
+    if not extra:
+        return None
+    env = dict(os.environ)
+    env.update(extra)
+    return env

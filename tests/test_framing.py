@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import pytest
+
+from execnet_cli._remote.errors import FrameTooLarge, LoadError
+from execnet_cli._remote.framing import (
+    HEADER_SIZE,
+    MAX_PAYLOAD,
+    Frame,
+    FrameDecoder,
+    encode_frame,
+)
+
+
+def wire(*frames: tuple) -> bytes:
+    return b"".join(b"".join(encode_frame(t, c, [p])) for t, c, p in frames)
+
+
+SAMPLE = [(4, 1, b"hello"), (5, 2, b""), (4, 3, b"x" * 70000), (6, 1, b"err" * 10)]
+
+
+def as_tuples(frames: list) -> list:
+    return [(f.type, f.channel, bytes(f.payload)) for f in frames]
+
+
+def test_whole_input_at_once():
+    assert as_tuples(FrameDecoder().feed(wire(*SAMPLE))) == SAMPLE
+
+
+def test_one_byte_at_a_time():
+    decoder = FrameDecoder()
+    out = []
+    for byte in wire(*SAMPLE):
+        out.extend(decoder.feed(bytes([byte])))
+    assert as_tuples(out) == SAMPLE
+    assert decoder.buffered == 0
+
+
+@pytest.mark.parametrize("size", [1, 7, 9, 10, 4096, 65535, 65536, 100000])
+def test_any_chunking(size):
+    data = wire(*SAMPLE)
+    decoder = FrameDecoder()
+    out = []
+    for i in range(0, len(data), size):
+        out.extend(decoder.feed(bytearray(data[i : i + size])))
+    assert as_tuples(out) == SAMPLE
+
+
+def test_trailing_partial_frame_is_kept():
+    data = wire(*SAMPLE)
+    partial = wire((4, 9, b"tail-payload"))[:-3]
+    decoder = FrameDecoder()
+    assert as_tuples(decoder.feed(data + partial)) == SAMPLE
+    assert decoder.buffered == len(partial)
+    assert as_tuples(decoder.feed(b"oad")) == [(4, 9, b"tail-payload")]
+
+
+def test_feeding_a_reused_buffer_does_not_alias():
+    buffer = bytearray(wire((4, 1, b"abc")))
+    frames = FrameDecoder().feed(memoryview(buffer))
+    buffer[:] = b"\0" * len(buffer)
+    assert bytes(frames[0].payload) == b"abc"
+
+
+def test_encode_is_segments_not_a_copy():
+    big = b"z" * 1_000_000
+    segments = encode_frame(4, 7, [big])
+    assert segments[1] is big
+    assert len(segments[0]) == HEADER_SIZE
+
+
+def test_oversized_message_refused_before_writing():
+    with pytest.raises(FrameTooLarge, match="chunks"):
+        encode_frame(4, 1, [b"x" * 11], max_payload=10)
+
+
+def test_two_gib_cannot_be_expressed():
+    assert MAX_PAYLOAD < 2**31
+
+
+def test_decoder_refuses_oversized_announcement():
+    header = encode_frame(4, 1, [b"x" * 11])[0]
+    with pytest.raises(LoadError, match="maximum"):
+        FrameDecoder(max_payload=10).feed(header)
+
+
+def test_decoder_refuses_unknown_message_type():
+    with pytest.raises(LoadError, match="unknown message type"):
+        FrameDecoder().feed(b"\xff" + b"\0" * 8)
+
+
+def test_frame_is_a_value():
+    assert Frame(1, 2, b"x") == (1, 2, b"x")

@@ -1,0 +1,143 @@
+"""Ending never hangs and leaves nothing behind (the autouse fixture checks leaks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import execnet_cli
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_gone(pid: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_exit_kills_a_stuck_worker_within_the_timeout():
+    gateway = execnet_cli.makegateway()
+    pid = gateway._rinfo().pid
+    gateway.remote_exec("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                        "while True: time.sleep(0.01)")
+    gateway.remote_exec("import time; time.sleep(1000)")
+    gateway.exit(timeout=0.5)
+    assert not pid_alive(pid)
+
+
+def test_group_terminate_with_stuck_workers():
+    group = execnet_cli.Group(["popen"] * 3)
+    pids = [gw._rinfo().pid for gw in group]
+    for gw in group:
+        gw.remote_exec("while True: pass")
+    group.terminate(timeout=0.5)
+    assert not any(pid_alive(pid) for pid in pids)
+
+
+def test_worker_killed_with_sigkill():
+    gateway = execnet_cli.makegateway()
+    channel = gateway.remote_exec("channel.send(1); channel.receive()")
+    assert channel.receive(10) == 1
+    os.kill(gateway._rinfo().pid, signal.SIGKILL)
+    with pytest.raises(EOFError):
+        channel.receive(10)
+    with pytest.raises(EOFError):
+        channel.waitclose(10)
+    with pytest.raises(execnet_cli.ChannelClosed, match="connection"):
+        channel.send(1)
+    gateway.join(10)
+    assert not gateway.hasreceiver()
+    gateway.exit()
+
+
+def test_remote_os_exit():
+    gateway = execnet_cli.makegateway()
+    channel = gateway.remote_exec("import os; os._exit(3)")
+    with pytest.raises(EOFError):
+        channel.waitclose(10)
+    gateway.exit()
+    assert gateway.transport.process.returncode == 3
+
+
+def test_worker_exits_when_controller_vanishes(tmp_path):
+    script = tmp_path / "controller.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, sys, execnet_cli
+            gw = execnet_cli.makegateway()
+            gw.remote_exec("channel.receive()")
+            print(gw._rinfo().pid, flush=True)
+            os.kill(os.getpid(), 9)
+            """
+        )
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    worker_pid = int(out.stdout.split()[0])
+    assert wait_gone(worker_pid), "worker outlived a SIGKILLed controller"
+
+
+def test_interpreter_exit_without_explicit_exit(tmp_path):
+    script = tmp_path / "forgetful.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import execnet_cli
+            group = execnet_cli.Group(["popen", "popen"])
+            gw = execnet_cli.makegateway()
+            gw.remote_exec("import time; time.sleep(1000)")
+            print(" ".join(str(g._rinfo().pid) for g in [*group, gw]), flush=True)
+            """
+        )
+    )
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and "thread" not in out.stderr, out.stderr
+    assert time.monotonic() - start < 30
+    for pid in map(int, out.stdout.split()):
+        assert wait_gone(pid)
+
+
+def test_ctrl_c_in_controller(tmp_path):
+    script = tmp_path / "interrupted.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import execnet_cli
+            gw = execnet_cli.makegateway()
+            channel = gw.remote_exec("channel.receive()")
+            print(gw._rinfo().pid, flush=True)
+            channel.receive()
+            """
+        )
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    worker_pid = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert "KeyboardInterrupt" in err
+    assert wait_gone(worker_pid), "worker outlived an interrupted controller"
