@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 import threading
 import time
@@ -16,7 +15,7 @@ from ._remote.errors import ChannelClosed, DataFormatError
 from ._remote.framing import encode_frame
 from ._remote.protocol import MessageType
 from ._remote.serializer import dumps_parts, loads
-from .errors import BootstrapError, GatewayError, SpecError
+from .errors import BootstrapError, SpecError
 from .source import prepare_request
 from .spec import XSpec
 
@@ -208,7 +207,8 @@ def worker_config(spec: XSpec, remote_execmodel: str) -> Dict[str, Any]:
     }
 
 
-def _connect_timeout(spec: XSpec) -> float:
+def connect_timeout(spec: XSpec) -> float:
+    """Seconds to wait for the connection and the worker's ready message."""
     raw = spec.connect_timeout
     if raw is None or raw is True:
         return CONNECT_TIMEOUT
@@ -221,23 +221,12 @@ def _connect_timeout(spec: XSpec) -> float:
     return value
 
 
-def open_popen(spec: XSpec, remote_execmodel: str) -> Gateway:
-    """Start a local worker interpreter for ``spec``."""
-    from .transports.popen import PopenTransport, popen_environment
+def start_gateway(transport: Any, spec: XSpec, remote_execmodel: str, same_python: bool) -> Gateway:
+    """Bootstrap a worker over a fresh transport and wait until it reports ready.
 
-    python = spec.python if isinstance(spec.python, str) else sys.executable
-    resolved = shutil.which(python) or python
-    if isinstance(spec.nice, str):
-        try:
-            int(spec.nice)
-        except ValueError:
-            raise SpecError(f"spec {str(spec)!r}: nice={spec.nice!r} is not an integer") from None
-    transport = PopenTransport(bootstrap.stage1_argv(resolved), popen_environment(spec.env))
-    return _start(transport, spec, remote_execmodel, bootstrap.same_interpreter(resolved))
-
-
-def _start(transport: Any, spec: XSpec, remote_execmodel: str, same_python: bool) -> Gateway:
-    """Bootstrap a worker over a fresh transport and wait until it is ready."""
+    ``transport`` must already run the stage-1 command (``bootstrap.stage1_argv``) on
+    the far side; ``same_python`` says whether that interpreter is this one.
+    """
     gateway = Gateway(transport, spec, remote_execmodel)
     payload = bootstrap.bootstrap_bytes(worker_config(spec, remote_execmodel), same_python)
     gateway._start_receiver()
@@ -245,15 +234,5 @@ def _start(transport: Any, spec: XSpec, remote_execmodel: str, same_python: bool
         transport.write([payload])
     except OSError:
         pass  # the worker died at once; _wait_ready reports how
-    gateway._wait_ready(_connect_timeout(spec))
+    gateway._wait_ready(connect_timeout(spec))
     return gateway
-
-
-def open_gateway(spec: XSpec, remote_execmodel: str) -> Gateway:
-    """Open a gateway of the kind ``spec`` names."""
-    kind = spec.transport
-    if kind == "popen":
-        return open_popen(spec, remote_execmodel)
-    if kind is None:
-        raise SpecError(f"spec {str(spec)!r} names no transport (popen, ssh or socket)")
-    raise GatewayError(f"spec {str(spec)!r}: the {kind} transport is not available yet")

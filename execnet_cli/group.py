@@ -17,7 +17,8 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ._remote.channel import NO_ENDMARKER_WANTED, Channel
 from ._remote.execmodel import get_execmodel
-from .gateway import EXIT_TIMEOUT, Gateway, open_gateway
+from .connect import open_gateway
+from .gateway import EXIT_TIMEOUT, Gateway
 from .spec import XSpec
 
 _groups: "weakref.WeakSet[Group]" = weakref.WeakSet()
@@ -106,7 +107,7 @@ class Group:
             raise ValueError(f"the group already has a gateway with id {spec.id!r}")
         remote_model = spec.execmodel if isinstance(spec.execmodel, str) else None
         remote_model = get_execmodel(remote_model or self.remote_execmodel.backend).backend
-        gateway = open_gateway(spec, remote_model)
+        gateway = open_gateway(spec, remote_model, self)
         self._register(gateway)
         return gateway
 
