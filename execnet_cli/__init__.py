@@ -7,11 +7,14 @@ from ._remote.channel import Channel
 from ._remote.serializer import dump, dumps, load, loads
 from ._version import __version__
 from .errors import (
+    AuthenticationFailed,
     BootstrapError,
     ChannelClosed,
+    ConnectFailed,
     DataFormatError,
     DumpError,
     GatewayError,
+    HostKeyError,
     HostNotFound,
     InterpreterNotFound,
     LoadError,
@@ -25,14 +28,17 @@ from .group import Group, MultiChannel, default_group, makegateway, set_execmode
 from .spec import XSpec
 
 __all__ = [
+    "AuthenticationFailed",
     "BootstrapError",
     "Channel",
     "ChannelClosed",
+    "ConnectFailed",
     "DataFormatError",
     "DumpError",
     "Gateway",
     "GatewayError",
     "Group",
+    "HostKeyError",
     "HostNotFound",
     "InterpreterNotFound",
     "LoadError",

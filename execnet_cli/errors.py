@@ -7,7 +7,11 @@
     ├── ChannelClosed
     └── GatewayError
         ├── SpecError (+ ValueError)      a gateway spec with a bad key or value
-        └── HostNotFound                  could not start or reach the worker (execnet name)
+        └── HostNotFound                  could not start or reach the worker (execnet name;
+            │                             raised as such for a name that does not resolve)
+            ├── ConnectFailed             connection refused, timed out or cut
+            ├── AuthenticationFailed      credentials refused (says which methods were tried)
+            ├── HostKeyError              unknown or changed host key (says how to accept)
             ├── InterpreterNotFound       the ``python`` to start does not exist there
             └── BootstrapError            the worker started but died before it was ready
 
@@ -28,12 +32,15 @@ from ._remote.errors import (
 )
 
 __all__ = [
+    "AuthenticationFailed",
     "BootstrapError",
     "ChannelClosed",
+    "ConnectFailed",
     "DataFormatError",
     "DumpError",
     "FrameTooLarge",
     "GatewayError",
+    "HostKeyError",
     "HostNotFound",
     "InterpreterNotFound",
     "LoadError",
@@ -54,6 +61,18 @@ class SpecError(GatewayError, ValueError):
 
 class HostNotFound(GatewayError):
     """The worker could not be started or reached (execnet's name for it)."""
+
+
+class ConnectFailed(HostNotFound):
+    """The connection was refused, timed out, or broke while being set up."""
+
+
+class AuthenticationFailed(HostNotFound):
+    """The far side refused our credentials."""
+
+
+class HostKeyError(HostNotFound):
+    """The host key is unknown or has changed; nothing was sent to that host."""
 
 
 class InterpreterNotFound(HostNotFound):
