@@ -118,8 +118,11 @@ class Group:
         return MultiChannel([gw.remote_exec(source, **kwargs) for gw in self])
 
     def terminate(self, timeout: Optional[float] = None) -> None:
-        """End every gateway: all are asked at once, then waited for, then killed."""
-        gateways = list(self._gateways)
+        """End every gateway: all are asked at once, then waited for, then killed.
+
+        Newest first, so a gateway opened ``via=`` another ends before its carrier.
+        """
+        gateways = list(reversed(self._gateways))
         for gateway in gateways:
             gateway._begin_exit()
         deadline = time.monotonic() + (EXIT_TIMEOUT if timeout is None else timeout)

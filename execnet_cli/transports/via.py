@@ -1,0 +1,169 @@
+"""``via=``: reach a worker through an existing gateway, over one of its channels.
+
+``ChannelTransport`` carries a new gateway's bytes over a channel to a relay running in
+the via gateway (``_remote/relay.py``), which spawns the worker there. ``ChannelSocket``
+is the same pipe shaped like a socket, for protocols that need one (paramiko's
+``sock=``, the socket gateway handshake): the relay then connects to host:port as seen
+from the via host, so a bastion needs nothing but Python.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any, List, Optional, Sequence
+
+from .._remote import relay
+from .._remote.errors import ChannelClosed, RemoteError
+from .._remote.errors import TimeoutError as XnetTimeoutError
+from ..errors import ConnectFailed
+
+#: Largest item sent over the via channel; keeps every outer frame bounded.
+CHUNK = 1 << 20
+
+Buffer = Any
+
+
+def _open_relay(gateway: Any, request: tuple, what: str, timeout: float) -> Any:
+    channel = gateway.remote_exec(relay)
+    channel.send(request)
+    try:
+        answer = channel.receive(timeout)
+    except RemoteError as exc:
+        last = str(exc).strip().splitlines()[-1]
+        raise ConnectFailed(f"via {gateway.id}: cannot reach {what}: {last}") from exc
+    except (EOFError, XnetTimeoutError) as exc:
+        raise ConnectFailed(f"via {gateway.id}: no answer from the relay for {what}") from exc
+    if answer != "ok":
+        raise ConnectFailed(f"via {gateway.id}: unexpected relay answer {answer!r}")
+    return channel
+
+
+class _ChannelPipe:
+    """Bytes in and out of a relay channel, with its end-of-stream status."""
+
+    def __init__(self, channel: Any, label: str) -> None:
+        self.channel = channel
+        self.label = label
+        self._leftover = b""
+        self._status: Optional[int] = None
+        self._ended = threading.Event()
+
+    def _next_bytes(self, timeout: Optional[float] = None) -> bytes:
+        """The next chunk of data; b"" at the end of the stream."""
+        if self._leftover:
+            data, self._leftover = self._leftover, b""
+            return data
+        if self._ended.is_set():
+            return b""
+        try:
+            item = self.channel.receive(timeout)
+        except (EOFError, RemoteError):
+            self._ended.set()
+            return b""
+        if isinstance(item, int):
+            self._status = item
+            self._ended.set()
+            return b""
+        return item
+
+    def _send_bytes(self, segments: Sequence[Buffer]) -> None:
+        data = b"".join(segments) if len(segments) != 1 else bytes(segments[0])
+        for start in range(0, len(data), CHUNK):
+            self.channel.send(data[start : start + CHUNK])
+
+    def _control(self, word: str) -> None:
+        try:
+            self.channel.send(word)
+        except (ChannelClosed, OSError):
+            pass
+
+
+class ChannelTransport(_ChannelPipe):
+    """The transport verb set over a relay channel that spawned a worker."""
+
+    def readinto(self, buffer: bytearray) -> int:
+        data = self._next_bytes()
+        size = len(buffer)
+        if len(data) > size:
+            data, self._leftover = data[:size], data[size:]
+        buffer[: len(data)] = data
+        return len(data)
+
+    def write(self, segments: Sequence[Buffer]) -> None:
+        self._send_bytes(segments)
+
+    def close_write(self) -> None:
+        self._control("eof")
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def wait(self, timeout: Optional[float]) -> Optional[int]:
+        if self._ended.wait(timeout):
+            return self._status if self._status is not None else -1
+        return None
+
+    def kill(self) -> None:
+        self._control("kill")
+
+    def describe(self) -> str:
+        return self.label
+
+    def exit_description(self) -> str:
+        if self._status is None:
+            return "ended" if self._ended.is_set() else "still running"
+        return f"exited with status {self._status}"
+
+
+def open_via_process(gateway: Any, argv: List[str], timeout: float) -> ChannelTransport:
+    """Spawn ``argv`` inside ``gateway``'s worker host; return a transport to it."""
+    channel = _open_relay(gateway, ("spawn", list(argv)), argv[0], timeout)
+    return ChannelTransport(channel, f"via {gateway.id}: {argv[0]}")
+
+
+class ChannelSocket(_ChannelPipe):
+    """A socket-like object (send/recv/settimeout/close) over a relay's TCP connection."""
+
+    def __init__(self, channel: Any, label: str) -> None:
+        super().__init__(channel, label)
+        self._timeout: Optional[float] = None
+
+    def settimeout(self, timeout: Optional[float]) -> None:
+        self._timeout = timeout
+
+    def gettimeout(self) -> Optional[float]:
+        return self._timeout
+
+    def recv(self, size: int) -> bytes:
+        try:
+            data = self._next_bytes(self._timeout)
+        except XnetTimeoutError:
+            raise socket.timeout("timed out") from None
+        if len(data) > size:
+            data, self._leftover = data[:size], data[size:]
+        return data
+
+    def send(self, data: Buffer) -> int:
+        self._send_bytes([data])
+        return len(data)
+
+    def sendall(self, data: Buffer) -> None:
+        self._send_bytes([data])
+
+    def shutdown(self, how: int) -> None:
+        self._control("eof" if how == socket.SHUT_WR else "kill")
+
+    def close(self) -> None:
+        self._control("kill")
+        self.channel.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.channel.isclosed()
+
+
+def open_via_tcp(gateway: Any, host: str, port: int, timeout: float) -> ChannelSocket:
+    """A TCP connection to host:port made from ``gateway``'s worker host."""
+    channel = _open_relay(gateway, ("tcp", host, int(port), timeout), f"{host}:{port}", timeout)
+    return ChannelSocket(channel, f"via {gateway.id}: {host}:{port}")
