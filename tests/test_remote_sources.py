@@ -1,0 +1,52 @@
+"""The _remote package is shipped as source: stdlib only, and Python 3.8 syntax."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+import execnet_cli._remote as remote_pkg
+from execnet_cli import bootstrap
+
+REMOTE_DIR = Path(remote_pkg.__file__).parent
+SOURCES = sorted(p for p in REMOTE_DIR.glob("*.py"))
+STDLIB = set(sys.stdlib_module_names)
+
+
+def imported_modules(tree: ast.AST) -> list:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, 0) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.module or "", node.level))
+    return found
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_imports_only_stdlib_and_siblings(path):
+    tree = ast.parse(path.read_text())
+    siblings = {p.stem for p in SOURCES}
+    for module, level in imported_modules(tree):
+        if level:
+            assert module.split(".")[0] in siblings | {""}, f"{path.name}: .{module}"
+        else:
+            top = module.split(".")[0]
+            assert top in STDLIB or top == "__future__", f"{path.name} imports {module}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_parses_as_python_38(path):
+    ast.parse(path.read_text(), feature_version=(3, 8))
+
+
+def test_every_shipped_module_exists():
+    names = {p.stem for p in SOURCES}
+    assert set(bootstrap.REMOTE_MODULES) <= names
+
+
+def test_stage1_needs_no_quoting():
+    assert not set(bootstrap.STAGE1) & set("'\"\\$`!")
