@@ -25,6 +25,7 @@ from typing import Any, Dict, List
 REMOTE_PACKAGE = "execnet_cli._remote"
 REMOTE_MODULES = (
     "errors",
+    "logs",
     "serializer",
     "framing",
     "protocol",
@@ -78,11 +79,12 @@ class _XnetImporter(object):
         if self.kind == "code":
             code = marshal.loads(data)
         else:
-            filename = "<%s/%s.py>" % (self.package, name.rpartition(".")[2])
-            import linecache
-            linecache.cache[filename] = (len(data), None, data.splitlines(True), filename)
-            code = compile(data, filename, "exec")
+            code = compile(data, name.replace(".", "/") + ".py", "exec")
         exec(code, module.__dict__)
+    def get_source(self, fullname):
+        if self.kind == "source" and fullname != self.package:
+            return self.modules[fullname.rpartition(".")[2]]
+        return None
 sys.meta_path.insert(0, _XnetImporter(_xnet_bundle))
 __import__(_xnet_bundle["package"] + ".worker")
 sys.modules[_xnet_bundle["package"] + ".worker"].main(_xnet_bundle["config"])
@@ -130,6 +132,4 @@ def bootstrap_bytes(config: Dict[str, Any], same_python: bool) -> bytes:
     }
     bundle_bytes = marshal.dumps(bundle, MARSHAL_VERSION)
     stage2 = STAGE2.encode()
-    return b"".join(
-        [b"%08d" % len(stage2), stage2, b"%012d" % len(bundle_bytes), bundle_bytes]
-    )
+    return b"".join([b"%08d" % len(stage2), stage2, b"%012d" % len(bundle_bytes), bundle_bytes])

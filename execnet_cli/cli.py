@@ -20,7 +20,4 @@ def _register_subcommands() -> None:
     main.add_command(cli_hosts.hosts)
 
 
-try:
-    _register_subcommands()
-except ImportError:  # a subcommand module not written yet must not break --version
-    pass
+_register_subcommands()

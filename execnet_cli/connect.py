@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from . import bootstrap
-from .errors import GatewayError, SpecError
+from .errors import AuthenticationFailed, GatewayError, SpecError
 from .gateway import Gateway, connect_timeout, start_gateway
 from .spec import XSpec
 
@@ -25,6 +25,8 @@ def open_gateway(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gatew
         if spec.via:
             return open_popen_via(spec, remote_execmodel, via_gateway(spec, group))
         return open_popen(spec, remote_execmodel)
+    if kind == "socket":
+        return open_socket(spec, remote_execmodel, group)
     raise GatewayError(f"spec {str(spec)!r}: the {kind} transport is not available yet")
 
 
@@ -82,3 +84,58 @@ def open_popen(spec: XSpec, remote_execmodel: str) -> Gateway:
     resolved = shutil.which(python) or python
     transport = PopenTransport(bootstrap.stage1_argv(resolved), popen_environment(spec.env))
     return start_gateway(transport, spec, remote_execmodel, bootstrap.same_interpreter(resolved))
+
+
+def open_socket(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gateway:
+    """Connect to an authenticated socket server; with ``installvia=ID`` start it first.
+
+    ``installvia`` starts a one-client server inside gateway ``ID`` with a fresh secret
+    only we know (no secret file needed); closing the gateway stops that server.
+    """
+    from .transports import socket as sockets
+
+    where = f"spec {str(spec)!r}"
+    for key in ("python", "via"):
+        if getattr(spec, key):
+            raise SpecError(f"{where}: {key}= is not supported with socket= (the server decides)")
+    address = "127.0.0.1:0" if spec.socket is True else str(spec.socket)
+    try:
+        host, port = sockets.parse_hostport(address)
+    except ValueError as exc:
+        raise SpecError(f"{where}: socket= {exc}") from None
+    timeout = sockets.CONNECT_TIMEOUT if spec.connect_timeout is None else connect_timeout(spec)
+    if spec.installvia:
+        if spec.secret_file:
+            raise SpecError(f"{where}: secret_file= has no use with installvia= (fresh secret)")
+        carrier = _installvia_gateway(spec, group)
+        secret = sockets.one_time_secret()
+        control, bound, port = sockets.install_server(
+            carrier, host, port, secret, bootstrap.STAGE1, timeout, where
+        )
+        transport = sockets.connect(
+            sockets.connect_host(bound), port, secret, timeout, where, "a one-time secret", control
+        )
+    else:
+        if port == 0:
+            raise SpecError(f"{where}: socket= needs a port (0 only with installvia=)")
+        secret_file = spec.secret_file if isinstance(spec.secret_file, str) else None
+        try:
+            secret, origin, _ = sockets.load_secret(secret_file)
+        except sockets.SecretError as exc:
+            raise AuthenticationFailed(f"{where}: {exc}") from exc
+        transport = sockets.connect(host, port, secret, timeout, where, origin)
+    return start_gateway(transport, spec, remote_execmodel, transport.same_python)
+
+
+def _installvia_gateway(spec: XSpec, group: Any) -> Gateway:
+    gwid = spec.installvia
+    if not isinstance(gwid, str) or group is None:
+        raise SpecError(f"spec {str(spec)!r}: installvia= needs the id of a gateway in the group")
+    try:
+        return group[gwid]
+    except KeyError:
+        known = ", ".join(gw.id for gw in group) or "none"
+        raise SpecError(
+            f"spec {str(spec)!r}: installvia={gwid!r} names no gateway of this group "
+            f"(it has: {known})"
+        ) from None

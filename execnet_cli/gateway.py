@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from typing import Any, Dict, Optional
@@ -98,8 +97,7 @@ class Gateway(BaseGateway):
         if not self._ready.wait(timeout):
             self._abandon()
             raise BootstrapError(
-                f"gateway {self.id!r} ({self._io.describe()}): worker not ready "
-                f"after {timeout:g} s"
+                f"gateway {self.id!r} ({self._io.describe()}): worker not ready after {timeout:g} s"
             )
         if self._rinfo_cache is None:
             self._abandon()

@@ -21,7 +21,7 @@ from .connect import open_gateway
 from .gateway import EXIT_TIMEOUT, Gateway
 from .spec import XSpec
 
-_groups: "weakref.WeakSet[Group]" = weakref.WeakSet()
+_groups: weakref.WeakSet[Group] = weakref.WeakSet()
 
 
 class Group:
@@ -29,9 +29,7 @@ class Group:
 
     defaultspec = "popen"
 
-    def __init__(
-        self, xspecs: Sequence[Union[str, XSpec]] = (), execmodel: str = "thread"
-    ) -> None:
+    def __init__(self, xspecs: Sequence[Union[str, XSpec]] = (), execmodel: str = "thread") -> None:
         self._gateways: List[Gateway] = []
         self._autoidcounter = itertools.count()
         self._autoidlock = threading.Lock()
@@ -113,7 +111,7 @@ class Group:
 
     # -- running ---------------------------------------------------------------------
 
-    def remote_exec(self, source: Any, **kwargs: Any) -> "MultiChannel":
+    def remote_exec(self, source: Any, **kwargs: Any) -> MultiChannel:
         """``remote_exec`` on every gateway; returns their channels as one."""
         return MultiChannel([gw.remote_exec(source, **kwargs) for gw in self])
 

@@ -28,6 +28,7 @@ KNOWN_KEYS: Dict[str, str] = {
     "ssh_config": "an OpenSSH client config file",
     "sudo": "run the worker through sudo (true, or a user name)",
     "connect_timeout": "seconds to wait for the connection and the worker",
+    "secret_file": "file with the socket server secret (else $XNET_SECRET, ~/.config/xnet/secret)",
 }
 
 Value = Union[str, bool, None]
@@ -51,6 +52,7 @@ class XSpec:
     ssh_config: Value = None
     sudo: Value = None
     connect_timeout: Value = None
+    secret_file: Value = None
 
     def __init__(self, string: str) -> None:
         self._spec = string

@@ -14,8 +14,19 @@ ECHO = "for item in channel:\n    channel.send(item)"
 
 def test_items_of_every_type_round_trip(gw):
     channel = gw.remote_exec(ECHO)
-    values = [None, True, -(2**70), 1.5, 2j, "text", b"\x00bytes", (1, "a"), [1, [2]],
-              {"k": {1, 2}}, frozenset({3})]
+    values = [
+        None,
+        True,
+        -(2**70),
+        1.5,
+        2j,
+        "text",
+        b"\x00bytes",
+        (1, "a"),
+        [1, [2]],
+        {"k": {1, 2}},
+        frozenset({3}),
+    ]
     for value in values:
         channel.send(value)
         assert channel.receive(10) == value
@@ -42,7 +53,7 @@ def test_iteration_ends_at_close(gw):
 
 def test_setcallback_with_endmarker(gw):
     channel = gw.remote_exec("for i in range(100): channel.send(i)")
-    got: "queue.Queue" = queue.Queue()
+    got: queue.Queue = queue.Queue()
     channel.setcallback(got.put, endmarker="END")
     items = [got.get(timeout=10) for _ in range(101)]
     assert items == [*range(100), "END"]
@@ -52,7 +63,7 @@ def test_setcallback_with_endmarker(gw):
 
 def test_setcallback_runs_on_receiver_thread(gw):
     channel = gw.remote_exec("channel.receive(); channel.send(1)")
-    threads: "queue.Queue" = queue.Queue()
+    threads: queue.Queue = queue.Queue()
     channel.setcallback(lambda item: threads.put(threading.current_thread().name))
     channel.send("go")
     assert threads.get(timeout=10).startswith("xnet-receiver")
@@ -69,9 +80,7 @@ def test_setcallback_delivers_queued_items_first(gw):
 
 def test_makefile_roundtrip(gw):
     channel = gw.remote_exec(
-        "f = channel.makefile('r')\n"
-        "out = channel.makefile('w')\n"
-        "out.write(f.readline().upper())\n"
+        "f = channel.makefile('r')\nout = channel.makefile('w')\nout.write(f.readline().upper())\n"
     )
     channel.makefile("w").write("hello\nignored")
     assert channel.makefile("r").read() == "HELLO\n"

@@ -43,9 +43,7 @@ def test_system_python_without_our_package(tmp_path):
     probe = "import importlib.util; print(importlib.util.find_spec('execnet_cli'))"
     import subprocess
 
-    out = subprocess.run(
-        [SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True, cwd=tmp_path
-    )
+    out = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.strip() == "None", "the system python must not see our package"
     gateway = execnet_cli.makegateway(f"popen//python={SYSTEM_PYTHON}//chdir={tmp_path}")
     try:
@@ -231,9 +229,14 @@ def test_execmodel_main_thread_only_runs_on_main_thread():
     gateway = execnet_cli.makegateway("execmodel=main_thread_only//popen")
     try:
         assert gateway.remote_execmodel == "main_thread_only"
-        code = "import threading; channel.send(threading.current_thread() is threading.main_thread())"
-        assert gateway.remote_exec(code).receive() is True
+        code = (
+            "import threading; channel.send(threading.current_thread() is threading.main_thread())"
+        )
+        first = gateway.remote_exec(code)
+        assert first.receive() is True
+        first.waitclose(10)
         blocker = gateway.remote_exec("channel.receive()")
+        assert gateway.remote_status().numexecuting == 1
         second = gateway.remote_exec("channel.send(1)")
         with pytest.raises(RemoteError, match="concurrent remote_exec"):
             second.waitclose(10)
@@ -255,3 +258,17 @@ def test_execmodel_thread_runs_concurrently(gw):
 def test_unknown_execmodel_refused():
     with pytest.raises(ValueError, match="eventlet"):
         execnet_cli.Group(execmodel="eventlet")
+
+
+@needs_system_python
+def test_errors_inside_shipped_modules_show_their_lines():
+    gateway = execnet_cli.makegateway(f"popen//python={SYSTEM_PYTHON}")
+    try:
+        with pytest.raises(RemoteError) as info:
+            gateway.remote_exec("channel.send(object())").waitclose(10)
+        text = str(info.value)
+        assert "xnet_remote/channel.py" in text and "dumps_parts(item" in text
+        assert "DumpError: cannot serialize <class 'object'>" in text
+        assert "_execute" not in text  # the worker's own frame is left out
+    finally:
+        gateway.exit()

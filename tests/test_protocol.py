@@ -56,7 +56,20 @@ def test_close_messages_map_to_reasons():
 
 
 def test_message_kinds_have_stable_wire_values():
-    assert [m.value for m in MessageType] == list(range(9))
+    expected = {
+        "STATUS": 0,
+        "RECONFIGURE": 1,
+        "GATEWAY_TERMINATE": 2,
+        "CHANNEL_EXEC": 3,
+        "CHANNEL_DATA": 4,
+        "CHANNEL_CLOSE": 5,
+        "CHANNEL_CLOSE_ERROR": 6,
+        "CHANNEL_LAST_MESSAGE": 7,
+        "WORKER_READY": 8,
+    }
+    for name, value in expected.items():
+        assert getattr(MessageType, name) == value
+        assert MessageType.name_of(value) == name
 
 
 def test_exec_request_validation():

@@ -23,8 +23,7 @@ gateway.exit()
 def test_quickstart_script_as_written(tmp_path):
     script = tmp_path / "quickstart.py"
     script.write_text(QUICKSTART)
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "Received from remote: hello from remote!\n"
     assert out.stderr == ""

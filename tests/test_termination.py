@@ -38,8 +38,10 @@ def wait_gone(pid: int, timeout: float = 10) -> bool:
 def test_exit_kills_a_stuck_worker_within_the_timeout():
     gateway = execnet_cli.makegateway()
     pid = gateway._rinfo().pid
-    gateway.remote_exec("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                        "while True: time.sleep(0.01)")
+    gateway.remote_exec(
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "while True: time.sleep(0.01)"
+    )
     gateway.remote_exec("import time; time.sleep(1000)")
     gateway.exit(timeout=0.5)
     assert not pid_alive(pid)
@@ -111,8 +113,7 @@ def test_interpreter_exit_without_explicit_exit(tmp_path):
         )
     )
     start = time.monotonic()
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr and "thread" not in out.stderr, out.stderr
     assert time.monotonic() - start < 30
@@ -133,8 +134,9 @@ def test_ctrl_c_in_controller(tmp_path):
             """
         )
     )
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     worker_pid = int(proc.stdout.readline())
     proc.send_signal(signal.SIGINT)

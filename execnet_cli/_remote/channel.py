@@ -8,24 +8,26 @@ far cheaper than ``queue.Queue``) until received, or go straight to a callback.
 
 from __future__ import annotations
 
-import logging
-import queue
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
+from _queue import Empty, SimpleQueue
 
 from .errors import ChannelClosed, RemoteError, TimeoutError
+from .logs import get_logger
 from .protocol import CloseReason, MessageType, SendOutcome, send_outcome
 from .serializer import dumps_parts
 
+TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
     from .engine import BaseGateway
 
-log = logging.getLogger("execnet_cli.channel")
+    Callback = Callable[[Any], Any]
+
+log = get_logger("execnet_cli.channel")
 
 NO_ENDMARKER_WANTED = object()
 _END = object()  # queue sentinel: nothing more will arrive
-
-Callback = Callable[[Any], Any]
 
 
 class Channel:
@@ -38,7 +40,7 @@ class Channel:
     def __init__(self, gateway: BaseGateway, id: int) -> None:
         self.gateway = gateway
         self.id = id
-        self._items: Optional[queue.SimpleQueue] = queue.SimpleQueue()
+        self._items: Optional[SimpleQueue] = SimpleQueue()
         self._send_closed: Optional[CloseReason] = None  # why send no longer works
         self._receive_closed = threading.Event()  # nothing more will arrive
         self._remote_errors: List[RemoteError] = []
@@ -87,7 +89,7 @@ class Channel:
             raise OSError(f"{self!r} has a callback; receive() is not available")
         try:
             item = items.get(timeout=timeout) if timeout is not None else items.get()
-        except queue.Empty:
+        except Empty:
             raise self.TimeoutError(f"no item within {timeout!r} seconds") from None
         if item is _END:
             items.put(_END)  # every later receive sees the end too
@@ -129,7 +131,7 @@ class Channel:
             while True:
                 try:
                     item = items.get_nowait()
-                except queue.Empty:
+                except Empty:
                     if not self._receive_closed.is_set():
                         gateway._channels.set_callback(self, callback, endmarker)
                     break
@@ -152,13 +154,12 @@ class Channel:
         self._close_here(error)
 
     def _close_here(self, error: Any = None) -> None:
-        if self._send_closed is None:
-            if not self._receive_closed.is_set():
-                if error is not None:
-                    parts = dumps_parts(str(error))
-                    self.gateway._send_quietly(MessageType.CHANNEL_CLOSE_ERROR, self.id, parts)
-                else:
-                    self.gateway._send_quietly(MessageType.CHANNEL_CLOSE, self.id, ())
+        if self._send_closed is None and not self._receive_closed.is_set():
+            if error is not None:
+                parts = dumps_parts(str(error))
+                self.gateway._send_quietly(MessageType.CHANNEL_CLOSE_ERROR, self.id, parts)
+            else:
+                self.gateway._send_quietly(MessageType.CHANNEL_CLOSE, self.id, ())
         if self._send_closed in (None, CloseReason.FAR_CLOSED):
             self._send_closed = CloseReason.CLOSED_HERE
         self._mark_receive_closed()

@@ -8,19 +8,24 @@ requests (exec, status) to the subclass. When the stream ends, every channel end
 
 from __future__ import annotations
 
-import collections
-import logging
 import threading
-from typing import Any, Optional, Sequence
+from collections import deque
 
 from .channel import Channel, ChannelRegistry
 from .errors import ChannelClosed, DataFormatError, RemoteError
 from .execmodel import ExecModel, get_execmodel
-from .framing import Buffer, Frame, FrameDecoder, encode_frame
+from .framing import FrameDecoder, encode_frame
+from .logs import get_logger
 from .protocol import ChannelIds, MessageType, reason_for_close_message
 from .serializer import dumps_parts, loads
 
-log = logging.getLogger("execnet_cli.gateway")
+TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Optional, Sequence
+
+    from .framing import Buffer, Frame
+
+log = get_logger("execnet_cli.gateway")
 
 READ_BUFFER_SIZE = 256 * 1024
 
@@ -30,13 +35,13 @@ class BaseGateway:
 
     _is_controller = True
 
-    def __init__(self, io: Any, id: str, execmodel: "str | ExecModel" = "thread") -> None:
+    def __init__(self, io: Any, id: str, execmodel: str | ExecModel = "thread") -> None:
         self._io = io
         self.id = id
         self.execmodel = get_execmodel(execmodel)
         self._channels = ChannelRegistry(self, ChannelIds(self._is_controller).next)
         self._write_lock = threading.Lock()
-        self._deferred: collections.deque = collections.deque()
+        self._deferred: deque = deque()
         self._receive_lock = threading.RLock()
         self._receiver: Optional[threading.Thread] = None
         self._receiver_done = threading.Event()
@@ -175,7 +180,9 @@ class BaseGateway:
                 item = loads(payload, channels.new)
             except DataFormatError as exc:
                 error = RemoteError(f"undecodable data on channel {channel_id}: {exc}")
-                channel._far_closed(reason_for_close_message(MessageType.CHANNEL_CLOSE_ERROR), error)
+                channel._far_closed(
+                    reason_for_close_message(MessageType.CHANNEL_CLOSE_ERROR), error
+                )
                 return
             if entry is not None:
                 try:

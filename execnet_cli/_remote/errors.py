@@ -65,7 +65,7 @@ class RemoteError(XnetError):
         sys.stderr.write(f"Warning: unhandled {self!r}\n")
 
 
-class TimeoutError(XnetError, builtins.TimeoutError):  # noqa: A001
+class TimeoutError(XnetError, builtins.TimeoutError):
     """A wait with a timeout ran out (an OSError, like execnet's and the builtin)."""
 
 

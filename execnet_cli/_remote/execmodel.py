@@ -9,10 +9,12 @@ their locks and events from ``channel.gateway.execmodel``.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from typing import Any, Callable, Tuple
+
+TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Callable, Tuple
 
 EXECMODELS = ("thread", "main_thread_only")
 
@@ -20,7 +22,6 @@ EXECMODELS = ("thread", "main_thread_only")
 class ExecModel:
     """Threading primitives for one execution model (all are the standard ones)."""
 
-    queue = queue
     Lock = staticmethod(threading.Lock)
     RLock = staticmethod(threading.RLock)
     Event = staticmethod(threading.Event)
@@ -37,13 +38,20 @@ class ExecModel:
     def __repr__(self) -> str:
         return f"<ExecModel {self.backend!r}>"
 
+    @property
+    def queue(self) -> Any:
+        """The ``queue`` module (imported on first use: workers rarely need it)."""
+        import queue
+
+        return queue
+
     def start(self, func: Callable[..., Any], args: Tuple[Any, ...] = ()) -> threading.Thread:
         thread = threading.Thread(target=func, args=args, daemon=True)
         thread.start()
         return thread
 
 
-def get_execmodel(backend: "str | ExecModel") -> ExecModel:
+def get_execmodel(backend: str | ExecModel) -> ExecModel:
     """The ExecModel for a name (or the object itself)."""
     if isinstance(backend, ExecModel):
         return backend

@@ -7,9 +7,12 @@ one ``writev`` where the kernel takes them), ``close_write``, ``close``.
 from __future__ import annotations
 
 import os
-from typing import List, Sequence, Union
 
-Buffer = Union[bytes, bytearray, memoryview]
+TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import List, Sequence, Union
+
+    Buffer = Union[bytes, bytearray, memoryview]
 
 F_SETPIPE_SZ = 1031  # Linux fcntl: resize a pipe's kernel buffer
 

@@ -14,9 +14,14 @@ of bounded chunks, each its own message.
 from __future__ import annotations
 
 import struct
-from typing import List, NamedTuple, Optional, Sequence, Union
 
 from .errors import FrameTooLarge, LoadError
+
+TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import List, Optional, Sequence, Union
+
+    Buffer = Union[bytes, bytearray, memoryview]
 
 HEADER = struct.Struct(">BII")
 HEADER_SIZE = HEADER.size
@@ -26,15 +31,26 @@ MAX_PAYLOAD = 256 * 1024 * 1024
 #: Highest message type the decoder accepts; the protocol layer owns their meaning.
 MAX_MESSAGE_TYPE = 15
 
-Buffer = Union[bytes, bytearray, memoryview]
 
+class Frame(tuple):
+    """One decoded frame: (message type, channel id, payload bytes)."""
 
-class Frame(NamedTuple):
-    """One decoded frame: message type, channel id and payload bytes."""
+    __slots__ = ()
 
-    type: int
-    channel: int
-    payload: Buffer
+    def __new__(cls, msgtype: int, channel: int, payload: Buffer) -> Frame:
+        return tuple.__new__(cls, (msgtype, channel, payload))
+
+    @property
+    def type(self) -> int:
+        return self[0]
+
+    @property
+    def channel(self) -> int:
+        return self[1]
+
+    @property
+    def payload(self) -> Buffer:
+        return self[2]
 
 
 def encode_frame(
@@ -143,8 +159,7 @@ class FrameDecoder:
             raise LoadError(f"unknown message type 0x{msgtype:02x} in frame header")
         if length > self._max_payload:
             raise LoadError(
-                f"frame announces {length} payload bytes, more than the maximum "
-                f"{self._max_payload}"
+                f"frame announces {length} payload bytes, more than the maximum {self._max_payload}"
             )
         have = len(pending) - HEADER_SIZE
         if length >= 65536 and length - have > 0:

@@ -29,14 +29,18 @@ Rules, in one place:
 
 from __future__ import annotations
 
-import enum
 import itertools
 import threading
-from typing import Optional, Tuple
+
+TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Optional, Tuple
+
+    ExecRequest = Tuple[str, Optional[str], Optional[str], dict]
 
 
-class MessageType(enum.IntEnum):
-    """Message kinds; the numbers are the wire values."""
+class MessageType:
+    """Message kinds; the numbers are the wire values (plain ints: no enum import)."""
 
     STATUS = 0
     RECONFIGURE = 1
@@ -48,25 +52,45 @@ class MessageType(enum.IntEnum):
     CHANNEL_LAST_MESSAGE = 7
     WORKER_READY = 8
 
+    @classmethod
+    def name_of(cls, value: int) -> str:
+        for name, number in vars(cls).items():
+            if number == value and name.isupper():
+                return name
+        return f"UNKNOWN({value})"
 
-class CloseReason(enum.Enum):
+
+class _Named:
+    """A named constant whose ``value`` is its description."""
+
+    __slots__ = ("name", "value")
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name = name
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+class CloseReason:
     """Why a channel no longer takes data, as seen from this side."""
 
-    CLOSED_HERE = "closed by this side"
-    FAR_CLOSED = "closed by the far side"
-    FAR_CLOSED_WITH_ERROR = "closed by the far side with an error"
-    CONNECTION_LOST = "the gateway connection is gone"
+    CLOSED_HERE = _Named("CLOSED_HERE", "closed by this side")
+    FAR_CLOSED = _Named("FAR_CLOSED", "closed by the far side")
+    FAR_CLOSED_WITH_ERROR = _Named("FAR_CLOSED_WITH_ERROR", "closed by the far side with an error")
+    CONNECTION_LOST = _Named("CONNECTION_LOST", "the gateway connection is gone")
 
 
-class SendOutcome(enum.Enum):
+class SendOutcome:
     """What ``Channel.send`` must do in a given state."""
 
-    SEND = "send"
-    DISCARD = "discard"
-    RAISE = "raise"
+    SEND = _Named("SEND", "send")
+    DISCARD = _Named("DISCARD", "discard")
+    RAISE = _Named("RAISE", "raise")
 
 
-def send_outcome(reason: Optional[CloseReason]) -> SendOutcome:
+def send_outcome(reason: Optional[_Named]) -> _Named:
     """Rule 5: the fate of an item sent on a channel closed for ``reason``."""
     if reason is None:
         return SendOutcome.SEND
@@ -75,7 +99,7 @@ def send_outcome(reason: Optional[CloseReason]) -> SendOutcome:
     return SendOutcome.RAISE
 
 
-def reason_for_close_message(msgtype: int) -> CloseReason:
+def reason_for_close_message(msgtype: int) -> _Named:
     """Rule 4: the close reason a received close message sets."""
     if msgtype == MessageType.CHANNEL_CLOSE_ERROR:
         return CloseReason.FAR_CLOSED_WITH_ERROR
@@ -94,12 +118,11 @@ class ChannelIds:
             return next(self._counter)
 
 
-ExecRequest = Tuple[str, Optional[str], Optional[str], dict]
-"""What CHANNEL_EXEC carries: (source, file name, function to call, keyword arguments)."""
-
-
 def check_exec_request(obj: object) -> ExecRequest:
-    """Validate a decoded CHANNEL_EXEC payload; raise ValueError describing the flaw."""
+    """Validate a decoded CHANNEL_EXEC payload; raise ValueError describing the flaw.
+
+    The payload is (source, file name, function to call, keyword arguments).
+    """
     if not (isinstance(obj, tuple) and len(obj) == 4):
         raise ValueError("exec request must be a 4-tuple")
     source, filename, call_name, kwargs = obj

@@ -59,7 +59,10 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def relay_process(channel, argv) -> None:  # type: ignore[no-untyped-def]
     process = subprocess.Popen(
-        list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+        list(argv),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        bufsize=0,
         start_new_session=True,
     )
     channel.send("ok")
@@ -128,4 +131,4 @@ if __name__ == "__channelexec__":
     elif request[0] == "tcp":
         relay_tcp(channel, *request[1:])  # type: ignore[name-defined]  # noqa: F821
     else:
-        raise ValueError("unknown relay request %r" % (request[0],))
+        raise ValueError(f"unknown relay request {request[0]!r}")

@@ -14,20 +14,23 @@ for: the worker exits anyway, so a lost controller never leaves a worker behind.
 
 from __future__ import annotations
 
-import linecache
 import os
-import queue
 import sys
 import threading
-import traceback
-from typing import Any, Dict, Optional, Tuple
+from _queue import SimpleQueue
 
 from .channel import Channel
 from .engine import BaseGateway
 from .fdio import FdIO, enlarge_pipe
-from .framing import Buffer
-from .protocol import ExecRequest, MessageType, check_exec_request
+from .protocol import MessageType, check_exec_request
 from .serializer import dumps_parts, loads
+
+TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Dict, Optional, Tuple
+
+    from .framing import Buffer
+    from .protocol import ExecRequest
 
 EXIT_GRACE = 2.0
 #: With main_thread_only, how long a request waits for the main thread before refusal.
@@ -44,7 +47,7 @@ class WorkerGateway(BaseGateway):
 
     def __init__(self, io: Any, id: str, execmodel: str) -> None:
         super().__init__(io, id, execmodel)
-        self._main_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._main_queue: SimpleQueue = SimpleQueue()
         self._state_lock = threading.Lock()
         self._main_busy = False
         self._executing = 0
@@ -157,15 +160,28 @@ class WorkerGateway(BaseGateway):
             self._idle.wait_for(lambda: self._executing <= 0, timeout)
 
 
+_SOURCES: Dict[str, str] = {}
+
+
 def _remember_source(filename: str, source: str) -> None:
-    """Let tracebacks of remote code show its lines."""
-    lines = source.splitlines(True)
-    linecache.cache[filename] = (len(source), None, lines, filename)
+    """Keep the source of remote code, so its traceback can show the lines."""
+    _SOURCES[filename] = source
+    if len(_SOURCES) > 256:  # a long-lived worker must not grow without bound
+        del _SOURCES[next(iter(_SOURCES))]
 
 
 def _format_error(exc: BaseException) -> str:
+    """The traceback text, starting at the remote code (our own frame is left out)."""
     try:
-        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        import linecache
+        import traceback
+
+        for filename, source in _SOURCES.items():
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        tb = exc.__traceback__
+        if tb is not None and tb.tb_frame.f_code is WorkerGateway._execute.__code__:
+            tb = tb.tb_next
+        return "".join(traceback.format_exception(type(exc), exc, tb))
     except Exception:
         return f"{type(exc).__name__}: {exc}"
 
@@ -228,8 +244,9 @@ def main(config: Dict[str, Any]) -> None:
     """Entry point called by the bootstrap."""
     read_fd, write_fd = take_stdio()
     apply_config(config)
-    gateway = WorkerGateway(FdIO(read_fd, write_fd), config.get("id") or "worker",
-                            config.get("execmodel") or "thread")
+    gateway = WorkerGateway(
+        FdIO(read_fd, write_fd), config.get("id") or "worker", config.get("execmodel") or "thread"
+    )
     gateway.serve(interpreter_info())
     finish_process()
 
