@@ -20,7 +20,7 @@ SAMPLE = [(4, 1, b"hello"), (5, 2, b""), (4, 3, b"x" * 70000), (6, 1, b"err" * 1
 
 
 def as_tuples(frames: list) -> list:
-    return [(f.type, f.channel, bytes(f.payload)) for f in frames]
+    return [(t, c, bytes(p)) for t, c, p in frames]
 
 
 def test_whole_input_at_once():
@@ -59,7 +59,7 @@ def test_feeding_a_reused_buffer_does_not_alias():
     buffer = bytearray(wire((4, 1, b"abc")))
     frames = FrameDecoder().feed(memoryview(buffer))
     buffer[:] = b"\0" * len(buffer)
-    assert bytes(frames[0].payload) == b"abc"
+    assert bytes(frames[0][2]) == b"abc"
 
 
 def test_encode_is_segments_not_a_copy():
@@ -90,4 +90,9 @@ def test_decoder_refuses_unknown_message_type():
 
 
 def test_frame_is_a_value():
-    assert Frame(1, 2, b"x") == (1, 2, b"x")
+    frame = Frame(1, 2, b"x")
+    assert frame == (1, 2, b"x") and (frame.type, frame.channel, frame.payload) == (1, 2, b"x")
+
+
+def test_small_frames_are_one_segment():
+    assert encode_frame(4, 1, [b"ab", b"cd"]) == [b"\x04\x00\x00\x00\x01\x00\x00\x00\x04abcd"]

@@ -116,6 +116,8 @@ class BaseGateway:
         view = memoryview(buffer)
         readinto = self._io.readinto
         dispatch = self._dispatch
+        deliver = self._deliver
+        data = MessageType.CHANNEL_DATA
         reason: BaseException = EOFError(f"gateway {self.id!r}: the other side closed the stream")
         try:
             while True:
@@ -123,7 +125,9 @@ class BaseGateway:
                 if not count:
                     break
                 for frame in decoder.feed(view[:count]):
-                    if not dispatch(frame):
+                    if frame[0] == data:
+                        deliver(frame[1], frame[2])
+                    elif not dispatch(frame):
                         reason = EOFError(f"gateway {self.id!r}: terminated")
                         return
         except DataFormatError as exc:
@@ -171,8 +175,8 @@ class BaseGateway:
     def _deliver(self, channel_id: int, payload: Buffer) -> None:
         channels = self._channels
         with self._receive_lock:
-            entry = channels.callback_for(channel_id)
-            channel = entry[2] if entry is not None else channels.get(channel_id)
+            entry = channels._callbacks.get(channel_id)
+            channel = entry[2] if entry is not None else channels._channels.get(channel_id)
             if channel is None:
                 log.debug("gateway %r: dropping data for unknown channel %d", self.id, channel_id)
                 return
