@@ -34,6 +34,7 @@ REMOTE_MODULES = (
     "engine",
     "fdio",
     "worker",
+    "execnet_alias",
 )
 #: Version 4 of marshal is read by every Python 3.4+, for the source form of the bundle.
 MARSHAL_VERSION = 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from typing import Any, Dict, Optional
@@ -202,7 +203,20 @@ def worker_config(spec: XSpec, remote_execmodel: str) -> Dict[str, Any]:
         "nice": spec.nice if isinstance(spec.nice, str) else None,
         "env": dict(spec.env),
         "dont_write_bytecode": bool(spec.dont_write_bytecode),
+        "execnet_alias": execnet_alias_version(),
     }
+
+
+def execnet_alias_version() -> Optional[str]:
+    """The version our execnet alias claims, when this process imported it as execnet.
+
+    Workers then get an ``execnet`` module of their own engine (see
+    ``_remote/execnet_alias.py``); otherwise they leave ``import execnet`` alone.
+    """
+    module = sys.modules.get("execnet")
+    if module is not None and getattr(module, "__xnet_alias__", False):
+        return str(getattr(module, "__version__", "0"))
+    return None
 
 
 def connect_timeout(spec: XSpec) -> float:

@@ -227,6 +227,11 @@ def apply_config(config: Dict[str, Any]) -> None:
         os.nice(int(nice))
     for path in reversed(config.get("sys_path") or []):
         sys.path.insert(0, path)
+    alias = config.get("execnet_alias")
+    if alias:
+        from . import execnet_alias
+
+        execnet_alias.install(alias)
 
 
 def interpreter_info() -> Dict[str, Any]:

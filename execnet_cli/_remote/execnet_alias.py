@@ -1,0 +1,43 @@
+"""``import execnet`` inside a worker, when the controller runs our execnet alias.
+
+Code that runs remotely and imports execnet (pytest-xdist's worker does) must get the
+classes this worker really uses, not a second copy from disk. ``install`` registers
+``execnet`` and ``execnet.gateway_base`` modules built from the shipped modules.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+from . import channel, errors, execmodel, serializer
+
+_EXPORTS = {
+    "Channel": channel.Channel,
+    "RemoteError": errors.RemoteError,
+    "TimeoutError": errors.TimeoutError,
+    "DataFormatError": errors.DataFormatError,
+    "DumpError": errors.DumpError,
+    "LoadError": errors.LoadError,
+    "dumps": serializer.dumps,
+    "loads": serializer.loads,
+    "dump": serializer.dump,
+    "load": serializer.load,
+}
+
+
+def install(version: str) -> None:
+    """Make ``import execnet`` (and ``execnet.gateway_base``) give this worker's engine."""
+    package = types.ModuleType("execnet", "execnet_cli's engine, seen from a worker")
+    package.__path__ = []  # type: ignore[attr-defined]
+    package.__version__ = version  # type: ignore[attr-defined]
+    package.__xnet_alias__ = True  # type: ignore[attr-defined]
+    gateway_base = types.ModuleType("execnet.gateway_base")
+    for name, value in _EXPORTS.items():
+        setattr(package, name, value)
+        setattr(gateway_base, name, value)
+    gateway_base.ExecModel = execmodel.ExecModel  # type: ignore[attr-defined]
+    gateway_base.NO_ENDMARKER_WANTED = channel.NO_ENDMARKER_WANTED  # type: ignore[attr-defined]
+    package.gateway_base = gateway_base  # type: ignore[attr-defined]
+    sys.modules["execnet"] = package
+    sys.modules["execnet.gateway_base"] = gateway_base
