@@ -30,6 +30,7 @@ REMOTE_MODULES = (
     "framing",
     "protocol",
     "execmodel",
+    "reading",
     "channel",
     "engine",
     "fdio",

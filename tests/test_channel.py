@@ -197,3 +197,52 @@ def test_unserializable_item_raises_before_sending(gw):
     channel.send("still usable")
     assert channel.receive(10) == "still usable"
     channel.close()
+
+
+def test_many_threads_receiving_on_one_gateway(gw):
+    """Consumers take turns reading the stream; each gets exactly its own items."""
+    errors: list = []
+
+    def worker(index: int) -> None:
+        try:
+            channel = gw.remote_exec(ECHO)
+            for i in range(200):
+                channel.send((index, i))
+                assert channel.receive(30) == (index, i)
+            channel.close()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+
+
+def test_callbacks_keep_flowing_while_a_consumer_idles(gw):
+    """The background reader delivers callback items when no consumer reads."""
+    got: queue.Queue = queue.Queue()
+    feeder = gw.remote_exec(
+        "import time\nfor i in range(20):\n    channel.send(i)\n    time.sleep(0.005)"
+    )
+    feeder.setcallback(got.put, endmarker="end")
+    waiting = gw.remote_exec("channel.receive()")
+    items = [got.get(timeout=10) for _ in range(21)]
+    assert items == [*range(20), "end"]
+    waiting.send(None)
+    waiting.waitclose(10)
+
+
+def test_timeout_while_another_thread_reads(gw):
+    slow = gw.remote_exec("channel.receive()")
+    other = gw.remote_exec("channel.receive()")
+    reader = threading.Thread(target=slow.waitclose, args=(10,))
+    reader.start()
+    with pytest.raises(TimeoutError):
+        other.receive(timeout=0.1)
+    slow.send(None)
+    other.send(None)
+    reader.join(10)
+    other.waitclose(10)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import threading
 from _queue import Empty, SimpleQueue
+from time import monotonic
 
 from .errors import ChannelClosed, RemoteError, TimeoutError
 from .logs import get_logger
 from .protocol import CloseReason, MessageType, SendOutcome, send_outcome
+from .reading import BUSY, LED, PASSIVE
 from .serializer import dumps_parts
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
@@ -28,6 +30,16 @@ log = get_logger("execnet_cli.channel")
 
 NO_ENDMARKER_WANTED = object()
 _END = object()  # queue sentinel: nothing more will arrive
+
+
+#: While another thread reads the stream, how long a waiter sleeps between checks.
+WAIT_SLICE = 0.002
+
+
+def _slice(deadline: Optional[float]) -> float:
+    if deadline is None:
+        return WAIT_SLICE
+    return max(0.0, min(WAIT_SLICE, deadline - monotonic()))
 
 
 class Channel:
@@ -88,9 +100,9 @@ class Channel:
         if items is None:
             raise OSError(f"{self!r} has a callback; receive() is not available")
         try:
-            item = items.get(timeout=timeout) if timeout is not None else items.get()
+            item = items.get_nowait()
         except Empty:
-            raise self.TimeoutError(f"no item within {timeout!r} seconds") from None
+            item = self._wait_for_item(items, timeout)
         if item is _END:
             items.put(_END)  # every later receive sees the end too
             error = self._getremoteerror()
@@ -98,6 +110,26 @@ class Channel:
                 raise error
             raise EOFError(f"{self!r}: no more items ({self._end_description()})")
         return item
+
+    def _wait_for_item(self, items: SimpleQueue, timeout: Optional[float]) -> Any:
+        """Wait for the next item, reading the stream ourselves when nobody else does."""
+        reader = self.gateway._reader
+        deadline = None if timeout is None else monotonic() + timeout
+
+        def arrived() -> bool:
+            return not items.empty()
+
+        while True:
+            outcome = reader.lead(arrived, deadline)
+            try:
+                if outcome == LED:
+                    return items.get_nowait()
+                if outcome == PASSIVE:
+                    return items.get() if deadline is None else items.get(True, timeout)
+                return items.get(True, _slice(deadline))
+            except Empty:
+                if deadline is not None and monotonic() >= deadline:
+                    raise self.TimeoutError(f"no item within {timeout!r} seconds") from None
 
     def _end_description(self) -> str:
         if self._lost_error is not None:
@@ -170,13 +202,30 @@ class Channel:
         Raises RemoteError if it closed with an error, EOFError if the connection was
         lost first, TimeoutError when ``timeout`` seconds pass.
         """
-        if not self._receive_closed.wait(timeout):
+        if not self._wait_closed(timeout):
             raise self.TimeoutError(f"{self!r} still open after {timeout!r} seconds")
         error = self._getremoteerror()
         if error is not None:
             raise error
         if self._lost_error is not None and self._send_closed is CloseReason.CONNECTION_LOST:
             raise EOFError(str(self._lost_error))
+
+    def _wait_closed(self, timeout: Optional[float]) -> bool:
+        """Wait for the receive side to close, reading the stream when nobody else does."""
+        closed = self._receive_closed
+        if closed.is_set():
+            return True
+        reader = self.gateway._reader
+        deadline = None if timeout is None else monotonic() + timeout
+        while not closed.is_set():
+            outcome = reader.lead(closed.is_set, deadline)
+            if outcome == PASSIVE:
+                return closed.wait(timeout)
+            if outcome == BUSY:
+                closed.wait(_slice(deadline))
+            if deadline is not None and monotonic() >= deadline:
+                return closed.is_set()
+        return True
 
     def _getremoteerror(self) -> Optional[RemoteError]:
         """The error the far side closed with (execnet API, used by pytest-xdist)."""

@@ -1,9 +1,10 @@
-"""The part of a gateway both sides share: sending frames and the receiver thread.
+"""The part of a gateway both sides share: sending frames and dispatching them.
 
 Writes happen in the calling thread under one lock (no writer thread: a send costs
-one ``writev``). One receiver thread per gateway reads the stream, decodes frames and
-dispatches them: data to a channel's queue or callback, closes to channel state, and
-requests (exec, status) to the subclass. When the stream ends, every channel ends.
+one ``writev``). Reading is ``reading.StreamReader``'s job: a background thread, or
+the thread waiting for data. Dispatch sends data to a channel's queue or callback,
+closes to channel state, and requests (exec, status) to the subclass. When the stream
+ends, every channel ends.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from collections import deque
 from .channel import Channel, ChannelRegistry
 from .errors import ChannelClosed, DataFormatError, RemoteError
 from .execmodel import ExecModel, get_execmodel
-from .framing import FrameDecoder, encode_frame
+from .framing import encode_frame
 from .logs import get_logger
 from .protocol import ChannelIds, MessageType, reason_for_close_message
+from .reading import StreamReader
 from .serializer import dumps_parts, loads
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
@@ -26,8 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .framing import Buffer, Frame
 
 log = get_logger("execnet_cli.gateway")
-
-READ_BUFFER_SIZE = 256 * 1024
 
 
 class BaseGateway:
@@ -47,6 +47,9 @@ class BaseGateway:
         self._receiver_done = threading.Event()
         self._lost: Optional[BaseException] = None
         self._write_closed = False
+        self._reader = StreamReader(
+            io, id, self._dispatch, self._stream_closed, self._reader_finished
+        )
 
     # -- sending ---------------------------------------------------------------------
 
@@ -103,43 +106,12 @@ class BaseGateway:
 
     def _start_receiver(self) -> None:
         self._receiver = threading.Thread(
-            target=self._receive_loop, name=f"xnet-receiver-{self.id}", daemon=True
+            target=self._reader.background_loop, name=f"xnet-receiver-{self.id}", daemon=True
         )
         self._receiver.start()
 
     def hasreceiver(self) -> bool:
         return self._receiver is not None and self._receiver.is_alive()
-
-    def _receive_loop(self) -> None:
-        decoder = FrameDecoder()
-        buffer = bytearray(READ_BUFFER_SIZE)
-        view = memoryview(buffer)
-        readinto = self._io.readinto
-        dispatch = self._dispatch
-        deliver = self._deliver
-        data = MessageType.CHANNEL_DATA
-        reason: BaseException = EOFError(f"gateway {self.id!r}: the other side closed the stream")
-        try:
-            while True:
-                count = readinto(buffer)
-                if not count:
-                    break
-                for frame in decoder.feed(view[:count]):
-                    if frame[0] == data:
-                        deliver(frame[1], frame[2])
-                    elif not dispatch(frame):
-                        reason = EOFError(f"gateway {self.id!r}: terminated")
-                        return
-        except DataFormatError as exc:
-            log.error("gateway %r: corrupt stream: %s", self.id, exc)
-            reason = EOFError(f"gateway {self.id!r}: corrupt stream ({exc})")
-        except OSError as exc:
-            reason = EOFError(f"gateway {self.id!r}: connection error ({exc})")
-        except Exception as exc:  # a bug of ours: log it, end cleanly
-            log.exception("gateway %r: receiver failed", self.id)
-            reason = EOFError(f"gateway {self.id!r}: receiver failed ({exc!r})")
-        finally:
-            self._connection_lost(reason)
 
     def _dispatch(self, frame: Frame) -> bool:
         """Handle one frame; False ends the receiver."""
@@ -214,10 +186,14 @@ class BaseGateway:
                 return
             channel._far_closed(reason_for_close_message(msgtype), error)
 
-    def _connection_lost(self, reason: BaseException) -> None:
+    def _stream_closed(self, reason: BaseException) -> None:
+        """The stream ended (any thread): end every channel at once."""
         self._lost = reason
         with self._receive_lock:
             self._channels.connection_lost(reason)
+
+    def _reader_finished(self, reason: BaseException) -> None:
+        """The background reader's last act: run the side's end-of-stream hook."""
         self._receiver_done.set()
         self._on_connection_lost(reason)
 

@@ -1,7 +1,8 @@
 """Byte I/O over a pair of file descriptors (pipes), as both sides of popen and ssh use.
 
 The transport verb set: ``readinto`` (0 at end of stream), ``write`` (all segments, in
-one ``writev`` where the kernel takes them), ``close_write``, ``close``.
+one ``writev`` where the kernel takes them), ``close_write``, ``close``, and
+``fileno`` (what to poll), which lets a waiting thread read the stream itself.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ class FdIO:
         self.write_fd = write_fd
         self._write_open = True
         self._read_open = True
+
+    def fileno(self) -> int:
+        """The descriptor to poll for readable data."""
+        return self.read_fd
 
     def readinto(self, buffer: bytearray) -> int:
         return os.readv(self.read_fd, [buffer])
