@@ -1,0 +1,53 @@
+"""Options and error reporting shared by the ``xnet`` commands that read an inventory.
+
+``hosts`` uses them now; ``run``, ``sh`` and friends take the same ``-i`` option and report
+inventory and pattern errors the same way: one line on stderr, exit status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import NoReturn
+
+import click
+
+from .hostpattern import PatternError
+from .inventory import Host, Inventory, InventoryError, load_inventory
+
+__all__ = ["EXIT_USAGE", "fail", "inventory_option", "select_hosts", "user_errors"]
+
+#: Exit status for a bad inventory, pattern or command line (click uses 2 for usage errors).
+EXIT_USAGE = 2
+
+inventory_option = click.option(
+    "-i",
+    "--inventory",
+    "inventories",
+    multiple=True,
+    metavar="FILE",
+    help="Inventory file or directory (repeatable; later files win). Default: $XNET_INVENTORY, "
+    "then ./xnet.yaml, then $XDG_CONFIG_HOME/xnet/inventory.yaml, then local workers.",
+)
+
+
+def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
+    """Report one line on stderr and leave with ``status``."""
+    click.echo(f"xnet: error: {' '.join(message.split())}", err=True)
+    raise click.exceptions.Exit(status)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the errors a user can fix (inventory, pattern) into ``fail``."""
+    try:
+        yield
+    except (InventoryError, PatternError) as exc:
+        fail(str(exc))
+
+
+def select_hosts(inventories: Sequence[str], pattern: str) -> tuple[Inventory, list[Host]]:
+    """Load the inventory the user means and resolve the hosts ``pattern`` selects."""
+    with user_errors():
+        inventory = load_inventory(inventories)
+        return inventory, inventory.hosts(pattern)

@@ -1,0 +1,593 @@
+"""Inventories: both formats, variable precedence, checks with positions, discovery, specs."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from execnet_cli._remote.errors import XnetError
+from execnet_cli.hostpattern import HostSet, PatternError
+from execnet_cli.inventory import (
+    DEFAULT_INVENTORY,
+    Host,
+    Inventory,
+    InventoryError,
+    find_inventories,
+    load_inventory,
+)
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "inventories"
+
+
+def write(tmp_path: Path, text: str, name: str = "inv.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def load(tmp_path: Path, text: str) -> Inventory:
+    return Inventory.from_files([write(tmp_path, text)])
+
+
+def error(tmp_path: Path, text: str, pattern: str = "all") -> InventoryError:
+    with pytest.raises(InventoryError) as info:
+        load(tmp_path, text).hosts(pattern)
+    return info.value
+
+
+# ----------------------------------------------------------------------------- our format
+
+
+LAB = """\
+vars:
+  user: deploy
+  env: {LANG: C}
+groups:
+  web:
+    hosts: web[01-03]
+    vars: {port: 2201}
+  db:
+    hosts:
+      db01:
+      db02: {port: 2222}
+  prod:
+    hosts: web[01-02]
+    children: [db]
+    vars: {proxy_jump: gw, env: {STAGE: prod}}
+  bastion:
+    hosts:
+      bastion: {address: 203.0.113.10}
+      bastion-py: {transport: popen, via: bastion}
+hosts:
+  build: {transport: popen}
+"""
+
+
+def test_our_format_groups_ranges_children(tmp_path: Path) -> None:
+    inv = load(tmp_path, LAB)
+    assert str(inv.all) == "bastion,bastion-py,build,db[01-02],web[01-03]"
+    assert str(inv.groups["prod"]) == "db[01-02],web[01-02]"
+    assert str(inv.groups["ungrouped"]) == "build"
+    assert inv.select("web&prod") == HostSet("web[01-02]")
+    assert inv.children("all") == ["bastion", "prod", "web", "ungrouped"]
+    assert inv.children("prod") == ["db"]
+    assert inv.direct_hosts("prod") == HostSet("web[01-02]")
+    assert inv.sources == (str(tmp_path / "inv.yaml"),)
+
+
+def test_resolved_host(tmp_path: Path) -> None:
+    inv = load(tmp_path, LAB)
+    db02 = inv.host("db02")
+    assert db02.groups == ("prod", "db")  # the order their variables apply
+    assert (db02.transport, db02.address, db02.port, db02.user) == ("ssh", "db02", 2222, "deploy")
+    assert db02.python == "python3" and db02.proxy_jump == "gw" and db02.via is None
+    assert dict(db02.env) == {"LANG": "C", "STAGE": "prod"}
+    assert inv.host("bastion").address == "203.0.113.10"
+    assert inv.host("bastion-py").via == "bastion"
+    assert inv.host("build").groups == ("ungrouped",)
+    with pytest.raises(KeyError):
+        inv.host("nope")
+
+
+def test_settings_a_transport_does_not_use_are_dropped(tmp_path: Path) -> None:
+    build = load(tmp_path, LAB).host("build")
+    assert (build.transport, build.user, build.port, build.python) == ("popen", None, None, None)
+    assert build.vars["user"] == "deploy"  # still visible as raw data
+
+
+PRECEDENCE = """\
+vars: {user: all, chdir: /all, python: p-all}
+groups:
+  parent:
+    children: [child]
+    vars: {user: parent, chdir: /parent, port: 1}
+  child:
+    hosts: h1, h2
+    vars: {user: child}
+  alpha:
+    hosts: h1
+    vars: {python: p-alpha, port: 2}
+  beta:
+    hosts: h1
+    vars: {python: p-beta}
+hosts:
+  h2: {user: host}
+"""
+
+
+def test_precedence_all_parent_child_host(tmp_path: Path) -> None:
+    inv = load(tmp_path, PRECEDENCE)
+    h1, h2 = inv.host("h1"), inv.host("h2")
+    assert h1.user == "child" and h2.user == "host"
+    assert h1.chdir == "/parent" and h2.python == "p-all"
+
+
+def test_precedence_same_depth_by_name_later_wins(tmp_path: Path) -> None:
+    h1 = load(tmp_path, PRECEDENCE).host("h1")
+    # alpha, beta and parent are all at depth 1; child is at depth 2.
+    assert h1.groups == ("alpha", "beta", "parent", "child")
+    assert h1.python == "p-beta"  # beta sorts after alpha
+    assert h1.port == 1  # parent sorts after alpha
+
+
+def test_priority_reorders_groups_of_the_same_depth(tmp_path: Path) -> None:
+    text = PRECEDENCE.replace(
+        "    vars: {python: p-alpha, port: 2}",
+        "    priority: 5\n    vars: {python: p-alpha, port: 2}",
+    )
+    h1 = load(tmp_path, text).host("h1")
+    assert h1.groups == ("beta", "parent", "alpha", "child")
+    assert h1.python == "p-alpha" and h1.port == 2
+
+
+def test_depth_is_the_longest_path_from_all(tmp_path: Path) -> None:
+    inv = load(
+        tmp_path,
+        """\
+        groups:
+          a: {children: [b, z]}
+          b: {children: [z]}
+          z: {hosts: h, vars: {user: z}}
+          y: {hosts: h, vars: {user: y}}
+        """,
+    )
+    # z is both a's child (depth 2) and b's child (depth 3): it counts as depth 3.
+    assert inv.host("h").groups == ("a", "y", "b", "z")
+    assert inv.host("h").user == "z"
+
+
+def test_env_merges_and_null_resets(tmp_path: Path) -> None:
+    inv = load(
+        tmp_path,
+        """\
+        vars: {env: {A: "1", B: "2"}, port: 2200}
+        groups:
+          g: {hosts: "h[1-3]", vars: {env: {B: "3", C: 4}}}
+        hosts:
+          h2: {env: null, port: null}
+          h3: {env: {D: yes}}
+        """,
+    )
+    assert dict(inv.host("h1").env) == {"A": "1", "B": "3", "C": "4"}
+    assert dict(inv.host("h2").env) == {} and inv.host("h2").port is None
+    assert inv.host("h1").port == 2200
+    assert dict(inv.host("h3").env) == {"A": "1", "B": "3", "C": "4", "D": "1"}
+
+
+def test_hostname_alias_and_user_variables(tmp_path: Path) -> None:
+    inv = load(tmp_path, "hosts:\n  a: {hostname: 10.0.0.5, x_rack: 7, x_tags: [a, b]}\n")
+    host = inv.host("a")
+    assert host.address == "10.0.0.5"
+    assert host.vars["x_rack"] == 7 and host.vars["x_tags"] == ["a", "b"]
+
+
+def test_a_host_listed_twice_takes_the_later_vars(tmp_path: Path) -> None:
+    inv = load(tmp_path, "hosts:\n  'web[1-3]': {port: 1}\n  web2: {port: 2, user: u}\n")
+    assert [inv.host(h).port for h in ("web1", "web2", "web3")] == [1, 2, 1]
+
+
+def test_several_files_merge_in_order(tmp_path: Path) -> None:
+    first = write(tmp_path, "vars: {user: a}\ngroups:\n  web: {hosts: web1}\n", "1.yaml")
+    second = write(tmp_path, "vars: {user: b}\ngroups:\n  web: {hosts: web2}\n", "2.yaml")
+    inv = Inventory.from_files([first, second])
+    assert inv.select("web") == HostSet("web[1-2]") and inv.host("web1").user == "b"
+    assert inv.sources == (str(first), str(second))
+    assert Inventory.from_files([tmp_path]).select("web") == HostSet("web[1-2]")  # a directory
+
+
+def test_shipped_examples_load() -> None:
+    local = Inventory.from_files([EXAMPLES / "local.yaml"])
+    assert [h.spec() for h in local.hosts()] == [h.spec() for h in Inventory.default().hosts()]
+    lab = Inventory.from_files([EXAMPLES / "lab.yaml"])
+    assert lab.select("web&prod") == HostSet("web[01-02]")
+    assert lab.host("db02").sudo == "postgres" and lab.host("web01").proxy_jump
+    assert lab.host("bastion-py312").spec().endswith("//via=bastion")
+    ansible = Inventory.from_files([EXAMPLES / "ansible-example.yaml"])
+    assert ansible.select("webservers:&prod") == HostSet("www[01-04].example.com")
+    for inv in (local, lab, ansible):
+        assert all(isinstance(h.spec(), str) for h in inv.hosts())
+
+
+# ----------------------------------------------------------------------------- Ansible
+
+
+ANSIBLE = """\
+all:
+  vars:
+    ansible_user: ops
+    ansible_python_interpreter: auto_silent
+    ntp_server: ntp.example.com
+  hosts:
+    mail.example.com:
+  children:
+    web:
+      hosts:
+        www[01:03].example.com:
+        www09.example.com:2222:
+          ansible_host: 10.0.0.9
+          ansible_ssh_private_key_file: ~/.ssh/k
+          http_port: 8080
+    db:
+      hosts:
+        db-[a:b]:
+          ansible_become: true
+          ansible_become_user: postgres
+          ansible_timeout: 7
+      vars:
+        ansible_group_priority: 3
+        xnet_proxy_jump: jump@mail.example.com
+    local:
+      hosts:
+        localhost: {ansible_connection: local, ansible_python_interpreter: /usr/bin/python3}
+    prod:
+      children:
+        web:
+        db:
+"""
+
+
+def test_ansible_format(tmp_path: Path) -> None:
+    inv = load(tmp_path, ANSIBLE)
+    assert str(inv.select("web")) == "www[01-03,09].example.com"
+    assert str(inv.select("prod:!web")) == "db-a,db-b"
+    www9 = inv.host("www09.example.com")
+    assert (www9.address, www9.port, www9.user) == ("10.0.0.9", 2222, "ops")
+    assert www9.identity_file == "~/.ssh/k" and www9.python == "python3"  # auto -> default
+    assert www9.vars["http_port"] == 8080 and www9.vars["ntp_server"] == "ntp.example.com"
+    assert www9.vars["ansible_port"] == "2222"
+    dba = inv.host("db-a")
+    assert dba.sudo == "postgres" and dba.proxy_jump == "jump@mail.example.com"
+    assert dba.connect_timeout == 7
+    assert dba.spec() == (
+        "ssh=-l ops -J jump@mail.example.com -o ConnectTimeout=7 db-a//id=db-a//python=python3"
+        "//sudo=postgres"
+    )
+    local = inv.host("localhost")
+    assert (local.transport, local.python) == ("popen", "/usr/bin/python3")
+    assert inv.host("mail.example.com").groups == ("ungrouped",)
+
+
+def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
+    inv = load(
+        tmp_path,
+        """\
+        all:
+          children:
+            web:
+              vars: &defaults
+                ansible_user: ops
+                ansible_port: 2200
+              hosts:
+                a:
+                  <<: *defaults
+                  ansible_port: 22
+                b:
+                  <<: [{ansible_user: first}, *defaults]
+        """,
+    )
+    assert (inv.host("a").port, inv.host("a").user) == (22, "ops")
+    assert (inv.host("b").port, inv.host("b").user) == (2200, "first")
+
+
+def test_merge_keys_still_catch_duplicates(tmp_path: Path) -> None:
+    exc = error(tmp_path, "hosts:\n  a: {port: 1, <<: {port: 2}, port: 3}\n")
+    assert "duplicate key 'port'" in exc.message and (exc.line, exc.column) == (2, 31)
+
+
+def test_ansible_become_without_user_is_root(tmp_path: Path) -> None:
+    inv = load(tmp_path, "all:\n  hosts:\n    a: {ansible_become: yes}\n")
+    assert inv.host("a").sudo is True and inv.host("a").spec().endswith("//sudo=true")
+
+
+def test_ansible_top_level_groups_without_all(tmp_path: Path) -> None:
+    inv = load(tmp_path, "web:\n  hosts:\n    w1:\n    w2:\ndb:\n  hosts: {d1: }\n")
+    assert inv.select("all") == HostSet("w[1-2],d1") and inv.children("all") == ["db", "web"]
+
+
+def test_ansible_inventory_list_output_with_empty_ungrouped(tmp_path: Path) -> None:
+    inv = load(tmp_path, "all:\n  children:\n    ungrouped: {}\n    web:\n      hosts: {w1: }\n")
+    assert inv.select("all") == HostSet("w1") and not inv.groups["ungrouped"]
+
+
+def test_unsupported_ansible_connection_fails_only_when_selected(tmp_path: Path) -> None:
+    text = "all:\n  hosts:\n    win1: {ansible_connection: winrm}\n    lin1:\n"
+    inv = load(tmp_path, text)
+    assert inv.host("lin1").transport == "ssh"
+    with pytest.raises(InventoryError) as info:
+        inv.hosts("win1")
+    assert "ansible_connection 'winrm' is not supported" in str(info.value)
+    assert (info.value.line, info.value.column) == (3, 32)
+
+
+@pytest.mark.parametrize(
+    ("var", "words"),
+    [
+        ("ansible_hots: x", "unknown variable 'ansible_hots' (did you mean 'ansible_host'?)"),
+        ("xnet_vai: x", "unknown variable 'xnet_vai' (did you mean 'xnet_via'"),
+        ("xnet_x_foo: 1", "unknown variable 'xnet_x_foo'"),
+        ("ansible_port: http", "ansible_port: expected a number"),
+    ],
+)
+def test_ansible_variable_errors(tmp_path: Path, var: str, words: str) -> None:
+    exc = error(tmp_path, f"all:\n  hosts:\n    a:\n      {var}\n")
+    assert words in exc.message and exc.line == 4
+
+
+def test_ansible_keeps_unknown_non_typo_variables(tmp_path: Path) -> None:
+    inv = load(tmp_path, "all:\n  hosts:\n    a: {ansible_user_dir: /h, ansible_ssh_pass: s}\n")
+    assert inv.host("a").vars == {"ansible_user_dir": "/h", "ansible_ssh_pass": "s"}
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "words"),
+    [
+        ("groups:\n  web:\n    hosts: [a\n", 4, 1, "YAML syntax"),
+        (
+            "groups:\n  web:\n    hosts: w1\n    vars: {prot: 22}\n",
+            4,
+            12,
+            "unknown variable 'prot' (did you mean 'port'?)",
+        ),
+        (
+            "groups:\n  web:\n    hosts: w1\n    vars:\n      port: seventy\n",
+            5,
+            13,
+            "port: expected a number, got a string ('seventy')",
+        ),
+        (
+            "hosts:\n  a:\n    env:\n      OK: x\n      BAD: [1]\n",
+            5,
+            12,
+            "env.BAD: expected a string",
+        ),
+        ("hosts:\n  a: {port: 70000}\n", 2, 13, "expected a port number 1-65535"),
+        (
+            "hosts:\n  a: {transport: sshh}\n",
+            2,
+            18,
+            "unknown transport 'sshh' (did you mean 'ssh'?)",
+        ),
+        ("hosts:\n  a: {connect_timeout: -1}\n", 2, 24, "positive number of seconds"),
+        ("hosts:\n  a: {address: -oProxyCommand=x}\n", 2, 16, "cannot start with '-'"),
+        ("hosts:\n  a: {chdir: /a//b}\n", 2, 14, "'//' cannot appear"),
+        ("hosts:\n  a: {user: two words}\n", 2, 13, "without spaces"),
+        ("hosts:\n  a: {sudo: [x]}\n", 2, 13, "sudo: expected a string"),
+        ("hosts:\n  a: {hostname: x, address: y}\n", 2, 20, "set the same thing"),
+        ("hosts:\n  a: {ansible_host: x}\n", 2, 7, "in xnet's format it is 'address'"),
+        (
+            "groups:\n  a: {children: [b]}\n  b: {children: [c]}\n  c: {children: [a], hosts: x}\n",
+            4,
+            18,
+            "cycle in children: a -> b -> c -> a",
+        ),
+        ("groups:\n  a: {children: [a]}\n", 2, 18, "cycle in children: a -> a"),
+        (
+            "groups:\n  web: {hosts: w1}\n  prod: {children: [wbe]}\n",
+            3,
+            21,
+            "unknown child group 'wbe' (did you mean 'web'?)",
+        ),
+        ("groups:\n  g: {children: [all]}\n", 2, 18, "'all' cannot be a child group"),
+        (
+            "groups:\n  web: {hosts: w1}\n  web: {hosts: w2}\n",
+            3,
+            3,
+            "duplicate key 'web' (first at line 2)",
+        ),
+        ('groups:\n  web: {hosts: "web[01-x]"}\n', 2, 21, "bad host range 'web[01-x]'"),
+        ("groups:\n  web:\n    hosts: web[01-\n", 3, 15, "'[' is never closed"),
+        ("groups:\n  web: {hosts: 'a b'}\n", 2, 16, "'a b' is not a valid host name"),
+        ("groups:\n  web: {hosts: [1]}\n", 2, 17, "expected host names"),
+        ("groups:\n  'we b': {hosts: x}\n", 2, 3, "not a valid group name"),
+        (
+            "groups:\n  web: {hots: x}\n",
+            2,
+            9,
+            "unknown key 'hots' in group 'web' (did you mean 'hosts'?)",
+        ),
+        ("groups:\n  web: {hosts: all}\n", 2, 16, "'all' is a group, not a host name"),
+        ("grups:\n  web: {hosts: w}\n", 1, 1, "unknown section 'grups' (did you mean 'groups'?)"),
+        ("groups: {}\nhots: {}\n", 2, 1, "unknown section 'hots'"),
+        ("- a\n", 1, 1, "expected a mapping at the top level, got a list"),
+        ("# nothing\n", 1, 1, "empty inventory"),
+        ("all:\n  hosts: [a, b]\n", 2, 10, "expected a mapping of hosts, got a list"),
+        ("all:\n  chidren: {}\n", 2, 3, "did you mean 'children'?"),
+        (
+            "hosts:\n  a: {via: bastoin}\n  bastion:\n",
+            2,
+            12,
+            "via names unknown host 'bastoin' (did you mean 'bastion'?)",
+        ),
+        ("hosts:\n  a: {via: b}\n  b: {via: a}\n", 2, 12, "via loop: a -> b -> a"),
+        ("hosts:\n  a: {via: a}\n", 2, 12, "via loop: a -> a"),
+        ("hosts:\n  a: {transport: socket}\n", 2, 18, "transport socket needs a port"),
+        (
+            "hosts:\n  a: {via: b}\n  b: {user: u, port: 2200, address: 10.0.0.2}\n",
+            2,
+            12,
+            "via relays popen workers only; an ssh host goes through 'b' with "
+            "proxy_jump: u@10.0.0.2:2200",
+        ),
+        (
+            "hosts:\n  a: {via: b, transport: socket, port: 1}\n  b:\n",
+            2,
+            12,
+            "via cannot be combined with transport socket",
+        ),
+    ],
+)
+def test_errors_name_file_line_column(
+    tmp_path: Path, text: str, line: int, column: int, words: str
+) -> None:
+    exc = error(tmp_path, text)
+    assert isinstance(exc, XnetError) and isinstance(exc, ValueError)
+    assert words in exc.message, exc.message
+    assert (exc.file, exc.line, exc.column) == (str(tmp_path / "inv.yaml"), line, column), str(exc)
+    assert str(exc).startswith(f"{tmp_path / 'inv.yaml'}:{line}:{column}: ")
+
+
+def test_missing_and_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="no such inventory file"):
+        Inventory.from_files([tmp_path / "nope.yaml"])
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(InventoryError, match="not UTF-8"):
+        Inventory.from_files([tmp_path / "bin.yaml"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InventoryError, match="no \\*.yaml"):
+        Inventory.from_files([tmp_path / "empty"])
+
+
+def test_pattern_errors_are_pattern_errors(tmp_path: Path) -> None:
+    inv = load(tmp_path, LAB)
+    with pytest.raises(PatternError, match="close names: prod"):
+        inv.select("web&prdo")
+    with pytest.raises(PatternError, match="selects no hosts"):
+        inv.select("build&web")
+
+
+# ----------------------------------------------------------------------------- specs
+
+
+@pytest.mark.parametrize(
+    ("host", "spec"),
+    [
+        (Host("w1", transport="popen"), "popen//id=w1"),
+        (
+            Host("w1", transport="popen", python="/py", chdir="/srv", env={"A": "1", "B": "x y"}),
+            "popen//id=w1//python=/py//chdir=/srv//env:A=1//env:B=x y",
+        ),
+        (Host("w1", python="python3"), "ssh=w1//id=w1//python=python3"),
+        (
+            Host(
+                "w1",
+                address="10.0.0.1",
+                port=2222,
+                user="ops",
+                identity_file="~/.ssh/k",
+                proxy_jump="jump@gw:22",
+                connect_timeout=2.5,
+                python="python3",
+                via="bastion",
+                sudo=True,
+            ),
+            "ssh=-p 2222 -i ~/.ssh/k -l ops -J jump@gw:22 -o ConnectTimeout=3 10.0.0.1"
+            "//id=w1//python=python3//via=bastion//sudo=true",
+        ),
+        (
+            Host("s1", transport="socket", address="10.0.0.2", port=8888),
+            "socket=10.0.0.2:8888//id=s1",
+        ),
+        (Host("s6", transport="socket", address="::1", port=8888), "socket=[::1]:8888//id=s6"),
+        (
+            Host("s2", transport="socket", address="h", port=1, connect_timeout=2.5),
+            "socket=h:1//id=s2//connect_timeout=2.5",
+        ),
+        (Host("p", transport="popen", connect_timeout=5), "popen//id=p//connect_timeout=5"),
+        (Host("w1", transport="popen", sudo="postgres"), "popen//id=w1//sudo=postgres"),
+    ],
+)
+def test_spec(host: Host, spec: str) -> None:
+    assert host.spec() == spec
+
+
+def test_spec_from_inventory(tmp_path: Path) -> None:
+    inv = load(tmp_path, LAB)
+    assert inv.host("db02").spec() == (
+        "ssh=-p 2222 -l deploy -J gw db02//id=db02//python=python3//env:LANG=C//env:STAGE=prod"
+    )
+    assert inv.host("bastion-py").spec() == "popen//id=bastion-py//env:LANG=C//via=bastion"
+    assert inv.host("build").spec() == "popen//id=build//env:LANG=C"
+
+
+def test_as_dict_is_json(tmp_path: Path) -> None:
+    data = json.loads(json.dumps(load(tmp_path, LAB).host("db02").as_dict()))
+    assert data["name"] == "db02" and data["groups"] == ["prod", "db"]
+    assert data["port"] == 2222 and data["env"] == {"LANG": "C", "STAGE": "prod"}
+    assert data["spec"].startswith("ssh=") and data["vars"]["port"] == 2222
+
+
+def test_hosts_are_values() -> None:
+    assert Host("a") == Host("a", address="a") and Host("a").address == "a"
+    with pytest.raises(AttributeError):
+        Host("a").port = 1  # type: ignore[misc]
+
+
+# ----------------------------------------------------------------------------- discovery
+
+
+@pytest.fixture
+def clean(tmp_path: Path) -> dict[str, str]:
+    """An environment without inventory settings, with an empty config dir."""
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "config").mkdir()
+    return {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+
+
+def test_discovery_order(tmp_path: Path, clean: dict[str, str]) -> None:
+    cwd = tmp_path / "cwd"
+    user = tmp_path / "config" / "xnet" / "inventory.yaml"
+    assert find_inventories((), clean, cwd) == ([], "embedded default")
+    user.parent.mkdir()
+    user.write_text("hosts: {u: }\n")
+    assert find_inventories((), clean, cwd) == ([user], "user config")
+    (cwd / "xnet.yaml").write_text("hosts: {p: }\n")
+    assert find_inventories((), clean, cwd) == ([cwd / "xnet.yaml"], "./xnet.yaml")
+    env = {**clean, "XNET_INVENTORY": os.pathsep.join(["a.yaml", "", "b.yaml"])}
+    assert find_inventories((), env, cwd) == ([Path("a.yaml"), Path("b.yaml")], "XNET_INVENTORY")
+    assert find_inventories(["f.yaml"], env, cwd) == ([Path("f.yaml")], "--inventory")
+
+
+def test_discovery_defaults_to_dot_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    user = tmp_path / ".config" / "xnet" / "inventory.yaml"
+    user.parent.mkdir(parents=True)
+    user.write_text("hosts: {u: }\n")
+    assert find_inventories((), {}, tmp_path) == ([user], "user config")
+
+
+def test_load_inventory_uses_what_it_finds(tmp_path: Path, clean: dict[str, str]) -> None:
+    cwd = tmp_path / "cwd"
+    assert load_inventory((), clean, cwd).select("all") == HostSet("localhost")
+    (cwd / "xnet.yaml").write_text("hosts: {p1: }\n")
+    assert load_inventory((), clean, cwd).select("all") == HostSet("p1")
+    extra = write(tmp_path, "hosts: {e1: }\n", "e.yaml")
+    env = {**clean, "XNET_INVENTORY": str(extra)}
+    assert load_inventory((), env, cwd).select("all") == HostSet("e1")
+    with pytest.raises(InventoryError, match="no such inventory file"):
+        load_inventory((), {**clean, "XNET_INVENTORY": str(tmp_path / "gone.yaml")}, cwd)
+
+
+def test_embedded_default() -> None:
+    inv = Inventory.default()
+    (host,) = inv.hosts()
+    assert (host.name, host.transport, host.groups) == ("localhost", "popen", ("local",))
+    assert host.spec() == "popen//id=localhost"
+    assert "transport: popen" in DEFAULT_INVENTORY
+    assert inv.sources == ("<default inventory>",)
