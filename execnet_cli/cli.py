@@ -15,9 +15,10 @@ def main() -> None:
 
 def _register_subcommands() -> None:
     """Attach the subcommands; each lives in its own module to keep this one small."""
-    from . import cli_hosts
+    from . import cli_hosts, cli_serve
 
     main.add_command(cli_hosts.hosts)
+    main.add_command(cli_serve.serve)
 
 
 _register_subcommands()

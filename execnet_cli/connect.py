@@ -27,6 +27,8 @@ def open_gateway(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gatew
         return open_popen(spec, remote_execmodel)
     if kind == "socket":
         return open_socket(spec, remote_execmodel, group)
+    if kind == "ssh":
+        return open_ssh(spec, remote_execmodel)
     raise GatewayError(f"spec {str(spec)!r}: the {kind} transport is not available yet")
 
 
@@ -139,3 +141,27 @@ def _installvia_gateway(spec: XSpec, group: Any) -> Gateway:
             f"spec {str(spec)!r}: installvia={gwid!r} names no gateway of this group "
             f"(it has: {known})"
         ) from None
+
+
+def open_ssh(spec: XSpec, remote_execmodel: str) -> Gateway:
+    """Start a worker over ssh; a worker that dies at once is explained with its stderr."""
+    from .errors import BootstrapError
+    from .sshspec import settings_for
+    from .transports.ssh import bootstrap_failure, open_ssh_transport
+
+    if spec.via:
+        raise SpecError(f"spec {str(spec)!r}: via= cannot be combined with ssh= (use ProxyJump)")
+    if not isinstance(spec.ssh, str):
+        raise SpecError(f"spec {str(spec)!r}: ssh= needs a host ([user@]host[:port])")
+    check_nice(spec)
+    config = spec.ssh_config if isinstance(spec.ssh_config, str) else None
+    settings = settings_for(spec.ssh, config)
+    python = spec.python if isinstance(spec.python, str) else "python3"
+    timeout = None if spec.connect_timeout is None else connect_timeout(spec)
+    transport = open_ssh_transport(settings, python, spec.sudo, timeout)
+    try:
+        gateway = start_gateway(transport, spec, remote_execmodel, False)
+    except BootstrapError as exc:
+        raise bootstrap_failure(transport, exc) from exc
+    transport.remote_pid = getattr(gateway._rinfo(), "pid", None)  # from the ready message
+    return gateway

@@ -1,0 +1,624 @@
+"""Socket gateways against real servers: ``xnet serve`` subprocesses and in-thread servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, List, Tuple
+
+import pytest
+from click.testing import CliRunner
+
+import execnet_cli
+from execnet_cli import bootstrap
+from execnet_cli._remote import socketserver as hs
+from execnet_cli.cli import main as cli_main
+from execnet_cli.cli_serve import is_loopback
+from execnet_cli.transports.socket import SecretError, load_secret
+
+PYTHON38 = "/root/.pyenv/versions/3.8.18/bin/python3.8"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def write_secret(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.write_text(text + "\n")
+    path.chmod(mode)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def private_config(monkeypatch, tmp_path):
+    """No test reads or writes the real ~/.config/xnet or sees a real XNET_SECRET."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("XNET_SECRET", raising=False)
+
+
+@pytest.fixture
+def secret_file(tmp_path) -> Path:
+    return write_secret(tmp_path / "secret", "s3cret-" + "ab" * 20)
+
+
+@pytest.fixture
+def wrong_secret_file(tmp_path) -> Path:
+    return write_secret(tmp_path / "wrong", "wrong-" + "cd" * 20)
+
+
+class ServerProcess:
+    def __init__(self, process: subprocess.Popen, port: int, log: Path) -> None:
+        self.process = process
+        self.port = port
+        self.log = log
+
+    def spec(self, secret: Path) -> str:
+        return f"socket=127.0.0.1:{self.port}//secret_file={secret}"
+
+    def log_text(self) -> str:
+        return self.log.read_text()
+
+
+def start_server(tmp_path: Path, *args: str) -> ServerProcess:
+    log = tmp_path / f"serve-{time.monotonic_ns()}.log"
+    with open(log, "wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "execnet_cli", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+    assert process.stdout is not None
+    line = process.stdout.readline().decode()
+    assert "listening on" in line, f"{line!r} {log.read_text()}"
+    return ServerProcess(process, int(line.rsplit(":", 1)[1]), log)
+
+
+def stop_server(server: ServerProcess) -> int:
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+    try:
+        code = server.process.wait(10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        code = server.process.wait()
+    assert server.process.stdout is not None
+    server.process.stdout.close()
+    return code
+
+
+@pytest.fixture
+def server(tmp_path, secret_file) -> Iterator[ServerProcess]:
+    """``xnet serve`` as a subprocess, with a short handshake timeout for the tests."""
+    running = start_server(
+        tmp_path,
+        "--listen",
+        "127.0.0.1:0",
+        "--secret-file",
+        str(secret_file),
+        "--handshake-timeout",
+        "0.5",
+    )
+    yield running
+    stop_server(running)
+
+
+class ThreadServer:
+    def __init__(self, secret: bytes, **options) -> None:
+        self.lines: List[str] = []
+        listener = hs.bind_listener("127.0.0.1", 0)
+        self.server = hs.SocketServer(
+            listener, secret, bootstrap.STAGE1, log=self.lines.append, **options
+        )
+        self.port = self.server.address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, name="test-server")
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.request_stop()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def thread_server(secret_file) -> Iterator[ThreadServer]:
+    running = ThreadServer(secret_file.read_text().strip().encode(), handshake_timeout=0.5)
+    yield running
+    running.stop()
+
+
+def handshake(sock: socket.socket, secret: bytes) -> None:
+    """The client side of the handshake, done by hand (raises if refused)."""
+    hello = recv_exact(sock, hs.SERVER_HELLO_SIZE)
+    server_nonce = hs.parse_server_hello(hello)
+    client_nonce = hs.new_nonce()
+    sock.sendall(hs.client_proof(secret, server_nonce, client_nonce))
+    hs.check_verdict(secret, server_nonce, client_nonce, recv_exact(sock, hs.VERDICT_SIZE))
+
+
+def recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise EOFError(data)
+        data += chunk
+    return data
+
+
+def recv_until_eof(sock: socket.socket) -> Tuple[bytes, float]:
+    started = time.monotonic()
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(4096)
+        except ConnectionResetError:  # closed with our bytes unread: TCP resets
+            chunk = b""
+        if not chunk:
+            return data, time.monotonic() - started
+        data += chunk
+
+
+def stage1_payload(source: str) -> bytes:
+    """What stage 1 of a worker would read and execute."""
+    code = source.encode() + b"\n#" + b"x" * 200  # longer than any handshake message
+    return b"%08d" % len(code) + code
+
+
+# -- working gateways -----------------------------------------------------------------------
+
+
+def test_exec_and_channels(server, secret_file):
+    gw = execnet_cli.makegateway(server.spec(secret_file))
+    try:
+        channel = gw.remote_exec(
+            "import os\nchannel.send((os.getpid(), os.getppid()))\n"
+            "for item in channel: channel.send(item)"
+        )
+        pid, parent = channel.receive(10)
+        assert parent == server.process.pid  # the server started it...
+        assert pid != server.process.pid  # ...and it is not the server
+        blob = os.urandom(3 << 20)
+        channel.send(blob)
+        assert channel.receive(30) == blob
+        side = gw.newchannel()
+        other = gw.remote_exec("c = channel.receive(); c.send(channel.receive() + 1)")
+        other.send(side)
+        other.send(41)
+        assert side.receive(10) == 42
+        channel.close()
+        assert gw._rinfo().executable
+    finally:
+        gw.exit()
+    assert wait_for(lambda: not pid_alive(pid))
+    assert f"accepted: worker pid {pid}" in server.log_text()
+
+
+def test_several_concurrent_clients(server, secret_file):
+    results: List[object] = []
+
+    def client() -> None:
+        try:
+            gw = execnet_cli.makegateway(server.spec(secret_file))
+        except Exception as exc:
+            results.append(exc)
+            return
+        try:
+            results.append(gw.remote_exec("import os; channel.send(os.getpid())").receive(10))
+        finally:
+            gw.exit()
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(isinstance(r, int) for r in results), results
+    assert len(set(results)) == 6
+
+
+def test_server_stop_ends_workers(tmp_path, secret_file):
+    running = start_server(tmp_path, "--listen", "127.0.0.1:0", "--secret-file", str(secret_file))
+    gateways = [execnet_cli.makegateway(running.spec(secret_file)) for _ in range(2)]
+    try:
+        pids = [gw._rinfo().pid for gw in gateways]
+        busy = gateways[0].remote_exec(
+            "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "channel.send(1)\nwhile True: time.sleep(0.01)"
+        )
+        assert busy.receive(10) == 1
+        assert stop_server(running) == 0  # SIGTERM: a clean stop
+        assert not any(pid_alive(pid) for pid in pids)  # reaped, even the one ignoring SIGTERM
+        with pytest.raises(EOFError):
+            busy.waitclose(10)
+        assert "stopped (2 clients served, 0 refused)" in running.log_text()
+    finally:
+        for gw in gateways:
+            gw.exit(timeout=2)
+
+
+def test_sigint_stops_the_server(tmp_path, secret_file):
+    running = start_server(tmp_path, "--listen", "127.0.0.1:0", "--secret-file", str(secret_file))
+    running.process.send_signal(signal.SIGINT)
+    assert running.process.wait(10) == 0
+    stop_server(running)
+    assert "stopped" in running.log_text()
+
+
+def test_thread_server_stop_ends_workers(thread_server, secret_file):
+    spec = f"socket=127.0.0.1:{thread_server.port}//secret_file={secret_file}"
+    gw = execnet_cli.makegateway(spec)
+    try:
+        pid = gw._rinfo().pid
+        thread_server.stop()
+        assert not pid_alive(pid)
+        with pytest.raises(EOFError):
+            gw.remote_exec("channel.receive()").waitclose(10)
+    finally:
+        gw.exit(timeout=2)
+
+
+def test_exit_is_prompt_even_with_a_stuck_worker(thread_server, secret_file):
+    spec = f"socket=127.0.0.1:{thread_server.port}//secret_file={secret_file}"
+    gw = execnet_cli.makegateway(spec)
+    started = time.monotonic()
+    gw.exit()
+    assert time.monotonic() - started < 1.0  # EOF ends the wait, no polling delay
+    stuck = execnet_cli.makegateway(spec)
+    pid = stuck._rinfo().pid
+    stuck.remote_exec("import time\nwhile True: time.sleep(0.01)")
+    started = time.monotonic()
+    stuck.exit(timeout=0.5)  # shuts the connection down; the worker gives up on its task
+    assert time.monotonic() - started < 2.0
+    assert wait_for(lambda: not pid_alive(pid), 5)
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+
+def test_wrong_secret_is_refused(server, wrong_secret_file):
+    with pytest.raises(execnet_cli.AuthenticationFailed, match="refused our secret") as info:
+        execnet_cli.makegateway(server.spec(wrong_secret_file))
+    assert f"127.0.0.1:{server.port}" in str(info.value)
+    assert str(wrong_secret_file) in str(info.value)
+    assert wait_for(lambda: "refused: wrong secret" in server.log_text())
+
+
+def test_code_without_handshake_never_runs(server, tmp_path, secret_file):
+    marker = tmp_path / "pwned"
+    payload = stage1_payload(f"open({str(marker)!r}, 'w').close()")
+    payload += bootstrap.bootstrap_bytes({"id": "x"}, False)
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(payload)  # straight in, as to execnet's socket server
+        recv_until_eof(sock)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        with pytest.raises(hs.Refused):
+            handshake(sock, b"a guessed secret, not the right one")
+        sock.sendall(payload)
+        recv_until_eof(sock)
+    time.sleep(0.5)
+    assert not marker.exists()
+    assert server.log_text().count("refused") == 2
+
+    # The control: the same bytes after a correct handshake do run, so the test can see it.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        handshake(sock, secret_file.read_text().strip().encode())
+        sock.sendall(stage1_payload(f"open({str(marker)!r}, 'w').close()"))
+        recv_until_eof(sock)
+    assert wait_for(marker.exists)
+
+
+def test_garbage_and_silent_clients_do_not_harm_others(server, secret_file):
+    silent = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    stalled = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    stalled.sendall(hs.TAG)  # a plausible start, then nothing
+    garbage = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    garbage.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        gw = execnet_cli.makegateway(server.spec(secret_file))  # served meanwhile
+        assert gw.remote_exec("channel.send(6 * 7)").receive(10) == 42
+        gw.exit()
+        data, _ = recv_until_eof(garbage)
+        assert data == hs.server_hello(data[len(hs.TAG) + 1 : hs.SERVER_HELLO_SIZE]) + (
+            hs.refuse_verdict()
+        )
+        for sock in (silent, stalled):
+            data, waited = recv_until_eof(sock)  # dropped after the handshake timeout
+            assert len(data) == hs.SERVER_HELLO_SIZE
+            assert waited < 5
+    finally:
+        for sock in (silent, stalled, garbage):
+            sock.close()
+    assert wait_for(lambda: server.log_text().count("no handshake within 0.5s") == 2)
+    assert "not speaking" in server.log_text()
+
+
+def test_too_many_pending_handshakes_are_shed(secret_file):
+    running = ThreadServer(secret_file.read_text().strip().encode(), max_pending=1)
+    try:
+        with socket.create_connection(("127.0.0.1", running.port), timeout=10) as hog:
+            recv_exact(hog, hs.SERVER_HELLO_SIZE)  # its handshake is now pending
+            with socket.create_connection(("127.0.0.1", running.port), timeout=10) as extra:
+                assert recv_until_eof(extra)[0] == b""
+    finally:
+        running.stop()
+    assert any("too many handshakes" in line for line in running.lines)
+
+
+def test_impostor_server_gets_nothing(secret_file):
+    """A server without the secret: the client notices and sends no bootstrap."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: List[bytes] = []
+
+    def impostor() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(hs.server_hello(hs.new_nonce()))
+            received.append(recv_exact(conn, hs.CLIENT_PROOF_SIZE))
+            conn.sendall(hs.TAG + b"A" + hs.bytecode_magic() + os.urandom(hs.MAC_SIZE))
+            conn.settimeout(10)
+            received.append(recv_until_eof(conn)[0])
+
+    thread = threading.Thread(target=impostor)
+    thread.start()
+    try:
+        spec = f"socket=127.0.0.1:{listener.getsockname()[1]}//secret_file={secret_file}"
+        with pytest.raises(execnet_cli.AuthenticationFailed, match="could not prove"):
+            execnet_cli.makegateway(spec)
+    finally:
+        thread.join(10)
+        listener.close()
+    assert received[1] == b""  # not one byte after the proof
+
+
+@pytest.mark.parametrize("greeting", [b"", b"HTTP/1.0 400 Bad Request\r\n" * 3])
+def test_not_an_xnet_server(secret_file, greeting):
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def other_server() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(greeting)
+            conn.settimeout(10)
+            recv_until_eof(conn)
+
+    thread = threading.Thread(target=other_server)
+    thread.start()
+    port = listener.getsockname()[1]
+    try:
+        spec = f"socket=127.0.0.1:{port}//secret_file={secret_file}//connect_timeout=0.5"
+        with pytest.raises(execnet_cli.ConnectFailed, match=f"127.0.0.1:{port}") as info:
+            execnet_cli.makegateway(spec)
+        assert ("not an xnet socket server" if greeting else "in time") in str(info.value)
+    finally:
+        thread.join(10)
+        listener.close()
+
+
+def test_connection_refused(secret_file):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(execnet_cli.ConnectFailed, match=f"127.0.0.1:{port} refused"):
+        execnet_cli.makegateway(f"socket=127.0.0.1:{port}//secret_file={secret_file}")
+
+
+def test_unknown_host_is_host_not_found(monkeypatch, secret_file):
+    def no_such_host(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)  # no DNS traffic from tests
+    with pytest.raises(execnet_cli.HostNotFound, match="nosuchhost.invalid") as info:
+        execnet_cli.makegateway(f"socket=nosuchhost.invalid:8888//secret_file={secret_file}")
+    assert type(info.value) is execnet_cli.HostNotFound
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("socket=127.0.0.1", "not host:port"),
+        ("socket=127.0.0.1:0", "needs a port"),
+        ("socket=127.0.0.1:99999", "out of range"),
+        ("socket=127.0.0.1:8888//python=python3", "python="),
+        ("socket=127.0.0.1:0//installvia=gw0//secret_file=/x", "secret_file="),
+    ],
+)
+def test_spec_errors(spec, message):
+    with pytest.raises(execnet_cli.SpecError, match=message):
+        execnet_cli.makegateway(spec)
+
+
+# -- the secret -----------------------------------------------------------------------------
+
+
+def test_secret_file_must_be_private(server, tmp_path):
+    loose = write_secret(tmp_path / "loose", "s3cret-" + "ab" * 20, mode=0o644)
+    with pytest.raises(SecretError, match=f"chmod 600 {loose}"):
+        load_secret(str(loose))
+    with pytest.raises(execnet_cli.AuthenticationFailed, match="chmod 600"):
+        execnet_cli.makegateway(server.spec(loose))
+    args = ["serve", "--listen", "127.0.0.1:0", "--secret-file", str(loose)]
+    result = CliRunner().invoke(cli_main, args)
+    assert result.exit_code == 2
+    assert "mode 0644" in result.output and f"chmod 600 {loose}" in result.output
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file away")
+def test_secret_file_must_be_ours(tmp_path):
+    foreign = write_secret(tmp_path / "foreign", "s3cret-" + "ab" * 20)
+    os.chown(foreign, 12345, -1)
+    with pytest.raises(SecretError, match="belongs to uid 12345.*chown"):
+        load_secret(str(foreign))
+
+
+def test_missing_and_short_secrets(tmp_path, monkeypatch):
+    with pytest.raises(SecretError, match="does not exist.*umask 077"):
+        load_secret(str(tmp_path / "absent"))
+    with pytest.raises(SecretError, match="no secret: set XNET_SECRET"):
+        load_secret()
+    with pytest.raises(execnet_cli.AuthenticationFailed, match="socket=127.0.0.1:8888.*no secret"):
+        execnet_cli.makegateway("socket=127.0.0.1:8888")
+    monkeypatch.setenv("XNET_SECRET", "short")
+    with pytest.raises(SecretError, match="too short"):
+        load_secret()
+    monkeypatch.setenv("XNET_SECRET", "long enough secret text")
+    assert load_secret() == (b"long enough secret text", "$XNET_SECRET", False)
+
+
+def test_default_secret_is_created_once_and_private(tmp_path):
+    secret, origin, created = load_secret(create=True)
+    path = tmp_path / "config" / "xnet" / "secret"
+    assert (origin, created) == (str(path), True)
+    assert len(secret) == 64 and int(secret, 16) >= 0
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert load_secret(create=True) == (secret, str(path), False)
+    assert load_secret() == (secret, str(path), False)  # clients find the same file
+
+
+def test_serve_creates_and_announces_a_default_secret(tmp_path):
+    running = start_server(tmp_path, "--listen", "127.0.0.1:0")
+    try:
+        path = tmp_path / "config" / "xnet" / "secret"
+        assert f"created a new secret in {path}" in running.log_text()
+        gw = execnet_cli.makegateway(f"socket=127.0.0.1:{running.port}")  # default file
+        assert gw.remote_exec("channel.send(1)").receive(10) == 1
+        gw.exit()
+    finally:
+        stop_server(running)
+
+
+def test_xnet_secret_env_on_both_sides(tmp_path, monkeypatch):
+    monkeypatch.setenv("XNET_SECRET", "an environment secret")
+    running = start_server(tmp_path, "--listen", "127.0.0.1:0")
+    try:
+        assert "using the secret from $XNET_SECRET" in running.log_text()
+        gw = execnet_cli.makegateway(f"socket=127.0.0.1:{running.port}")
+        source = "import os; channel.send(os.environ.get('XNET_SECRET'))"
+        assert gw.remote_exec(source).receive(10) is None  # workers do not inherit it
+        gw.exit()
+    finally:
+        stop_server(running)
+
+
+# -- the command line -----------------------------------------------------------------------
+
+
+def test_loopback_detection():
+    assert is_loopback("127.0.0.1") and is_loopback("127.0.0.5") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("10.1.2.3")
+
+
+def test_non_loopback_listen_warns(tmp_path, secret_file):
+    running = start_server(tmp_path, "--listen", "0.0.0.0:0", "--secret-file", str(secret_file))
+    try:
+        assert "warning: listening on 0.0.0.0:0" in running.log_text()
+        assert "not encrypted" in running.log_text()
+    finally:
+        stop_server(running)
+
+
+def test_loopback_listen_does_not_warn(server):
+    assert "warning" not in server.log_text()
+
+
+def test_serve_reports_a_busy_address(server, secret_file):
+    result = CliRunner().invoke(
+        cli_main,
+        ["serve", "--listen", f"127.0.0.1:{server.port}", "--secret-file", str(secret_file)],
+    )
+    assert result.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{server.port}" in result.output
+
+
+def test_serve_refuses_a_non_loopback_address_from_elsewhere(secret_file):
+    """Only an explicit --listen may open the server to the network (not a config default)."""
+    args = ["serve", "--secret-file", str(secret_file)]
+    result = CliRunner().invoke(cli_main, args, default_map={"serve": {"listen": "0.0.0.0:0"}})
+    assert result.exit_code == 2
+    assert "refusing to listen on 0.0.0.0:0" in result.output
+
+
+# -- installvia -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def group() -> Iterator[execnet_cli.Group]:
+    group = execnet_cli.Group(["popen"])
+    yield group
+    group.terminate(5)
+
+
+def test_installvia_and_group_terminate_leaves_nothing(group):
+    carrier_pid = group["gw0"]._rinfo().pid
+    gw = group.makegateway("socket=127.0.0.1:0//installvia=gw0")
+    assert gw.id == "gw1"
+    channel = gw.remote_exec("import os; channel.send((os.getpid(), os.getppid()))")
+    worker_pid, parent = channel.receive(10)
+    assert parent == carrier_pid
+    assert gw.transport.same_python
+    group.terminate(5)
+    assert wait_for(lambda: not pid_alive(worker_pid) and not pid_alive(carrier_pid), 5)
+
+
+def test_installvia_exit_stops_the_server_and_keeps_the_carrier(group):
+    gw = group.makegateway("socket//installvia=gw0")  # execnet's form: loopback, any port
+    worker_pid = gw._rinfo().pid
+    carrier = group["gw0"]
+    assert carrier.remote_status().numexecuting == 1  # the server
+    gw.exit()
+    assert wait_for(lambda: carrier.remote_status().numexecuting == 0, 5)
+    assert not pid_alive(worker_pid)
+    assert carrier.remote_exec("channel.send(3)").receive(10) == 3
+
+
+def test_installvia_server_takes_one_client_only(group):
+    gw = group.makegateway("socket=127.0.0.1:0//installvia=gw0")
+    port = int(gw.transport.address.rsplit(":", 1)[1])
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    gw.exit()
+
+
+@pytest.mark.skipif(not os.path.exists(PYTHON38), reason="needs Python 3.8")
+def test_installvia_in_python38(group):
+    old = group.makegateway(f"popen//python={PYTHON38}")
+    gw = group.makegateway(f"socket=127.0.0.1:0//installvia={old.id}")
+    assert not gw.transport.same_python  # the bootstrap went as source
+    assert tuple(gw._rinfo().version_info[:2]) == (3, 8)
+    channel = gw.remote_exec("channel.send(channel.receive() * 2)")
+    channel.send(21)
+    assert channel.receive(10) == 42
+
+
+def test_installvia_errors(group):
+    with pytest.raises(execnet_cli.SpecError, match="installvia='nope'.*gw0"):
+        group.makegateway("socket=127.0.0.1:0//installvia=nope")
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        with pytest.raises(execnet_cli.ConnectFailed, match=f"cannot listen on 127.0.0.1:{port}"):
+            group.makegateway(f"socket=127.0.0.1:{port}//installvia=gw0")
+    assert group["gw0"].remote_exec("channel.send(4)").receive(10) == 4
