@@ -1,24 +1,41 @@
-"""The ``xnet`` command line: a click group whose subcommands live in ``cli_*`` modules."""
+"""The ``xnet`` command line: a click group whose subcommands live in ``cli_*`` modules.
+
+Subcommands are imported only when invoked (or listed by ``--help``): ``xnet serve``
+must not pay for rich and PyYAML, which only the inventory commands need.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import Any, Dict, List, Optional
 
 import click
 
 from ._version import __version__
 
+#: Subcommand name -> "module:attribute" of its click command.
+SUBCOMMANDS: Dict[str, str] = {
+    "hosts": "execnet_cli.cli_hosts:hosts",
+    "serve": "execnet_cli.cli_serve:serve",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> List[str]:
+        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        target = SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attribute = target.partition(":")
+        command: Any = getattr(importlib.import_module(module_name), attribute)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="xnet")
 def main() -> None:
     """Run Python and shell commands on many hosts at once, over execnet_cli gateways."""
-
-
-def _register_subcommands() -> None:
-    """Attach the subcommands; each lives in its own module to keep this one small."""
-    from . import cli_hosts, cli_serve
-
-    main.add_command(cli_hosts.hosts)
-    main.add_command(cli_serve.serve)
-
-
-_register_subcommands()

@@ -8,13 +8,13 @@ with ``ast`` before sending, instead of letting it fail far away with a NameErro
 
 from __future__ import annotations
 
-import ast
 import builtins
-import dis
-import inspect
 import textwrap
 import types
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+
+if TYPE_CHECKING:  # ast, dis and inspect load lazily: most callers send plain text
+    import ast
 
 ExecRequest = Tuple[str, Optional[str], Optional[str], Dict[str, Any]]
 
@@ -22,6 +22,8 @@ ExecRequest = Tuple[str, Optional[str], Optional[str], Dict[str, Any]]
 def prepare_request(source: Any, kwargs: Dict[str, Any]) -> ExecRequest:
     """The (source, file name, call name, kwargs) tuple the worker runs."""
     if isinstance(source, types.ModuleType):
+        import inspect
+
         if kwargs:
             raise ValueError("keyword arguments are only accepted with a function")
         filename = getattr(source, "__file__", None)
@@ -38,6 +40,9 @@ def prepare_request(source: Any, kwargs: Dict[str, Any]) -> ExecRequest:
 
 
 def _function_request(func: types.FunctionType, kwargs: Dict[str, Any]) -> ExecRequest:
+    import ast
+    import inspect
+
     name = func.__name__
     if func.__closure__:
         free = ", ".join(func.__code__.co_freevars)
@@ -70,6 +75,8 @@ def non_builtin_globals(tree: ast.AST, code: types.CodeType) -> set:
     The compiler knows which loads are global (``LOAD_GLOBAL`` / ``LOAD_NAME``); the
     ``ast`` Name nodes confirm they are names, not attributes.
     """
+    import ast
+
     loaded = {
         node.id
         for node in ast.walk(tree)
@@ -80,6 +87,8 @@ def non_builtin_globals(tree: ast.AST, code: types.CodeType) -> set:
 
 def _global_loads(code: types.CodeType) -> set:
     """Names loaded as globals in a code object and the code nested in it."""
+    import dis
+
     names = {
         ins.argval
         for ins in dis.get_instructions(code)
