@@ -4,7 +4,9 @@ The public API matches execnet's: ``import execnet_cli as execnet`` and execnet 
 """
 
 from ._remote.channel import Channel
-from ._remote.serializer import dump, dumps, load, loads
+from ._remote.serializer import dump, dumps
+from ._remote.serializer import load_public as load
+from ._remote.serializer import loads_public as loads
 from ._version import __version__
 from .errors import (
     AuthenticationFailed,

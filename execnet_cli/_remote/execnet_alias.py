@@ -7,6 +7,7 @@ classes this worker really uses, not a second copy from disk. ``install`` regist
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 
@@ -20,9 +21,9 @@ _EXPORTS = {
     "DumpError": errors.DumpError,
     "LoadError": errors.LoadError,
     "dumps": serializer.dumps,
-    "loads": serializer.loads,
+    "loads": serializer.loads_public,
     "dump": serializer.dump,
-    "load": serializer.load,
+    "load": serializer.load_public,
 }
 
 
@@ -32,6 +33,8 @@ def install(version: str) -> None:
     package.__path__ = []  # type: ignore[attr-defined]
     package.__version__ = version  # type: ignore[attr-defined]
     package.__xnet_alias__ = True  # type: ignore[attr-defined]
+    # Where this engine came from (the controller's file, or the name it was compiled as).
+    package.__file__ = install.__code__.co_filename
     gateway_base = types.ModuleType("execnet.gateway_base")
     for name, value in _EXPORTS.items():
         setattr(package, name, value)
@@ -41,3 +44,20 @@ def install(version: str) -> None:
     package.gateway_base = gateway_base  # type: ignore[attr-defined]
     sys.modules["execnet"] = package
     sys.modules["execnet.gateway_base"] = gateway_base
+    _stdout_to_devnull()
+
+
+def _stdout_to_devnull() -> None:
+    """Send fd 1 to /dev/null, as execnet's workers do.
+
+    Our workers normally point fd 1 at stderr so a remote ``print()`` is seen; execnet
+    clients expect it to vanish (pytest-xdist's workers run a terminal reporter whose
+    output the controller must not show).
+    """
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)

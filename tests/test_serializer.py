@@ -1,0 +1,446 @@
+"""The safe serializer: round trips, hostile input, framing, channel references."""
+
+from __future__ import annotations
+
+import enum
+import io
+import math
+import struct
+from typing import Any, List
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from execnet_cli._remote.errors import DataFormatError, DumpError, LoadError
+from execnet_cli._remote.serializer import (
+    BIG_SEGMENT,
+    VERSION,
+    dump,
+    dumps,
+    dumps_parts,
+    load,
+    loads,
+)
+
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+NESTED = settings(FAST, max_examples=60)
+
+
+def canon(value: Any) -> Any:
+    """A comparable image of value that keeps exact types, float bits (nan, -0.0) and order."""
+    tp = type(value)
+    if tp is float:
+        return ("float", struct.pack("<d", value))
+    if tp is complex:
+        return ("complex", struct.pack("<dd", value.real, value.imag))
+    if tp in (list, tuple):
+        return (tp.__name__, [canon(v) for v in value])
+    if tp is dict:
+        return ("dict", [(canon(k), canon(v)) for k, v in value.items()])
+    if tp in (set, frozenset):
+        return (tp.__name__, sorted(repr(canon(v)) for v in value))
+    return (tp.__name__, value)
+
+
+def roundtrip(value: Any) -> Any:
+    data = dumps(value)
+    assert type(data) is bytes and data[0] == VERSION
+    result = loads(data)
+    assert canon(result) == canon(value)
+    return result
+
+
+# -- round trips ---------------------------------------------------------------------------
+
+EDGE_INTS = [0, 1, -1, 127, 128, -128, -129, 255, 256, 2**31, -(2**31), 2**31 - 1]
+EDGE_INTS += [2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**64, -(2**64), 10**100, -(10**100)]
+EDGE_INTS += [2**2100, -(2**2100)]  # past the u8 length of the short big-int form
+
+
+@pytest.mark.parametrize("value", EDGE_INTS, ids=repr)
+def test_int_edges(value: int) -> None:
+    roundtrip(value)
+
+
+@pytest.mark.parametrize("value", [0.0, 1.5, -2.25, 1e308, 5e-324, math.inf, -math.inf])
+def test_floats(value: float) -> None:
+    roundtrip(value)
+
+
+def test_nan_and_negative_zero() -> None:
+    assert math.isnan(roundtrip(math.nan))
+    assert math.copysign(1.0, roundtrip(-0.0)) == -1.0
+    back = roundtrip(complex(-0.0, math.nan))
+    assert math.copysign(1.0, back.real) == -1.0 and math.isnan(back.imag)
+
+
+STRINGS = ["", "a", "x" * 63, "x" * 64, "x" * 255, "x" * 256, "é€𝄞", "\udc80", "a\ud800b", "\0"]
+
+
+@pytest.mark.parametrize("value", STRINGS, ids=lambda s: f"str{len(s)}")
+def test_strings(value: str) -> None:
+    roundtrip(value)
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, BIG_SEGMENT, 1 << 20])
+def test_bytes(size: int) -> None:
+    roundtrip(bytes(range(256)) * (size // 256) + b"z" * (size % 256))
+
+
+SCALARS = [None, True, False, 1j, complex(2.5, -1)]
+CONTAINERS = [(), [], {}, set(), frozenset(), ((),), [[]], {"": {}}, {frozenset()}]
+CONTAINERS += [
+    (1, "x", None, 2.5),
+    list(range(300)),
+    tuple(range(256)),
+    {i: str(i) for i in range(300)},
+    set(range(1000)),
+    frozenset({(1, 2), "a", None, 3.5}),
+    {"a": [1, {2, 3}], (1, (2, "b")): frozenset({4}), None: (True, False, b"")},
+    [{"k": (1.5, [b"v", {"n": None}])}] * 3,
+]
+
+
+@pytest.mark.parametrize("value", SCALARS + CONTAINERS, ids=repr)
+def test_values(value: Any) -> None:
+    roundtrip(value)
+
+
+GOLDEN = [  # the wire format is a protocol between versions: changing it needs VERSION + 1
+    (None, "01 00"),
+    (False, "01 01"),
+    (True, "01 02"),
+    (5, "01 85"),
+    (-1, "01 03 ffffffffffffffff"),
+    (2**64, "01 0c 09 000000000000000001"),
+    (1.0, "01 04 000000000000f03f"),
+    ("hi", "01 42 6869"),
+    ("x" * 64, "01 08 40" + "78" * 64),
+    (b"hi", "01 0a 02 6869"),
+    (("a", [1], {2: 3}, set(), frozenset()), "01 0e 05 41 61 10 01 81 12 01 82 83 14 00 16 00"),
+]
+
+
+@pytest.mark.parametrize(("value", "hexdata"), GOLDEN, ids=[repr(v)[:20] for v, _ in GOLDEN])
+def test_golden_encodings(value: Any, hexdata: str) -> None:
+    assert dumps(value) == bytes.fromhex(hexdata)
+    assert canon(loads(bytes.fromhex(hexdata))) == canon(value)
+
+
+def test_shared_subobject_is_encoded_twice() -> None:
+    shared = [1, 2]
+    back = roundtrip([shared, (shared,), {"k": shared}])
+    assert back[0] == back[1][0] == back[2]["k"] == shared
+
+
+def test_loads_accepts_bytearray_and_memoryviews() -> None:
+    value = ["héllo", b"raw", 7, (None,), 2**80]
+    data = dumps(value)
+    assert loads(bytearray(data)) == value
+    assert loads(memoryview(data)) == value
+    assert loads(memoryview(bytearray(data)).cast("c")) == value
+    spaced = bytes(b for pair in zip(data, b"\0" * len(data)) for b in pair)
+    assert loads(memoryview(spaced)[::2]) == value  # not contiguous
+
+
+def test_loads_bytes_values_are_bytes_not_views() -> None:
+    back = loads(memoryview(dumps([b"ab", b"c" * 300])))
+    assert [type(b) for b in back] == [bytes, bytes]
+
+
+def test_failed_load_leaves_the_callers_bytearray_unlocked() -> None:
+    buf = bytearray(dumps(["ok", "ab"]))
+    buf[-1] = 0xFF  # invalid UTF-8
+    with pytest.raises(LoadError) as info:
+        loads(buf)
+    buf += b"x"  # a BufferError if a view of buf were still alive (e.g. via the traceback)
+    assert info.value is not None
+
+
+# -- hypothesis round trips ------------------------------------------------------------------
+
+texts = st.text() | st.lists(st.integers(0, 0x10FFFF).map(chr)).map("".join)  # surrogates
+hashable_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(-(2**200), 2**200)
+    | st.floats()
+    | st.complex_numbers()
+    | texts
+    | st.binary()
+)
+hashables = st.recursive(
+    hashable_scalars,
+    lambda inner: st.lists(inner, max_size=4).map(tuple) | st.frozensets(inner, max_size=4),
+    max_leaves=8,
+)
+values = st.recursive(
+    hashable_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.lists(inner, max_size=5).map(tuple)
+        | st.dictionaries(hashables, inner, max_size=5)
+        | st.sets(hashables, max_size=5)
+        | st.frozensets(hashables, max_size=5)
+    ),
+    max_leaves=15,
+)
+
+
+@NESTED
+@given(values)
+def test_roundtrip_property(value: Any) -> None:
+    roundtrip(value)
+    assert b"".join(dumps_parts(value)) == dumps(value)
+    assert canon(load(io.BytesIO(dumps(value)))) == canon(value)
+
+
+# -- hostile input ---------------------------------------------------------------------------
+
+
+def value_or_load_error(data: Any) -> None:
+    try:
+        loads(data)
+    except LoadError:
+        pass
+
+
+@FAST
+@given(st.binary(max_size=200))
+def test_garbage_gives_a_value_or_load_error(data: bytes) -> None:
+    value_or_load_error(data)
+    value_or_load_error(bytes((VERSION,)) + data)
+    value_or_load_error(bytearray(bytes((VERSION,)) + data))
+
+
+@FAST
+@given(st.binary(max_size=200))
+def test_garbage_from_a_file_gives_a_value_or_an_error(data: bytes) -> None:
+    try:
+        load(io.BytesIO(bytes((VERSION,)) + data))
+    except LoadError:
+        pass
+
+
+@NESTED
+@given(values, st.data())
+def test_corrupted_encodings_give_a_value_or_load_error(value: Any, data: st.DataObject) -> None:
+    encoded = bytearray(dumps(value))
+    for _ in range(data.draw(st.integers(1, 3))):
+        encoded[data.draw(st.integers(1, len(encoded) - 1))] = data.draw(st.integers(0, 255))
+    value_or_load_error(bytes(encoded))
+
+
+SAMPLES = [None, 5, -5, 2**70, 2.5, 1j, "short", "x" * 300, b"b", (1, ["a", {2: None}]), {3}]
+
+
+@pytest.mark.parametrize("value", SAMPLES, ids=repr)
+def test_every_strict_prefix_is_a_load_error(value: Any) -> None:
+    data = dumps(value)
+    for cut in range(len(data)):
+        with pytest.raises(LoadError, match="truncated"):
+            loads(data[:cut])
+        if cut:
+            with pytest.raises(LoadError, match="truncated"):
+                load(io.BytesIO(data[:cut]))
+
+
+@pytest.mark.parametrize("value", SAMPLES, ids=repr)
+def test_trailing_data_is_a_load_error(value: Any) -> None:
+    with pytest.raises(LoadError, match="trailing data: 1 bytes"):
+        loads(dumps(value) + b"\0")
+
+
+def test_wrong_version_names_both_versions() -> None:
+    data = b"\x02" + dumps("x")[1:]
+    with pytest.raises(LoadError, match=r"version 2 .*version 1"):
+        loads(data)
+    with pytest.raises(LoadError, match=r"version 2 .*version 1"):
+        load(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("op", [0x07, 0x18, 0x3F])
+def test_unknown_opcode_is_named_in_hex_with_its_offset(op: int) -> None:
+    data = bytes((VERSION, 0x0E, 2, 0x80, op))  # a tuple whose second item is unknown
+    with pytest.raises(LoadError, match=f"unknown opcode 0x{op:02x} at offset 4"):
+        loads(data)
+    with pytest.raises(LoadError, match=f"unknown opcode 0x{op:02x} at offset 4"):
+        load(io.BytesIO(data))
+
+
+def test_invalid_utf8_is_a_load_error() -> None:
+    with pytest.raises(LoadError, match="invalid UTF-8"):
+        loads(bytes((VERSION, 0x42, 0xC3, 0x28)))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes((VERSION, 0x14, 1, 0x10, 0)),  # {[]}
+        bytes((VERSION, 0x16, 1, 0x12, 0)),  # frozenset({{}})
+        bytes((VERSION, 0x12, 1, 0x0E, 1, 0x10, 0, 0x80)),  # {([],): 0}
+    ],
+)
+def test_unhashable_members_are_a_load_error(data: bytes) -> None:
+    with pytest.raises(LoadError, match="unhashable"):
+        loads(data)
+
+
+@pytest.mark.parametrize("op", [0x09, 0x0B, 0x0D, 0x0F, 0x11, 0x13, 0x15, 0x17])
+def test_huge_declared_sizes_fail_before_allocating(op: int) -> None:
+    data = bytes((VERSION, op)) + b"\xff\xff\xff\xff" + b"abc"
+    with pytest.raises(LoadError, match="announces"):
+        loads(data)
+    with pytest.raises(LoadError, match="truncated"):
+        load(io.BytesIO(data))
+
+
+def test_a_million_nested_lists_load_without_recursion() -> None:
+    depth = 1_000_000
+    value = loads(bytes((VERSION,)) + b"\x10\x01" * depth + b"\x00")
+    for _ in range(depth):
+        (value,) = value
+    assert value is None
+    with pytest.raises(LoadError, match="truncated"):
+        loads(bytes((VERSION,)) + b"\x10\x01" * (depth // 10))
+
+
+def test_deep_structures_dump_and_load() -> None:
+    depth = 100_000
+    value: Any = "leaf"
+    for i in range(depth):
+        value = [value] if i % 2 else {"k": value}
+    back = loads(dumps(value))
+    for i in reversed(range(depth)):
+        back = back[0] if i % 2 else back["k"]
+    assert back == "leaf"
+
+
+# -- what dumps refuses ------------------------------------------------------------------------
+
+
+class Color(enum.IntEnum):
+    RED = 1
+
+
+class Text(str):
+    pass
+
+
+class Opaque:
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Color.RED, Text("x"), bytearray(b"x"), memoryview(b"x"), Opaque(), Opaque, len, range(3), ...],
+    ids=lambda v: type(v).__name__,
+)
+def test_unsupported_types_raise_dump_error_naming_the_type(value: Any) -> None:
+    with pytest.raises(DumpError, match=f"cannot serialize .*{type(value).__name__}"):
+        dumps(value)
+    with pytest.raises(DumpError, match=type(value).__name__):
+        dumps([1, {"k": (value,)}])
+
+
+def test_cycles_raise_dump_error() -> None:
+    direct: List[Any] = [1]
+    direct.append(direct)
+    via_tuple: List[Any] = []
+    via_tuple.append((via_tuple,))
+    via_dict: dict = {}
+    via_dict["self"] = [via_dict]
+    for value in (direct, via_tuple, via_dict, [[via_dict]]):
+        with pytest.raises(DumpError, match="recursive structure"):
+            dumps(value)
+
+
+def test_errors_are_data_format_errors() -> None:
+    assert issubclass(DumpError, DataFormatError) and issubclass(LoadError, DataFormatError)
+    with pytest.raises(LoadError):
+        loads("not bytes")
+
+
+# -- dumps_parts -------------------------------------------------------------------------------
+
+
+def test_dumps_parts_passes_big_bytes_through_uncopied() -> None:
+    big, other = bytes(1 << 20), b"y" * BIG_SEGMENT
+    value = ["head", big, 5, (other, b"small" * 100), "t" * (BIG_SEGMENT + 1)]
+    parts = dumps_parts(value)
+    assert b"".join(parts) == dumps(value)
+    assert any(part is big for part in parts) and any(part is other for part in parts)
+    assert len(parts) == 6  # joined small pieces, big, joined, other, joined, the big str
+    assert all(type(part) is bytes for part in parts)
+
+
+def test_dumps_parts_small_values_are_one_segment() -> None:
+    assert dumps_parts(("x", 1, None, b"z" * (BIG_SEGMENT - 1))) == [
+        dumps(("x", 1, None, b"z" * (BIG_SEGMENT - 1)))
+    ]
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+class ReadOnly:
+    """A file that only has read(n), and returns at most 3 bytes per call."""
+
+    def __init__(self, data: bytes) -> None:
+        self._stream = io.BytesIO(data)
+
+    def read(self, n: int) -> bytes:
+        return self._stream.read(min(n, 3))
+
+
+def test_dump_and_load_several_values_then_eof() -> None:
+    stream = io.BytesIO()
+    values = [1, "two", (3.0, [b"four"]), {"five": {5}}, None, bytes(70_000)]
+    for value in values:
+        dump(stream, value)
+    stream.seek(0)
+    reader = ReadOnly(stream.getvalue())
+    for value in values:
+        assert canon(load(reader)) == canon(value)
+    with pytest.raises(EOFError):
+        load(reader)
+
+
+def test_load_reads_no_byte_past_the_value() -> None:
+    stream = io.BytesIO(dumps([1, "a"]) + b"rest")
+    assert load(stream) == [1, "a"]
+    assert stream.read() == b"rest"
+
+
+# -- channel references --------------------------------------------------------------------------
+
+
+class FakeChannel:
+    def __init__(self, id: int) -> None:
+        self.id = id
+
+
+def test_channels_are_sent_by_id() -> None:
+    data = dumps(("ch", FakeChannel(3), [FakeChannel(-(2**63))]), channel_type=FakeChannel)
+    made: List[int] = []
+
+    def factory(cid: int) -> Any:
+        made.append(cid)
+        return ("channel", cid)
+
+    assert loads(data, factory) == ("ch", ("channel", 3), [("channel", -(2**63))])
+    assert load(io.BytesIO(data), channel_factory=factory) == loads(data, factory)
+    assert made[:2] == [3, -(2**63)]
+    with pytest.raises(LoadError, match="channel reference outside a gateway"):
+        loads(data)
+
+
+def test_channels_need_a_channel_type_and_an_int_id() -> None:
+    with pytest.raises(DumpError, match="FakeChannel"):
+        dumps(FakeChannel(1))
+    with pytest.raises(DumpError, match="64-bit integer id"):
+        dumps(FakeChannel(2**63), channel_type=FakeChannel)
+    with pytest.raises(DumpError, match="64-bit integer id"):
+        dumps(FakeChannel("1"), channel_type=FakeChannel)  # type: ignore[arg-type]
