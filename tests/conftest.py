@@ -11,10 +11,14 @@ from pathlib import Path
 from typing import Iterator, Set
 
 import pytest
+from sshd_fixtures import *  # noqa: F403
 
 import execnet_cli
 
 LEAK_GRACE = 3.0
+
+#: A project of its own, run under pytest-xdist by test_xdist_compat.py.
+collect_ignore = ["xdist_sample"]
 
 
 def child_pids() -> Set[int]:

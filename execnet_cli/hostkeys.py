@@ -1,0 +1,240 @@
+"""Host key checking against OpenSSH ``known_hosts`` files; never accepts silently.
+
+Policy (``StrictHostKeyChecking``):
+
+- a key listed for the host: accepted;
+- ``@revoked``, or a key of the same type that differs, or the host known only with key
+  types the server no longer offers: refused as *changed*, always, whatever the policy
+  (this is where a man in the middle shows up);
+- unknown host: refused with its fingerprint and how to accept it (``yes``/``ask``:
+  we cannot ask), or recorded in the first ``UserKnownHostsFile`` (``accept-new``, and
+  ``no``, which for us is ``accept-new`` plus a logged warning).
+
+Host names are matched as OpenSSH writes them: ``host`` on port 22, else
+``[host]:port``; hashed entries (``|1|salt|hash``) and ``*``/``?``/``!`` patterns too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+from .errors import HostKeyError
+from .sshspec import SSHSettings
+
+log = logging.getLogger("execnet_cli.ssh")
+
+#: Appending to a known_hosts file from parallel opens must not interleave lines.
+_record_lock = threading.Lock()
+
+#: paramiko host key algorithm names for each key type a known_hosts file holds.
+ALGORITHMS_FOR_TYPE = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256")}
+
+
+@dataclass
+class KnownHosts:
+    """The entries of the known_hosts files that name one host."""
+
+    name: str
+    keys: Dict[str, List[object]] = field(default_factory=dict)  # key type -> PKeys
+    revoked: List[object] = field(default_factory=list)
+    sources: Dict[str, str] = field(default_factory=dict)  # key type -> "file:line"
+
+    @property
+    def known(self) -> bool:
+        return bool(self.keys)
+
+
+def load_known_hosts(name: str, files: Sequence[str]) -> KnownHosts:
+    """Every key the ``files`` list for ``name`` (missing files are skipped)."""
+    from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
+    from paramiko.ssh_exception import SSHException
+
+    found = KnownHosts(name)
+    for path in files:
+        try:
+            with open(os.path.expanduser(path), encoding="utf-8", errors="replace") as handle:
+                lines = handle.read().splitlines()
+        except OSError:
+            continue
+        for number, raw in enumerate(lines, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            marker = None
+            if line.startswith("@"):
+                marker, _, line = line.partition(" ")
+                line = line.strip()
+                if marker == "@cert-authority":
+                    continue  # host certificates are not supported; such lines never match
+            names = line.split(None, 1)[0]
+            if not names_match(names.split(","), name):
+                continue
+            try:
+                entry = HostKeyEntry.from_line(line, number)
+            except (InvalidHostKey, SSHException, ValueError):
+                log.debug("%s:%d: unreadable known_hosts line skipped", path, number)
+                continue
+            if entry is None:
+                continue
+            if marker == "@revoked":
+                found.revoked.append(entry.key)
+                continue
+            key_type = entry.key.get_name()
+            found.keys.setdefault(key_type, []).append(entry.key)
+            found.sources.setdefault(key_type, f"{path}:{number}")
+    return found
+
+
+def names_match(patterns: Sequence[str], name: str) -> bool:
+    """OpenSSH host list matching: hashed names, wildcards, and ``!`` negation."""
+    matched = False
+    for pattern in patterns:
+        if pattern.startswith("|1|"):
+            if hashed_matches(pattern, name):
+                matched = True
+            continue
+        negated = pattern.startswith("!")
+        if wildcard_match(pattern[1:] if negated else pattern, name):
+            if negated:
+                return False
+            matched = True
+    return matched
+
+
+def wildcard_match(pattern: str, name: str) -> bool:
+    """OpenSSH's patterns: only ``*`` and ``?`` are special (``[host]:port`` is literal)."""
+    if "*" not in pattern and "?" not in pattern:
+        return pattern.lower() == name.lower()
+    regex = "".join(
+        ".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.lower()
+    )
+    return re.fullmatch(regex, name.lower()) is not None
+
+
+def hashed_matches(entry: str, name: str) -> bool:
+    try:
+        _, _, salt, digest = entry.split("|", 3)
+        expected = base64.b64decode(digest)
+        mac = hmac.new(base64.b64decode(salt), name.encode(), hashlib.sha1).digest()
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(mac, expected)
+
+
+def hash_name(name: str) -> str:
+    """``|1|salt|hash``, as ``HashKnownHosts yes`` writes names."""
+    salt = os.urandom(20)
+    mac = hmac.new(salt, name.encode(), hashlib.sha1).digest()
+    return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(mac).decode()}"
+
+
+def preferred_algorithms(known: KnownHosts, available: Sequence[str]) -> List[str]:
+    """Host key algorithms with those of already known key types first (as OpenSSH does).
+
+    Without this, a server offering several host keys could be asked for one of a type
+    we have never seen and look unknown although we know its ed25519 key.
+    """
+    first: List[str] = []
+    for key_type in known.keys:
+        for algorithm in ALGORITHMS_FOR_TYPE.get(key_type, (key_type,)):
+            if algorithm in available and algorithm not in first:
+                first.append(algorithm)
+    return first + [a for a in available if a not in first]
+
+
+def check_host_key(settings: SSHSettings, key: object) -> None:
+    """Accept ``key`` for the host of ``settings``, record it, or raise ``HostKeyError``."""
+    name = settings.known_hosts_name
+    files = list(settings.user_known_hosts_files) + list(settings.global_known_hosts_files)
+    known = load_known_hosts(name, files)
+    key_type = key.get_name()  # type: ignore[attr-defined]
+    fingerprint = key.fingerprint  # type: ignore[attr-defined]
+    where = settings.describe()
+    if any(key == bad for bad in known.revoked):
+        raise HostKeyError(
+            f"{where}: the host key {key_type} {fingerprint} is marked @revoked in "
+            "known_hosts; refusing to connect"
+        )
+    if key_type in known.keys:
+        if any(key == good for good in known.keys[key_type]):
+            return
+        raise HostKeyError(
+            f"{where}: HOST KEY CHANGED for {name}: the server offers {key_type} {fingerprint}, "
+            f"which differs from the key recorded at {known.sources[key_type]}. This can be a "
+            "man-in-the-middle attack; nothing was sent. If the host was really reinstalled, "
+            f"remove the old key (ssh-keygen -R '{name}') and connect again."
+        )
+    if known.known:
+        raise HostKeyError(
+            f"{where}: HOST KEY CHANGED for {name}: known_hosts lists key types "
+            f"{', '.join(sorted(known.keys))} ({', '.join(sorted(known.sources.values()))}), "
+            f"but the server offers only {key_type} {fingerprint}. Refusing; if the host was "
+            f"really changed, remove the old keys (ssh-keygen -R '{name}') and connect again."
+        )
+    policy = settings.strict_host_key_checking
+    if policy == "yes":
+        target = settings.user_known_hosts_files[:1]
+        raise HostKeyError(
+            f"{where}: unknown host key for {name}: {key_type} {fingerprint}. Nothing was "
+            "sent. If this fingerprint is right, accept it with -o StrictHostKeyChecking="
+            "accept-new in the ssh= spec (or StrictHostKeyChecking accept-new in the ssh "
+            "config), which records it in "
+            f"{target[0] if target else 'the UserKnownHostsFile'}; or add it there yourself "
+            f"(ssh-keyscan -p {settings.port} {settings.hostname})."
+        )
+    record_host_key(settings, key)
+    message = "recorded new host key for %s: %s %s"
+    if policy == "no":
+        message += " (StrictHostKeyChecking=no is treated as accept-new)"
+    log.warning(message, name, key_type, fingerprint)
+
+
+def record_host_key(settings: SSHSettings, key: object) -> None:
+    """Append the key to the first user known_hosts file (creating ~/.ssh if needed)."""
+    if not settings.user_known_hosts_files:
+        raise HostKeyError(
+            f"{settings.describe()}: cannot accept a new host key: UserKnownHostsFile is none"
+        )
+    path = os.path.expanduser(settings.user_known_hosts_files[0])
+    name = settings.known_hosts_name
+    if settings.hash_known_hosts:
+        name = hash_name(name)
+    line = f"{name} {key.get_name()} {key.get_base64()}\n"  # type: ignore[attr-defined]
+    try:
+        directory = os.path.dirname(path)
+        if directory and not os.path.isdir(directory):
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        with _record_lock:
+            needs_newline = _ends_without_newline(path)
+            with open(path, "a", encoding="utf-8") as out:
+                out.write(("\n" if needs_newline else "") + line)
+    except OSError as exc:
+        raise HostKeyError(
+            f"{settings.describe()}: cannot record the host key in {path}: {exc.strerror or exc}"
+        ) from exc
+
+
+def _ends_without_newline(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() == 0:
+                return False
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b"\n"
+    except OSError:
+        return False
+
+
+def known_or_none(settings: SSHSettings) -> Optional[KnownHosts]:
+    """The known keys for the host of ``settings`` (for algorithm ordering)."""
+    files = list(settings.user_known_hosts_files) + list(settings.global_known_hosts_files)
+    return load_known_hosts(settings.known_hosts_name, files)

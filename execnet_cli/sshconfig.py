@@ -1,0 +1,69 @@
+"""Reading OpenSSH client config files as OpenSSH would, for ``sshspec``.
+
+``-F FILE`` (or ``ssh_config=``) alone, ``none`` for no file; otherwise the user's
+``~/.ssh/config`` then ``/etc/ssh/ssh_config``. ``Include`` lines are inlined here
+(paramiko's ``SSHConfig`` does not follow them), relative paths from ``~/.ssh`` or
+``/etc/ssh`` as OpenSSH resolves them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shlex
+from typing import Optional
+
+from .errors import SpecError
+
+USER_CONFIG = "~/.ssh/config"
+SYSTEM_CONFIG = "/etc/ssh/ssh_config"
+MAX_INCLUDE_DEPTH = 16
+
+
+def load_config_text(path: Optional[str]) -> str:
+    """The config text OpenSSH would read: ``path`` alone (``none``: nothing), else user
+    then system file."""
+    if path is not None:
+        if path.lower() == "none":  # as OpenSSH's -F none: no config file at all
+            return ""
+        full = os.path.expanduser(path)
+        try:
+            with open(full, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise SpecError(f"ssh config file {path!r}: {exc.strerror or exc}") from exc
+        return expand_includes(text, os.path.dirname(full) or ".", path)
+    parts = []
+    for candidate, base in ((USER_CONFIG, "~/.ssh"), (SYSTEM_CONFIG, "/etc/ssh")):
+        full = os.path.expanduser(candidate)
+        try:
+            with open(full, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        parts.append("Host *\n" + expand_includes(text, os.path.expanduser(base), candidate))
+    return "\n".join(parts)
+
+
+def expand_includes(text: str, base: str, name: str, depth: int = 0) -> str:
+    """Inline ``Include`` lines (paramiko ignores them); relative paths start at ``base``."""
+    if depth > MAX_INCLUDE_DEPTH:
+        raise SpecError(f"ssh config {name!r}: Include nested too deeply")
+    out = []
+    for line in text.splitlines():
+        match = re.match(r"\s*include(?:\s*=\s*|\s+)(.+)$", line, re.IGNORECASE)
+        if not match:
+            out.append(line)
+            continue
+        for pattern in shlex.split(match.group(1)):
+            pattern = os.path.expanduser(pattern)
+            if not os.path.isabs(pattern):
+                pattern = os.path.join(base, pattern)
+            for path in sorted(glob.glob(pattern)):
+                try:
+                    with open(path, encoding="utf-8") as handle:
+                        out.append(expand_includes(handle.read(), base, path, depth + 1))
+                except OSError:
+                    continue
+    return "\n".join(out)

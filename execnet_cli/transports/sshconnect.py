@@ -1,0 +1,371 @@
+"""Reaching an ssh server with paramiko: socket, jump hosts, handshake, host key, keys.
+
+``connect(settings, timeout)`` returns an authenticated ``Connection`` (the paramiko
+transport plus whatever carries it: jump-host connections, a ProxyCommand process),
+or raises one error naming the host: ``HostNotFound`` (name does not resolve),
+``ConnectFailed`` (refused, timed out, cut), ``HostKeyError``, ``AuthenticationFailed``.
+paramiko and socket errors are translated here, once.
+
+Speed (see DESIGN.md): TCP_NODELAY; curve25519 key exchange first (the post-quantum
+hybrid costs several times the CPU per handshake); AES-GCM first (one C call per packet,
+no separate MAC); no compression unless asked; a large receive window.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+from ..errors import AuthenticationFailed, ConnectFailed, HostNotFound
+from ..hostkeys import check_host_key, load_known_hosts, preferred_algorithms
+from ..sshspec import SSHSettings
+
+log = logging.getLogger("execnet_cli.ssh")
+#: paramiko logs failures we translate into errors (and tracebacks from its thread when
+#: we close a transport mid-handshake); without a handler of the application's they would
+#: reach stderr through logging's last resort. Configured logging still sees them.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+#: Our receive window: what the server may send before we acknowledge. 16 MiB keeps a
+#: fast link busy between window adjustments while bounding memory per channel.
+WINDOW_SIZE = 16 * 1024 * 1024
+#: Largest packet we accept; the server chooses within it (OpenSSH sends up to 32 KiB).
+MAX_PACKET_SIZE = 256 * 1024 - 1024
+PREFERRED_KEX = ("curve25519-sha256@libssh.org",)
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr")
+PREFERRED_MACS = ("hmac-sha2-256-etm@openssh.com", "hmac-sha2-256")
+DEFAULT_KEY_FILES = ("id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_dsa")
+
+
+@dataclass
+class Connection:
+    """An authenticated paramiko transport and the things it runs over (closed in reverse)."""
+
+    transport: Any
+    settings: SSHSettings
+    closers: List[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        close_transport(self.transport)
+        while self.closers:
+            try:
+                self.closers.pop()()
+            except Exception:  # closing must go on
+                log.debug("closing %s", self.settings.describe(), exc_info=True)
+
+
+def connect(settings: SSHSettings, timeout: Optional[float] = None) -> Connection:
+    """An authenticated connection to the host of ``settings`` (through its jump hosts)."""
+    timeout = settings.connect_timeout or timeout or DEFAULT_CONNECT_TIMEOUT
+    closers: List[Callable[[], None]] = []
+    try:
+        sock = open_stream(settings, timeout, closers)
+        transport = handshake(sock, settings, timeout)
+    except BaseException:
+        for close in reversed(closers):
+            close()
+        raise
+    connection = Connection(transport, settings, closers)
+    try:
+        authenticate(transport, settings)
+    except BaseException:
+        connection.close()
+        raise
+    if settings.server_alive_interval:
+        transport.set_keepalive(max(1, int(settings.server_alive_interval)))
+    return connection
+
+
+# -- the byte stream -----------------------------------------------------------------------
+
+
+def open_stream(settings: SSHSettings, timeout: float, closers: List[Callable[[], None]]) -> Any:
+    """A socket-like stream to the server: TCP, a jump host's channel, or a ProxyCommand."""
+    if settings.jump is not None:
+        hop = connect(settings.jump, timeout)
+        closers.append(hop.close)
+        try:
+            channel = hop.transport.open_channel(
+                "direct-tcpip",
+                (settings.hostname, settings.port),
+                ("127.0.0.1", 0),
+                window_size=WINDOW_SIZE,
+                max_packet_size=MAX_PACKET_SIZE,
+                timeout=timeout,
+            )
+        except Exception as exc:
+            raise ConnectFailed(
+                f"{settings.describe()}: jump host {settings.jump.describe()} could not "
+                f"reach {settings.hostname} port {settings.port}: {exc}"
+            ) from exc
+        return channel
+    if settings.proxy_command:
+        return start_proxy_command(settings, closers)
+    return open_socket(settings, timeout)
+
+
+def open_socket(settings: SSHSettings, timeout: float) -> socket.socket:
+    """A connected TCP socket with TCP_NODELAY; DNS and connect errors translated."""
+    host, port, where = settings.hostname, settings.port, settings.describe()
+    if host.lower().rstrip(".").endswith(".invalid") or host.lower() == "invalid":
+        # RFC 6761: such names never resolve; answer without asking a name server.
+        raise HostNotFound(f"{where}: cannot resolve host name {host!r} (.invalid never exists)")
+    family = {"inet": socket.AF_INET, "inet6": socket.AF_INET6}.get(
+        settings.address_family, socket.AF_UNSPEC
+    )
+    try:
+        addresses = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise HostNotFound(f"{where}: cannot resolve host name {host!r}: {exc.strerror}") from exc
+    deadline = time.monotonic() + timeout
+    failures: List[str] = []
+    last: Optional[BaseException] = None
+    for af, kind, proto, _, address in addresses:
+        sock = socket.socket(af, kind, proto)
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            sock.connect(address)
+        except socket.timeout as exc:
+            sock.close()
+            failures.append(f"{address[0]}: timed out after {timeout:g} s")
+            last = exc
+            continue
+        except OSError as exc:
+            sock.close()
+            failures.append(f"{address[0]}: {exc.strerror or exc}")
+            last = exc
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    raise ConnectFailed(
+        f"{where}: cannot connect to {host} port {port}: {'; '.join(failures) or 'no address'}"
+    ) from last
+
+
+def start_proxy_command(settings: SSHSettings, closers: List[Callable[[], None]]) -> socket.socket:
+    """Run ProxyCommand with its stdin and stdout on one end of a socket pair.
+
+    paramiko then talks to a real socket (timeouts, no extra thread), as OpenSSH does
+    with its pipe pair. The command runs under ``/bin/sh -c`` like OpenSSH's.
+    """
+    command = settings.proxy_command or ""
+    command = command.replace("%%", "%")
+    ours, theirs = socket.socketpair()
+    try:
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", "exec " + command],
+            stdin=theirs.fileno(),
+            stdout=theirs.fileno(),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        ours.close()
+        raise ConnectFailed(f"{settings.describe()}: cannot run ProxyCommand: {exc}") from exc
+    finally:
+        theirs.close()
+
+    def stop() -> None:  # as OpenSSH does: hang up on the command, then reap it
+        ours.close()
+        if process.poll() is None:
+            try:
+                process.send_signal(signal.SIGHUP)
+                process.wait(2.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    closers.append(stop)
+    return ours
+
+
+# -- handshake and host key ------------------------------------------------------------------
+
+
+def handshake(sock: Any, settings: SSHSettings, timeout: float) -> Any:
+    """Key exchange over ``sock`` and the host key check; returns the paramiko Transport."""
+    import paramiko
+
+    where = settings.describe()
+    files = [*settings.user_known_hosts_files, *settings.global_known_hosts_files]
+    known = load_known_hosts(settings.known_hosts_name, files)
+    transport = paramiko.Transport(
+        sock, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET_SIZE
+    )
+    try:
+        options = transport.get_security_options()
+        options.kex = prefer(options.kex, PREFERRED_KEX)
+        options.ciphers = prefer(options.ciphers, PREFERRED_CIPHERS)
+        options.digests = prefer(options.digests, PREFERRED_MACS)
+        options.key_types = preferred_algorithms(known, list(options.key_types))
+        transport.use_compression(settings.compression)
+        transport.banner_timeout = transport.handshake_timeout = timeout
+        transport.auth_timeout = transport.channel_timeout = timeout
+        try:
+            transport.start_client(timeout=timeout)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise ConnectFailed(f"{where}: ssh handshake failed: {describe_error(exc)}") from exc
+        if not transport.is_active() or transport.host_key is None:
+            raise ConnectFailed(f"{where}: ssh handshake did not finish in {timeout:g} s")
+        check_host_key(settings, transport.get_remote_server_key())
+    except BaseException:
+        close_transport(transport)
+        raise
+    return transport
+
+
+def prefer(available: Sequence[str], first: Sequence[str]) -> Tuple[str, ...]:
+    """``available`` reordered with ``first`` (those present) in front."""
+    head = [name for name in first if name in available]
+    return tuple(head + [name for name in available if name not in head])
+
+
+def close_transport(transport: Any) -> None:
+    """Close a paramiko transport and make sure its helper threads end."""
+    transport.close()
+    timer = getattr(transport.packetizer, "_Packetizer__timer", None)
+    if timer is not None:  # the handshake timer of a transport that never finished it
+        timer.cancel()
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, EOFError) or not text:
+        return "the server closed the connection"
+    if "Error reading SSH protocol banner" in text:
+        return "no ssh banner from the server (not an ssh server, or it gave up on us)"
+    return text
+
+
+# -- authentication --------------------------------------------------------------------------
+
+
+def authenticate(transport: Any, settings: SSHSettings) -> None:
+    """Public key authentication as OpenSSH would try it; raises ``AuthenticationFailed``."""
+    import paramiko
+
+    where = settings.describe()
+    tried: List[str] = []
+    agent = open_agent(settings)
+    try:
+        for label, key in candidate_keys(settings, agent, tried):
+            try:
+                transport.auth_publickey(settings.user, key)
+            except paramiko.BadAuthenticationType as exc:
+                raise AuthenticationFailed(
+                    f"{where}: the server does not accept public keys (it allows: "
+                    f"{', '.join(exc.allowed_types) or 'nothing'})"
+                ) from exc
+            except paramiko.AuthenticationException:
+                tried.append(f"{label} (refused)")
+                continue
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                tried.append(f"{label} ({describe_error(exc)})")
+                break
+            if transport.is_authenticated():
+                log.debug("%s: authenticated with %s", where, label)
+                return
+            tried.append(f"{label} (needs a further method, unsupported)")
+            break
+    finally:
+        if agent is not None:
+            agent.close()
+    raise AuthenticationFailed(
+        f"{where}: authentication failed; tried publickey with: "
+        f"{', '.join(tried) or 'no keys (no identity files, no ssh-agent keys)'}"
+    )
+
+
+def candidate_keys(settings: SSHSettings, agent: Any, notes: List[str]):  # type: ignore[no-untyped-def]
+    """Keys in OpenSSH's spirit: identity files (or their agent copies), agent, defaults."""
+    agent_keys = list(agent.get_keys()) if agent is not None else []
+    used = set()
+    files = list(settings.identity_files)
+    explicit = bool(files)
+    if not explicit:
+        home = os.path.expanduser("~/.ssh")
+        files = [os.path.join(home, name) for name in DEFAULT_KEY_FILES]
+    for path in files:
+        public = read_public_key(path)
+        twin = next((k for k in agent_keys if public is not None and k.asbytes() == public), None)
+        if twin is not None:
+            used.add(twin.asbytes())
+            yield f"{path} (from ssh-agent)", twin
+            continue
+        if not explicit and not os.path.exists(path):
+            continue
+        key = load_private_key(path, notes)
+        if key is not None:
+            used.add(key.asbytes())
+            yield path, key
+        if not explicit:
+            continue
+    if not settings.identities_only:
+        for key in agent_keys:
+            if key.asbytes() not in used:
+                yield f"ssh-agent key {key.fingerprint}", key
+
+
+def load_private_key(path: str, notes: List[str]) -> Any:
+    import paramiko
+
+    try:
+        return paramiko.PKey.from_path(path)
+    except FileNotFoundError:
+        notes.append(f"{path} (no such file)")
+    except paramiko.PasswordRequiredException:
+        notes.append(f"{path} (encrypted: add it to ssh-agent, we do not prompt)")
+    except (paramiko.SSHException, OSError, ValueError) as exc:
+        notes.append(f"{path} (unreadable: {exc})")
+    return None
+
+
+def read_public_key(path: str) -> Optional[bytes]:
+    """The public key blob of ``path.pub``, to find a private key's twin in the agent."""
+    import base64
+
+    try:
+        with open(path + ".pub", encoding="ascii") as handle:
+            fields = handle.read().split()
+        return base64.b64decode(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def open_agent(settings: SSHSettings) -> Any:
+    """An ssh-agent client per IdentityAgent (default $SSH_AUTH_SOCK), or None."""
+    from paramiko.agent import AgentSSH
+
+    setting = settings.identity_agent
+    if setting is not None and setting.lower() == "none":
+        return None
+    if setting is None or setting == "SSH_AUTH_SOCK":
+        path = os.environ.get("SSH_AUTH_SOCK")
+    elif setting.startswith("$"):
+        path = os.environ.get(setting[1:])
+    else:
+        path = setting
+    if not path:
+        return None
+
+    class Agent(AgentSSH):
+        def close(self) -> None:
+            self._close()
+
+    agent = Agent()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(5.0)
+        sock.connect(path)
+        agent._connect(sock)
+    except (OSError, Exception) as exc:  # a stale SSH_AUTH_SOCK must not stop us
+        sock.close()
+        log.debug("%s: ssh-agent at %s unusable: %s", settings.describe(), path, exc)
+        return None
+    return agent
