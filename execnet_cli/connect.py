@@ -28,7 +28,7 @@ def open_gateway(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gatew
     if kind == "socket":
         return open_socket(spec, remote_execmodel, group)
     if kind == "ssh":
-        return open_ssh(spec, remote_execmodel)
+        return open_ssh(spec, remote_execmodel, group)
     raise GatewayError(f"spec {str(spec)!r}: the {kind} transport is not available yet")
 
 
@@ -143,14 +143,26 @@ def _installvia_gateway(spec: XSpec, group: Any) -> Gateway:
         ) from None
 
 
-def open_ssh(spec: XSpec, remote_execmodel: str) -> Gateway:
-    """Start a worker over ssh; a worker that dies at once is explained with its stderr."""
+def open_ssh(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gateway:
+    """Start a worker over ssh; a worker that dies at once is explained with its stderr.
+
+    With ``via=ID``, the TCP connection to the ssh server is made from that gateway's
+    host (a tunnel over one of its channels): keys and known hosts stay local, the
+    bastion needs only Python, as with OpenSSH's ProxyJump.
+    """
     from .errors import BootstrapError
     from .sshspec import settings_for
     from .transports.ssh import bootstrap_failure, open_ssh_transport
 
+    opener = None
     if spec.via:
-        raise SpecError(f"spec {str(spec)!r}: via= cannot be combined with ssh= (use ProxyJump)")
+        from .transports.via import open_via_tcp
+
+        carrier = via_gateway(spec, group)
+
+        def opener(host: str, port: int, timeout: float) -> Any:
+            return open_via_tcp(carrier, host, port, timeout)
+
     if not isinstance(spec.ssh, str):
         raise SpecError(f"spec {str(spec)!r}: ssh= needs a host ([user@]host[:port])")
     check_nice(spec)
@@ -158,7 +170,7 @@ def open_ssh(spec: XSpec, remote_execmodel: str) -> Gateway:
     settings = settings_for(spec.ssh, config)
     python = spec.python if isinstance(spec.python, str) else "python3"
     timeout = None if spec.connect_timeout is None else connect_timeout(spec)
-    transport = open_ssh_transport(settings, python, spec.sudo, timeout)
+    transport = open_ssh_transport(settings, python, spec.sudo, timeout, opener)
     try:
         gateway = start_gateway(transport, spec, remote_execmodel, False)
     except BootstrapError as exc:

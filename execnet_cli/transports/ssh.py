@@ -32,7 +32,7 @@ from .. import bootstrap
 from ..errors import AuthenticationFailed, ConnectFailed, InterpreterNotFound
 from ..sshspec import SSHSettings
 from .sshchannel import ChunkPipe, run_detached, send_signal, send_window_adjust
-from .sshconnect import WINDOW_SIZE, Connection, connect
+from .sshconnect import WINDOW_SIZE, Connection, StreamOpener, connect
 
 log = logging.getLogger("execnet_cli.ssh")
 
@@ -202,9 +202,13 @@ def open_ssh_transport(
     python: str,
     sudo: Union[str, bool, None] = None,
     timeout: Optional[float] = None,
+    opener: Optional[StreamOpener] = None,
 ) -> SSHTransport:
-    """Connect, (check sudo), and start ``python`` with the stage-1 bootstrap."""
-    connection = connect(settings, timeout)
+    """Connect, (check sudo), and start ``python`` with the stage-1 bootstrap.
+
+    ``opener`` makes the TCP connection from elsewhere (``via=``, see ``connect``).
+    """
+    connection = connect(settings, timeout, opener)
     try:
         command = shlex.join(bootstrap.stage1_argv(python))
         wanted = sudo if sudo is True else str(sudo or "").strip()

@@ -61,12 +61,22 @@ class Connection:
                 log.debug("closing %s", self.settings.describe(), exc_info=True)
 
 
-def connect(settings: SSHSettings, timeout: Optional[float] = None) -> Connection:
-    """An authenticated connection to the host of ``settings`` (through its jump hosts)."""
+#: Opens the first TCP stream somewhere else (``via=``): (host, port, timeout) -> socket-like.
+StreamOpener = Callable[[str, int, float], Any]
+
+
+def connect(
+    settings: SSHSettings, timeout: Optional[float] = None, opener: Optional[StreamOpener] = None
+) -> Connection:
+    """An authenticated connection to the host of ``settings`` (through its jump hosts).
+
+    With ``opener``, the first TCP connection of the chain is made by it (for ``via=``:
+    from another gateway's host) instead of from here.
+    """
     timeout = settings.connect_timeout or timeout or DEFAULT_CONNECT_TIMEOUT
     closers: List[Callable[[], None]] = []
     try:
-        sock = open_stream(settings, timeout, closers)
+        sock = open_stream(settings, timeout, closers, opener)
         transport = handshake(sock, settings, timeout)
     except BaseException:
         for close in reversed(closers):
@@ -86,10 +96,15 @@ def connect(settings: SSHSettings, timeout: Optional[float] = None) -> Connectio
 # -- the byte stream -----------------------------------------------------------------------
 
 
-def open_stream(settings: SSHSettings, timeout: float, closers: List[Callable[[], None]]) -> Any:
+def open_stream(
+    settings: SSHSettings,
+    timeout: float,
+    closers: List[Callable[[], None]],
+    opener: Optional[StreamOpener] = None,
+) -> Any:
     """A socket-like stream to the server: TCP, a jump host's channel, or a ProxyCommand."""
     if settings.jump is not None:
-        hop = connect(settings.jump, timeout)
+        hop = connect(settings.jump, timeout, opener)
         closers.append(hop.close)
         try:
             channel = hop.transport.open_channel(
@@ -108,6 +123,10 @@ def open_stream(settings: SSHSettings, timeout: float, closers: List[Callable[[]
         return channel
     if settings.proxy_command:
         return start_proxy_command(settings, closers)
+    if opener is not None:
+        stream = opener(settings.hostname, settings.port, timeout)
+        closers.append(stream.close)
+        return stream
     return open_socket(settings, timeout)
 
 
