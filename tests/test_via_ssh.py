@@ -34,7 +34,8 @@ def _tcp_owner_pids(port: int) -> list:
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            lines = open(table).read().splitlines()[1:]
+            with open(table) as handle:
+                lines = handle.read().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
