@@ -96,3 +96,40 @@ def test_frame_is_a_value():
 
 def test_small_frames_are_one_segment():
     assert encode_frame(4, 1, [b"ab", b"cd"]) == [b"\x04\x00\x00\x00\x01\x00\x00\x00\x04abcd"]
+
+
+def test_reader_can_fill_a_large_payload_directly():
+    payload = bytes(range(256)) * 1024  # 256 KiB
+    data = wire((4, 5, payload))
+    decoder = FrameDecoder()
+    assert decoder.feed(data[:1000]) == []
+    target = decoder.big_target()
+    assert target is not None and len(target) == len(payload) - (1000 - HEADER_SIZE)
+    rest = data[1000:]
+    target[:100] = rest[:100]
+    assert decoder.big_filled(100) == []
+    target = decoder.big_target()
+    target[:] = rest[100:]
+    (frame,) = decoder.big_filled(len(rest) - 100)
+    assert frame[:2] == (4, 5) and bytes(frame[2]) == payload
+    assert decoder.big_target() is None and decoder.buffered == 0
+
+
+def test_large_payloads_stay_valid_for_the_next_large_frame():
+    first, second = b"a" * 100_000, b"b" * 100_000
+    decoder = FrameDecoder()
+    frames = []
+    for chunk in (wire((4, 1, first))[:50_000], wire((4, 1, first))[50_000:], wire((4, 2, second))):
+        frames += decoder.feed(chunk)
+    assert [bytes(p) for _, _, p in frames] == [first, second]
+
+
+def test_oversized_payloads_are_not_kept_for_reuse():
+    from execnet_cli._remote.framing import REUSE_LIMIT
+
+    big = b"z" * (REUSE_LIMIT + 1)
+    decoder = FrameDecoder()
+    data = wire((4, 1, big))
+    (frame,) = decoder.feed(data[:70_000]) + decoder.feed(data[70_000:])
+    assert bytes(frame[2]) == big
+    assert all(spare is None or len(spare) <= REUSE_LIMIT for spare in decoder._spares)

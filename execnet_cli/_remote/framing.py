@@ -29,6 +29,10 @@ _unpack_from = HEADER.unpack_from
 #: The largest payload one frame may carry (256 MiB): far below the u32 limit, and a
 #: size a receiver can always afford to buffer.
 MAX_PAYLOAD = 256 * 1024 * 1024
+#: Payloads from this size on are collected in a (reused) buffer of their own.
+BIG_FRAME = 65536
+#: Larger payload buffers are not kept for reuse (memory would stay held).
+REUSE_LIMIT = 4 * 1024 * 1024
 #: Highest message type the decoder accepts; the protocol layer owns their meaning.
 MAX_MESSAGE_TYPE = 15
 
@@ -89,15 +93,58 @@ class FrameDecoder:
     """Incremental decoder: ``feed`` any slicing of the byte stream, get whole frames.
 
     The decoder copies what it keeps, so callers may reuse the buffer they feed from.
-    A large payload is collected in a bytearray of exactly its size (one copy).
+    A large payload (``BIG_FRAME`` and up) is collected in a reused buffer and handed
+    out as a memoryview, valid until two more large frames have begun: consumers copy
+    it (``loads`` does) before then. Readers can fill it directly: ``big_target``.
     """
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
         self._max_payload = max_payload
         self._pending = bytearray()  # a partial header, or a partial small frame
-        self._big: Optional[bytearray] = None  # payload being filled for a large frame
+        self._big: Optional[memoryview] = None  # payload being filled for a large frame
         self._big_fill = 0
         self._big_head = (0, 0)
+        self._spares: List[Optional[bytearray]] = [None, None]
+        self._spare_turn = 0
+
+    def _start_big(self, msgtype: int, channel: int, length: int) -> memoryview:
+        """A payload buffer for a large frame, reused: fresh big allocations cost a page
+        fault per 4 KiB (glibc maps them anew each time), which halved throughput.
+
+        Two buffers alternate, because one ``feed`` can complete a large frame and start
+        the next; so a large payload stays valid until two more large frames began.
+        """
+        if length > REUSE_LIMIT:
+            buffer = bytearray(length)
+        else:
+            turn = self._spare_turn
+            self._spare_turn = 1 - turn
+            buffer = self._spares[turn]  # type: ignore[assignment]
+            if buffer is None or len(buffer) < length:
+                buffer = self._spares[turn] = bytearray(length)  # new object, never resized
+        self._big = memoryview(buffer)[:length]
+        self._big_head = (msgtype, channel)
+        self._big_fill = 0
+        return self._big
+
+    def big_target(self) -> Optional[memoryview]:
+        """The unfilled part of a large payload in progress: read straight into it."""
+        big = self._big
+        if big is None:
+            return None
+        return big[self._big_fill :]
+
+    def big_filled(self, count: int) -> List[Frame]:
+        """``count`` bytes were read into ``big_target()``; return the frame if complete."""
+        self._big_fill += count
+        big = self._big
+        assert big is not None
+        if self._big_fill < len(big):
+            return []
+        msgtype, channel = self._big_head
+        self._big = None
+        self._big_fill = 0
+        return [(msgtype, channel, big)]
 
     @property
     def buffered(self) -> int:
@@ -134,10 +181,8 @@ class FrameDecoder:
                 pos = stop
                 continue
             # The payload continues beyond this chunk.
-            if length >= 65536:
-                self._big = bytearray(length)
-                self._big_head = (msgtype, channel)
-                self._big_fill = 0
+            if length >= BIG_FRAME:
+                self._start_big(msgtype, channel, length)
                 pos = self._fill_big(view[start:], frames) + start
                 return frames
             break
@@ -179,12 +224,11 @@ class FrameDecoder:
         if msgtype > MAX_MESSAGE_TYPE or length > self._max_payload:
             self._refuse(msgtype, length)
         have = len(pending) - HEADER_SIZE
-        if length >= 65536 and length - have > 0:
-            # Switch to the exact-size buffer for the rest of this payload.
-            self._big = bytearray(length)
-            self._big[:have] = pending[HEADER_SIZE:]
+        if length >= BIG_FRAME and length - have > 0:
+            # Switch to a payload buffer for the rest of this payload.
+            big = self._start_big(msgtype, channel, length)
+            big[:have] = pending[HEADER_SIZE:]
             self._big_fill = have
-            self._big_head = (msgtype, channel)
             pending.clear()
             return pos + self._fill_big(view[pos:], frames)
         take = min(length - have, len(view) - pos)
