@@ -143,3 +143,37 @@ def test_ctrl_c_in_controller(tmp_path):
     _, err = proc.communicate(timeout=30)
     assert "KeyboardInterrupt" in err
     assert wait_gone(worker_pid), "worker outlived an interrupted controller"
+
+
+def test_terminal_ctrl_c_to_the_whole_process_group(tmp_path):
+    """Ctrl-C at a terminal signals every process of the group: workers ignore it."""
+    script = tmp_path / "group_interrupted.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import execnet_cli
+            gw = execnet_cli.makegateway()
+            channel = gw.remote_exec("channel.receive()")
+            try:
+                print(gw._rinfo().pid, flush=True)
+                channel.receive()
+            except KeyboardInterrupt:
+                channel.send("still there?")
+                print("worker alive:", gw.remote_exec("channel.send(1)").receive(10) == 1)
+                gw.exit()
+            """
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, like a shell job
+    )
+    assert proc.stdout is not None
+    worker_pid = int(proc.stdout.readline())
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert "worker alive: True" in out, err
+    assert wait_gone(worker_pid)

@@ -194,6 +194,24 @@ def _flush_std_streams() -> None:
             pass
 
 
+def ignore_terminal_interrupt() -> None:
+    """A Ctrl-C at the controller's terminal is the controller's to handle.
+
+    A Python-level no-op handler, not SIG_IGN: programs the worker starts get the
+    default disposition back when they exec. ``_signal`` spares importing enum.
+    """
+    try:
+        import _signal
+
+        _signal.signal(_signal.SIGINT, _no_interrupt)
+    except (ImportError, AttributeError, ValueError, OSError):
+        pass
+
+
+def _no_interrupt(signum: int, frame: Any) -> None:
+    pass
+
+
 def take_stdio() -> Tuple[int, int]:
     """Move the protocol off fds 0/1; point 0 at /dev/null and 1 at stderr."""
     read_fd = os.dup(0)
@@ -248,6 +266,7 @@ def interpreter_info() -> Dict[str, Any]:
 def main(config: Dict[str, Any]) -> None:
     """Entry point called by the bootstrap."""
     read_fd, write_fd = take_stdio()
+    ignore_terminal_interrupt()
     apply_config(config)
     gateway = WorkerGateway(
         FdIO(read_fd, write_fd), config.get("id") or "worker", config.get("execmodel") or "thread"
