@@ -27,6 +27,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
+from threading import get_ident
 
 from .errors import DataFormatError
 from .framing import FrameDecoder
@@ -76,6 +78,8 @@ class StreamReader:
         self._wanting = 0
         self._last_release = 0.0
         self._background_reads = False
+        self._owner: object = None  # who holds the role (a thread ident, or "background")
+        self._backlog: deque = deque()  # frames read but not yet dispatched
         self.ended = False
         self.reason: Optional[BaseException] = None
         self._wake_lock = threading.Lock()
@@ -98,9 +102,13 @@ class StreamReader:
 
     def _read_once(self, timeout: Optional[float]) -> None:
         """Read what is available (waiting at most ``timeout``) and dispatch it."""
-        if timeout is not None and not self._wait_readable(timeout):
+        backlog = self._backlog
+        if not backlog and timeout is not None and not self._wait_readable(timeout):
             return
         try:
+            if backlog:  # left by a reader interrupted (Ctrl-C) while dispatching
+                self._dispatch_backlog()
+                return
             decoder = self._decoder
             target = decoder.big_target()
             if target is not None and len(target) >= READ_BUFFER_SIZE:
@@ -113,11 +121,8 @@ class StreamReader:
             if not count:
                 self._end(EOFError(f"gateway {self._name!r}: the other side closed the stream"))
                 return
-            dispatch = self._dispatch
-            for frame in frames:
-                if not dispatch(frame):
-                    self._end(EOFError(f"gateway {self._name!r}: terminated"))
-                    return
+            backlog.extend(frames)
+            self._dispatch_backlog()
         except DataFormatError as exc:
             log.error("gateway %r: corrupt stream: %s", self._name, exc)
             self._end(EOFError(f"gateway {self._name!r}: corrupt stream ({exc})"))
@@ -126,6 +131,15 @@ class StreamReader:
         except Exception as exc:  # a bug of ours: log it, end cleanly
             log.exception("gateway %r: reading failed", self._name)
             self._end(EOFError(f"gateway {self._name!r}: reading failed ({exc!r})"))
+
+    def _dispatch_backlog(self) -> None:
+        backlog = self._backlog
+        dispatch = self._dispatch
+        while backlog:
+            if not dispatch(backlog.popleft()):
+                backlog.clear()
+                self._end(EOFError(f"gateway {self._name!r}: terminated"))
+                return
 
     def _wait_readable(self, timeout: float) -> bool:
         import select
@@ -162,24 +176,35 @@ class StreamReader:
         if self._fd is None:
             return PASSIVE
         role = self._role
-        if deadline is None and role.acquire(False):
+        me = get_ident()
+        if deadline is None:
             # Fast path (a send/receive loop): nobody reads, no deadline to keep.
             try:
-                while not self.ended and not done():
-                    self._read_once(None)
-            finally:
-                self._last_release = time.monotonic()
-                role.release()
-            return LED
+                if role.acquire(False):
+                    self._owner = me
+                    try:
+                        while not self.ended and not done():
+                            self._read_once(None)
+                    finally:
+                        self._let_go(me)
+                    return LED
+            except BaseException:
+                self._drop_orphan(me)
+                raise
         state = self._state
         with state:
             self._wanting += 1
         try:
-            role = self._role
-            got = role.acquire(False)
-            if not got and self._background_reads:
-                self._wake()
-                got = role.acquire(True, HANDOVER_WAIT)
+            try:
+                got = role.acquire(False)
+                if not got and self._background_reads:
+                    self._wake()
+                    got = role.acquire(True, HANDOVER_WAIT)
+                if got:
+                    self._owner = me
+            except BaseException:
+                self._drop_orphan(me)
+                raise
             if not got:
                 return BUSY
             try:
@@ -192,12 +217,28 @@ class StreamReader:
                             break
                         self._read_once(remaining)
             finally:
-                role.release()
+                self._let_go(me)
             return LED
         finally:
             with state:
                 self._wanting -= 1
                 self._last_release = time.monotonic()
+
+    def _let_go(self, me: object) -> None:
+        self._last_release = time.monotonic()
+        if self._owner == me:
+            self._owner = None
+            self._role.release()
+
+    def _drop_orphan(self, me: object) -> None:
+        """An asynchronous exception (Ctrl-C) may land between taking the role and
+        recording it: give the role back, or no thread could ever read again."""
+        if self._owner == me or (self._owner is None and self._role.locked()):
+            self._owner = None
+            try:
+                self._role.release()
+            except RuntimeError:
+                pass
 
     # -- the background thread -----------------------------------------------------
 
@@ -239,6 +280,7 @@ class StreamReader:
                 with state:
                     state.wait(GRACE)
                 continue
+            self._owner = "background"
             self._background_reads = True
             try:
                 stream_ready = False
@@ -253,4 +295,4 @@ class StreamReader:
                     continue  # a consumer wants the role; it will read this
             finally:
                 self._background_reads = False
-                role.release()
+                self._let_go("background")
