@@ -32,6 +32,7 @@ __all__ = [
     "expand_list",
     "fold",
     "natural_key",
+    "natural_sorted",
     "parse_pattern",
     "select",
 ]
@@ -101,8 +102,7 @@ def _bracket_values(body: str, text: str, column: int) -> list[str]:
             if (hi - lo) // inc >= MAX_EXPANSION:
                 raise PatternError(f"range {item!r} is too large", text, col)
             if width:
-                fmt = f"%0{width}d"
-                values += [fmt % v for v in range(lo, hi + 1, inc)]
+                values += [v.zfill(width) for v in map(str, range(lo, hi + 1, inc))]
             else:
                 values.extend(map(str, range(lo, hi + 1, inc)))
             continue
@@ -197,6 +197,32 @@ def natural_key(name: str) -> list:
     return parts
 
 
+def _string_key(name: str) -> str:
+    """``natural_key`` as one string, which sorts several times faster than lists do.
+
+    Each run of digits becomes NUL, the length of its value, the value's digits (without
+    leading zeros: so longer means larger) and the run's own length (``1`` before ``01``).
+    NUL sorts before any other character, as the end of a text part does in ``natural_key``;
+    names that contain NUL themselves are sorted with ``natural_key`` (see ``natural_sorted``).
+    """
+    parts = _DIGITS.split(name)
+    if len(parts) == 1:
+        return name
+    for i in range(1, len(parts), 2):
+        run = parts[i]
+        value = run.lstrip("0") or "0"
+        parts[i] = f"\0{chr(len(value))}{value}{chr(len(run))}"
+    return "".join(parts)
+
+
+def natural_sorted(names: Iterable[str]) -> list[str]:
+    """``sorted(names, key=natural_key)``, faster."""
+    names = list(names)
+    if "\0" in "".join(names):
+        return sorted(names, key=natural_key)
+    return sorted(names, key=_string_key)
+
+
 def _fold_numbers(values: Collection[str]) -> str:
     """``{"01","02","03","07"}`` -> ``[01-03,07]``; one value stays bare.
 
@@ -262,20 +288,28 @@ def fold(names: Iterable[str]) -> str:
     ``expand_list(fold(s))`` gives back exactly ``s`` (as a set), and folding is canonical:
     equal sets fold to the same text whatever order they came in.
     """
-    # One regex search per name splits off its last number; names sharing everything else
-    # (usually most of them) become one block before any tuple of numbers is built.
+    # Names sharing everything but their last number (usually most of them) become one block
+    # before any tuple of numbers is built. A name ending in digits, the common case, is split
+    # without a regex.
+    tails: dict[str, list[str]] = {}  # text before a final number -> the numbers
     by_rest: dict[tuple[str, str], list[str]] = {}
     out: list[tuple[list, str]] = []
     for name in names if isinstance(names, (set, frozenset)) else set(names):
-        if name and name[-1] in _DIGIT_CHARS:  # the common case, without a regex
-            head = name.rstrip(_DIGIT_CHARS)
-            by_rest.setdefault((head, ""), []).append(name[len(head) :])
+        head = name.rstrip(_DIGIT_CHARS)
+        if len(head) != len(name):
+            found = tails.get(head)
+            if found is None:
+                tails[head] = [name[len(head) :]]
+            else:
+                found.append(name[len(head) :])
             continue
         m = _LAST_NUMBER.search(name)
         if m is None:
             out.append((natural_key(name), name))
         else:
             by_rest.setdefault((name[: m.start()], m.group(2)), []).append(m.group(1))
+    for head, numbers in tails.items():
+        by_rest[(head, "")] = numbers
     by_skel: dict[tuple[str, ...], list[Block]] = {}
     for (prefix, suffix), lasts in by_rest.items():
         parts = _DIGITS.split(prefix)
@@ -368,7 +402,7 @@ class HostSet:
     def __iter__(self) -> Iterator[str]:
         """Names in natural order (``web2`` before ``web10``)."""
         if self._sorted is None:
-            self._sorted = tuple(sorted(self._names, key=natural_key))
+            self._sorted = tuple(natural_sorted(self._names))
         return iter(self._sorted)
 
     @property
@@ -535,4 +569,6 @@ def select(
             result = result - _match_term(t, pattern, universe, groups)
     if not result:
         raise PatternError("selects no hosts", pattern)
+    if len(result) == len(universe) and result == universe.names:
+        return universe  # keeps its sorted order, computed once
     return HostSet(result)

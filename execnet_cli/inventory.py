@@ -78,6 +78,20 @@ class Host:
         if not self.address:
             object.__setattr__(self, "address", self.name)
 
+    @classmethod
+    def _resolved(cls, name: str, groups: tuple[str, ...], fields: Mapping[str, Any]) -> Host:
+        """A host from settings the inventory has checked, without the generated ``__init__``.
+
+        That one writes each of the 15 frozen fields through ``object.__setattr__``; filling the
+        instance dictionary at once is what makes resolving 10,000 hosts cheap. ``fields`` holds
+        every field but ``name`` and ``groups`` (``address`` "" stands for the name).
+        """
+        host = object.__new__(cls)
+        host.__dict__.update(fields, name=name, groups=groups)
+        if not fields["address"]:
+            host.__dict__["address"] = name
+        return host
+
     def spec(self) -> str:
         """The execnet-style XSpec string for this host (``id`` is always the host name).
 
@@ -293,8 +307,9 @@ class Inventory:
         return select(pattern, self.all, self.groups)
 
     def hosts(self, pattern: str = "all") -> list[Host]:
-        """Resolved hosts for a pattern, in natural order."""
-        return [self.host(name) for name in self.select(pattern)]
+        """Resolved hosts for a pattern, in natural order (only those are resolved)."""
+        host = self.host
+        return [host(name) for name in self.select(pattern)]
 
     def host_groups(self, name: str) -> tuple[str, ...]:
         """Every group of a host but ``all``, in precedence order (depth, priority, name)."""
@@ -362,7 +377,7 @@ class Inventory:
         cached = self._cache.get(name)
         if cached is not None:
             return cached
-        if name not in self.all:
+        if name not in self.all.names:
             raise KeyError(name)
         groups = self.host_groups(name)
         own = self._host_vars.get(name)
@@ -382,7 +397,7 @@ class Inventory:
                 raise InventoryError(
                     self._via_misuse(name, fields["transport"], via.value), via.mark
                 )
-        host = self._cache[name] = Host(name, groups, **fields)
+        host = self._cache[name] = Host._resolved(name, groups, fields)
         return host
 
     def _fields(self, name: str, merged: _Merged) -> dict[str, Any]:

@@ -147,7 +147,7 @@ def _string(value: Any, name: str, mark: Mark, *, word: bool = False) -> str:
         raise InventoryError(f"{name}: expected a non-empty string", mark)
     if "//" in text:
         raise InventoryError(f"{name}: '//' cannot appear in a spec value", mark)
-    if word and any(c.isspace() for c in text):
+    if word and text.split() != [text]:  # any whitespace (str.split splits on str.isspace)
         raise InventoryError(f"{name}: expected one word, without spaces", mark)
     return text
 

@@ -17,6 +17,7 @@ from execnet_cli.hostpattern import (
     expand_list,
     fold,
     natural_key,
+    natural_sorted,
     parse_pattern,
     select,
 )
@@ -116,6 +117,17 @@ def test_natural_order() -> None:
     names = ["web10", "web2", "db1", "web1", "web01"]
     assert sorted(names, key=natural_key) == ["db1", "web1", "web01", "web2", "web10"]
     assert list(HostSet(names)) == ["db1", "web1", "web01", "web2", "web10"]
+
+
+@given(st.lists(st.text(alphabet="ab-0019\x00\x01\u0660\u00e9", max_size=8), max_size=30))
+def test_natural_sorted_is_sorted_by_natural_key(names: list[str]) -> None:
+    assert natural_sorted(names) == sorted(names, key=natural_key)
+    assert list(HostSet(names)) == sorted(set(names), key=natural_key)
+
+
+def test_natural_sorted_edges() -> None:
+    names = ["a10", "a9", "a09", "a", "a0", "a00", "", "9", "a\x00", "a1b", "a1", "b"]
+    assert natural_sorted(names) == sorted(names, key=natural_key)
 
 
 # Names made of a few shared pieces, so that hypothesis produces foldable neighbours.

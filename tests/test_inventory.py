@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from execnet_cli import inventory_yaml
 from execnet_cli._remote.errors import XnetError
 from execnet_cli.hostpattern import HostSet, PatternError
 from execnet_cli.inventory import (
@@ -19,6 +25,7 @@ from execnet_cli.inventory import (
     find_inventories,
     load_inventory,
 )
+from execnet_cli.inventory_yaml import Definitions, read_yaml
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "inventories"
 
@@ -37,6 +44,14 @@ def error(tmp_path: Path, text: str, pattern: str = "all") -> InventoryError:
     with pytest.raises(InventoryError) as info:
         load(tmp_path, text).hosts(pattern)
     return info.value
+
+
+@pytest.fixture(params=["fast", "compose"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the fast reader (where it takes the text), then with compose only."""
+    if request.param == "compose":
+        monkeypatch.setattr(inventory_yaml, "_fast_compose", lambda text: None)
+    return str(request.param)
 
 
 # ----------------------------------------------------------------------------- our format
@@ -82,6 +97,9 @@ def test_our_format_groups_ranges_children(tmp_path: Path) -> None:
 def test_resolved_host(tmp_path: Path) -> None:
     inv = load(tmp_path, LAB)
     db02 = inv.host("db02")
+    fields = {k: v for k, v in db02.as_dict().items() if k not in ("spec", "vars")}
+    same = Host(**{**fields, "groups": db02.groups, "env": db02.env, "vars": db02.vars})
+    assert db02 == same and hash(db02) == hash(same) and repr(db02) == repr(same)
     assert db02.groups == ("prod", "db")  # the order their variables apply
     assert (db02.transport, db02.address, db02.port, db02.user) == ("ssh", "db02", 2222, "deploy")
     assert db02.python == "python3" and db02.proxy_jump == "gw" and db02.via is None
@@ -444,7 +462,7 @@ def test_ansible_keeps_unknown_non_typo_variables(tmp_path: Path) -> None:
     ],
 )
 def test_errors_name_file_line_column(
-    tmp_path: Path, text: str, line: int, column: int, words: str
+    tmp_path: Path, text: str, line: int, column: int, words: str, reader: str
 ) -> None:
     exc = error(tmp_path, text)
     assert isinstance(exc, XnetError) and isinstance(exc, ValueError)
@@ -470,6 +488,332 @@ def test_pattern_errors_are_pattern_errors(tmp_path: Path) -> None:
         inv.select("web&prdo")
     with pytest.raises(PatternError, match="selects no hosts"):
         inv.select("build&web")
+
+
+# ----------------------------------------------------------------------------- fast reader
+#
+# Most inventories are read by a line-at-a-time reader (inventory_yaml._fast_compose) that
+# builds the node graph PyYAML's compose would build; whatever it does not handle goes to
+# compose. These tests hold it to that: same graph, same definitions, same errors.
+
+
+FAST_COMPOSE = inventory_yaml._fast_compose  # the `reader` fixture may stand in for it
+
+
+def compose(text: str) -> Any:
+    loader = inventory_yaml._Loader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def graph(node: Any) -> Any:
+    """Everything the reader uses from a node: kind, tag, value, style and position."""
+    mark = (node.start_mark.line, node.start_mark.column)
+    if node.id == "scalar":
+        return (node.tag, node.value, node.style or "", mark, node.end_mark.line)
+    if node.id == "sequence":
+        return (node.tag, mark, [graph(item) for item in node.value])
+    return (node.tag, mark, [(graph(k), graph(v)) for k, v in node.value])
+
+
+def listed_inventory(groups: int = 3, per_group: int = 4) -> str:
+    """The bench's worst case, small: every host a line of its own."""
+    lines = ["vars:", "  user: bench", "groups:"]
+    for g in range(groups):
+        lines += [f"  g{g}:", "    hosts:"]
+        lines += [f"      g{g}-n{n:02d}:" for n in range(per_group)]
+        lines.append(f"    vars: {{python: /opt/py{g}/bin/python3}}")
+    lines += ["  even:", "    children: [g0, g2]", "hosts:", "  g0-n00: {port: 2222}"]
+    return "\n".join(lines) + "\n"
+
+
+SHAPES = """\
+# comments anywhere, at any indent
+top:   # a comment after a key
+  plain: some words here # and a comment
+  types: [1, -2, 1.5, 0x1F, yes, No, ~, null, 2001-12-14, .inf, "1", '2']
+  sexagesimal: 1:30
+  quoted: ['it''s', "a 'b'", '', ""]
+  flow: {a: 1, b: [x, {c: d}], e: , f: 'g'}
+  colons: a:b:c
+  hashes: a#b
+  brackets: web[01-03],db[1-2]
+  unicode: caf\u00e9 \u65e5\u672c
+  indentless:
+  - one
+  - two
+  nested:
+      - three
+      -   four   # comment
+  empty_flow: [ ]
+  trailing_comma: [a, b, ]
+  null_at_end:
+  1: int key
+  yes: bool key
+  ~: null key
+  a:b: colon key
+  db-z.example.com:2222:
+    x: 1
+last: value
+"""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *(p.read_text() for p in sorted(EXAMPLES.glob("*.yaml"))),
+        DEFAULT_INVENTORY,
+        LAB,
+        PRECEDENCE,
+        ANSIBLE,
+        listed_inventory(),
+        SHAPES,
+        "  indented: root\n  b: 1",
+    ],
+    ids=lambda text: text.splitlines()[0][:30],
+)
+def test_fast_reader_builds_the_graph_compose_builds(text: str) -> None:
+    fast = FAST_COMPOSE(text)
+    assert fast is not None  # the fast reader takes every one of these
+    assert graph(fast) == graph(compose(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: &x 1\nb: *x\n",  # anchors, aliases
+        "a: {<<: {b: 1}}\n",  # merge keys
+        "a: !!str 1\n",  # tags
+        "a: |\n  text\n",  # block scalars
+        "a: >\n  text\n",
+        "a: one\n  two\n",  # multi-line scalars
+        "a: 'one\n  two'\n",
+        "a: [1,\n  2]\n",  # a flow collection over lines
+        'a: "esc\\tape"\n',  # escapes
+        "a:\tb\n",  # tabs
+        "a: b\r\nc: d\r\n",  # CRLF
+        "---\na: b\n",  # document markers and directives
+        "%YAML 1.1\n---\na: b\n",
+        "? a\n: b\n",  # complex keys
+        "'quoted key': b\n",
+        "a: {b: c:d}\n",  # ':' inside a flow scalar (libyaml versions differ)
+        "a: [b: c]\n",  # a pair in a flow sequence
+        "- a\n- b\n",  # not a mapping at the top
+        "a:\n  - b: c\n",  # a mapping in a sequence
+        "a:\n  -\n",  # a null item
+        "a: b\n c: d\n",  # bad indentation
+        "a: b: c\n",
+        "",  # nothing at all
+        "# only a comment\n",
+    ],
+)
+def test_fast_reader_leaves_the_rest_to_compose(text: str) -> None:
+    assert FAST_COMPOSE(text) is None
+
+
+# Pieces of random documents: mostly what inventories hold, plus the edges of the fast
+# reader's subset (types, quotes, ':' and '#' inside scalars) and a few things beyond it.
+_ATOMS = [
+    *["web01", "g000-n001", "x_y", "deploy@10.0.0.1", "/usr/bin/python3", "C.UTF-8"],
+    *["web[01-03]", "a:b", "a#b", "a,b", "a b", "caf\u00e9", "x\u00a0"],
+    *["1", "-1", "1.5", "0x1F", "0o17", "1_000", "1e3", "+1", "1:30", ".inf", "2001-12-14"],
+    *["yes", "No", "OFF", "y", "n", "~", "null", "true", "t", "f", "o", "-x", "--", "-.5"],
+    *["a&b", "a*b", "a!b", "a%b", "a@b", "a'b", 'a"b', "a?b", "a|b", "a>b", "a`b"],
+    *["a{b", "a}b", "a]b", "a[b", "'q'", "'it''s'", '"dq"', "''"],
+]
+_EDGES = [
+    "&a",
+    "*a",
+    "!t",
+    "|",
+    ">",
+    "?",
+    "%",
+    "@",
+    "`",
+    "-",
+    ": x",
+    "x:",
+    " #c",
+    "\t",
+    '"e\\t"',
+    "<<",
+]
+_KEYS = ["hosts", "vars", "groups", "children", "a", "port", "env", "1", "yes", "~", "a:b", "a#b"]
+
+
+def _scalar(rnd: random.Random) -> str:
+    text = rnd.choice(_ATOMS if rnd.random() < 0.92 else _EDGES)
+    return rnd.choice([text, text, text, f"'{text}'", f'"{text}"'])
+
+
+def _flow(rnd: random.Random, depth: int = 0) -> str:
+    if depth > 2 or rnd.random() < 0.4:
+        return _scalar(rnd)
+    if rnd.random() < 0.5:
+        items = [_flow(rnd, depth + 1) for _ in range(rnd.randint(0, 3))]
+        return "[" + rnd.choice([", ", ",", " , "]).join(items) + rnd.choice(["]", " ]", ", ]"])
+    values = [_flow(rnd, depth + 1) if rnd.random() < 0.8 else "" for _ in range(rnd.randint(0, 3))]
+    pairs = [rnd.choice(_KEYS) + rnd.choice([": ", ":  "]) + value for value in values]
+    return "{" + rnd.choice(["", " "]) + ", ".join(pairs) + rnd.choice(["}", " }"])
+
+
+def _block(rnd: random.Random, indent: int, lines: list[str], head: str, depth: int = 0) -> None:
+    """Write a value after ``head`` (``key:`` or ``-``), on its line or below it."""
+    comment = rnd.choice(["", "", "", " # c", "  "])
+    kind = rnd.random() if depth < 4 else 0
+    if kind < 0.3 or (head.endswith("-") and kind >= 0.55):
+        lines.append(f"{head} {_scalar(rnd)}{comment}")
+    elif kind < 0.4:
+        lines.append(head + rnd.choice(["", " ", " # c"]))  # null
+    elif kind < 0.55:
+        lines.append(f"{head} {_flow(rnd)}{comment}")
+    else:
+        lines.append(head + comment)
+        if rnd.random() < 0.1:
+            lines.append(" " * rnd.randint(0, 8) + "# between")
+        if kind < 0.7:
+            inner = indent if rnd.random() < 0.3 else indent + rnd.choice([1, 2, 4])
+            for _ in range(rnd.randint(1, 3)):
+                _block(rnd, inner, lines, " " * inner + "-", depth + 2)
+        else:
+            inner = indent + rnd.choice([1, 2, 2, 4])
+            for _ in range(rnd.randint(1, 4)):
+                _block(rnd, inner, lines, " " * inner + rnd.choice(_KEYS) + ":", depth + 1)
+
+
+def random_yaml(rnd: random.Random) -> str:
+    lines: list[str] = []
+    base = rnd.choice([0, 0, 0, 2])
+    for _ in range(rnd.randint(1, 5)):
+        _block(rnd, base, lines, " " * base + rnd.choice(_KEYS) + ":")
+    text = "\n".join(lines) + rnd.choice(["\n", "", "\n\n"])
+    if rnd.random() < 0.15:  # and now and then, a random edit
+        at = rnd.randrange(len(text) + 1)
+        edit = rnd.choice([" ", ":", "-", "#", "'", "\n", "  ", "[", "}", ", ", ": "])
+        text = text[:at] + edit + text[at + rnd.randint(0, 2) :]
+    return text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_fast_reader_agrees_with_libyaml_on_random_documents(rnd: random.Random) -> None:
+    text = random_yaml(rnd)
+    fast = FAST_COMPOSE(text)
+    try:
+        reference = compose(text)
+    except yaml.YAMLError:
+        assert fast is None, f"the fast reader took what libyaml refuses: {text!r}"
+        return
+    if fast is not None:
+        assert graph(fast) == graph(reference), text
+
+
+def test_random_documents_are_mostly_read_fast() -> None:
+    """The test above means something only if the fast reader takes many of its documents."""
+    taken = sum(FAST_COMPOSE(random_yaml(random.Random(i))) is not None for i in range(300))
+    assert taken > 100
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        *((p.name, p.read_text()) for p in sorted(EXAMPLES.glob("*.yaml"))),
+        ("lab", LAB),
+        ("precedence", PRECEDENCE),
+        ("ansible", ANSIBLE),
+        ("listed", listed_inventory()),
+    ],
+)
+def test_both_readers_define_and_resolve_the_same(
+    name: str, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read() -> tuple[Definitions, list[dict[str, Any]]]:
+        defs = Definitions()
+        read_yaml(text, name, defs)
+        inv = Inventory.from_text(text, name)
+        return defs, [host.as_dict() for host in inv.hosts()]
+
+    assert FAST_COMPOSE(text) is not None
+    fast = read()
+    monkeypatch.setattr(inventory_yaml, "_fast_compose", lambda text: None)
+    slow = read()
+    assert fast[0] == slow[0]  # every group, host and variable, with its position
+    assert fast[1] == slow[1]  # every resolved setting
+
+
+# A long inventory in the fast reader's subset; each case below changes one line of it.
+LISTED = """\
+vars:
+  user: deploy
+groups:
+  web:
+    hosts:
+      web01:
+      web02:
+      web03:
+    priority: 1
+    vars:
+      port: 2201
+  db:
+    hosts:
+      db01:
+      db02:
+    children: [web]
+"""
+
+
+def with_line(number: int, line: str) -> str:
+    lines = LISTED.splitlines()
+    lines[number - 1] = line
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("number", "line", "column", "words"),
+    [
+        (7, "      web02: {port: seventy}", 21, "port: expected a number"),
+        (11, "      prot: 2201", 7, "unknown variable 'prot' (did you mean 'port'?)"),
+        (8, "      web01:", 7, "duplicate key 'web01' (first at line 6)"),
+        (7, "      web/02:", 7, "'web/02' is not a valid host name"),
+        (15, "      all:", 7, "'all' is a group, not a host name"),
+        (9, "    hots: x", 5, "unknown key 'hots' in group 'web' (did you mean 'hosts'?)"),
+        (9, "    priority:", 14, "priority: expected a whole number, got nothing"),
+        (16, "    children: [wbe]", 16, "unknown child group 'wbe' (did you mean 'web'?)"),
+        (14, "      db01: {transport: popen, via: web4}", 37, "via names unknown host 'web4'"),
+        (14, "      db01: {transport: socket}", 25, "transport socket needs a port"),
+    ],
+)
+def test_errors_found_on_the_fast_path_name_file_line_column(
+    tmp_path: Path, number: int, line: str, column: int, words: str, reader: str
+) -> None:
+    """The fast reader takes each of these files; the errors point where compose's do."""
+    text = with_line(number, line)
+    assert FAST_COMPOSE(text) is not None
+    exc = error(tmp_path, text)
+    assert words in exc.message, exc.message
+    assert (exc.file, exc.line, exc.column) == (str(tmp_path / "inv.yaml"), number, column), exc
+
+
+def test_a_cycle_found_on_the_fast_path(tmp_path: Path, reader: str) -> None:
+    text = with_line(9, "    children: [db]")
+    assert FAST_COMPOSE(text) is not None
+    exc = error(tmp_path, text)
+    assert exc.message == "cycle in children: web -> db -> web" and (exc.line, exc.column) == (
+        16,
+        16,
+    )
+
+
+def test_an_error_in_a_later_file_leaves_no_trace(tmp_path: Path) -> None:
+    good = write(tmp_path, listed_inventory(), "1.yaml")
+    bad = write(tmp_path, with_line(11, "      prot: 2201"), "2.yaml")
+    with pytest.raises(InventoryError, match="prot") as info:
+        Inventory.from_files([good, bad])
+    assert (info.value.file, info.value.line) == (str(bad), 11)
+    assert Inventory.from_files([good, good]).sources == (str(good), str(good))
 
 
 # ----------------------------------------------------------------------------- specs
@@ -591,3 +935,8 @@ def test_embedded_default() -> None:
     assert host.spec() == "popen//id=localhost"
     assert "transport: popen" in DEFAULT_INVENTORY
     assert inv.sources == ("<default inventory>",)
+
+
+def test_recursive_merge_key_is_an_error(tmp_path: Path) -> None:
+    exc = error(tmp_path, "hosts:\n  a: &loop\n    port: 1\n    <<: *loop\n")
+    assert "refers to the mapping itself" in exc.message
