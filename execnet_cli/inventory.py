@@ -393,7 +393,7 @@ class Inventory:
         if fields["via"] is not None:
             via = self._via_var(name)
             self._check_via(name, via)
-            if fields["transport"] != "popen":
+            if fields["transport"] == "socket":
                 raise InventoryError(
                     self._via_misuse(name, fields["transport"], via.value), via.mark
                 )
@@ -439,18 +439,10 @@ class Inventory:
         }
 
     def _via_misuse(self, name: str, transport: str, relay: str) -> str:
-        """The gateway layer relays popen workers only; say what to write instead."""
-        if transport == "socket":
-            return f"host {name!r}: via cannot be combined with transport socket"
-        try:
-            jump = self.host(relay)
-            target = f"{jump.user + '@' if jump.user else ''}{jump.address}"
-            target += f":{jump.port}" if jump.port else ""
-        except (InventoryError, KeyError):
-            target = relay
+        """The gateway layer relays popen workers and ssh connections, not sockets."""
         return (
-            f"host {name!r}: via relays popen workers only; an ssh host goes through "
-            f"{relay!r} with proxy_jump: {target}"
+            f"host {name!r}: via cannot be combined with transport {transport} "
+            f"(popen and ssh hosts can go via {relay!r})"
         )
 
     def _via_var(self, name: str) -> Var:

@@ -447,13 +447,6 @@ def test_ansible_keeps_unknown_non_typo_variables(tmp_path: Path) -> None:
         ("hosts:\n  a: {via: a}\n", 2, 12, "via loop: a -> a"),
         ("hosts:\n  a: {transport: socket}\n", 2, 18, "transport socket needs a port"),
         (
-            "hosts:\n  a: {via: b}\n  b: {user: u, port: 2200, address: 10.0.0.2}\n",
-            2,
-            12,
-            "via relays popen workers only; an ssh host goes through 'b' with "
-            "proxy_jump: u@10.0.0.2:2200",
-        ),
-        (
             "hosts:\n  a: {via: b, transport: socket, port: 1}\n  b:\n",
             2,
             12,
@@ -940,3 +933,8 @@ def test_embedded_default() -> None:
 def test_recursive_merge_key_is_an_error(tmp_path: Path) -> None:
     exc = error(tmp_path, "hosts:\n  a: &loop\n    port: 1\n    <<: *loop\n")
     assert "refers to the mapping itself" in exc.message
+
+
+def test_ssh_host_via_another_host(tmp_path: Path) -> None:
+    inv = load(tmp_path, "hosts:\n  a: {via: b, address: 10.0.0.9}\n  b: {address: 10.0.0.2}\n")
+    assert inv.host("a").via == "b" and inv.host("a").spec().endswith("//via=b")
