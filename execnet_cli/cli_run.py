@@ -1,0 +1,201 @@
+"""``xnet run`` (Python code) and ``xnet sh`` (a shell command) on every selected host.
+
+The command layer only picks hosts, builds the job, chooses a renderer and maps the
+outcome to an exit status (``exitcodes``); running is ``runner``'s, showing is ``render``'s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+from rich.console import Console
+
+from .cli_options import fail, inventory_option, select_hosts, user_errors
+from .exitcodes import EXIT_INTERRUPTED, exit_status
+from .inventory import Host, Inventory
+from .jobs import Job, python_job, shell_job
+from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
+from .runner import DEFAULT_FANOUT, Runner, carriers_for
+
+__all__ = ["read_code", "run", "sh"]
+
+
+def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options ``run`` and ``sh`` share (applied bottom-up, so listed in reverse)."""
+    options = [
+        inventory_option,
+        click.option(
+            "-H",
+            "--hosts",
+            "pattern",
+            default="all",
+            show_default=True,
+            metavar="PATTERN",
+            help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts).",
+        ),
+        click.option(
+            "-f",
+            "--fanout",
+            type=click.IntRange(min=1),
+            default=DEFAULT_FANOUT,
+            metavar="N",
+            show_default=True,
+            help="Hosts worked on at once (connecting and running).",
+        ),
+        click.option(
+            "-t",
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            metavar="SECONDS",
+            help="Fail a host whose job runs longer (connecting is bounded by the "
+            "inventory's connect_timeout).",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line."),
+        click.option(
+            "--gather/--no-gather",
+            default=True,
+            help="Show identical output once under its folded host set (default), or stream "
+            "'host: line' as lines arrive.",
+        ),
+        click.option("-v", "--verbose", is_flag=True, help="Show remote tracebacks in full."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def read_code(code: str) -> tuple[str, str]:
+    """The Python source CODE stands for, and the file name its tracebacks show.
+
+    ``-`` reads standard input; ``@path`` reads a file. The source is compiled here first:
+    a syntax error is one usage error, not the same failure from every host.
+    """
+    if code == "-":
+        source, filename = click.get_text_stream("stdin").read(), "<stdin>"
+    elif code.startswith("@"):
+        path = Path(code[1:])
+        try:
+            source, filename = path.read_text(encoding="utf-8"), str(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
+    else:
+        source, filename = code, "<xnet run>"
+    try:
+        compile(source, filename, "exec")
+    except SyntaxError as exc:
+        where = f"{filename}:{exc.lineno}" if exc.lineno else filename
+        fail(f"{where}: {type(exc).__name__}: {exc.msg}")
+    except ValueError as exc:  # null bytes
+        fail(f"{filename}: {exc}")
+    return source, filename
+
+
+def _execute(
+    job: Job,
+    inventories: tuple[str, ...],
+    pattern: str,
+    fanout: int,
+    as_json: bool,
+    gather: bool,
+    verbose: bool,
+) -> None:
+    """Run ``job`` on the selected hosts, show it, and leave with the table's status."""
+    inventory, hosts = select_hosts(inventories, pattern)
+    carriers = _carriers(inventory, hosts)
+    names = [h.name for h in hosts]
+    renderer: Renderer
+    if as_json:
+        renderer = JsonRenderer(click.get_text_stream("stdout"))
+    else:
+        out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+        if gather:
+            renderer = GatherRenderer(out, err, names, verbose)
+        else:
+            renderer = StreamRenderer(out, err, names, verbose)
+    start = time.monotonic()
+    try:
+        with Runner(hosts, job, fanout=fanout, carriers=carriers) as runner:
+            for event in runner.events():
+                renderer.handle(event)
+    except KeyboardInterrupt:
+        renderer.finish(time.monotonic() - start, interrupted=True)
+        click.echo("xnet: interrupted; every gateway was ended", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    results = renderer.finish(time.monotonic() - start)
+    raise click.exceptions.Exit(exit_status(results))
+
+
+def _carriers(inventory: Inventory, hosts: list[Host]) -> list[Host]:
+    """Hosts that selected hosts reach ``via``, opened too but not run on."""
+    with user_errors():
+        return carriers_for(hosts, inventory.host)
+
+
+@click.command("run")
+@click.argument("code")
+@_run_options
+def run(
+    code: str,
+    inventories: tuple[str, ...],
+    pattern: str,
+    fanout: int,
+    timeout: Optional[float],
+    as_json: bool,
+    gather: bool,
+    verbose: bool,
+) -> None:
+    """Run Python CODE on every selected host; show what it prints and how it ended.
+
+    CODE is source text, '-' for standard input, or @FILE for a file. It runs as
+    __main__ in a fresh interpreter on each host; sys.exit(N) sets that host's exit code.
+
+    \b
+    Examples:
+      xnet run 'import platform; print(platform.node())'
+      xnet run -i lab.yaml --hosts web @check.py
+      xnet run --json 'import os; print(os.cpu_count())' | jq -r .stdout
+
+    \b
+    Exit status: 0 all ok, 1 some host failed, 3 some unreachable (none failed),
+    2 usage or inventory error, 130 interrupted.
+    """
+    source, filename = read_code(code)
+    job = python_job(source, filename, timeout)
+    _execute(job, inventories, pattern, fanout, as_json, gather, verbose)
+
+
+@click.command("sh")
+@click.argument("command")
+@_run_options
+def sh(
+    command: str,
+    inventories: tuple[str, ...],
+    pattern: str,
+    fanout: int,
+    timeout: Optional[float],
+    as_json: bool,
+    gather: bool,
+    verbose: bool,
+) -> None:
+    """Run the shell COMMAND on every selected host (sh -c, started by its worker).
+
+    Output streams back as it comes; each host's exit status is reported. COMMAND '-'
+    reads the command from standard input.
+
+    \b
+    Examples:
+      xnet sh 'uptime'
+      xnet sh -i lab.yaml --hosts 'web,!web03' --no-gather 'tail -n 20 /var/log/syslog'
+
+    \b
+    Exit status: 0 all exited 0, 1 some host exited non-zero or failed, 3 some
+    unreachable (none failed), 2 usage or inventory error, 130 interrupted.
+    """
+    if command == "-":
+        command = click.get_text_stream("stdin").read()
+    _execute(shell_job(command, timeout), inventories, pattern, fanout, as_json, gather, verbose)

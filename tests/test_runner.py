@@ -1,0 +1,223 @@
+"""The runner: jobs on real popen workers, reported as host events and results."""
+
+from __future__ import annotations
+
+import pytest
+
+from execnet_cli.inventory import Inventory
+from execnet_cli.jobs import _remote_run, python_job, shell_job
+from execnet_cli.runner import (
+    FAILED,
+    OK,
+    UNREACHABLE,
+    Collector,
+    Event,
+    Exited,
+    Failed,
+    HostResult,
+    Output,
+    Runner,
+    Started,
+    _LineSplitter,
+    carriers_for,
+    run_job,
+)
+
+INVENTORY = """\
+groups:
+  local:
+    hosts: local[1-3]
+    vars: {transport: popen}
+hosts:
+  local2: {env: {XNET_TEST_BOOM: "1"}}
+  bad: {transport: popen, python: /nonexistent/python}
+  hub: {transport: popen}
+  leaf: {transport: popen, via: hub}
+  lost: {transport: popen, via: bad}
+"""
+
+RAISE_ON_LOCAL2 = """\
+import os, sys
+print("hello from", os.environ.get("XNET_TEST_BOOM", "0"))
+print("to stderr", file=sys.stderr)
+if os.environ.get("XNET_TEST_BOOM"):
+    raise ValueError("boom")
+"""
+
+
+@pytest.fixture(scope="module")
+def inventory() -> Inventory:
+    return Inventory.from_text(INVENTORY)
+
+
+def test_ok_failed_and_unreachable_hosts(inventory: Inventory) -> None:
+    results = run_job(inventory.hosts("local,bad"), python_job(RAISE_ON_LOCAL2))
+    assert {n: r.status for n, r in results.items()} == {
+        "local1": OK,
+        "local2": FAILED,
+        "local3": OK,
+        "bad": UNREACHABLE,
+    }
+    ok = results["local1"]
+    assert ok.exit_code == 0 and ok.error is None
+    assert ok.output == (("out", "hello from 0\n"), ("err", "to stderr\n"))
+    assert ok.stdout == "hello from 0\n" and ok.stderr == "to stderr\n"
+    failed = results["local2"]
+    assert failed.stdout == "hello from 1\n"  # output before the error is kept
+    assert failed.error == "ValueError: boom" and failed.exit_code == 1
+    assert failed.detail is not None
+    assert 'File "<xnet run>", line 5, in <module>' in failed.detail
+    assert 'raise ValueError("boom")' in failed.detail  # the source line is shown
+    assert "_remote_run" not in failed.detail  # the wrapper's own frame is left out
+    bad = results["bad"]
+    assert bad.error is not None and bad.error.startswith("InterpreterNotFound: ")
+    assert "/nonexistent/python" in bad.error and bad.exit_code is None
+
+
+def test_every_host_starts_outputs_then_ends_once(inventory: Inventory) -> None:
+    events: list[Event] = []
+    run_job(inventory.hosts("local,bad"), python_job(RAISE_ON_LOCAL2), on_event=events.append)
+    for name in ("local1", "local2", "local3", "bad"):
+        mine = [e for e in events if e.host == name]
+        assert mine[0] == Started(name)
+        assert isinstance(mine[-1], (Exited, Failed))
+        assert all(isinstance(e, Output) for e in mine[1:-1])
+
+
+def test_output_arrives_in_whole_lines(inventory: Inventory) -> None:
+    code = (
+        "import sys\n"
+        "sys.stdout.write('a'); sys.stdout.write('b\\nc'); sys.stdout.write('\\nd')\n"
+        "sys.stdout.write('x' * 200000)\n"  # longer than a chunk, no newline: sent in pieces
+        "sys.stdout.buffer.write('\\u00e9\\n'.encode())\n"
+        "print('tail', end='')\n"
+    )
+    events: list[Event] = []
+    results = run_job(inventory.hosts("local1"), python_job(code), on_event=events.append)
+    lines = [e.text for e in events if isinstance(e, Output)]
+    assert lines == ["ab\n", "c\n", "d" + "x" * 200000 + "é\n", "tail"]
+    assert results["local1"].stdout == "ab\nc\nd" + "x" * 200000 + "é\ntail"
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "exit_code", "stderr"),
+    [
+        ("import sys; sys.exit()", OK, 0, ""),
+        ("import sys; sys.exit(0)", OK, 0, ""),
+        ("import sys; sys.exit(3)", FAILED, 3, ""),
+        ("import sys; sys.exit('bye')", FAILED, 1, "bye\n"),
+    ],
+)
+def test_sys_exit_sets_the_exit_code(
+    inventory: Inventory, code: str, status: str, exit_code: int, stderr: str
+) -> None:
+    result = run_job(inventory.hosts("local1"), python_job(code))["local1"]
+    assert (result.status, result.exit_code, result.stderr) == (status, exit_code, stderr)
+    assert result.detail is None
+
+
+def test_code_runs_as_main_with_the_file_name(inventory: Inventory) -> None:
+    job = python_job("print(__name__, __file__)", "check.py")
+    assert run_job(inventory.hosts("local1"), job)["local1"].stdout == "__main__ check.py\n"
+
+
+def test_streams_are_restored_after_the_job(gw) -> None:  # type: ignore[no-untyped-def]
+    channel = gw.remote_exec(_remote_run, code="print(1)", filename="<x>")
+    assert channel.receive(10) == ("out", "1\n")
+    assert channel.receive(10) == ("exit", 0, None)
+    channel.waitclose(10)
+    check = gw.remote_exec("import sys; channel.send(sys.stdout is sys.__stdout__)")
+    assert check.receive(10) is True
+
+
+def test_shell_exit_codes_and_streams(inventory: Inventory) -> None:
+    job = shell_job("echo out-$XNET_TEST_BOOM; echo err >&2; exit ${XNET_TEST_BOOM:-0}")
+    results = run_job(inventory.hosts("local"), job)
+    local1 = results["local1"]
+    assert (local1.status, local1.exit_code, local1.error) == (OK, 0, None)
+    assert (local1.stdout, local1.stderr) == ("out-\n", "err\n")  # two pipes: no set order
+    assert (results["local2"].status, results["local2"].exit_code) == (FAILED, 1)
+    assert results["local2"].stdout == "out-1\n"
+
+
+def test_shell_output_without_final_newline(inventory: Inventory) -> None:
+    result = run_job(inventory.hosts("local1"), shell_job("printf 'a\\nb'"))["local1"]
+    assert result.output == (("out", "a\n"), ("out", "b"))
+
+
+def test_shell_timeout_kills_the_command(inventory: Inventory) -> None:
+    result = run_job(inventory.hosts("local1"), shell_job("echo started; sleep 60", 0.5))["local1"]
+    assert result.status == FAILED and result.exit_code == 137
+    assert result.error == "timed out after 0.5 s"
+    assert result.stdout == "started\n"
+
+
+def test_python_timeout(inventory: Inventory) -> None:
+    job = python_job("import time; print('started', flush=True); time.sleep(60)", timeout=0.5)
+    result = run_job(inventory.hosts("local1"), job)["local1"]
+    assert result.status == FAILED and result.error == "timed out after 0.5 s"
+    assert result.stdout == "started\n"
+
+
+def test_fanout_one_runs_every_host(inventory: Inventory) -> None:
+    results = run_job(inventory.hosts("local"), python_job("print(2)"), fanout=1)
+    assert sorted(results) == ["local1", "local2", "local3"]
+    assert all(r.stdout == "2\n" for r in results.values())
+
+
+def test_via_hosts_open_their_carrier_first(inventory: Inventory) -> None:
+    hosts = inventory.hosts("leaf,lost")
+    carriers = carriers_for(hosts, inventory.host)
+    assert sorted(h.name for h in carriers) == ["bad", "hub"]
+    results = run_job(hosts, python_job("print('via')"), carriers=carriers, fanout=1)
+    assert sorted(results) == ["leaf", "lost"]  # carriers are opened, not run on
+    assert results["leaf"].stdout == "via\n"
+    assert results["lost"].status == UNREACHABLE
+    assert results["lost"].error is not None and "via bad: unreachable" in results["lost"].error
+
+
+def test_closing_early_ends_every_gateway(inventory: Inventory) -> None:
+    job = python_job("import time; print('up', flush=True); time.sleep(60)")
+    with Runner(inventory.hosts("local"), job) as runner:
+        for event in runner.events():
+            if isinstance(event, Output):
+                break  # as a Ctrl-C would: the with block ends the run
+    assert len(runner.group) == 0
+
+
+def test_no_hosts_no_events() -> None:
+    with Runner([], python_job("pass")) as runner:
+        assert list(runner.events()) == []
+
+
+def test_fanout_must_be_positive(inventory: Inventory) -> None:
+    with pytest.raises(ValueError, match="fanout"):
+        Runner(inventory.hosts("local1"), python_job("pass"), fanout=0)
+
+
+def test_collector_builds_results() -> None:
+    collector = Collector()
+    assert collector.add(Started("a")) is None
+    assert collector.add(Output("a", "out", "x\n")) is None
+    collector.add(Started("b"))
+    result = collector.add(Exited("a", 2, 0.5, None))
+    assert result == HostResult("a", FAILED, 2, (("out", "x\n"),), None, None, 0.5)
+    assert collector.unfinished() == ["b"]
+    assert result.as_dict() == {
+        "name": "a",
+        "status": "failed",
+        "exit_code": 2,
+        "stdout": "x\n",
+        "stderr": "",
+        "error": None,
+        "traceback": None,
+        "duration": 0.5,
+    }
+
+
+def test_line_splitter() -> None:
+    splitter = _LineSplitter()
+    assert splitter.feed("a") == []
+    assert splitter.feed("b\nc\n\nd") == ["ab\n", "c\n", "\n"]
+    assert splitter.rest() == ["d"]
+    assert splitter.rest() == []
