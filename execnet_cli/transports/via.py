@@ -162,6 +162,11 @@ class ChannelSocket(_ChannelPipe):
     def closed(self) -> bool:
         return self.channel.isclosed()
 
+    @property
+    def _closed(self) -> bool:
+        """What paramiko's ``Transport.close`` looks at on a real socket."""
+        return self.channel.isclosed()
+
 
 def open_via_tcp(gateway: Any, host: str, port: int, timeout: float) -> ChannelSocket:
     """A TCP connection to host:port made from ``gateway``'s worker host."""
