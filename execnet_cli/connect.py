@@ -34,15 +34,20 @@ def open_gateway(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gatew
 
 def via_gateway(spec: XSpec, group: Any) -> Gateway:
     """The existing gateway that ``via=ID`` names, from the same group."""
-    via = spec.via
-    if not isinstance(via, str) or group is None:
-        raise SpecError(f"spec {str(spec)!r}: via= needs the id of a gateway in the same group")
+    return group_gateway(spec, group, "via")
+
+
+def group_gateway(spec: XSpec, group: Any, key: str) -> Gateway:
+    """The gateway of ``group`` whose id the spec's ``key`` (via, installvia) names."""
+    gwid = getattr(spec, key)
+    if not isinstance(gwid, str) or group is None:
+        raise SpecError(f"spec {str(spec)!r}: {key}= needs the id of a gateway in the same group")
     try:
-        return group[via]
+        return group[gwid]
     except KeyError:
         known = ", ".join(gw.id for gw in group) or "none"
         raise SpecError(
-            f"spec {str(spec)!r}: via={via!r} names no gateway of this group (it has: {known})"
+            f"spec {str(spec)!r}: {key}={gwid!r} names no gateway of this group (it has: {known})"
         ) from None
 
 
@@ -109,7 +114,7 @@ def open_socket(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gatewa
     if spec.installvia:
         if spec.secret_file:
             raise SpecError(f"{where}: secret_file= has no use with installvia= (fresh secret)")
-        carrier = _installvia_gateway(spec, group)
+        carrier = group_gateway(spec, group, "installvia")
         secret = sockets.one_time_secret()
         control, bound, port = sockets.install_server(
             carrier, host, port, secret, bootstrap.STAGE1, timeout, where
@@ -127,20 +132,6 @@ def open_socket(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gatewa
             raise AuthenticationFailed(f"{where}: {exc}") from exc
         transport = sockets.connect(host, port, secret, timeout, where, origin)
     return start_gateway(transport, spec, remote_execmodel, transport.same_python)
-
-
-def _installvia_gateway(spec: XSpec, group: Any) -> Gateway:
-    gwid = spec.installvia
-    if not isinstance(gwid, str) or group is None:
-        raise SpecError(f"spec {str(spec)!r}: installvia= needs the id of a gateway in the group")
-    try:
-        return group[gwid]
-    except KeyError:
-        known = ", ".join(gw.id for gw in group) or "none"
-        raise SpecError(
-            f"spec {str(spec)!r}: installvia={gwid!r} names no gateway of this group "
-            f"(it has: {known})"
-        ) from None
 
 
 def open_ssh(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gateway:
