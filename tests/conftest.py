@@ -6,11 +6,11 @@ import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Iterator, Set
 
 import pytest
+from proc_helpers import wait_until
 from sshd_fixtures import *  # noqa: F403
 
 import execnet_cli
@@ -33,15 +33,6 @@ def child_pids() -> Set[int]:
     return pids
 
 
-def _wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 @pytest.fixture(autouse=True)
 def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves a gateway, a thread or a child process behind."""
@@ -62,9 +53,9 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     def new_children() -> Set[int]:
         return child_pids() - children_before
 
-    if not _wait_until(lambda: not new_threads(), LEAK_GRACE):
+    if not wait_until(lambda: not new_threads(), LEAK_GRACE):
         problems.append(f"threads left running: {sorted(t.name for t in new_threads())}")
-    if not _wait_until(lambda: not new_children(), LEAK_GRACE):
+    if not wait_until(lambda: not new_children(), LEAK_GRACE):
         leaked = new_children()
         problems.append(f"child processes left running: {sorted(leaked)}")
         for pid in leaked:

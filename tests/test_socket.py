@@ -14,6 +14,7 @@ from typing import Iterator, List, Tuple
 
 import pytest
 from click.testing import CliRunner
+from proc_helpers import pid_alive, wait_until
 
 import execnet_cli
 from execnet_cli import bootstrap
@@ -23,27 +24,6 @@ from execnet_cli.cli_serve import is_loopback
 from execnet_cli.transports.socket import SecretError, load_secret
 
 PYTHON38 = "/root/.pyenv/versions/3.8.18/bin/python3.8"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ")[1][0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def write_secret(path: Path, text: str, mode: int = 0o600) -> Path:
@@ -212,7 +192,7 @@ def test_exec_and_channels(server, secret_file):
         assert gw._rinfo().executable
     finally:
         gw.exit()
-    assert wait_for(lambda: not pid_alive(pid))
+    assert wait_until(lambda: not pid_alive(pid))
     assert f"accepted: worker pid {pid}" in server.log_text()
 
 
@@ -292,7 +272,7 @@ def test_exit_is_prompt_even_with_a_stuck_worker(thread_server, secret_file):
     started = time.monotonic()
     stuck.exit(timeout=0.5)  # shuts the connection down; the worker gives up on its task
     assert time.monotonic() - started < 2.0
-    assert wait_for(lambda: not pid_alive(pid), 5)
+    assert wait_until(lambda: not pid_alive(pid), 5)
 
 
 # -- refusals -------------------------------------------------------------------------------
@@ -303,7 +283,7 @@ def test_wrong_secret_is_refused(server, wrong_secret_file):
         execnet_cli.makegateway(server.spec(wrong_secret_file))
     assert f"127.0.0.1:{server.port}" in str(info.value)
     assert str(wrong_secret_file) in str(info.value)
-    assert wait_for(lambda: "refused: wrong secret" in server.log_text())
+    assert wait_until(lambda: "refused: wrong secret" in server.log_text())
 
 
 def test_code_without_handshake_never_runs(server, tmp_path, secret_file):
@@ -328,7 +308,7 @@ def test_code_without_handshake_never_runs(server, tmp_path, secret_file):
         handshake(sock, secret_file.read_text().strip().encode())
         sock.sendall(stage1_payload(f"open({str(marker)!r}, 'w').close()"))
         recv_until_eof(sock)
-    assert wait_for(marker.exists)
+    assert wait_until(marker.exists)
 
 
 def test_garbage_and_silent_clients_do_not_harm_others(server, secret_file):
@@ -352,7 +332,7 @@ def test_garbage_and_silent_clients_do_not_harm_others(server, secret_file):
     finally:
         for sock in (silent, stalled, garbage):
             sock.close()
-    assert wait_for(lambda: server.log_text().count("no handshake within 0.5s") == 2)
+    assert wait_until(lambda: server.log_text().count("no handshake within 0.5s") == 2)
     assert "not speaking" in server.log_text()
 
 
@@ -581,7 +561,7 @@ def test_installvia_and_group_terminate_leaves_nothing(group):
     assert parent == carrier_pid
     assert gw.transport.same_python
     group.terminate(5)
-    assert wait_for(lambda: not pid_alive(worker_pid) and not pid_alive(carrier_pid), 5)
+    assert wait_until(lambda: not pid_alive(worker_pid) and not pid_alive(carrier_pid), 5)
 
 
 def test_installvia_exit_stops_the_server_and_keeps_the_carrier(group):
@@ -590,7 +570,7 @@ def test_installvia_exit_stops_the_server_and_keeps_the_carrier(group):
     carrier = group["gw0"]
     assert carrier.remote_status().numexecuting == 1  # the server
     gw.exit()
-    assert wait_for(lambda: carrier.remote_status().numexecuting == 0, 5)
+    assert wait_until(lambda: carrier.remote_status().numexecuting == 0, 5)
     assert not pid_alive(worker_pid)
     assert carrier.remote_exec("channel.send(3)").receive(10) == 3
 

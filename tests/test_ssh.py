@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from proc_helpers import pid_alive, wait_until
 from sshd_fixtures import SshdHost, write_ed25519_key
 
 import execnet_cli
@@ -29,23 +30,6 @@ from execnet_cli.errors import (
 from execnet_cli.hostkeys import hash_name, load_known_hosts, names_match, preferred_algorithms
 
 ECHO = "for item in channel:\n    channel.send(item)\n"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def wait_until(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 @pytest.fixture
