@@ -6,6 +6,7 @@ outcome to an exit status (``exitcodes``); running is ``runner``'s, showing is `
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -76,7 +77,7 @@ def read_code(code: str) -> tuple[str, str]:
     a syntax error is one usage error, not the same failure from every host.
     """
     if code == "-":
-        source, filename = click.get_text_stream("stdin").read(), "<stdin>"
+        source, filename = sys.stdin.read(), "<stdin>"
     elif code.startswith("@"):
         path = Path(code[1:])
         try:
@@ -110,7 +111,7 @@ def _execute(
     names = [h.name for h in hosts]
     renderer: Renderer
     if as_json:
-        renderer = JsonRenderer(click.get_text_stream("stdout"))
+        renderer = JsonRenderer(sys.stdout)
     else:
         out, err = Console(highlight=False), Console(stderr=True, highlight=False)
         if gather:
@@ -197,5 +198,5 @@ def sh(
     unreachable (none failed), 2 usage or inventory error, 130 interrupted.
     """
     if command == "-":
-        command = click.get_text_stream("stdin").read()
+        command = sys.stdin.read()
     _execute(shell_job(command, timeout), inventories, pattern, fanout, as_json, gather, verbose)
