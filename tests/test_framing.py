@@ -55,11 +55,17 @@ def test_trailing_partial_frame_is_kept():
     assert as_tuples(decoder.feed(b"oad")) == [(4, 9, b"tail-payload")]
 
 
-def test_feeding_a_reused_buffer_does_not_alias():
-    buffer = bytearray(wire((4, 1, b"abc")))
-    frames = FrameDecoder().feed(memoryview(buffer))
-    buffer[:] = b"\0" * len(buffer)
-    assert bytes(frames[0][2]) == b"abc"
+def test_whole_frames_are_views_kept_frames_are_copies():
+    """A frame whole in the data fed is a view of it (no copy); a frame completed from
+    bytes kept across calls is the decoder's own copy."""
+    buffer = bytearray(wire((4, 1, b"abc")) + wire((4, 2, b"defg"))[:-2])
+    decoder = FrameDecoder()
+    (first,) = decoder.feed(memoryview(buffer))
+    assert isinstance(first[2], memoryview) and bytes(first[2]) == b"abc"
+    buffer[:] = b"\0" * len(buffer)  # the caller reuses its buffer
+    assert bytes(first[2]) != b"abc"  # views follow it: dispatch before reusing
+    (second,) = decoder.feed(b"fg")
+    assert bytes(second[2]) == b"defg"
 
 
 def test_encode_is_segments_not_a_copy():

@@ -92,10 +92,12 @@ SMALL_FRAME = 16384
 class FrameDecoder:
     """Incremental decoder: ``feed`` any slicing of the byte stream, get whole frames.
 
-    The decoder copies what it keeps, so callers may reuse the buffer they feed from.
-    A large payload (``BIG_FRAME`` and up) is collected in a reused buffer and handed
-    out as a memoryview, valid until two more large frames have begun: consumers copy
-    it (``loads`` does) before then. Readers can fill it directly: ``big_target``.
+    A frame that lies whole in the data fed comes as a view of that data: valid until
+    the caller reuses its buffer (the reader dispatches every frame before it reads
+    again). What the decoder keeps across calls it copies. A large payload (``BIG_FRAME``
+    and up) is collected in a reused buffer and handed out as a memoryview, valid until
+    two more large frames have begun. Consumers copy payloads (``loads`` does) before
+    then. Readers can fill a large payload directly: ``big_target``.
     """
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
@@ -177,7 +179,7 @@ class FrameDecoder:
             start = pos + HEADER_SIZE
             stop = start + length
             if stop <= end:
-                append((msgtype, channel, view[start:stop].tobytes()))
+                append((msgtype, channel, view[start:stop]))  # a view: no copy
                 pos = stop
                 continue
             # The payload continues beyond this chunk.

@@ -42,6 +42,8 @@ log = get_logger("execnet_cli.gateway")
 
 #: 128 KiB: reads into buffers of 256 KiB and more ran at half speed here (L2 is 512 KiB).
 READ_BUFFER_SIZE = 128 * 1024
+#: The rest of a large payload at least this long is read straight into its buffer.
+DIRECT_READ = 16 * 1024
 #: Seconds after a consumer last read before the background thread takes over.
 GRACE = 0.001
 #: How long a consumer waits for the background thread to hand over the role.
@@ -111,7 +113,7 @@ class StreamReader:
                 return
             decoder = self._decoder
             target = decoder.big_target()
-            if target is not None and len(target) >= READ_BUFFER_SIZE:
+            if target is not None and len(target) >= DIRECT_READ:
                 # The rest of a large payload: straight into its buffer, one copy less.
                 count = self._io.readinto(target)
                 frames = decoder.big_filled(count) if count else ()
