@@ -28,6 +28,9 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import execnet
 from common import (
+    ECHO,
+    SINK,
+    SOURCE,
     Results,
     Targets,
     add_common_args,
@@ -56,25 +59,6 @@ RAW, RAW_1M = "raw pipe, 128K reads", "raw, 1M reads (info)"
 RAW_READ_SIZES = {RAW: 128 * KIB, RAW_1M: 1 * MIB}
 LIBS: Dict[str, Any] = {OURS: execnet_cli, EXECNET: execnet}
 
-ECHO = "for x in channel:\n    channel.send(x)\n"
-
-SINK = """\
-channel.send("ready")
-total = 0
-for chunk in channel:
-    if chunk is None:
-        break
-    total += len(chunk)
-channel.send(total)
-"""
-
-SOURCE = """\
-data = bytes(channel.receive())
-channel.send("ready")
-for _ in range(channel.receive()):
-    channel.send(data)
-channel.send(None)
-"""
 
 RAW_READER = """\
 import os, sys

@@ -24,6 +24,9 @@ from typing import Any, Callable, Dict, List
 
 import execnet
 from common import (
+    ECHO,
+    SINK,
+    SOURCE,
     Results,
     Targets,
     add_common_args,
@@ -44,24 +47,6 @@ from sshd_fixtures import SshdCluster, SshdHost, find_sshd  # noqa: E402
 MIB = 1024 * 1024
 OURS, EXECNET = "execnet_cli", "execnet"
 LIBS = {OURS: execnet_cli, EXECNET: execnet}
-
-ECHO = "for x in channel:\n    channel.send(x)\n"
-SINK = """\
-channel.send("ready")
-total = 0
-for chunk in channel:
-    if chunk is None:
-        break
-    total += len(chunk)
-channel.send(total)
-"""
-SOURCE = """\
-data = bytes(channel.receive())
-channel.send("ready")
-for _ in range(channel.receive()):
-    channel.send(data)
-channel.send(None)
-"""
 
 
 def specs(host: SshdHost) -> Dict[str, str]:

@@ -233,3 +233,27 @@ class Results:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps({**self.header, **record}, sort_keys=True) + "\n")
+
+
+# -- remote programs shared by the gateway and ssh benchmarks ------------------------------
+
+#: Echo every item back.
+ECHO = "for x in channel:\n    channel.send(x)\n"
+#: Count the bytes of every chunk until None, then send the total.
+SINK = """\
+channel.send("ready")
+total = 0
+for chunk in channel:
+    if chunk is None:
+        break
+    total += len(chunk)
+channel.send(total)
+"""
+#: Send the bytes it is given N times, then None.
+SOURCE = """\
+data = bytes(channel.receive())
+channel.send("ready")
+for _ in range(channel.receive()):
+    channel.send(data)
+channel.send(None)
+"""
