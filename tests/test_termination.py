@@ -133,8 +133,9 @@ def test_terminal_ctrl_c_to_the_whole_process_group(tmp_path):
             """
             import execnet_cli
             gw = execnet_cli.makegateway()
-            channel = gw.remote_exec("channel.receive()")
+            channel = gw.remote_exec("channel.send('up'); channel.receive()")
             try:
+                assert channel.receive() == "up"  # the worker has started (and its handler)
                 print(gw._rinfo().pid, flush=True)
                 channel.receive()
             except KeyboardInterrupt:
