@@ -27,26 +27,23 @@ EXIT_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 30.0
 
 
-class RInfo:
+class _Facts:
+    """A dict from the worker, read as attributes (execnet's API does so)."""
+
+    def __init__(self, facts: Dict[str, Any]) -> None:
+        self.__dict__.update(facts)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in sorted(self.__dict__.items()))
+        return f"<{type(self).__name__} {fields}>"
+
+
+class RInfo(_Facts):
     """Facts about the worker's interpreter (``Gateway._rinfo()``)."""
 
-    def __init__(self, info: Dict[str, Any]) -> None:
-        self.__dict__.update(info)
 
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in sorted(self.__dict__.items()))
-        return f"<RInfo {fields}>"
-
-
-class RemoteStatus:
+class RemoteStatus(_Facts):
     """The worker's answer to ``remote_status()``: numexecuting, numchannels, execqsize."""
-
-    def __init__(self, status: Dict[str, Any]) -> None:
-        self.__dict__.update(status)
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in sorted(self.__dict__.items()))
-        return f"<RemoteStatus {fields}>"
 
 
 _RINFO_SOURCE = """

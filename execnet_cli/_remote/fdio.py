@@ -67,22 +67,23 @@ class FdIO:
     def close_write(self) -> None:
         if self._write_open:
             self._write_open = False
-            try:
-                os.close(self.write_fd)
-            except OSError:
-                pass
+            _close_quietly(self.write_fd)
 
     def close_read(self) -> None:
         if self._read_open:
             self._read_open = False
-            try:
-                os.close(self.read_fd)
-            except OSError:
-                pass
+            _close_quietly(self.read_fd)
 
     def close(self) -> None:
         self.close_write()
         self.close_read()
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def _skip(segments: Sequence[Buffer], count: int) -> List[memoryview]:

@@ -53,6 +53,8 @@ LED = 1  # the caller read until its condition held, its deadline passed or the 
 BUSY = 2  # another consumer reads; wait for dispatched items
 PASSIVE = 3  # this stream is only ever read by the background thread
 
+BACKGROUND = "background"  # the role's owner while the background thread holds it
+
 
 class StreamReader:
     """Owns the reading side of one stream and the role of reader."""
@@ -79,8 +81,7 @@ class StreamReader:
         self._state = threading.Condition(threading.Lock())
         self._wanting = 0
         self._last_release = 0.0
-        self._background_reads = False
-        self._owner: object = None  # who holds the role (a thread ident, or "background")
+        self._owner: object = None  # who holds the role: a thread ident, or BACKGROUND
         self._backlog: deque = deque()  # frames read but not yet dispatched
         self.ended = False
         self.reason: Optional[BaseException] = None
@@ -88,7 +89,11 @@ class StreamReader:
         self._wake_r = self._wake_w = -1
         self._fd = self._stream_fd(io)
         if self._fd is not None:
+            import select
+
             self._wake_r, self._wake_w = os.pipe()
+            self._stream_poller = select.poll()  # used by the role holder only
+            self._stream_poller.register(self._fd, select.POLLIN)
 
     @staticmethod
     def _stream_fd(io: Any) -> Optional[int]:
@@ -144,11 +149,7 @@ class StreamReader:
                 return
 
     def _wait_readable(self, timeout: float) -> bool:
-        import select
-
-        poller = select.poll()
-        poller.register(self._fd, select.POLLIN)
-        return bool(poller.poll(max(0.0, timeout) * 1000))
+        return bool(self._stream_poller.poll(max(0.0, timeout) * 1000))
 
     def _end(self, reason: BaseException) -> None:
         if self.ended:
@@ -185,8 +186,7 @@ class StreamReader:
                 if role.acquire(False):
                     self._owner = me
                     try:
-                        while not self.ended and not done():
-                            self._read_once(None)
+                        self._read_until(done, None)
                     finally:
                         self._let_go(me)
                     return LED
@@ -199,7 +199,7 @@ class StreamReader:
         try:
             try:
                 got = role.acquire(False)
-                if not got and self._background_reads:
+                if not got and self._owner == BACKGROUND:
                     self._wake()
                     got = role.acquire(True, HANDOVER_WAIT)
                 if got:
@@ -210,14 +210,7 @@ class StreamReader:
             if not got:
                 return BUSY
             try:
-                while not self.ended and not done():
-                    if deadline is None:
-                        self._read_once(None)
-                    else:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            break
-                        self._read_once(remaining)
+                self._read_until(done, deadline)
             finally:
                 self._let_go(me)
             return LED
@@ -225,6 +218,17 @@ class StreamReader:
             with state:
                 self._wanting -= 1
                 self._last_release = time.monotonic()
+
+    def _read_until(self, done: Callable[[], bool], deadline: Optional[float]) -> None:
+        """As the role holder: read and dispatch until ``done()``, the deadline or the end."""
+        while not self.ended and not done():
+            if deadline is None:
+                self._read_once(None)
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._read_once(remaining)
 
     def _let_go(self, me: object) -> None:
         self._last_release = time.monotonic()
@@ -258,8 +262,9 @@ class StreamReader:
             assert self.reason is not None
             self._on_end(self.reason)
             with self._wake_lock:
-                os.close(self._wake_r) if self._wake_r >= 0 else None
-                os.close(self._wake_w) if self._wake_w >= 0 else None
+                for fd in (self._wake_r, self._wake_w):
+                    if fd >= 0:
+                        os.close(fd)
                 self._wake_r = self._wake_w = -1
 
     def _background_with_handover(self) -> None:
@@ -282,8 +287,7 @@ class StreamReader:
                 with state:
                     state.wait(GRACE)
                 continue
-            self._owner = "background"
-            self._background_reads = True
+            self._owner = BACKGROUND
             try:
                 stream_ready = False
                 for fd, _ in poller.poll():
@@ -291,10 +295,7 @@ class StreamReader:
                         os.read(self._wake_r, 4096)
                     else:
                         stream_ready = True
-                if stream_ready and not self._wanting:
+                if stream_ready and not self._wanting:  # else a waiting consumer reads it
                     self._read_once(None)
-                elif stream_ready:
-                    continue  # a consumer wants the role; it will read this
             finally:
-                self._background_reads = False
-                self._let_go("background")
+                self._let_go(BACKGROUND)
