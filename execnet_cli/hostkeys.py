@@ -150,11 +150,15 @@ def preferred_algorithms(known: KnownHosts, available: Sequence[str]) -> List[st
     return first + [a for a in available if a not in first]
 
 
-def check_host_key(settings: SSHSettings, key: object) -> None:
-    """Accept ``key`` for the host of ``settings``, record it, or raise ``HostKeyError``."""
+def check_host_key(settings: SSHSettings, key: object, known: Optional[KnownHosts] = None) -> None:
+    """Accept ``key`` for the host of ``settings``, record it, or raise ``HostKeyError``.
+
+    ``known``: the host's keys as already loaded (the handshake reads them to order the
+    key algorithms); read here otherwise.
+    """
     name = settings.known_hosts_name
-    files = list(settings.user_known_hosts_files) + list(settings.global_known_hosts_files)
-    known = load_known_hosts(name, files)
+    if known is None:
+        known = load_known_hosts(name, list(settings.known_hosts_files))
     key_type = key.get_name()  # type: ignore[attr-defined]
     fingerprint = key.fingerprint  # type: ignore[attr-defined]
     where = settings.describe()
@@ -232,9 +236,3 @@ def _ends_without_newline(path: str) -> bool:
             return handle.read(1) != b"\n"
     except OSError:
         return False
-
-
-def known_or_none(settings: SSHSettings) -> Optional[KnownHosts]:
-    """The known keys for the host of ``settings`` (for algorithm ordering)."""
-    files = list(settings.user_known_hosts_files) + list(settings.global_known_hosts_files)
-    return load_known_hosts(settings.known_hosts_name, files)

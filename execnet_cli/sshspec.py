@@ -113,6 +113,11 @@ class SSHSettings:
         return f"{self.user}@{where}"
 
     @property
+    def known_hosts_files(self) -> Tuple[str, ...]:
+        """The user's known_hosts files, then the system's, as OpenSSH reads them."""
+        return (*self.user_known_hosts_files, *self.global_known_hosts_files)
+
+    @property
     def known_hosts_name(self) -> str:
         """The name known_hosts files use for this server, as OpenSSH writes it."""
         return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"

@@ -39,10 +39,6 @@ class PopenTransport(FdIO):
         enlarge_pipe(self.read_fd)
         self.argv = argv
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
     def close_write(self) -> None:
         if self._write_open:
             self._write_open = False

@@ -64,15 +64,15 @@ def load_secret(
         _check_length(value, f"${SECRET_ENV}")
         return value.encode(), f"${SECRET_ENV}", False
     path = default_secret_path(environ)
+    created = False
     if not path.exists():
         if not create:
             raise SecretError(
                 f"no secret: set {SECRET_ENV}, add secret_file=PATH to the spec, or copy "
                 f"the server's secret to {path} (mode 0600)"
             )
-        if _create_secret_file(path):
-            return _read_secret_file(path), str(path), True
-    return _read_secret_file(path), str(path), False
+        created = _create_secret_file(path)
+    return _read_secret_file(path), str(path), created
 
 
 def _create_secret_file(path: Path) -> bool:

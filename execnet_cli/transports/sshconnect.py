@@ -212,8 +212,7 @@ def handshake(sock: Any, settings: SSHSettings, timeout: float) -> Any:
     import paramiko
 
     where = settings.describe()
-    files = [*settings.user_known_hosts_files, *settings.global_known_hosts_files]
-    known = load_known_hosts(settings.known_hosts_name, files)
+    known = load_known_hosts(settings.known_hosts_name, list(settings.known_hosts_files))
     transport = paramiko.Transport(
         sock, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET_SIZE
     )
@@ -232,7 +231,7 @@ def handshake(sock: Any, settings: SSHSettings, timeout: float) -> Any:
             raise ConnectFailed(f"{where}: ssh handshake failed: {describe_error(exc)}") from exc
         if not transport.is_active() or transport.host_key is None:
             raise ConnectFailed(f"{where}: ssh handshake did not finish in {timeout:g} s")
-        check_host_key(settings, transport.get_remote_server_key())
+        check_host_key(settings, transport.get_remote_server_key(), known)
     except BaseException:
         close_transport(transport)
         raise
@@ -323,8 +322,6 @@ def candidate_keys(settings: SSHSettings, agent: Any, notes: List[str]):  # type
         if key is not None:
             used.add(key.asbytes())
             yield path, key
-        if not explicit:
-            continue
     if not settings.identities_only:
         for key in agent_keys:
             if key.asbytes() not in used:

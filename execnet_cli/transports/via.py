@@ -18,8 +18,8 @@ from .._remote.errors import ChannelClosed, RemoteError
 from .._remote.errors import TimeoutError as XnetTimeoutError
 from ..errors import ConnectFailed
 
-#: Largest item sent over the via channel; keeps every outer frame bounded.
-CHUNK = 1 << 20
+#: Largest item sent over the via channel (the relay's too); keeps outer frames bounded.
+CHUNK = relay.CHUNK
 
 Buffer = Any
 
@@ -49,26 +49,30 @@ class _ChannelPipe:
         self._status: Optional[int] = None
         self._ended = threading.Event()
 
-    def _next_bytes(self, timeout: Optional[float] = None) -> bytes:
-        """The next chunk of data; b"" at the end of the stream."""
+    def _next_bytes(self, size: int, timeout: Optional[float] = None) -> bytes:
+        """Up to ``size`` bytes of data (the rest is kept); b"" at the end of the stream."""
         if self._leftover:
-            data, self._leftover = self._leftover, b""
-            return data
-        if self._ended.is_set():
+            data = self._leftover
+        elif self._ended.is_set():
             return b""
-        try:
-            item = self.channel.receive(timeout)
-        except (EOFError, RemoteError):
-            self._ended.set()
-            return b""
-        if isinstance(item, int):
-            self._status = item
-            self._ended.set()
-            return b""
-        return item
+        else:
+            try:
+                data = self.channel.receive(timeout)
+            except (EOFError, RemoteError):
+                self._ended.set()
+                return b""
+            if isinstance(data, int):
+                self._status = data
+                self._ended.set()
+                return b""
+        data, self._leftover = data[:size], data[size:]
+        return data
 
     def _send_bytes(self, segments: Sequence[Buffer]) -> None:
-        data = b"".join(segments) if len(segments) != 1 else bytes(segments[0])
+        if len(segments) == 1 and type(segments[0]) is bytes and len(segments[0]) <= CHUNK:
+            self.channel.send(segments[0])  # the common case: as it is, no copy
+            return
+        data = b"".join(segments)
         for start in range(0, len(data), CHUNK):
             self.channel.send(data[start : start + CHUNK])
 
@@ -83,10 +87,7 @@ class ChannelTransport(_ChannelPipe):
     """The transport verb set over a relay channel that spawned a worker."""
 
     def readinto(self, buffer: bytearray) -> int:
-        data = self._next_bytes()
-        size = len(buffer)
-        if len(data) > size:
-            data, self._leftover = data[:size], data[size:]
+        data = self._next_bytes(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
@@ -137,12 +138,9 @@ class ChannelSocket(_ChannelPipe):
 
     def recv(self, size: int) -> bytes:
         try:
-            data = self._next_bytes(self._timeout)
+            return self._next_bytes(size, self._timeout)
         except XnetTimeoutError:
             raise socket.timeout("timed out") from None
-        if len(data) > size:
-            data, self._leftover = data[:size], data[size:]
-        return data
 
     def send(self, data: Buffer) -> int:
         self._send_bytes([data])
