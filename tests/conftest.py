@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Iterator, Set
@@ -75,5 +74,10 @@ def gw() -> Iterator[execnet_cli.Gateway]:
     gateway.exit()
 
 
-PYTHON_EXECUTABLE = sys.executable
-SYSTEM_PYTHON = "/usr/bin/python3"
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty directory, and no inventory from the environment or the user's config."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("XNET_INVENTORY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return tmp_path

@@ -1,7 +1,8 @@
-"""Process and polling helpers shared by the tests (Linux /proc)."""
+"""Process, polling and port helpers shared by the tests (Linux /proc, loopback)."""
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Callable
 
@@ -28,3 +29,10 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
 def wait_gone(pid: int, timeout: float = 10.0) -> bool:
     """Wait for ``pid`` to end (or become a zombie)."""
     return wait_until(lambda: not pid_alive(pid), timeout)
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on at ``address`` (just bound and released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((address, 0))
+        return probe.getsockname()[1]

@@ -18,7 +18,6 @@ import getpass
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterator, List, Optional
 
 import pytest
+from proc_helpers import free_port, pid_alive
 
 __all__ = [
     "SUDO_PASSWORD",
@@ -98,21 +98,6 @@ def write_ed25519_key(path: Path) -> str:
     line = public.decode()
     path.with_name(path.name + ".pub").write_text(line + "\n")
     return line
-
-
-def free_port(address: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((address, 0))
-        return probe.getsockname()[1]
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def descendants(pid: int) -> List[int]:

@@ -36,15 +36,6 @@ groups:
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run in an empty directory, with no inventory from the environment or the user."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("XNET_INVENTORY", raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    return tmp_path
-
-
-@pytest.fixture
 def lab(env: Path) -> Path:
     path = env / "lab.yaml"
     path.write_text(LAB)

@@ -29,15 +29,6 @@ if os.environ.get('XNET_TEST_BOOM'):
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty directory, and no inventory from the environment or the user's config."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("XNET_INVENTORY", raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    return tmp_path
-
-
-@pytest.fixture
 def inv(env: Path) -> str:
     path = env / "cluster.yaml"
     path.write_text(INVENTORY)

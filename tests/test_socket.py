@@ -14,7 +14,7 @@ from typing import Iterator, List, Tuple
 
 import pytest
 from click.testing import CliRunner
-from proc_helpers import pid_alive, wait_until
+from proc_helpers import free_port, pid_alive, wait_until
 
 import execnet_cli
 from execnet_cli import bootstrap
@@ -399,9 +399,7 @@ def test_not_an_xnet_server(secret_file, greeting):
 
 
 def test_connection_refused(secret_file):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with pytest.raises(execnet_cli.ConnectFailed, match=f"127.0.0.1:{port} refused"):
         execnet_cli.makegateway(f"socket=127.0.0.1:{port}//secret_file={secret_file}")
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from proc_helpers import pid_alive, wait_until
+from proc_helpers import free_port, pid_alive, wait_until
 from sshd_fixtures import SshdHost, write_ed25519_key
 
 import execnet_cli
@@ -243,9 +243,7 @@ def test_changed_host_key_is_always_refused(sshd_host, tmp_path):
 
 
 def test_closed_port(sshd_host):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.2", 0))
-        port = probe.getsockname()[1]
+    port = free_port("127.0.0.2")
     spec = sshd_host.spec().replace(f"-p {sshd_host.port}", f"-p {port}")
     with pytest.raises(ConnectFailed, match=rf"127\.0\.0\.2.*{port}.*refused"):
         execnet_cli.makegateway(spec)

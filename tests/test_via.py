@@ -8,6 +8,7 @@ import socket
 import threading
 
 import pytest
+from proc_helpers import free_port
 
 import execnet_cli
 from execnet_cli import SpecError
@@ -111,8 +112,6 @@ def test_tcp_tunnel_through_gateway(group, echo_server):
 
 
 def test_tcp_tunnel_refused_port(group):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with pytest.raises(execnet_cli.ConnectFailed, match="refused"):
         open_via_tcp(group["gw0"], "127.0.0.1", port, timeout=5)
