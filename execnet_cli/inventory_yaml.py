@@ -418,7 +418,9 @@ def _read_ansible_group(
             found = r.vars(vn, ansible_var)
             prio = found.get("ansible_group_priority")
             if prio is not None:
-                value_node = next(v for k, v in vn.value if k.value == "ansible_group_priority")
+                value_node = next(  # through merge keys too, as r.vars found it
+                    v for k, _, v in r.pairs(vn, "variables") if k == "ansible_group_priority"
+                )
                 group.priority = r.priority(value_node, "ansible_group_priority")
             group.vars.update(found)
         else:

@@ -119,27 +119,29 @@ class GatherRenderer:
         err: Console,
         hosts: Sequence[str] = (),
         verbose: bool = False,
-        progress: Optional[bool] = None,
     ) -> None:
         self.out, self.err, self.verbose = out, err, verbose
         self.total = len(hosts)
         self.collector = Collector()
-        show = err.is_terminal if progress is None else progress
+        self._not_ok = 0  # counted as results arrive: recounting each time was quadratic
         self._status: Optional[Status] = None
-        if show and self.total:
+        if err.is_terminal and self.total:
             self._status = err.status(self._progress_text(), spinner="dots")
             self._status.start()
 
     def _progress_text(self) -> Text:
-        results = self.collector.results.values()
-        bad = sum(1 for r in results if r.status != OK)
         text = Text(f"{len(self.collector.results)}/{self.total} hosts done")
-        if bad:
-            text.append(f", {bad} not ok", style="red")
+        if self._not_ok:
+            text.append(f", {self._not_ok} not ok", style="red")
         return text
 
     def handle(self, event: Event) -> None:
-        if self.collector.add(event) is not None and self._status is not None:
+        result = self.collector.add(event)
+        if result is None:
+            return
+        if result.status != OK:
+            self._not_ok += 1
+        if self._status is not None:
             self._status.update(self._progress_text())
 
     def finish(self, wall: float, interrupted: bool = False) -> list[HostResult]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from _queue import SimpleQueue
+from queue import SimpleQueue
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ._remote import rsync_worker
@@ -72,7 +72,6 @@ class _Target:
         #: bytes the far side reported written ("got")]. Only the last one is in progress.
         self.unacked: List[List[Any]] = []
         self.current: Optional[IO[bytes]] = None
-        self.current_sent = 0
         self.in_flight = 0
         self.finish_sent = False
         self.done = False
@@ -234,13 +233,12 @@ class RSync:
                 data = current.read(CHUNK_SIZE)
                 if data:
                     send(("chunk", data))
-                    target.current_sent += len(data)
                     target.unacked[-1][1] += len(data)
                     target.in_flight += len(data)
                     continue
                 current.close()
                 target.current = None
-                send(("eof", target.current_sent))
+                send(("eof", target.unacked[-1][1]))
             if target.need_index >= len(target.needs):
                 if not target.finish_sent:
                     send(("finish",))
@@ -270,7 +268,6 @@ class RSync:
         self._report_send_file(target.gateway, relpath)
         target.channel.send(("file", relpath))
         target.current = source
-        target.current_sent = 0
 
     def _sha256(self, path: str) -> str:
         digest = self._hashes.get(path)

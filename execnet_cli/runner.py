@@ -182,9 +182,6 @@ class Collector:
         """Hosts that started but have no result (after an interrupt)."""
         return [name for name in self.started if name not in self.results]
 
-    def by_status(self, status: str) -> list[HostResult]:
-        return [r for r in self.results.values() if r.status == status]
-
 
 # -- running -----------------------------------------------------------------------------
 

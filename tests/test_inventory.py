@@ -938,3 +938,16 @@ def test_recursive_merge_key_is_an_error(tmp_path: Path) -> None:
 def test_ssh_host_via_another_host(tmp_path: Path) -> None:
     inv = load(tmp_path, "hosts:\n  a: {via: b, address: 10.0.0.9}\n  b: {address: 10.0.0.2}\n")
     assert inv.host("a").via == "b" and inv.host("a").spec().endswith("//via=b")
+
+
+def test_ansible_group_priority_through_a_merge_key(tmp_path: Path) -> None:
+    inv = load(
+        tmp_path,
+        "all:\n"
+        "  vars: &d {ansible_group_priority: 5}\n"
+        "  children:\n"
+        "    web:\n"
+        "      hosts: {a: }\n"
+        "      vars: {<<: *d}\n",
+    )
+    assert inv.host("a").name == "a"
