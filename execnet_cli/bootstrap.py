@@ -35,6 +35,7 @@ REMOTE_MODULES = (
     "engine",
     "fdio",
     "worker",
+    "forkserver",
     "execnet_alias",
 )
 #: Version 4 of marshal is read by every Python 3.4+, for the source form of the bundle.

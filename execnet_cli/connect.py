@@ -6,14 +6,18 @@ command there; this module joins that to ``gateway.start_gateway``.
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 import sys
-from typing import Any
+from typing import Any, Dict, Optional
 
 from . import bootstrap
 from .errors import AuthenticationFailed, GatewayError, SpecError
-from .gateway import Gateway, connect_timeout, start_gateway
+from .gateway import Gateway, adopt_gateway, connect_timeout, start_gateway, worker_config
 from .spec import XSpec
+
+log = logging.getLogger("execnet_cli.connect")
 
 
 def open_gateway(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gateway:
@@ -24,7 +28,7 @@ def open_gateway(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gatew
     if kind == "popen":
         if spec.via:
             return open_popen_via(spec, remote_execmodel, via_gateway(spec, group))
-        return open_popen(spec, remote_execmodel)
+        return open_popen(spec, remote_execmodel, group)
     if kind == "socket":
         return open_socket(spec, remote_execmodel, group)
     if kind == "ssh":
@@ -82,15 +86,39 @@ def check_nice(spec: XSpec) -> None:
             raise SpecError(f"spec {str(spec)!r}: nice={spec.nice!r} is not an integer") from None
 
 
-def open_popen(spec: XSpec, remote_execmodel: str) -> Gateway:
-    """Start a local worker interpreter for ``spec``."""
+def open_popen(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gateway:
+    """A local worker for ``spec``: forked from the group's fork server where it can be,
+    else a new interpreter (see ``transports.forkserver`` for when forking applies)."""
     from .transports.popen import PopenTransport, popen_environment
 
     check_nice(spec)
     python = spec.python if isinstance(spec.python, str) else sys.executable
     resolved = shutil.which(python) or python
-    transport = PopenTransport(bootstrap.stage1_argv(resolved), popen_environment(spec.env))
-    return start_gateway(transport, spec, remote_execmodel, bootstrap.same_interpreter(resolved))
+    same = bootstrap.same_interpreter(resolved)
+    env = popen_environment(spec.env)
+    if same and group is not None and not spec.spawn:
+        gateway = _open_forked(spec, remote_execmodel, group, resolved, env)
+        if gateway is not None:
+            return gateway
+    transport = PopenTransport(bootstrap.stage1_argv(resolved), env)
+    return start_gateway(transport, spec, remote_execmodel, same)
+
+
+def _open_forked(
+    spec: XSpec, remote_execmodel: str, group: Any, python: str, env: Optional[Dict[str, str]]
+) -> Optional[Gateway]:
+    """A worker forked from ``group``'s fork server, or None where forking does not apply."""
+    from .transports import forkserver
+
+    if not forkserver.forking_supported():
+        return None
+    config = worker_config(spec, remote_execmodel)
+    try:
+        transport = group._fork_servers().fork(python, config, env or dict(os.environ))
+    except forkserver.ForkUnavailable as exc:
+        log.debug("gateway %s: starting an interpreter, not forking: %s", spec.id, exc)
+        return None
+    return adopt_gateway(transport, spec, remote_execmodel)
 
 
 def open_socket(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gateway:

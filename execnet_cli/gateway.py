@@ -236,12 +236,24 @@ def start_gateway(transport: Any, spec: XSpec, remote_execmodel: str, same_pytho
     ``transport`` must already run the stage-1 command (``bootstrap.stage1_argv``) on
     the far side; ``same_python`` says whether that interpreter is this one.
     """
-    gateway = Gateway(transport, spec, remote_execmodel)
     payload = bootstrap.bootstrap_bytes(worker_config(spec, remote_execmodel), same_python)
+    return _connect(transport, spec, remote_execmodel, payload)
+
+
+def adopt_gateway(transport: Any, spec: XSpec, remote_execmodel: str) -> Gateway:
+    """Wait for a worker that started with its settings already (a forked popen worker)."""
+    return _connect(transport, spec, remote_execmodel, None)
+
+
+def _connect(
+    transport: Any, spec: XSpec, remote_execmodel: str, payload: Optional[bytes]
+) -> Gateway:
+    gateway = Gateway(transport, spec, remote_execmodel)
     gateway._start_receiver()
-    try:
-        transport.write([payload])
-    except OSError:
-        pass  # the worker died at once; _wait_ready reports how
+    if payload is not None:
+        try:
+            transport.write([payload])
+        except OSError:
+            pass  # the worker died at once; _wait_ready reports how
     gateway._wait_ready(connect_timeout(spec))
     return gateway

@@ -3,6 +3,9 @@
 A Group owns its gateways: ``terminate`` ends them all within one shared deadline
 (ask every worker to stop first, then wait, then kill the rest), and at interpreter
 exit every group still alive is terminated, so no worker outlives its controller.
+It also owns the fork servers its popen workers are forked from
+(``transports.forkserver``), started on first use and ended by ``terminate`` after
+the gateways.
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ import queue
 import threading
 import time
 import weakref
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ._remote.channel import NO_ENDMARKER_WANTED, Channel
 from ._remote.execmodel import get_execmodel
 from .connect import open_gateway
 from .gateway import EXIT_TIMEOUT, Gateway
 from .spec import XSpec
+
+if TYPE_CHECKING:
+    from .transports.forkserver import ForkServers
 
 _groups: weakref.WeakSet[Group] = weakref.WeakSet()
 
@@ -34,6 +40,7 @@ class Group:
         self._autoidcounter = itertools.count()
         self._autoidlock = threading.Lock()
         self._gateways_lock = threading.Lock()
+        self._forkservers: Optional[ForkServers] = None
         self.set_execmodel(execmodel)
         _groups.add(self)
         for xspec in xspecs:
@@ -87,6 +94,15 @@ class Group:
             self._gateways.append(gateway)
         gateway._group = self
 
+    def _fork_servers(self) -> ForkServers:
+        """This group's fork servers (``connect.open_popen`` forks workers from them)."""
+        with self._gateways_lock:
+            if self._forkservers is None:
+                from .transports.forkserver import ForkServers
+
+                self._forkservers = ForkServers()
+            return self._forkservers
+
     def _unregister(self, gateway: Gateway) -> None:
         with self._gateways_lock:
             if gateway in self._gateways:
@@ -126,6 +142,10 @@ class Group:
         deadline = time.monotonic() + (EXIT_TIMEOUT if timeout is None else timeout)
         for gateway in gateways:
             gateway._finish_exit(deadline)
+        with self._gateways_lock:
+            servers, self._forkservers = self._forkservers, None
+        if servers is not None:
+            servers.stop()
 
 
 class MultiChannel:

@@ -29,6 +29,7 @@ KNOWN_KEYS: Dict[str, str] = {
     "sudo": "run the worker through sudo (true, or a user name)",
     "connect_timeout": "seconds to wait for the connection and the worker",
     "secret_file": "file with the socket server secret (else $XNET_SECRET, ~/.config/xnet/secret)",
+    "spawn": "popen: start a new interpreter, not a fork of the group's fork server",
 }
 
 Value = Union[str, bool, None]
@@ -53,6 +54,7 @@ class XSpec:
     sudo: Value = None
     connect_timeout: Value = None
     secret_file: Value = None
+    spawn: Value = None
 
     def __init__(self, string: str) -> None:
         self._spec = string

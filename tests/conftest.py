@@ -20,10 +20,14 @@ LEAK_GRACE = 3.0
 collect_ignore = ["xdist_sample"]
 
 
-def child_pids() -> Set[int]:
-    """Direct children of this process (Linux /proc)."""
+def child_pids(pid: int = 0) -> Set[int]:
+    """Direct children of ``pid`` (default: this process), from Linux /proc."""
     pids: Set[int] = set()
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{pid or os.getpid()}/task").iterdir())
+    except OSError:
+        return pids  # it has ended
+    for task in tasks:
         try:
             text = (task / "children").read_text()
         except OSError:
@@ -32,11 +36,28 @@ def child_pids() -> Set[int]:
     return pids
 
 
+def descendant_pids() -> Set[int]:
+    """Every process below this one: forked workers are children of a fork server."""
+    found: Set[int] = set()
+    todo = list(child_pids())
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(child_pids(pid))
+    return found
+
+
 @pytest.fixture(autouse=True)
 def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail a test that leaves a gateway, a thread or a child process behind."""
+    """Fail a test that leaves a gateway, a thread or a process behind.
+
+    The default group lives as long as this process; its gateways must be exited by
+    the test, and the group is then terminated, as at interpreter exit, which ends the
+    fork server it may have started. Processes are counted at any depth below us.
+    """
     threads_before = set(threading.enumerate())
-    children_before = child_pids()
+    children_before = descendant_pids()
     yield
     if request.node.get_closest_marker("allow_leaks"):
         return
@@ -44,13 +65,13 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     leftover_gateways = list(execnet_cli.default_group)
     if leftover_gateways:
         problems.append(f"gateways not exited: {leftover_gateways}")
-        execnet_cli.default_group.terminate(timeout=2)
+    execnet_cli.default_group.terminate(timeout=2)
 
     def new_threads() -> Set[threading.Thread]:
         return {t for t in threading.enumerate() if t not in threads_before and t.is_alive()}
 
     def new_children() -> Set[int]:
-        return child_pids() - children_before
+        return descendant_pids() - children_before
 
     if not wait_until(lambda: not new_threads(), LEAK_GRACE):
         problems.append(f"threads left running: {sorted(t.name for t in new_threads())}")

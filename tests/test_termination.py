@@ -58,7 +58,7 @@ def test_remote_os_exit():
     with pytest.raises(EOFError):
         channel.waitclose(10)
     gateway.exit()
-    assert gateway.transport.process.returncode == 3
+    assert gateway.transport.returncode == 3
 
 
 def test_worker_exits_when_controller_vanishes(tmp_path):

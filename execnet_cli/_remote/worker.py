@@ -264,7 +264,12 @@ def interpreter_info() -> Dict[str, Any]:
 
 
 def main(config: Dict[str, Any]) -> None:
-    """Entry point called by the bootstrap."""
+    """Entry point called by the bootstrap (and by the fork server in a forked child)."""
+    control_fd = config.get("forkserver_fd")
+    if control_fd is not None:
+        from .forkserver import serve
+
+        serve(control_fd)
     read_fd, write_fd = take_stdio()
     ignore_terminal_interrupt()
     apply_config(config)

@@ -39,6 +39,15 @@ class PopenTransport(FdIO):
         enlarge_pipe(self.read_fd)
         self.argv = argv
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def returncode(self) -> Optional[int]:
+        """As ``subprocess`` gives it: None while running, negative for a signal."""
+        return self.process.returncode
+
     def close_write(self) -> None:
         if self._write_open:
             self._write_open = False

@@ -1,0 +1,226 @@
+"""The fork server: a clean interpreter that forks popen workers on request.
+
+Starting an interpreter costs most of a popen gateway's open time (site, ``.pth``
+files, our modules); forking one that has done all of that costs about a millisecond.
+A group starts one fork server per interpreter (see ``execnet_cli.transports.forkserver``)
+through the normal bootstrap, so it holds exactly what a fresh worker holds before it
+runs any user code, and it never runs user code itself. It stays single-threaded, which
+makes ``fork`` safe.
+
+It talks to its controller over an ``AF_UNIX`` ``SOCK_SEQPACKET`` socket (one message
+per datagram, descriptors passed with ``SCM_RIGHTS``):
+
+- to the controller, once: ``("ready", pid, single_threaded)``;
+- from the controller: ``{"config", "env", "cwd", "umask"}`` with three descriptors:
+  the worker's stdin (read end), stdout (write end) and stderr;
+- to the controller: ``("forked", pid)`` with a pidfd of the child (opened before the
+  child can be reaped, so the controller never signals a recycled pid), or
+  ``("failed", reason)``;
+- to the controller: ``("exited", pid, returncode)`` for every child it reaps
+  (``returncode`` as ``subprocess`` gives it: negative for a signal).
+
+It ends when the controller's end of the socket closes (group terminated, or the
+controller died): the workers it forked are not its to end; each of them ends on
+the end of its own stream, as every worker does.
+"""
+
+from __future__ import annotations
+
+import _signal
+import _socket
+import marshal
+import os
+import select
+import sys
+from array import array
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Dict, List, Tuple
+
+#: Descriptors a request carries: the worker's stdin, stdout and stderr.
+REQUEST_FDS = 3
+#: Largest request (settings and environment) the server takes in one datagram.
+MAX_REQUEST = 1 << 20
+#: Seconds the server waits for its last children when it is told to stop.
+FINAL_REAP = 1.0
+
+
+def serve(control_fd: int) -> None:
+    """Run the fork server on ``control_fd`` until the controller closes it."""
+    control = _socket.socket(fileno=control_fd)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    _signal.set_wakeup_fd(wake_w)
+    _signal.signal(_signal.SIGCHLD, _no_op)
+    _signal.signal(_signal.SIGINT, _no_op)  # a terminal's Ctrl-C is the controller's to handle
+    os.chdir("/")  # hold no directory of the controller's busy
+    _send(control, ("ready", os.getpid(), _single_threaded()))
+    while True:
+        readable = select.select([control, wake_r], [], [])[0]
+        if wake_r in readable:
+            _drain(wake_r)
+            if not _reap(control):
+                break
+        if control in readable and not _handle_request(control, wake_r, wake_w):
+            break
+    _final_reap(control)
+    os._exit(0)
+
+
+def _no_op(signum: int, frame: Any) -> None:
+    pass
+
+
+def _single_threaded() -> bool:
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+def _send(
+    control: Any, message: Tuple[Any, ...], fds: Tuple[int, ...] = (), flags: int = 0
+) -> bool:
+    """Send one message; False when the controller is gone."""
+    data = marshal.dumps(message)
+    ancillary = []
+    if fds:
+        ancillary = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array("i", fds).tobytes())]
+    try:
+        control.sendmsg([data], ancillary, flags)
+        return True
+    except BlockingIOError:
+        return True  # a report nobody has collected yet fills the socket: drop this one
+    except OSError:
+        return False
+
+
+def _report_exit(control: Any, pid: int, status: int) -> bool:
+    """Tell the controller a child ended; never block on a controller that is not reading."""
+    return _send(control, ("exited", pid, _returncode(status)), (), _socket.MSG_DONTWAIT)
+
+
+def _handle_request(control: Any, wake_r: int, wake_w: int) -> bool:
+    """Fork one worker; False when the controller closed the socket."""
+    try:
+        data, ancillary, flags, _ = control.recvmsg(
+            MAX_REQUEST, _socket.CMSG_SPACE(REQUEST_FDS * 4)
+        )
+    except InterruptedError:  # pragma: no cover - PEP 475 retries
+        return True
+    except OSError:
+        return False
+    fds = _received_fds(ancillary)
+    if not data:
+        _close_all(fds)
+        return False
+    try:
+        if flags & _socket.MSG_TRUNC:
+            raise ValueError(f"request over {MAX_REQUEST} bytes")
+        request = marshal.loads(data)
+        if len(fds) != REQUEST_FDS:
+            raise ValueError(f"expected {REQUEST_FDS} descriptors, got {len(fds)}")
+        pid = os.fork()
+    except Exception as exc:
+        _close_all(fds)
+        return _send(control, ("failed", f"{type(exc).__name__}: {exc}"))
+    if pid == 0:
+        _become_worker(request, fds, control, wake_r, wake_w)  # never returns
+    _close_all(fds)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError as exc:  # pragma: no cover - Linux < 5.3 is refused by the controller
+        return _send(control, ("failed", f"pidfd_open: {exc}"))
+    try:
+        return _send(control, ("forked", pid), (pidfd,))
+    finally:
+        os.close(pidfd)
+
+
+def _received_fds(ancillary: List[Tuple[int, int, bytes]]) -> List[int]:
+    fds = array("i")
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    return list(fds)
+
+
+def _close_all(fds: List[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _become_worker(request: Dict[str, Any], fds: List[int], control: Any, *wake: int) -> None:
+    """In the child: take the worker's descriptors and settings, then run the worker."""
+    try:
+        _signal.set_wakeup_fd(-1)
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        control.close()
+        _close_all(list(wake))
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        _close_all([fd for fd in fds if fd > 2])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.umask(request["umask"])
+        os.chdir(request["cwd"])
+        from .worker import main
+
+        main(request["config"])
+    except BaseException:
+        try:
+            import traceback
+
+            traceback.print_exc()
+            sys.stderr.flush()
+        finally:
+            os._exit(70)
+    os._exit(0)  # pragma: no cover - worker.main leaves through os._exit
+
+
+def _reap(control: Any) -> bool:
+    """Collect ended children and report them; False when the controller is gone."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if pid == 0:
+            return True
+        if not _report_exit(control, pid, status):
+            return False
+
+
+def _returncode(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _final_reap(control: Any) -> None:
+    """Wait briefly for the last children, so none is left a zombie of this process."""
+    import time
+
+    deadline = time.monotonic() + FINAL_REAP
+    while time.monotonic() < deadline:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid:
+            _report_exit(control, pid, status)
+        else:
+            time.sleep(0.01)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass

@@ -1,0 +1,300 @@
+"""Popen workers forked from a fork server instead of started from nothing.
+
+A ``ForkServer`` is a clean interpreter of our own Python, bootstrapped like any
+worker, that forks workers on request (``_remote/forkserver.py``). A popen gateway
+then costs a fork and a ready message (a few milliseconds) instead of an interpreter
+start (15-100 ms, most of it site and ``.pth`` files). A ``Group`` owns its fork
+servers (``ForkServers``) and ends them when it terminates.
+
+What a forked worker gets is what a started one would: our current environment, working
+directory, umask and stderr (sent with each request, so a later ``os.environ`` change or a
+redirected fd 2 is honoured), the spec's settings, and fresh protocol pipes. What it
+shares with its siblings is what the interpreter fixed at start: the hash seed and what
+``site`` did. So only requests whose start-up environment (``PYTHON*``, ``LC_*``,
+``LD_*``, ``LANG``, ``HOME``, ``TZ``...) equals the server's are forked; others, and specs
+with ``spawn`` or another ``python=``, start a new interpreter as before.
+``XNET_POPEN_FORK=0`` turns forking off.
+"""
+
+from __future__ import annotations
+
+import logging
+import marshal
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from .. import bootstrap
+from .._remote.fdio import FdIO, enlarge_pipe
+
+log = logging.getLogger("execnet_cli.forkserver")
+
+#: Seconds a new fork server may take to report ready before we give up on it.
+READY_TIMEOUT = 10.0
+#: Seconds to wait for the server's answer to a fork request.
+REPLY_TIMEOUT = 10.0
+#: Seconds to wait for a reaped child's exit status once its pidfd says it ended.
+STATUS_TIMEOUT = 2.0
+#: Seconds a stopping server gets before it is killed.
+STOP_TIMEOUT = 3.0
+#: Fork servers one group keeps at most (one per distinct start-up environment).
+MAX_SERVERS = 4
+#: Environment variables read when an interpreter starts, which a fork cannot change.
+STARTUP_PREFIXES = ("PYTHON", "LC_", "LD_", "MALLOC_")
+STARTUP_NAMES = frozenset({"LANG", "LANGUAGE", "HOME", "TZ", "GLIBC_TUNABLES"})
+
+
+class ForkUnavailable(Exception):
+    """This request cannot be forked (the caller starts an interpreter instead)."""
+
+
+def forking_supported() -> bool:
+    """Linux with pidfds (5.3+; Python 3.9+), and not turned off by the user."""
+    return (
+        sys.platform == "linux"
+        and hasattr(os, "pidfd_open")
+        and hasattr(signal, "pidfd_send_signal")
+        and os.environ.get("XNET_POPEN_FORK", "1") != "0"
+    )
+
+
+def startup_signature(env: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
+    """The part of an environment that shapes an interpreter's start."""
+    return tuple(
+        sorted(
+            (name, value)
+            for name, value in env.items()
+            if name in STARTUP_NAMES or name.startswith(STARTUP_PREFIXES)
+        )
+    )
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it (Linux 4.7+ reports it in /proc)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    raise ForkUnavailable("no Umask line in /proc/self/status")
+
+
+class ForkServer:
+    """One fork server process and the control socket to it."""
+
+    def __init__(self, python: str) -> None:
+        self.python = python
+        self.signature = startup_signature(os.environ)
+        self._lock = threading.Lock()
+        self._exits: Dict[int, int] = {}
+        self._usable = False
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._control = ours
+        config = {"forkserver_fd": theirs.fileno()}
+        try:
+            self.process = subprocess.Popen(
+                bootstrap.stage1_argv(python),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+                bufsize=0,
+            )
+        except OSError as exc:
+            ours.close()
+            raise ForkUnavailable(f"cannot start {python!r}: {exc}") from exc
+        finally:
+            theirs.close()
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(bootstrap.bootstrap_bytes(config, same_python=True))
+            self.process.stdin.close()
+            kind, pid, single_threaded = self._next_message(READY_TIMEOUT)
+        except (OSError, ForkUnavailable, ValueError) as exc:
+            self.stop()
+            raise ForkUnavailable(f"the fork server did not start: {exc}") from None
+        if kind != "ready" or not single_threaded:
+            self.stop()
+            raise ForkUnavailable("the fork server has threads of its own: forking is unsafe")
+        self._usable = True
+        log.debug("fork server pid %d for %s", pid, python)
+
+    @property
+    def usable(self) -> bool:
+        return self._usable and self.process.poll() is None
+
+    def fork(self, config: Dict[str, Any], env: Dict[str, str]) -> ForkedTransport:
+        """A new worker with ``config``, environment ``env`` and our cwd, umask, stderr."""
+        try:
+            cwd = os.getcwd()
+        except OSError as exc:  # our directory was removed: only a new process can start there
+            raise ForkUnavailable(f"no working directory: {exc}") from None
+        request = marshal.dumps(
+            {"config": config, "env": env, "cwd": cwd, "umask": current_umask()}
+        )
+        child_in, to_child = os.pipe()
+        from_child, child_out = os.pipe()
+        try:
+            with self._lock:
+                if not self.usable:
+                    raise ForkUnavailable("the fork server has ended")
+                try:
+                    socket.send_fds(self._control, [request], [child_in, child_out, 2])
+                    while True:
+                        message, fds = self._receive(REPLY_TIMEOUT)
+                        if message[0] != "exited":
+                            break
+                        self._exits[message[1]] = message[2]
+                except (OSError, ValueError) as exc:
+                    self._usable = False
+                    raise ForkUnavailable(f"the fork server failed: {exc}") from None
+            if message[0] != "forked" or len(fds) != 1:
+                for fd in fds:
+                    os.close(fd)
+                raise ForkUnavailable(f"the fork server refused: {message[1:]!r}")
+        except BaseException:
+            os.close(to_child)
+            os.close(from_child)
+            raise
+        finally:
+            os.close(child_in)
+            os.close(child_out)
+        return ForkedTransport(self, message[1], fds[0], from_child, to_child)
+
+    def exit_status(self, pid: int, timeout: float) -> Optional[int]:
+        """The return code of ``pid``, a child that has ended (None if it never comes)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while pid not in self._exits:
+                try:
+                    message, fds = self._receive(max(0.0, deadline - time.monotonic()))
+                except (OSError, ValueError):
+                    return None
+                for fd in fds:
+                    os.close(fd)
+                if message[0] == "exited":
+                    self._exits[message[1]] = message[2]
+            return self._exits.pop(pid)
+
+    def _next_message(self, timeout: float) -> Tuple[Any, ...]:
+        message, fds = self._receive(timeout)
+        for fd in fds:
+            os.close(fd)
+        return message
+
+    def _receive(self, timeout: float) -> Tuple[Tuple[Any, ...], List[int]]:
+        """One message from the server; ValueError on timeout or a closed socket."""
+        if not select.select([self._control], [], [], timeout)[0]:
+            raise ValueError(f"no answer in {timeout:g} s")
+        data, fds, _flags, _address = socket.recv_fds(self._control, 4096, 1)
+        if not data:
+            raise ValueError("the fork server closed its socket")
+        message = marshal.loads(data)
+        if not isinstance(message, tuple) or not message:
+            raise ValueError(f"unexpected message {message!r}")
+        return message, fds
+
+    def stop(self) -> None:
+        """End the server (its workers are not its to end: each ends with its gateway)."""
+        self._usable = False
+        self._control.close()
+        try:
+            self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class ForkedTransport(FdIO):
+    """A worker forked by a ``ForkServer``; waited for and signalled through a pidfd."""
+
+    def __init__(
+        self, server: ForkServer, pid: int, pidfd: int, read_fd: int, write_fd: int
+    ) -> None:
+        super().__init__(read_fd, write_fd)
+        enlarge_pipe(read_fd)
+        enlarge_pipe(write_fd)
+        self.server = server
+        self.pid = pid
+        self._pidfd: Optional[int] = pidfd
+        self._ended = False
+        self.returncode: Optional[int] = None
+
+    def wait(self, timeout: Optional[float]) -> Optional[int]:
+        """The return code once the worker has ended (-1 if lost), None on timeout."""
+        if not self._ended:
+            pidfd = self._pidfd
+            if pidfd is None or not select.select([pidfd], [], [], timeout)[0]:
+                return None
+            self._ended = True
+            self.returncode = self.server.exit_status(self.pid, STATUS_TIMEOUT)
+        return -1 if self.returncode is None else self.returncode
+
+    def kill(self) -> None:
+        if self._pidfd is not None and not self._ended:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except OSError:
+                pass  # already ended
+
+    def close(self) -> None:
+        super().close()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+    def describe(self) -> str:
+        return f"popen pid {self.pid} (forked from {self.server.python})"
+
+    def exit_description(self) -> str:
+        if self.wait(0) is None:
+            return "still running"
+        code = self.returncode
+        if code is None:
+            return "ended (its exit status was lost with the fork server)"
+        if code < 0:
+            return f"killed by signal {-code}"
+        return f"exited with status {code}"
+
+
+class ForkServers:
+    """A group's fork servers, started on first use and stopped with the group."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._servers: Dict[Tuple[str, Any], ForkServer] = {}
+        self._failed: set = set()
+
+    def fork(self, python: str, config: Dict[str, Any], env: Dict[str, str]) -> ForkedTransport:
+        """Fork a worker of ``python`` with environment ``env``, or raise ForkUnavailable."""
+        signature = startup_signature(env)
+        if signature != startup_signature(os.environ):
+            raise ForkUnavailable("the spec changes the start-up environment")
+        key = (python, signature)
+        with self._lock:
+            if key in self._failed:
+                raise ForkUnavailable("forking failed before for this interpreter")
+            server = self._servers.get(key)
+            if server is None or not server.usable:
+                if server is not None:
+                    server.stop()
+                    del self._servers[key]
+                if len(self._servers) >= MAX_SERVERS:
+                    raise ForkUnavailable("this group has as many fork servers as it keeps")
+                try:
+                    server = self._servers[key] = ForkServer(python)
+                except ForkUnavailable:
+                    self._failed.add(key)
+                    raise
+        return server.fork(config, env)
+
+    def stop(self) -> None:
+        with self._lock:
+            servers = list(self._servers.values())
+            self._servers.clear()
+        for server in servers:
+            server.stop()

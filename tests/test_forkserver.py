@@ -1,0 +1,229 @@
+"""Popen workers forked from a group's fork server: what they get, when forking is not
+used, and that the server and its workers never outlive their group or controller."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from proc_helpers import wait_gone
+
+import execnet_cli
+from execnet_cli.errors import BootstrapError
+from execnet_cli.transports.forkserver import ForkedTransport
+from execnet_cli.transports.popen import PopenTransport
+
+PROBE = """
+import os, sys
+channel.send({
+    "pid": os.getpid(),
+    "ppid": os.getppid(),
+    "cwd": os.getcwd(),
+    "umask": os.umask(0o022),
+    "env": dict(os.environ),
+    "dont_write_bytecode": sys.dont_write_bytecode,
+    "nice": os.nice(0),
+    "executable": sys.executable,
+})
+"""
+
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux" or not hasattr(os, "pidfd_open"), reason="forking needs Linux pidfds"
+)
+
+
+def probe(gateway: execnet_cli.Gateway) -> dict:
+    return gateway.remote_exec(PROBE).receive(30)
+
+
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(") ", 1)[1].split()[1])
+
+
+@pytest.fixture
+def group():
+    group = execnet_cli.Group()
+    yield group
+    group.terminate(5)
+
+
+@pytest.fixture(autouse=True)
+def forking_on(monkeypatch):
+    monkeypatch.delenv("XNET_POPEN_FORK", raising=False)
+
+
+def test_popen_workers_are_forked_from_one_server(group):
+    first, second = group.makegateway(), group.makegateway()
+    assert isinstance(first.transport, ForkedTransport)
+    facts = [probe(first), probe(second)]
+    server = facts[0]["ppid"]
+    assert server != os.getpid() and parent_of(server) == os.getpid()
+    assert facts[1]["ppid"] == server
+    assert facts[0]["pid"] != facts[1]["pid"] == second._rinfo().pid
+    assert facts[0]["executable"] == sys.executable
+
+
+def test_a_forked_worker_gets_our_current_environment_directory_and_umask(
+    group, tmp_path, monkeypatch
+):
+    probe(group.makegateway())  # the server starts with the environment of that moment
+    monkeypatch.setenv("XNET_FORK_PROBE", "later")
+    monkeypatch.delenv("USER", raising=False)
+    monkeypatch.chdir(tmp_path)
+    old_umask = os.umask(0o027)
+    try:
+        facts = probe(group.makegateway())
+    finally:
+        os.umask(old_umask)
+    assert facts["env"]["XNET_FORK_PROBE"] == "later"
+    assert "USER" not in facts["env"]
+    assert facts["env"] == dict(os.environ)
+    assert Path(facts["cwd"]) == tmp_path
+    assert facts["umask"] == 0o027
+
+
+def test_spec_settings_apply_to_a_forked_worker(group, tmp_path):
+    spec = f"popen//env:XNET_SPEC_VAR=yes//chdir={tmp_path / 'sub'}//nice=3//dont_write_bytecode"
+    gateway = group.makegateway(spec)
+    assert isinstance(gateway.transport, ForkedTransport)
+    facts = probe(gateway)
+    assert facts["env"]["XNET_SPEC_VAR"] == "yes"
+    assert facts["cwd"] == str(tmp_path / "sub")
+    assert facts["dont_write_bytecode"] is True
+    assert facts["nice"] >= 3
+
+
+def test_remote_print_goes_to_our_stderr_as_it_is_now(group, capfd):
+    probe(group.makegateway())
+    capfd.readouterr()
+    gateway = group.makegateway()  # forked while fd 2 is pytest's capture file
+    gateway.remote_exec("print('from the forked worker')").waitclose(30)
+    gateway.exit()
+    assert "from the forked worker" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "spec, env",
+    [
+        ("popen//spawn", {}),
+        ("popen//env:PYTHONPATH=/nowhere", {}),
+        ("popen", {"XNET_POPEN_FORK": "0"}),
+    ],
+    ids=["spawn-key", "spec-startup-env", "turned-off"],
+)
+def test_when_forking_does_not_apply_a_new_interpreter_starts(group, monkeypatch, spec, env):
+    probe(group.makegateway())  # a server exists, started with the old environment
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    gateway = group.makegateway(spec)
+    assert isinstance(gateway.transport, PopenTransport)
+    assert probe(gateway)["ppid"] == os.getpid()
+
+
+def test_a_changed_startup_environment_gets_a_server_of_its_own(group, monkeypatch):
+    old_server = probe(group.makegateway())["ppid"]
+    monkeypatch.setenv("PYTHONNOUSERSITE", "1")  # read only when an interpreter starts
+    gateway = group.makegateway()
+    assert isinstance(gateway.transport, ForkedTransport)
+    assert probe(gateway)["ppid"] != old_server
+    assert gateway.remote_exec("import sys; channel.send(sys.flags.no_user_site)").receive(30)
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="needs /usr/bin/python3")
+def test_another_interpreter_is_started_not_forked(group):
+    gateway = group.makegateway("popen//python=/usr/bin/python3")
+    assert isinstance(gateway.transport, PopenTransport)
+    assert probe(gateway)["executable"] == "/usr/bin/python3"
+
+
+def test_parallel_opens_share_one_server(group):
+    gateways, errors = [], []
+
+    def open_one() -> None:
+        try:
+            gateways.append(group.makegateway())
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    facts = [probe(gateway) for gateway in gateways]
+    assert len({f["pid"] for f in facts}) == 8
+    assert len({f["ppid"] for f in facts}) == 1
+
+
+def test_terminate_ends_the_workers_then_the_server(group):
+    gateways = [group.makegateway() for _ in range(3)]
+    pids = [probe(gateway)["pid"] for gateway in gateways]
+    server = parent_of(pids[0])
+    group.terminate(5)
+    for pid in [*pids, server]:
+        assert wait_gone(pid, 10), f"pid {pid} outlived its group"
+
+
+def test_a_killed_worker_is_reported_by_signal(group):
+    gateway = group.makegateway()
+    channel = gateway.remote_exec("channel.receive()")
+    os.kill(gateway._rinfo().pid, signal.SIGKILL)
+    with pytest.raises(EOFError):
+        channel.waitclose(30)
+    gateway.exit()
+    assert gateway.transport.returncode == -signal.SIGKILL
+    assert gateway.transport.exit_description() == "killed by signal 9"
+
+
+def test_a_killed_server_spares_its_workers_and_is_replaced(group):
+    gateway = group.makegateway()
+    server = probe(gateway)["ppid"]
+    os.kill(server, signal.SIGKILL)
+    assert wait_gone(server)
+    assert gateway.remote_exec("channel.send(6 * 7)").receive(30) == 42
+    replacement = group.makegateway()
+    assert isinstance(replacement.transport, ForkedTransport)
+    assert probe(replacement)["ppid"] not in (server, os.getpid())
+    gateway.exit()
+    replacement.exit()
+    # its reaper was killed: the worker's status is lost, which is said, not invented
+    assert gateway.transport.exit_description().startswith("ended (its exit status was lost")
+
+
+def test_a_killed_controller_leaves_no_server_and_no_worker(tmp_path):
+    script = tmp_path / "controller.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, execnet_cli
+            gateways = [execnet_cli.makegateway() for _ in range(2)]
+            for gw in gateways:
+                gw.remote_exec("channel.receive()")
+            pids = [gw._rinfo().pid for gw in gateways]
+            server = int(open(f"/proc/{pids[0]}/stat").read().rsplit(") ", 1)[1].split()[1])
+            print(server, *pids, flush=True)
+            os.kill(os.getpid(), 9)
+            """
+        )
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    pids = [int(pid) for pid in out.stdout.split()]
+    assert len(pids) == 3, out.stderr
+    for pid in pids:
+        assert wait_gone(pid, 10), f"pid {pid} outlived a SIGKILLed controller"
+
+
+def test_a_failing_forked_worker_is_reported_with_its_status(group, capfd):
+    with pytest.raises(BootstrapError, match="exited with status 70") as info:
+        group.makegateway("popen//chdir=/proc/self/cannot-create-here")
+    assert "forked from" in str(info.value)
+    assert "cannot-create-here" in capfd.readouterr().err  # the child's traceback
+    assert isinstance(group.makegateway().transport, ForkedTransport)  # the server goes on
