@@ -103,6 +103,16 @@ class Group:
                 self._forkservers = ForkServers()
             return self._forkservers
 
+    def set_forkserver_preload(self, module_names: Sequence[str]) -> None:
+        """Modules this group's fork servers import before forking popen workers.
+
+        Every forked worker then starts with them imported (as multiprocessing's
+        ``set_forkserver_preload``). A module the controller has imported must come from
+        the same file there, else the server is not used. Applies to servers started
+        after the call.
+        """
+        self._fork_servers().preload = tuple(module_names)
+
     def _unregister(self, gateway: Gateway) -> None:
         with self._gateways_lock:
             if gateway in self._gateways:

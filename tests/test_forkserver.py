@@ -227,3 +227,71 @@ def test_a_failing_forked_worker_is_reported_with_its_status(group, capfd):
     assert "forked from" in str(info.value)
     assert "cannot-create-here" in capfd.readouterr().err  # the child's traceback
     assert isinstance(group.makegateway().transport, ForkedTransport)  # the server goes on
+
+
+MODULE_LOADED = "import sys; channel.send({name!r} in sys.modules)"
+
+
+def test_preloaded_modules_are_imported_in_every_worker(group):
+    group.set_forkserver_preload(["fractions"])
+    plain = execnet_cli.Group()
+    try:
+        for gateway in (group.makegateway(), group.makegateway()):
+            assert isinstance(gateway.transport, ForkedTransport)
+            assert gateway.remote_exec(MODULE_LOADED.format(name="fractions")).receive(30)
+        assert (
+            not plain.makegateway().remote_exec(MODULE_LOADED.format(name="fractions")).receive(30)
+        )
+    finally:
+        plain.terminate(5)
+
+
+def test_a_preload_that_fails_or_differs_means_no_forking(group, tmp_path, monkeypatch, caplog):
+    caplog.set_level("DEBUG", logger="execnet_cli.connect")
+    group.set_forkserver_preload(["xnet_no_such_module"])
+    assert isinstance(group.makegateway().transport, PopenTransport)
+    assert "preloading xnet_no_such_module failed: ModuleNotFoundError" in caplog.text
+    # the controller has the module from one directory, the server would find another
+    for where in ("ours", "cwd"):
+        (tmp_path / where).mkdir()
+        (tmp_path / where / "xnet_preload_probe.py").write_text(f"WHERE = {where!r}\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "ours"))
+    monkeypatch.chdir(tmp_path / "cwd")
+    import xnet_preload_probe  # noqa: F401
+
+    try:
+        other = execnet_cli.Group()
+        other.set_forkserver_preload(["xnet_preload_probe"])
+        gateway = other.makegateway()
+        assert isinstance(gateway.transport, PopenTransport)
+        assert "not the controller's" in caplog.text
+        other.terminate(5)
+    finally:
+        sys.modules.pop("xnet_preload_probe", None)
+
+
+def test_the_execnet_alias_preloads_pytest_for_xdist_workers(tmp_path):
+    script = tmp_path / "controller.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            import execnet
+            plain = execnet.Group()
+            print(plain.makegateway().remote_exec(PROBE).receive(30))
+            plain.terminate()
+            import xdist.workermanage  # what pytest-xdist's controller has imported
+            group = execnet.Group(execmodel="main_thread_only")
+            print(group.makegateway().remote_exec(PROBE).receive(30))
+            group.terminate()
+            """
+        ).replace("PROBE", repr(MODULE_LOADED.format(name="pytest")))
+    )
+    alias = subprocess.run(
+        [sys.executable, "-m", "execnet_cli.compat"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    env = {**os.environ, "PYTHONPATH": alias}
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.stdout.split() == ["False", "True"], out.stderr

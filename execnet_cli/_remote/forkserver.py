@@ -10,7 +10,8 @@ makes ``fork`` safe.
 It talks to its controller over an ``AF_UNIX`` ``SOCK_SEQPACKET`` socket (one message
 per datagram, descriptors passed with ``SCM_RIGHTS``):
 
-- to the controller, once: ``("ready", pid, single_threaded)``;
+- to the controller, once: ``("ready", pid, problem)``, ``problem`` being '' or why the
+  server must not be used (a preload failed, or something started a thread);
 - from the controller: ``{"config", "env", "cwd", "umask"}`` with three descriptors:
   the worker's stdin (read end), stdout (write end) and stderr;
 - to the controller: ``("forked", pid)`` with a pidfd of the child (opened before the
@@ -46,9 +47,14 @@ MAX_REQUEST = 1 << 20
 FINAL_REAP = 1.0
 
 
-def serve(control_fd: int) -> None:
-    """Run the fork server on ``control_fd`` until the controller closes it."""
+def serve(control_fd: int, preload: List[Tuple[str, Any]] = ()) -> None:  # type: ignore[assignment]
+    """Run the fork server on ``control_fd`` until the controller closes it.
+
+    ``preload`` names modules to import before the first fork, each with the file the
+    controller has it from (or None), so every worker starts with them imported.
+    """
     control = _socket.socket(fileno=control_fd)
+    problem = _preload(preload)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -56,7 +62,9 @@ def serve(control_fd: int) -> None:
     _signal.signal(_signal.SIGCHLD, _no_op)
     _signal.signal(_signal.SIGINT, _no_op)  # a terminal's Ctrl-C is the controller's to handle
     os.chdir("/")  # hold no directory of the controller's busy
-    _send(control, ("ready", os.getpid(), _single_threaded()))
+    if not problem and not _single_threaded():
+        problem = "the fork server has threads of its own: forking is unsafe"
+    _send(control, ("ready", os.getpid(), problem))
     while True:
         readable = select.select([control, wake_r], [], [])[0]
         if wake_r in readable:
@@ -71,6 +79,19 @@ def serve(control_fd: int) -> None:
 
 def _no_op(signum: int, frame: Any) -> None:
     pass
+
+
+def _preload(modules: List[Tuple[str, Any]]) -> str:
+    """Import ``modules``; '' when all came from where the controller has them, else why not."""
+    for name, expected in modules:
+        try:
+            __import__(name)
+        except Exception as exc:
+            return f"preloading {name} failed: {type(exc).__name__}: {exc}"
+        found = getattr(sys.modules[name], "__file__", None)
+        if expected is not None and found != expected:
+            return f"preloading {name} found {found}, not the controller's {expected}"
+    return ""
 
 
 def _single_threaded() -> bool:

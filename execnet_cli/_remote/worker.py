@@ -269,7 +269,7 @@ def main(config: Dict[str, Any]) -> None:
     if control_fd is not None:
         from .forkserver import serve
 
-        serve(control_fd)
+        serve(control_fd, config.get("preload") or [])
     read_fd, write_fd = take_stdio()
     ignore_terminal_interrupt()
     apply_config(config)

@@ -84,10 +84,19 @@ def current_umask() -> int:
     raise ForkUnavailable("no Umask line in /proc/self/status")
 
 
+def preload_plan(names: Tuple[str, ...]) -> List[Tuple[str, Optional[str]]]:
+    """Each module to preload, with the file we have it from (the server must match it)."""
+    plan = []
+    for name in names:
+        module = sys.modules.get(name)
+        plan.append((name, getattr(module, "__file__", None) if module is not None else None))
+    return plan
+
+
 class ForkServer:
     """One fork server process and the control socket to it."""
 
-    def __init__(self, python: str) -> None:
+    def __init__(self, python: str, preload: Tuple[str, ...] = ()) -> None:
         self.python = python
         self.signature = startup_signature(os.environ)
         self._lock = threading.Lock()
@@ -95,7 +104,7 @@ class ForkServer:
         self._usable = False
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._control = ours
-        config = {"forkserver_fd": theirs.fileno()}
+        config = {"forkserver_fd": theirs.fileno(), "preload": preload_plan(preload)}
         try:
             self.process = subprocess.Popen(
                 bootstrap.stage1_argv(python),
@@ -113,13 +122,13 @@ class ForkServer:
         try:
             self.process.stdin.write(bootstrap.bootstrap_bytes(config, same_python=True))
             self.process.stdin.close()
-            kind, pid, single_threaded = self._next_message(READY_TIMEOUT)
+            kind, pid, problem = self._next_message(READY_TIMEOUT)
         except (OSError, ForkUnavailable, ValueError) as exc:
             self.stop()
             raise ForkUnavailable(f"the fork server did not start: {exc}") from None
-        if kind != "ready" or not single_threaded:
+        if kind != "ready" or problem:
             self.stop()
-            raise ForkUnavailable("the fork server has threads of its own: forking is unsafe")
+            raise ForkUnavailable(problem or f"unexpected first message {kind!r}")
         self._usable = True
         log.debug("fork server pid %d for %s", pid, python)
 
@@ -266,15 +275,17 @@ class ForkServers:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._servers: Dict[Tuple[str, Any], ForkServer] = {}
+        self._servers: Dict[Tuple[Any, ...], ForkServer] = {}
         self._failed: set = set()
+        #: Modules a new server imports before it forks (``Group.set_forkserver_preload``).
+        self.preload: Tuple[str, ...] = ()
 
     def fork(self, python: str, config: Dict[str, Any], env: Dict[str, str]) -> ForkedTransport:
         """Fork a worker of ``python`` with environment ``env``, or raise ForkUnavailable."""
         signature = startup_signature(env)
         if signature != startup_signature(os.environ):
             raise ForkUnavailable("the spec changes the start-up environment")
-        key = (python, signature)
+        key = (python, signature, self.preload)
         with self._lock:
             if key in self._failed:
                 raise ForkUnavailable("forking failed before for this interpreter")
@@ -286,7 +297,7 @@ class ForkServers:
                 if len(self._servers) >= MAX_SERVERS:
                     raise ForkUnavailable("this group has as many fork servers as it keeps")
                 try:
-                    server = self._servers[key] = ForkServer(python)
+                    server = self._servers[key] = ForkServer(python, self.preload)
                 except ForkUnavailable:
                     self._failed.add(key)
                     raise

@@ -12,7 +12,6 @@ from execnet_cli import (
     DataFormatError,
     DumpError,
     Gateway,
-    Group,
     HostNotFound,
     LoadError,
     MultiChannel,
@@ -31,6 +30,7 @@ from execnet_cli.compat import ALIAS_VERSION
 from execnet_cli.rsync import RSync
 
 from . import gateway, gateway_base, multi, rsync, xspec
+from .multi import Group
 
 __version__ = ALIAS_VERSION
 #: Marks this module as the alias: gateways opened from here give workers one too.
