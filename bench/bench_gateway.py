@@ -56,15 +56,17 @@ OURS_SPAWN = "ours, spawn (info)"
 OURS_COLD = "ours, new group (info)"
 FLOOR, FLOOR_S = "floor: python -c pass", "python -S -c pass (info)"
 RAW, RAW_1M = "raw pipe, 128K reads", "raw, 1M reads (info)"
-#: Reader buffer sizes of the raw pipe. 128 KiB was the fastest of 16 KiB-1 MiB here; 1 MiB
-#: reads ran at about half its speed (the buffer no longer fits a core's 512 KiB L2 cache).
+#: Reader buffer sizes of the raw pipe. Its buffer is page-aligned (an anonymous mmap): a
+#: ``bytearray`` lands wherever malloc puts it, and 1-31 bytes past a page boundary the
+#: kernel's copy out of the pipe runs at a quarter of the speed on this VM's AMD EPYC, so
+#: the reference itself swung 1.6-3 GB/s with the interpreter's start-up allocations.
 RAW_READ_SIZES = {RAW: 128 * KIB, RAW_1M: 1 * MIB}
 LIBS: Dict[str, Any] = {OURS: execnet_cli, EXECNET: execnet}
 
 
 RAW_READER = """\
-import os, sys
-buf = bytearray(int(sys.argv[1]))
+import mmap, os, sys
+buf = mmap.mmap(-1, int(sys.argv[1]))
 os.write(1, b"r")
 total = 0
 readv = os.readv

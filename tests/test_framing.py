@@ -139,3 +139,34 @@ def test_oversized_payloads_are_not_kept_for_reuse():
     (frame,) = decoder.feed(data[:70_000]) + decoder.feed(data[70_000:])
     assert bytes(frame[2]) == big
     assert all(spare is None or len(spare) <= REUSE_LIMIT for spare in decoder._spares)
+
+
+def _address(view: memoryview) -> int:
+    import ctypes
+
+    return ctypes.addressof(ctypes.c_char.from_buffer(view))
+
+
+def test_value_prefix_is_the_serializers():
+    from execnet_cli._remote.framing import VALUE_PREFIX
+    from execnet_cli._remote.serializer import BIG_SEGMENT, dumps_parts
+
+    for value in (b"x" * BIG_SEGMENT, "y" * BIG_SEGMENT):
+        prefix, data = dumps_parts(value)
+        assert len(prefix) == VALUE_PREFIX
+        assert data is value or data == value.encode()
+
+
+@pytest.mark.parametrize("head", [5, HEADER_SIZE, HEADER_SIZE + 6, 50_000])
+def test_big_value_data_starts_a_page(head):
+    """A big frame split across feeds is collected with its value's data on a page."""
+    from execnet_cli._remote.framing import PAGE, VALUE_PREFIX
+    from execnet_cli._remote.serializer import dumps_parts, loads
+
+    value = bytes(range(256)) * 400
+    data = wire((4, 1, b"".join(dumps_parts(value))))
+    decoder = FrameDecoder()
+    frames = decoder.feed(data[:head]) + decoder.feed(data[head:])
+    ((_, _, payload),) = frames
+    assert _address(payload[VALUE_PREFIX:]) % PAGE == 0
+    assert loads(payload) == value

@@ -31,7 +31,7 @@ from collections import deque
 from threading import get_ident
 
 from .errors import DataFormatError
-from .framing import FrameDecoder
+from .framing import FRAME_SKEW, FrameDecoder, aligned_buffer
 from .logs import get_logger
 
 TYPE_CHECKING = False
@@ -75,7 +75,7 @@ class StreamReader:
         self._on_closed = on_closed
         self._on_end = on_end
         self._decoder = FrameDecoder()
-        self._buffer = bytearray(READ_BUFFER_SIZE)
+        self._buffer = aligned_buffer(FRAME_SKEW + READ_BUFFER_SIZE)
         self._view = memoryview(self._buffer)
         self._role = threading.Lock()
         self._state = threading.Condition(threading.Lock())
@@ -123,8 +123,11 @@ class StreamReader:
                 count = self._io.readinto(target)
                 frames = decoder.big_filled(count) if count else ()
             else:
-                count = self._io.readinto(self._buffer)
-                frames = decoder.feed(self._view[:count]) if count else ()
+                # A read that starts a frame puts it where a big value's data will start
+                # a page (framing.PAGE); a read that continues one, at the start.
+                skew = 0 if decoder.buffered else FRAME_SKEW
+                count = self._io.readinto(self._view[skew : skew + READ_BUFFER_SIZE])
+                frames = decoder.feed(self._view[skew : skew + count]) if count else ()
             if not count:
                 self._end(EOFError(f"gateway {self._name!r}: the other side closed the stream"))
                 return
