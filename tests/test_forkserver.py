@@ -295,3 +295,23 @@ def test_the_execnet_alias_preloads_pytest_for_xdist_workers(tmp_path):
         [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
     )
     assert out.stdout.split() == ["False", "True"], out.stderr
+
+
+def test_an_answer_to_an_abandoned_request_is_not_taken_for_the_next(group):
+    """A caller interrupted after sending (Ctrl-C) leaves an answer behind; the next
+    request must get its own child, and the abandoned child ends on its closed pipes."""
+    import marshal
+    import socket
+
+    gateway = group.makegateway()
+    server = gateway.transport.server
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    request = {"id": -1, "config": {}, "env": dict(os.environ), "cwd": "/", "umask": 0o022}
+    socket.send_fds(server._control, [marshal.dumps(request)], [stdin_r, stdout_w, 2])
+    for fd in (stdin_r, stdin_w, stdout_r, stdout_w):
+        os.close(fd)
+    second = group.makegateway()
+    facts = probe(second)
+    assert facts["pid"] == second.transport.pid
+    assert facts["ppid"] == probe(gateway)["ppid"]

@@ -12,11 +12,12 @@ per datagram, descriptors passed with ``SCM_RIGHTS``):
 
 - to the controller, once: ``("ready", pid, problem)``, ``problem`` being '' or why the
   server must not be used (a preload failed, or something started a thread);
-- from the controller: ``{"config", "env", "cwd", "umask"}`` with three descriptors:
-  the worker's stdin (read end), stdout (write end) and stderr;
-- to the controller: ``("forked", pid)`` with a pidfd of the child (opened before the
-  child can be reaped, so the controller never signals a recycled pid), or
-  ``("failed", reason)``;
+- from the controller: ``{"id", "config", "env", "cwd", "umask"}`` with three
+  descriptors: the worker's stdin (read end), stdout (write end) and stderr;
+- to the controller: ``("forked", id, pid)`` with a pidfd of the child (opened before
+  the child can be reaped, so the controller never signals a recycled pid), or
+  ``("failed", id, reason)``; ``id`` is the request's, so an answer to a request the
+  controller gave up on (interrupted) is recognised and dropped;
 - to the controller: ``("exited", pid, returncode)`` for every child it reaps
   (``returncode`` as ``subprocess`` gives it: negative for a signal).
 
@@ -137,25 +138,27 @@ def _handle_request(control: Any, wake_r: int, wake_w: int) -> bool:
     if not data:
         _close_all(fds)
         return False
+    request_id = None
     try:
         if flags & _socket.MSG_TRUNC:
             raise ValueError(f"request over {MAX_REQUEST} bytes")
         request = marshal.loads(data)
+        request_id = request["id"]
         if len(fds) != REQUEST_FDS:
             raise ValueError(f"expected {REQUEST_FDS} descriptors, got {len(fds)}")
         pid = os.fork()
     except Exception as exc:
         _close_all(fds)
-        return _send(control, ("failed", f"{type(exc).__name__}: {exc}"))
+        return _send(control, ("failed", request_id, f"{type(exc).__name__}: {exc}"))
     if pid == 0:
         _become_worker(request, fds, control, wake_r, wake_w)  # never returns
     _close_all(fds)
     try:
         pidfd = os.pidfd_open(pid)
     except OSError as exc:  # pragma: no cover - Linux < 5.3 is refused by the controller
-        return _send(control, ("failed", f"pidfd_open: {exc}"))
+        return _send(control, ("failed", request_id, f"pidfd_open: {exc}"))
     try:
-        return _send(control, ("forked", pid), (pidfd,))
+        return _send(control, ("forked", request_id, pid), (pidfd,))
     finally:
         os.close(pidfd)
 

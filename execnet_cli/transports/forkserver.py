@@ -18,6 +18,8 @@ with ``spawn`` or another ``python=``, start a new interpreter as before.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import marshal
 import os
@@ -56,12 +58,18 @@ class ForkUnavailable(Exception):
 
 def forking_supported() -> bool:
     """Linux with pidfds (5.3+; Python 3.9+), and not turned off by the user."""
-    return (
-        sys.platform == "linux"
-        and hasattr(os, "pidfd_open")
-        and hasattr(signal, "pidfd_send_signal")
-        and os.environ.get("XNET_POPEN_FORK", "1") != "0"
-    )
+    return os.environ.get("XNET_POPEN_FORK", "1") != "0" and _kernel_has_pidfds()
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_has_pidfds() -> bool:
+    if sys.platform != "linux" or not hasattr(signal, "pidfd_send_signal"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):  # an older kernel, or a sandbox that refuses it
+        return False
+    return True
 
 
 def startup_signature(env: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
@@ -101,6 +109,7 @@ class ForkServer:
         self.signature = startup_signature(os.environ)
         self._lock = threading.Lock()
         self._exits: Dict[int, int] = {}
+        self._request_ids = itertools.count(1)
         self._usable = False
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._control = ours
@@ -142,8 +151,9 @@ class ForkServer:
             cwd = os.getcwd()
         except OSError as exc:  # our directory was removed: only a new process can start there
             raise ForkUnavailable(f"no working directory: {exc}") from None
+        request_id = next(self._request_ids)
         request = marshal.dumps(
-            {"config": config, "env": env, "cwd": cwd, "umask": current_umask()}
+            {"id": request_id, "config": config, "env": env, "cwd": cwd, "umask": current_umask()}
         )
         child_in, to_child = os.pipe()
         from_child, child_out = os.pipe()
@@ -153,18 +163,14 @@ class ForkServer:
                     raise ForkUnavailable("the fork server has ended")
                 try:
                     socket.send_fds(self._control, [request], [child_in, child_out, 2])
-                    while True:
-                        message, fds = self._receive(REPLY_TIMEOUT)
-                        if message[0] != "exited":
-                            break
-                        self._exits[message[1]] = message[2]
+                    message, fds = self._reply(request_id)
                 except (OSError, ValueError) as exc:
                     self._usable = False
                     raise ForkUnavailable(f"the fork server failed: {exc}") from None
             if message[0] != "forked" or len(fds) != 1:
                 for fd in fds:
                     os.close(fd)
-                raise ForkUnavailable(f"the fork server refused: {message[1:]!r}")
+                raise ForkUnavailable(f"the fork server refused: {message[2]!r}")
         except BaseException:
             os.close(to_child)
             os.close(from_child)
@@ -172,7 +178,20 @@ class ForkServer:
         finally:
             os.close(child_in)
             os.close(child_out)
-        return ForkedTransport(self, message[1], fds[0], from_child, to_child)
+        return ForkedTransport(self, message[2], fds[0], from_child, to_child)
+
+    def _reply(self, request_id: int) -> Tuple[Tuple[Any, ...], List[int]]:
+        """The answer to request ``request_id``; exit reports and stale answers (to a
+        request whose caller was interrupted: its child ends on its closed pipes) on the
+        way are recorded or dropped."""
+        while True:
+            message, fds = self._receive(REPLY_TIMEOUT)
+            if message[0] == "exited":
+                self._exits[message[1]] = message[2]
+            elif message[1] == request_id or message[1] is None:
+                return message, fds
+            for fd in fds:
+                os.close(fd)
 
     def exit_status(self, pid: int, timeout: float) -> Optional[int]:
         """The return code of ``pid``, a child that has ended (None if it never comes)."""
