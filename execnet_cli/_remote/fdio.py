@@ -2,7 +2,8 @@
 
 The transport verb set: ``readinto`` (0 at end of stream), ``write`` (all segments, in
 one ``writev`` where the kernel takes them), ``close_write``, ``close``, and
-``fileno`` (what to poll), which lets a waiting thread read the stream itself.
+``fileno`` (what to poll), which lets a waiting thread read the stream itself; and
+the optional ``readinto_many`` (a scatter read).
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ class FdIO:
 
     def readinto(self, buffer: bytearray) -> int:
         return os.readv(self.read_fd, [buffer])
+
+    def readinto_many(self, buffers: Sequence[Buffer]) -> int:
+        """Fill ``buffers`` in order with one ``readv``; return the byte count."""
+        return os.readv(self.read_fd, buffers)
 
     def write(self, segments: Sequence[Buffer]) -> None:
         if len(segments) == 1:

@@ -31,19 +31,26 @@ from collections import deque
 from threading import get_ident
 
 from .errors import DataFormatError
-from .framing import FRAME_SKEW, FrameDecoder, aligned_buffer
+from .framing import BIG_FRAME, FRAME_SKEW, HEADER_SIZE, PAGE, FrameDecoder, aligned_buffer
 from .logs import get_logger
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, Optional
+    from typing import Any, Callable, List, Optional, Tuple
 
 log = get_logger("execnet_cli.gateway")
 
 #: 128 KiB: reads into buffers of 256 KiB and more ran at half speed here (L2 is 512 KiB).
 READ_BUFFER_SIZE = 128 * 1024
-#: The rest of a large payload at least this long is read straight into its buffer.
-DIRECT_READ = 16 * 1024
+#: After a big frame, a read asks for frames of the same size, each in a slot of its own
+#: where its value's data starts a page: a frame that fits its slot is read whole into it
+#: (never copied together), in as many reads as it takes. Room for the slots: a 1 MiB
+#: chunk's frame fits.
+SLOT_SPACE = 1024 * 1024 + 64 * 1024
+#: At most this many slots per read: a frame read ahead becomes a ``bytes`` item waiting
+#: in a queue, and with 16 of 64 KiB waiting, glibc gave the heap's top back to the
+#: kernel after each batch and page-faulted it in again (14 faults per item).
+SLOTS = 2
 #: Seconds after a consumer last read before the background thread takes over.
 GRACE = 0.001
 #: How long a consumer waits for the background thread to hand over the role.
@@ -54,6 +61,11 @@ BUSY = 2  # another consumer reads; wait for dispatched items
 PASSIVE = 3  # this stream is only ever read by the background thread
 
 BACKGROUND = "background"  # the role's owner while the background thread holds it
+
+
+def _length(header: memoryview) -> int:
+    """The payload length a frame header announces."""
+    return int.from_bytes(header[5:HEADER_SIZE], "big")
 
 
 class StreamReader:
@@ -75,8 +87,13 @@ class StreamReader:
         self._on_closed = on_closed
         self._on_end = on_end
         self._decoder = FrameDecoder()
-        self._buffer = aligned_buffer(FRAME_SKEW + READ_BUFFER_SIZE)
+        self._buffer = aligned_buffer(FRAME_SKEW + SLOT_SPACE)  # pages are touched on use
         self._view = memoryview(self._buffer)
+        self._readv = getattr(io, "readinto_many", None)  # scatter reads, where the io has them
+        self._small_slots = [self._view[FRAME_SKEW : FRAME_SKEW + READ_BUFFER_SIZE]]
+        self._slots = self._small_slots  # where a read that starts a frame puts the data
+        self._slot_size = 0  # the frame size the slots are laid out for (0: small reads)
+        self._partial: Optional[Tuple[memoryview, int]] = None  # (slot, bytes in it)
         self._role = threading.Lock()
         self._state = threading.Condition(threading.Lock())
         self._wanting = 0
@@ -117,20 +134,27 @@ class StreamReader:
                 self._dispatch_backlog()
                 return
             decoder = self._decoder
+            decoder.reuse()  # every frame read so far has been dispatched
             target = decoder.big_target()
-            if target is not None and len(target) >= DIRECT_READ:
-                # The rest of a large payload: straight into its buffer, one copy less.
+            if self._partial is not None:  # the rest of a frame that fits its slot
+                slot, filled = self._partial
+                count = self._io.readinto(slot[filled:])
+                frames = self._slot_filled(slot, filled + count) if count else ()
+            elif target is not None:
+                # The rest of a large payload: straight into its buffer, one copy less,
+                # and no further: the next read starts a frame.
                 count = self._io.readinto(target)
                 frames = decoder.big_filled(count) if count else ()
+            elif decoder.buffered:  # the rest of a frame: at the start of the buffer
+                count = self._io.readinto(self._view[:READ_BUFFER_SIZE])
+                frames = decoder.feed(self._view[:count]) if count else ()
             else:
-                # A read that starts a frame puts it where a big value's data will start
-                # a page (framing.PAGE); a read that continues one, at the start.
-                skew = 0 if decoder.buffered else FRAME_SKEW
-                count = self._io.readinto(self._view[skew : skew + READ_BUFFER_SIZE])
-                frames = decoder.feed(self._view[skew : skew + count]) if count else ()
+                count, frames = self._read_slots(decoder)
             if not count:
                 self._end(EOFError(f"gateway {self._name!r}: the other side closed the stream"))
                 return
+            if frames and decoder.at_boundary:
+                self._plan_slots(HEADER_SIZE + len(frames[-1][2]))
             backlog.extend(frames)
             self._dispatch_backlog()
         except DataFormatError as exc:
@@ -141,6 +165,60 @@ class StreamReader:
         except Exception as exc:  # a bug of ours: log it, end cleanly
             log.exception("gateway %r: reading failed", self._name)
             self._end(EOFError(f"gateway {self._name!r}: reading failed ({exc!r})"))
+
+    def _read_slots(self, decoder: FrameDecoder) -> Tuple[int, List[tuple]]:
+        """A read that starts a frame: into the slots, each frame where its value's data
+        starts a page (framing.PAGE). Frames of another size than planned still decode
+        (a frame across slots is copied together), only slower."""
+        slots = self._slots
+        if len(slots) == 1 or self._readv is None:
+            count = self._io.readinto(slots[0])
+            return count, self._slot_filled(slots[0], count) if count else []
+        count = self._readv(slots)
+        frames: List[tuple] = []
+        left = count
+        for slot in slots:
+            if left <= 0:
+                break
+            if left >= len(slot):
+                frames += decoder.feed(slot)
+            elif decoder.at_boundary:
+                frames += self._slot_filled(slot, left)
+            else:
+                frames += decoder.feed(slot[:left])
+            left -= len(slot)
+        return count, frames
+
+    def _slot_filled(self, slot: memoryview, filled: int) -> List[tuple]:
+        """``filled`` bytes of ``slot`` hold the start of a frame. If the frame fits the
+        slot exactly, its rest is read into the slot too (``_partial``): no copy."""
+        if filled < len(slot):
+            if filled >= HEADER_SIZE and HEADER_SIZE + _length(slot) == len(slot):
+                self._partial = (slot, filled)
+                return []
+            self._partial = None
+            return self._decoder.feed(slot[:filled])
+        self._partial = None
+        return self._decoder.feed(slot)
+
+    def _plan_slots(self, frame_size: int) -> None:
+        """Lay the slots out for frames of ``frame_size`` bytes: big frames come in runs
+        (a stream of chunks), small ones share one slot of READ_BUFFER_SIZE."""
+        if frame_size == self._slot_size:
+            return
+        if frame_size < BIG_FRAME or frame_size > SLOT_SPACE:
+            self._slots, self._slot_size = self._small_slots, 0
+            return
+        stride = -(-(FRAME_SKEW + frame_size) // PAGE) * PAGE
+        count = min(SLOTS, (SLOT_SPACE - frame_size) // stride + 1)
+        if self._readv is None:
+            count = 1
+        view = self._view
+        self._slots = [
+            view[i * stride + FRAME_SKEW : i * stride + FRAME_SKEW + frame_size]
+            for i in range(count)
+        ]
+        self._slot_size = frame_size
 
     def _dispatch_backlog(self) -> None:
         backlog = self._backlog
