@@ -134,6 +134,31 @@ def test_shared_subobject_is_encoded_twice() -> None:
     assert back[0] == back[1][0] == back[2]["k"] == shared
 
 
+@pytest.mark.parametrize("change", ["none", "trailing", "cut to 1", "cut to 6", "cut by 1"])
+def test_bulk_bytes_from_a_memoryview_load_as_from_bytes(change: str) -> None:
+    """Memoryviews of one big bytes value take a shortcut: same value, same errors."""
+    good = dumps(bytes(range(256)) * 300)
+    data = {
+        "none": good,
+        "trailing": good + b"x",
+        "cut to 1": good[:1],
+        "cut to 6": good[:6],
+        "cut by 1": good[:-1],
+    }[change]
+
+    def outcome(value: Any) -> Any:
+        try:
+            return loads(value)
+        except LoadError as exc:
+            return str(exc)
+
+    expected = outcome(bytes(data))
+    assert outcome(memoryview(bytearray(data))) == expected
+    assert outcome(memoryview(bytearray(data))[::1]) == expected
+    if change == "none":
+        assert type(loads(memoryview(bytearray(data)))) is bytes
+
+
 def test_loads_accepts_bytearray_and_memoryviews() -> None:
     value = ["héllo", b"raw", 7, (None,), 2**80]
     data = dumps(value)
