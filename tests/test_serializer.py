@@ -401,6 +401,14 @@ def test_dumps_parts_passes_big_bytes_through_uncopied() -> None:
     assert all(type(part) is bytes for part in parts)
 
 
+@pytest.mark.parametrize("size", [BIG_SEGMENT - 1, BIG_SEGMENT, 1 << 20])
+def test_dumps_parts_of_one_bytes_value(size: int) -> None:
+    chunk = bytes(range(256)) * (size // 256) + b"r" * (size % 256)
+    parts = dumps_parts(chunk)
+    assert b"".join(parts) == dumps(chunk)
+    assert (parts[-1] is chunk) == (size >= BIG_SEGMENT)
+
+
 def test_dumps_parts_small_values_are_one_segment() -> None:
     assert dumps_parts(("x", 1, None, b"z" * (BIG_SEGMENT - 1))) == [
         dumps(("x", 1, None, b"z" * (BIG_SEGMENT - 1)))

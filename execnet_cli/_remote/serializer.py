@@ -75,9 +75,11 @@ _pack_op_i64 = struct.Struct("<Bq").pack
 _pack_op_u32 = struct.Struct("<BI").pack
 _pack_op_f64 = struct.Struct("<Bd").pack
 _pack_op_c128 = struct.Struct("<Bdd").pack
+_pack_u32 = struct.Struct("<I").pack
 
 # Precomputed headers: a list lookup is cheaper than building a 1- or 2-byte bytes object.
 _VERSION_BYTE = bytes((VERSION,))
+_VERSION_BYTES4 = bytes((VERSION, OP_BYTES4))
 _NONE, _FALSE, _TRUE = bytes((OP_NONE,)), bytes((OP_FALSE,)), bytes((OP_TRUE,))
 _FIXINT_HDR = [bytes((OP_FIXINT + n,)) for n in range(128)]
 _FIXSTR_HDR = [bytes((OP_FIXSTR + n,)) for n in range(64)]
@@ -206,6 +208,8 @@ def dumps_parts(obj: Any, channel_type: Any = None) -> List[bytes]:
     Every bytes value (and encoded str) of at least BIG_SEGMENT bytes is its own segment,
     the very same object; the small pieces between them are joined.
     """
+    if type(obj) is bytes and BIG_SEGMENT <= len(obj) <= _MAX_U32:  # a chunk of bulk data
+        return [_VERSION_BYTES4 + _pack_u32(len(obj)), obj]
     bigs: List[int] = []
     out = _encode(obj, channel_type, bigs)
     segments: List[bytes] = []
