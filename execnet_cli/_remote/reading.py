@@ -40,7 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = get_logger("execnet_cli.gateway")
 
-#: 128 KiB: reads into buffers of 256 KiB and more ran at half speed here (L2 is 512 KiB).
+#: How much a read of small frames asks for. (Bigger reads once ran at half speed here:
+#: that was where the buffer sat in its page, see framing.PAGE, not its size.)
 READ_BUFFER_SIZE = 128 * 1024
 #: After a big frame, a read asks for frames of the same size, each in a slot of its own
 #: where its value's data starts a page: a frame that fits its slot is read whole into it
