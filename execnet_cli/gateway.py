@@ -65,6 +65,10 @@ class Gateway(BaseGateway):
         self._ready = threading.Event()
         self._rinfo_cache: Optional[RInfo] = None
         self._exiting = False
+        #: exit() in one thread and Group.terminate() in another may both finish the exit:
+        #: one does it, the other waits for it (the transport is closed exactly once).
+        self._finish_lock = threading.Lock()
+        self._finished = False
 
     def __repr__(self) -> str:
         state = "receive-live" if self.hasreceiver() else "not-receiving"
@@ -173,6 +177,12 @@ class Gateway(BaseGateway):
             self._io.kill()
 
     def _finish_exit(self, deadline: float) -> None:
+        with self._finish_lock:
+            if not self._finished:
+                self._finish_exit_once(deadline)
+                self._finished = True
+
+    def _finish_exit_once(self, deadline: float) -> None:
         if not self._receiver_done.wait(max(0.0, deadline - time.monotonic())):
             log.debug("gateway %r: worker did not stop in time, killing it", self.id)
             self._io.kill()

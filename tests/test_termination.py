@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -158,3 +159,36 @@ def test_terminal_ctrl_c_to_the_whole_process_group(tmp_path):
     out, err = proc.communicate(timeout=30)
     assert "worker alive: True" in out, err
     assert wait_gone(worker_pid)
+
+
+def test_two_threads_finishing_one_exit_close_the_transport_once():
+    """``exit()`` in one thread while ``Group.terminate()`` runs in another (xnet run's
+    pool does this on Ctrl-C) both finish the same exit: one does it, the other waits;
+    nothing is closed twice (a double close could hit a descriptor reused meanwhile)."""
+    for _ in range(20):
+        gateway = execnet_cli.makegateway()
+        gateway.remote_exec("channel.send(1)").receive(30)
+        gateway._begin_exit()
+        assert finish_exit_in_two_threads(gateway) == []
+        assert gateway.transport.returncode == 0
+
+
+def finish_exit_in_two_threads(gateway: execnet_cli.Gateway) -> list:
+    """Errors raised by two threads that call ``_finish_exit`` at the same moment."""
+    deadline = time.monotonic() + 10
+    start = threading.Barrier(2)
+    errors = []
+
+    def finish() -> None:
+        start.wait()
+        try:
+            gateway._finish_exit(deadline)
+        except Exception as exc:  # returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=finish) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return errors

@@ -249,6 +249,7 @@ class ForkedTransport(FdIO):
         self.server = server
         self.pid = pid
         self._pidfd: Optional[int] = pidfd
+        self._pidfd_lock = threading.Lock()  # kill and close may come from two threads
         self._ended = False
         self.returncode: Optional[int] = None
 
@@ -263,17 +264,19 @@ class ForkedTransport(FdIO):
         return -1 if self.returncode is None else self.returncode
 
     def kill(self) -> None:
-        if self._pidfd is not None and not self._ended:
-            try:
-                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-            except OSError:
-                pass  # already ended
+        with self._pidfd_lock:
+            if self._pidfd is not None and not self._ended:
+                try:
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                except OSError:
+                    pass  # already ended
 
     def close(self) -> None:
         super().close()
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
+        with self._pidfd_lock:
+            pidfd, self._pidfd = self._pidfd, None
+        if pidfd is not None:
+            os.close(pidfd)
 
     def describe(self) -> str:
         return f"popen pid {self.pid} (forked from {self.server.python})"
