@@ -118,10 +118,9 @@ class FrameDecoder:
     A frame that lies whole in the data fed comes as a view of that data: valid until
     the caller reuses its buffer (the reader dispatches every frame before it reads
     again). What the decoder keeps across calls it copies. A large payload (``BIG_FRAME``
-    and up) is collected in a buffer of the decoder's and handed out as a memoryview,
-    valid until the caller calls ``reuse`` (or two more large frames have begun, for a
-    caller that never does). Consumers copy payloads (``loads`` does) before then.
-    Readers can fill a large payload directly: ``big_target``.
+    and up) is collected in a reused buffer and handed out as a memoryview, valid until
+    two more large frames have begun. Consumers copy payloads (``loads`` does) before
+    then. Readers can fill a large payload directly: ``big_target``.
     """
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
@@ -132,21 +131,16 @@ class FrameDecoder:
         self._big_head = (0, 0)
         self._spares: List[Any] = [None, None]
         self._spare_turn = 0
-        self._started = -1  # large frames begun since reuse(); -1: reuse() never called
 
     def _start_big(self, msgtype: int, channel: int, length: int) -> memoryview:
         """A payload buffer for a large frame, reused: fresh big allocations cost a page
         fault per 4 KiB (glibc maps them anew each time), which halved throughput.
 
         Two buffers alternate, because one ``feed`` can complete a large frame and start
-        the next. A caller that feeds more before it consumes the frames (a scatter read)
-        gets fresh buffers for the third large frame on, until it calls ``reuse``.
+        the next; so a large payload stays valid until two more large frames began.
         """
         skew = PAGE - VALUE_PREFIX  # the value's data starts a page
-        started = self._started
-        if started >= 0:
-            self._started = started + 1
-        if length > REUSE_LIMIT or started >= 2:
+        if length > REUSE_LIMIT:
             buffer = aligned_buffer(skew + length)
         else:
             turn = self._spare_turn
@@ -158,10 +152,6 @@ class FrameDecoder:
         self._big_head = (msgtype, channel)
         self._big_fill = 0
         return self._big
-
-    def reuse(self) -> None:
-        """Every frame returned so far has been consumed: their buffers may be reused."""
-        self._started = 0 if self._big is None else 1
 
     def big_target(self) -> Optional[memoryview]:
         """The unfilled part of a large payload in progress: read straight into it."""

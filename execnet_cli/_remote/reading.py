@@ -50,7 +50,9 @@ READ_BUFFER_SIZE = 128 * 1024
 SLOT_SPACE = 1024 * 1024 + 64 * 1024
 #: At most this many slots per read: a frame read ahead becomes a ``bytes`` item waiting
 #: in a queue, and with 16 of 64 KiB waiting, glibc gave the heap's top back to the
-#: kernel after each batch and page-faulted it in again (14 faults per item).
+#: kernel after each batch and page-faulted it in again (14 faults per item). Never more
+#: than 2: frames of another size spill across slots, each slot's feed can begin one big
+#: frame, and the decoder's two payload buffers must hold them until they are dispatched.
 SLOTS = 2
 #: Seconds after a consumer last read before the background thread takes over.
 GRACE = 0.001
@@ -91,9 +93,9 @@ class StreamReader:
         self._buffer = aligned_buffer(FRAME_SKEW + SLOT_SPACE)  # pages are touched on use
         self._view = memoryview(self._buffer)
         self._readv = getattr(io, "readinto_many", None)  # scatter reads, where the io has them
-        self._small_slots = [self._view[FRAME_SKEW : FRAME_SKEW + READ_BUFFER_SIZE]]
-        self._slots = self._small_slots  # where a read that starts a frame puts the data
-        self._slot_size = 0  # the frame size the slots are laid out for (0: small reads)
+        self._small_slot = self._view[FRAME_SKEW : FRAME_SKEW + READ_BUFFER_SIZE]
+        self._slots: List[memoryview] = []  # where a read that starts a frame puts frames
+        self._slot_size = 0  # the frame size the slots are laid out for (0: small frames)
         self._partial: Optional[Tuple[memoryview, int]] = None  # (slot, bytes in it)
         self._role = threading.Lock()
         self._state = threading.Condition(threading.Lock())
@@ -135,27 +137,33 @@ class StreamReader:
                 self._dispatch_backlog()
                 return
             decoder = self._decoder
-            decoder.reuse()  # every frame read so far has been dispatched
-            target = decoder.big_target()
             if self._partial is not None:  # the rest of a frame that fits its slot
                 slot, filled = self._partial
                 count = self._io.readinto(slot[filled:])
                 frames = self._slot_filled(slot, filled + count) if count else ()
-            elif target is not None:
-                # The rest of a large payload: straight into its buffer, one copy less,
-                # and no further: the next read starts a frame.
-                count = self._io.readinto(target)
-                frames = decoder.big_filled(count) if count else ()
-            elif decoder.buffered:  # the rest of a frame: at the start of the buffer
-                count = self._io.readinto(self._view[:READ_BUFFER_SIZE])
-                frames = decoder.feed(self._view[:count]) if count else ()
-            else:
+            elif not decoder.at_boundary:
+                target = decoder.big_target()
+                if target is not None:
+                    # The rest of a large payload: straight into its buffer, one copy
+                    # less, and no further: the next read starts a frame.
+                    count = self._io.readinto(target)
+                    frames = decoder.big_filled(count) if count else ()
+                else:  # the rest of a small frame: at the start of the buffer
+                    count = self._io.readinto(self._view[:READ_BUFFER_SIZE])
+                    frames = decoder.feed(self._view[:count]) if count else ()
+            elif self._slot_size:
                 count, frames = self._read_slots(decoder)
+            else:  # small frames: one read, the first frame where a big one would go
+                slot = self._small_slot
+                count = self._io.readinto(slot)
+                frames = decoder.feed(slot[:count]) if count else ()
             if not count:
                 self._end(EOFError(f"gateway {self._name!r}: the other side closed the stream"))
                 return
-            if frames and decoder.at_boundary:
-                self._plan_slots(HEADER_SIZE + len(frames[-1][2]))
+            if frames:
+                size = HEADER_SIZE + len(frames[-1][2])
+                if (size >= BIG_FRAME or self._slot_size) and decoder.at_boundary:
+                    self._plan_slots(size)
             backlog.extend(frames)
             self._dispatch_backlog()
         except DataFormatError as exc:
@@ -168,11 +176,11 @@ class StreamReader:
             self._end(EOFError(f"gateway {self._name!r}: reading failed ({exc!r})"))
 
     def _read_slots(self, decoder: FrameDecoder) -> Tuple[int, List[tuple]]:
-        """A read that starts a frame: into the slots, each frame where its value's data
-        starts a page (framing.PAGE). Frames of another size than planned still decode
-        (a frame across slots is copied together), only slower."""
+        """A read that starts a frame, after big ones: into the slots, each frame where its
+        value's data starts a page (framing.PAGE). Frames of another size than planned
+        still decode (a frame across slots is copied together), only slower."""
         slots = self._slots
-        if len(slots) == 1 or self._readv is None:
+        if len(slots) == 1:
             count = self._io.readinto(slots[0])
             return count, self._slot_filled(slots[0], count) if count else []
         count = self._readv(slots)
@@ -208,7 +216,7 @@ class StreamReader:
         if frame_size == self._slot_size:
             return
         if frame_size < BIG_FRAME or frame_size > SLOT_SPACE:
-            self._slots, self._slot_size = self._small_slots, 0
+            self._slots, self._slot_size = [], 0
             return
         stride = -(-(FRAME_SKEW + frame_size) // PAGE) * PAGE
         count = min(SLOTS, (SLOT_SPACE - frame_size) // stride + 1)

@@ -234,17 +234,19 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
     data before anything is allocated. Non-bytes data is read through a memoryview that
     is released before returning: a traceback must not keep a caller's bytearray locked.
     """
-    if type(data) is memoryview and data.ndim == 1 and data.format == "B" and data.c_contiguous:
-        # The shape of bulk data (a chunk of a stream), as a gateway's reader hands it
-        # over: one bytes value of 256 bytes or more, checked as the loop below would.
-        end = len(data)
-        if (
-            end > 6
-            and data[1] == OP_BYTES4
-            and data[0] == VERSION
-            and _unpack_u32(data, 2)[0] == end - 6
-        ):
-            return data[6:].tobytes()
+    # The shape of bulk data (a chunk of a stream), as a gateway's reader hands it over:
+    # one bytes value of 256 bytes or more, checked as the loop below would.
+    if (
+        type(data) is memoryview
+        and data.ndim == 1
+        and len(data) > 6
+        and data.format == "B"
+        and data.c_contiguous
+        and data[1] == OP_BYTES4
+        and data[0] == VERSION
+        and _unpack_u32(data, 2)[0] == len(data) - 6
+    ):
+        return data[6:].tobytes()
     view = flat = None
     is_bytes = type(data) is bytes
     if not is_bytes:
