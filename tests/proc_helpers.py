@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
-from typing import Callable
+from typing import Callable, List
 
 
 def pid_alive(pid: int) -> bool:
@@ -36,3 +37,25 @@ def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((address, 0))
         return probe.getsockname()[1]
+
+
+def run_in_threads(
+    function: Callable[[], object], count: int, timeout: float = 60
+) -> List[Exception]:
+    """Call ``function`` in ``count`` threads released at the same moment; what they raised."""
+    start = threading.Barrier(count)
+    errors: List[Exception] = []
+
+    def run() -> None:
+        start.wait()
+        try:
+            function()
+        except Exception as exc:  # returned to the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return errors

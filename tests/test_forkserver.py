@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
-from proc_helpers import wait_gone
+from proc_helpers import run_in_threads, wait_gone
 
 import execnet_cli
 from execnet_cli.errors import BootstrapError
@@ -144,20 +143,8 @@ def test_another_interpreter_is_started_not_forked(group):
 
 
 def test_parallel_opens_share_one_server(group):
-    gateways, errors = [], []
-
-    def open_one() -> None:
-        try:
-            gateways.append(group.makegateway())
-        except Exception as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_one) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors
+    gateways = []
+    assert run_in_threads(lambda: gateways.append(group.makegateway()), 8) == []
     facts = [probe(gateway) for gateway in gateways]
     assert len({f["pid"] for f in facts}) == 8
     assert len({f["ppid"] for f in facts}) == 1

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
-from proc_helpers import pid_alive, wait_gone
+from proc_helpers import pid_alive, run_in_threads, wait_gone
 
 import execnet_cli
 
@@ -169,26 +169,6 @@ def test_two_threads_finishing_one_exit_close_the_transport_once():
         gateway = execnet_cli.makegateway()
         gateway.remote_exec("channel.send(1)").receive(30)
         gateway._begin_exit()
-        assert finish_exit_in_two_threads(gateway) == []
+        deadline = time.monotonic() + 10
+        assert run_in_threads(functools.partial(gateway._finish_exit, deadline), 2, 30) == []
         assert gateway.transport.returncode == 0
-
-
-def finish_exit_in_two_threads(gateway: execnet_cli.Gateway) -> list:
-    """Errors raised by two threads that call ``_finish_exit`` at the same moment."""
-    deadline = time.monotonic() + 10
-    start = threading.Barrier(2)
-    errors = []
-
-    def finish() -> None:
-        start.wait()
-        try:
-            gateway._finish_exit(deadline)
-        except Exception as exc:  # returned to the test
-            errors.append(exc)
-
-    threads = [threading.Thread(target=finish) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return errors
