@@ -99,9 +99,9 @@ class Channel:
         items = self._items
         if items is None:
             raise OSError(f"{self!r} has a callback; receive() is not available")
-        try:
-            item = items.get_nowait()
-        except Empty:
+        try:  # an empty queue is the common case of a loop: no exception for it
+            item = self._wait_for_item(items, timeout) if items.empty() else items.get_nowait()
+        except Empty:  # another thread took the item
             item = self._wait_for_item(items, timeout)
         if item is _END:
             items.put(_END)  # every later receive sees the end too
