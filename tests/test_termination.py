@@ -142,6 +142,12 @@ def test_terminal_ctrl_c_to_the_whole_process_group(tmp_path):
             except KeyboardInterrupt:
                 channel.send("still there?")
                 print("worker alive:", gw.remote_exec("channel.send(1)").receive(10) == 1)
+                # the fork server ignored the Ctrl-C too: the next worker is its child
+                parent = "import os; channel.send(os.getppid())"
+                server = gw.remote_exec(parent).receive(10)
+                again = execnet_cli.makegateway()
+                print("same fork server:", again.remote_exec(parent).receive(10) == server)
+                again.exit()
                 gw.exit()
             """
         )
@@ -158,6 +164,7 @@ def test_terminal_ctrl_c_to_the_whole_process_group(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert "worker alive: True" in out, err
+    assert "same fork server: True" in out, err
     assert wait_gone(worker_pid)
 
 

@@ -38,7 +38,7 @@ from array import array
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Dict, List, Tuple
+    from typing import Any, Dict, List, Sequence, Tuple
 
 #: Descriptors a request carries: the worker's stdin, stdout and stderr.
 REQUEST_FDS = 3
@@ -48,21 +48,21 @@ MAX_REQUEST = 1 << 20
 FINAL_REAP = 1.0
 
 
-def serve(control_fd: int, preload: List[Tuple[str, Any]] = ()) -> None:  # type: ignore[assignment]
+def serve(control_fd: int, preload: Sequence[Tuple[str, Any]] = ()) -> None:
     """Run the fork server on ``control_fd`` until the controller closes it.
 
     ``preload`` names modules to import before the first fork, each with the file the
     controller has it from (or None), so every worker starts with them imported.
     """
+    _signal.signal(_signal.SIGINT, _no_op)  # a terminal's Ctrl-C is the controller's to handle
     control = _socket.socket(fileno=control_fd)
-    problem = _preload(preload)
+    problem = _preload(preload)  # in the controller's directory, where a worker would import
+    os.chdir("/")  # hold no directory of the controller's busy
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
     _signal.set_wakeup_fd(wake_w)
     _signal.signal(_signal.SIGCHLD, _no_op)
-    _signal.signal(_signal.SIGINT, _no_op)  # a terminal's Ctrl-C is the controller's to handle
-    os.chdir("/")  # hold no directory of the controller's busy
     if not problem and not _single_threaded():
         problem = "the fork server has threads of its own: forking is unsafe"
     _send(control, ("ready", os.getpid(), problem))
@@ -82,7 +82,7 @@ def _no_op(signum: int, frame: Any) -> None:
     pass
 
 
-def _preload(modules: List[Tuple[str, Any]]) -> str:
+def _preload(modules: Sequence[Tuple[str, Any]]) -> str:
     """Import ``modules``; '' when all came from where the controller has them, else why not."""
     for name, expected in modules:
         try:
