@@ -7,10 +7,9 @@ command there; this module joins that to ``gateway.start_gateway``.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Optional
 
 from . import bootstrap
 from .errors import AuthenticationFailed, GatewayError, SpecError
@@ -95,18 +94,15 @@ def open_popen(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gateway
     python = spec.python if isinstance(spec.python, str) else sys.executable
     resolved = shutil.which(python) or python
     same = bootstrap.same_interpreter(resolved)
-    env = popen_environment(spec.env)
     if same and group is not None and not spec.spawn:
-        gateway = _open_forked(spec, remote_execmodel, group, resolved, env)
+        gateway = _open_forked(spec, remote_execmodel, group, resolved)
         if gateway is not None:
             return gateway
-    transport = PopenTransport(bootstrap.stage1_argv(resolved), env)
+    transport = PopenTransport(bootstrap.stage1_argv(resolved), popen_environment(spec.env))
     return start_gateway(transport, spec, remote_execmodel, same)
 
 
-def _open_forked(
-    spec: XSpec, remote_execmodel: str, group: Any, python: str, env: Optional[Dict[str, str]]
-) -> Optional[Gateway]:
+def _open_forked(spec: XSpec, remote_execmodel: str, group: Any, python: str) -> Optional[Gateway]:
     """A worker forked from ``group``'s fork server, or None where forking does not apply."""
     from .transports import forkserver
 
@@ -114,7 +110,7 @@ def _open_forked(
         return None
     config = worker_config(spec, remote_execmodel)
     try:
-        transport = group._fork_servers().fork(python, config, env or dict(os.environ))
+        transport = group._fork_servers().fork(python, config, spec.env)
     except forkserver.ForkUnavailable as exc:
         log.debug("gateway %s: starting an interpreter, not forking: %s", spec.id, exc)
         return None

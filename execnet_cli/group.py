@@ -152,10 +152,8 @@ class Group:
         deadline = time.monotonic() + (EXIT_TIMEOUT if timeout is None else timeout)
         for gateway in gateways:
             gateway._finish_exit(deadline)
-        with self._gateways_lock:
-            servers, self._forkservers = self._forkservers, None
-        if servers is not None:
-            servers.stop()
+        if self._forkservers is not None:
+            self._forkservers.stop()
 
 
 class MultiChannel:

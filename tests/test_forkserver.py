@@ -302,3 +302,12 @@ def test_an_answer_to_an_abandoned_request_is_not_taken_for_the_next(group):
     facts = probe(second)
     assert facts["pid"] == second.transport.pid
     assert facts["ppid"] == probe(gateway)["ppid"]
+
+
+def test_a_terminated_group_keeps_its_preload_for_new_servers(group):
+    group.set_forkserver_preload(["fractions"])
+    probe(group.makegateway())
+    group.terminate(5)
+    gateway = group.makegateway()  # a new server for a group used again
+    assert isinstance(gateway.transport, ForkedTransport)
+    assert gateway.remote_exec(MODULE_LOADED.format(name="fractions")).receive(30)

@@ -34,6 +34,7 @@ import marshal
 import os
 import select
 import sys
+import time
 from array import array
 
 TYPE_CHECKING = False
@@ -70,11 +71,12 @@ def serve(control_fd: int, preload: Sequence[Tuple[str, Any]] = ()) -> None:
         readable = select.select([control, wake_r], [], [])[0]
         if wake_r in readable:
             _drain(wake_r)
-            if not _reap(control):
-                break
+            _reap(control)
         if control in readable and not _handle_request(control, wake_r, wake_w):
             break
-    _final_reap(control)
+    deadline = time.monotonic() + FINAL_REAP  # no child left a zombie of this process
+    while _reap(control) and time.monotonic() < deadline:
+        time.sleep(0.01)
     os._exit(0)
 
 
@@ -119,9 +121,9 @@ def _send(
         return False
 
 
-def _report_exit(control: Any, pid: int, status: int) -> bool:
+def _report_exit(control: Any, pid: int, status: int) -> None:
     """Tell the controller a child ended; never block on a controller that is not reading."""
-    return _send(control, ("exited", pid, _returncode(status)), (), _socket.MSG_DONTWAIT)
+    _send(control, ("exited", pid, os.waitstatus_to_exitcode(status)), (), _socket.MSG_DONTWAIT)
 
 
 def _handle_request(control: Any, wake_r: int, wake_w: int) -> bool:
@@ -208,38 +210,15 @@ def _become_worker(request: Dict[str, Any], fds: List[int], control: Any, *wake:
 
 
 def _reap(control: Any) -> bool:
-    """Collect ended children and report them; False when the controller is gone."""
+    """Collect ended children and report them; True while some are still running."""
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return True
+            return False
         if pid == 0:
             return True
-        if not _report_exit(control, pid, status):
-            return False
-
-
-def _returncode(status: int) -> int:
-    if os.WIFSIGNALED(status):
-        return -os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
-
-
-def _final_reap(control: Any) -> None:
-    """Wait briefly for the last children, so none is left a zombie of this process."""
-    import time
-
-    deadline = time.monotonic() + FINAL_REAP
-    while time.monotonic() < deadline:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid:
-            _report_exit(control, pid, status)
-        else:
-            time.sleep(0.01)
+        _report_exit(control, pid, status)
 
 
 def _drain(fd: int) -> None:

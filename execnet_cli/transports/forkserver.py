@@ -72,15 +72,14 @@ def _kernel_has_pidfds() -> bool:
     return True
 
 
+def read_at_startup(name: str) -> bool:
+    """Whether the environment variable ``name`` shapes an interpreter's start."""
+    return name in STARTUP_NAMES or name.startswith(STARTUP_PREFIXES)
+
+
 def startup_signature(env: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
     """The part of an environment that shapes an interpreter's start."""
-    return tuple(
-        sorted(
-            (name, value)
-            for name, value in env.items()
-            if name in STARTUP_NAMES or name.startswith(STARTUP_PREFIXES)
-        )
-    )
+    return tuple(sorted((name, value) for name, value in env.items() if read_at_startup(name)))
 
 
 def current_umask() -> int:
@@ -106,7 +105,6 @@ class ForkServer:
 
     def __init__(self, python: str, preload: Tuple[str, ...] = ()) -> None:
         self.python = python
-        self.signature = startup_signature(os.environ)
         self._lock = threading.Lock()
         self._exits: Dict[int, int] = {}
         self._request_ids = itertools.count(1)
@@ -131,7 +129,11 @@ class ForkServer:
         try:
             self.process.stdin.write(bootstrap.bootstrap_bytes(config, same_python=True))
             self.process.stdin.close()
-            kind, pid, problem = self._next_message(READY_TIMEOUT)
+            got = self._next(READY_TIMEOUT)
+            if got is None:
+                raise ValueError("an exit report before the ready message")
+            _close_all(got[1])
+            kind, pid, problem = got[0]
         except (OSError, ForkUnavailable, ValueError) as exc:
             self.stop()
             raise ForkUnavailable(f"the fork server did not start: {exc}") from None
@@ -168,8 +170,7 @@ class ForkServer:
                     self._usable = False
                     raise ForkUnavailable(f"the fork server failed: {exc}") from None
             if message[0] != "forked" or len(fds) != 1:
-                for fd in fds:
-                    os.close(fd)
+                _close_all(fds)
                 raise ForkUnavailable(f"the fork server refused: {message[2]!r}")
         except BaseException:
             os.close(to_child)
@@ -181,17 +182,16 @@ class ForkServer:
         return ForkedTransport(self, message[2], fds[0], from_child, to_child)
 
     def _reply(self, request_id: int) -> Tuple[Tuple[Any, ...], List[int]]:
-        """The answer to request ``request_id``; exit reports and stale answers (to a
-        request whose caller was interrupted: its child ends on its closed pipes) on the
-        way are recorded or dropped."""
+        """The answer to request ``request_id``; stale answers on the way (to a request
+        whose caller was interrupted: its child ends on its closed pipes) are dropped."""
         while True:
-            message, fds = self._receive(REPLY_TIMEOUT)
-            if message[0] == "exited":
-                self._exits[message[1]] = message[2]
-            elif message[1] == request_id or message[1] is None:
+            got = self._next(REPLY_TIMEOUT)
+            if got is None:
+                continue
+            message, fds = got
+            if message[1] == request_id or message[1] is None:
                 return message, fds
-            for fd in fds:
-                os.close(fd)
+            _close_all(fds)
 
     def exit_status(self, pid: int, timeout: float) -> Optional[int]:
         """The return code of ``pid``, a child that has ended (None if it never comes)."""
@@ -199,31 +199,28 @@ class ForkServer:
         with self._lock:
             while pid not in self._exits:
                 try:
-                    message, fds = self._receive(max(0.0, deadline - time.monotonic()))
+                    got = self._next(max(0.0, deadline - time.monotonic()))
                 except (OSError, ValueError):
                     return None
-                for fd in fds:
-                    os.close(fd)
-                if message[0] == "exited":
-                    self._exits[message[1]] = message[2]
+                if got is not None:  # a stale answer
+                    _close_all(got[1])
             return self._exits.pop(pid)
 
-    def _next_message(self, timeout: float) -> Tuple[Any, ...]:
-        message, fds = self._receive(timeout)
-        for fd in fds:
-            os.close(fd)
-        return message
-
-    def _receive(self, timeout: float) -> Tuple[Tuple[Any, ...], List[int]]:
-        """One message from the server; ValueError on timeout or a closed socket."""
+    def _next(self, timeout: float) -> Optional[Tuple[Tuple[Any, ...], List[int]]]:
+        """One message and its descriptors; an exit report is recorded and gives None.
+        ValueError on timeout or a closed socket."""
         if not select.select([self._control], [], [], timeout)[0]:
             raise ValueError(f"no answer in {timeout:g} s")
         data, fds, _flags, _address = socket.recv_fds(self._control, 4096, 1)
         if not data:
             raise ValueError("the fork server closed its socket")
         message = marshal.loads(data)
-        if not isinstance(message, tuple) or not message:
+        if not isinstance(message, tuple) or len(message) < 2:
+            _close_all(fds)
             raise ValueError(f"unexpected message {message!r}")
+        if message[0] == "exited":
+            self._exits[message[1]] = message[2]
+            return None
         return message, fds
 
     def stop(self) -> None:
@@ -235,6 +232,11 @@ class ForkServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def _close_all(fds: List[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 class ForkedTransport(FdIO):
@@ -302,12 +304,15 @@ class ForkServers:
         #: Modules a new server imports before it forks (``Group.set_forkserver_preload``).
         self.preload: Tuple[str, ...] = ()
 
-    def fork(self, python: str, config: Dict[str, Any], env: Dict[str, str]) -> ForkedTransport:
-        """Fork a worker of ``python`` with environment ``env``, or raise ForkUnavailable."""
-        signature = startup_signature(env)
-        if signature != startup_signature(os.environ):
-            raise ForkUnavailable("the spec changes the start-up environment")
-        key = (python, signature, self.preload)
+    def fork(
+        self, python: str, config: Dict[str, Any], extra_env: Dict[str, str]
+    ) -> ForkedTransport:
+        """Fork a worker of ``python`` with our environment plus ``extra_env`` (the spec's
+        ``env:``), or raise ForkUnavailable."""
+        changed = [k for k, v in extra_env.items() if read_at_startup(k) and os.environ.get(k) != v]
+        if changed:
+            raise ForkUnavailable(f"the spec sets {', '.join(changed)}, read at start-up")
+        key = (python, startup_signature(os.environ), self.preload)
         with self._lock:
             if key in self._failed:
                 raise ForkUnavailable("forking failed before for this interpreter")
@@ -323,9 +328,10 @@ class ForkServers:
                 except ForkUnavailable:
                     self._failed.add(key)
                     raise
-        return server.fork(config, env)
+        return server.fork(config, {**os.environ, **extra_env})
 
     def stop(self) -> None:
+        """Stop every server (more start on the next fork: the group may be used again)."""
         with self._lock:
             servers = list(self._servers.values())
             self._servers.clear()
