@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from execnet_cli.hostpattern import HostSet, expand_list, fold  # noqa: E402
-from execnet_cli.inventory import Inventory  # noqa: E402
-from execnet_cli.inventory_yaml import _fast_compose  # noqa: E402
+from execnet_cli.inventory.hostpattern import HostSet, expand_list, fold  # noqa: E402
+from execnet_cli.inventory.model import Inventory  # noqa: E402
+from execnet_cli.inventory.yaml_reader import _fast_compose  # noqa: E402
 
 GROUPS = 100
 PER_GROUP = 100

@@ -36,7 +36,7 @@ REMOTE_MODULES = (
     "fdio",
     "worker",
     "forkserver",
-    "execnet_alias",
+    "compat",
 )
 #: Version 4 of marshal is read by every Python 3.4+, for the source form of the bundle.
 MARSHAL_VERSION = 4

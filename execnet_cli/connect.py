@@ -123,7 +123,7 @@ def open_socket(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gatewa
     ``installvia`` starts a one-client server inside gateway ``ID`` with a fresh secret
     only we know (no secret file needed); closing the gateway stops that server.
     """
-    from .transports import socket as sockets
+    from .transports import sockets
 
     where = f"spec {str(spec)!r}"
     for key in ("python", "via"):
@@ -166,8 +166,8 @@ def open_ssh(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gateway:
     bastion needs only Python, as with OpenSSH's ProxyJump.
     """
     from .errors import BootstrapError
-    from .sshspec import settings_for
-    from .transports.ssh import bootstrap_failure, open_ssh_transport
+    from .transports.ssh.settings import settings_for
+    from .transports.ssh.transport import bootstrap_failure, open_ssh_transport
 
     opener = None
     if spec.via:

@@ -218,7 +218,7 @@ def execnet_alias_version() -> Optional[str]:
     """The version our execnet alias claims, when this process imported it as execnet.
 
     Workers then get an ``execnet`` module of their own engine (see
-    ``_remote/execnet_alias.py``); otherwise they leave ``import execnet`` alone.
+    ``_remote/compat.py``); otherwise they leave ``import execnet`` alone.
     """
     module = sys.modules.get("execnet")
     if module is not None and getattr(module, "__xnet_alias__", False):

@@ -5,7 +5,7 @@
     rsync.add_target(gw2, "app")
     rsync.send()
 
-``add_target`` starts the remote half (``_remote/rsync_worker.py``, which states the
+``add_target`` starts the remote half (``_remote/rsync.py``, which states the
 protocol) in each gateway; ``send`` scans the source once, sends every target the
 manifest, and then serves all targets together from one event loop: each asks for the
 files it lacks and gets them as a stream of chunks of at most ``CHUNK_SIZE`` bytes, with
@@ -27,7 +27,7 @@ import stat
 from queue import SimpleQueue
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from ._remote import rsync_worker
+from ._remote import rsync as rsync_worker
 from ._remote.channel import Channel
 
 log = logging.getLogger("execnet_cli.rsync")

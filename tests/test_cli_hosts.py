@@ -13,8 +13,8 @@ from click.testing import CliRunner, Result
 from rich.console import Console
 
 from execnet_cli.cli import main
-from execnet_cli.cli_hosts import plain_lines, render_table
-from execnet_cli.inventory import Inventory
+from execnet_cli.cli.hosts import plain_lines, render_table
+from execnet_cli.inventory.model import Inventory
 
 LAB = """\
 vars:

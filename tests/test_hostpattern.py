@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from execnet_cli._remote.errors import XnetError
-from execnet_cli.hostpattern import (
+from execnet_cli.inventory.hostpattern import (
     HostSet,
     PatternError,
     Term,

@@ -14,10 +14,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from execnet_cli import inventory_yaml
 from execnet_cli._remote.errors import XnetError
-from execnet_cli.hostpattern import HostSet, PatternError
-from execnet_cli.inventory import (
+from execnet_cli.inventory import yaml_reader as inventory_yaml
+from execnet_cli.inventory.hostpattern import HostSet, PatternError
+from execnet_cli.inventory.model import (
     DEFAULT_INVENTORY,
     Host,
     Inventory,
@@ -25,7 +25,7 @@ from execnet_cli.inventory import (
     find_inventories,
     load_inventory,
 )
-from execnet_cli.inventory_yaml import Definitions, read_yaml
+from execnet_cli.inventory.yaml_reader import Definitions, read_yaml
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "inventories"
 

@@ -7,7 +7,7 @@ import json
 
 from rich.console import Console
 
-from execnet_cli.render import (
+from execnet_cli.cli.render import (
     GatherRenderer,
     JsonRenderer,
     StreamRenderer,
@@ -15,8 +15,17 @@ from execnet_cli.render import (
     outcome_label,
     summary_line,
 )
-from execnet_cli.runner import FAILED, OK, UNREACHABLE, Event, Exited, Failed, HostResult, Output
-from execnet_cli.runner import Started as S
+from execnet_cli.fleet.runner import (
+    FAILED,
+    OK,
+    UNREACHABLE,
+    Event,
+    Exited,
+    Failed,
+    HostResult,
+    Output,
+)
+from execnet_cli.fleet.runner import Started as S
 
 TRACEBACK = 'Traceback (most recent call last):\n  File "<xnet run>", line 1\nValueError: boom\n'
 

@@ -12,7 +12,7 @@ import pytest
 
 import execnet_cli
 from execnet_cli import rsync as rsync_module
-from execnet_cli._remote import rsync_worker
+from execnet_cli._remote import rsync as rsync_worker
 from execnet_cli._remote.channel import Channel
 from execnet_cli.gateway import Gateway
 from execnet_cli.rsync import RSync, RSyncError

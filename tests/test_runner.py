@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from execnet_cli.inventory import Inventory
-from execnet_cli.jobs import _remote_run, python_job, shell_job
-from execnet_cli.runner import (
+from execnet_cli.fleet.jobs import _remote_run, python_job, shell_job
+from execnet_cli.fleet.runner import (
     FAILED,
     OK,
     UNREACHABLE,
@@ -22,6 +21,7 @@ from execnet_cli.runner import (
     carriers_for,
     run_job,
 )
+from execnet_cli.inventory.model import Inventory
 
 INVENTORY = """\
 groups:

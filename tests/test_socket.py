@@ -18,10 +18,10 @@ from proc_helpers import free_port, pid_alive, wait_until
 
 import execnet_cli
 from execnet_cli import bootstrap
-from execnet_cli._remote import socketserver as hs
+from execnet_cli._remote import sockets as hs
 from execnet_cli.cli import main as cli_main
-from execnet_cli.cli_serve import is_loopback
-from execnet_cli.transports.socket import SecretError, load_secret
+from execnet_cli.cli.serve import is_loopback
+from execnet_cli.transports.sockets import SecretError, load_secret
 
 PYTHON38 = "/root/.pyenv/versions/3.8.18/bin/python3.8"
 

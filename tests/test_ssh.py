@@ -27,7 +27,12 @@ from execnet_cli.errors import (
     InterpreterNotFound,
     SpecError,
 )
-from execnet_cli.hostkeys import hash_name, load_known_hosts, names_match, preferred_algorithms
+from execnet_cli.transports.ssh.hostkeys import (
+    hash_name,
+    load_known_hosts,
+    names_match,
+    preferred_algorithms,
+)
 
 ECHO = "for item in channel:\n    channel.send(item)\n"
 
@@ -435,7 +440,7 @@ def test_fixture_hosts_are_distinct(sshd_hosts):
 def test_chunk_pipe_copies_across_packets_and_ends():
     from paramiko.buffered_pipe import PipeTimeout
 
-    from execnet_cli.transports.sshchannel import ChunkPipe
+    from execnet_cli.transports.ssh.channel import ChunkPipe
 
     pipe = ChunkPipe()
     event = threading.Event()

@@ -8,8 +8,8 @@ import os
 import pytest
 
 from execnet_cli.errors import SpecError
-from execnet_cli.sshconfig import expand_includes, load_config_text
-from execnet_cli.sshspec import (
+from execnet_cli.transports.ssh.config import expand_includes, load_config_text
+from execnet_cli.transports.ssh.settings import (
     CommandLine,
     parse_command_line,
     resolve,

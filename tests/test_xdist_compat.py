@@ -157,7 +157,7 @@ def compare(ours: Run, theirs: Run, engine_tests: int = ENGINE_TESTS) -> None:
     assert len(theirs.workers()) == engine_tests, theirs.records
     for record in ours.workers():
         assert record["xnet_alias"] and record["xnet_remote_loaded"], record
-        assert record["execnet_file"].endswith("execnet_alias.py"), record
+        assert record["execnet_file"].endswith("compat.py"), record
     for record in theirs.workers():
         assert not record["xnet_alias"] and not record["xnet_remote_loaded"], record
         assert record["execnet_file"] == REAL_EXECNET_FILE, record

@@ -247,9 +247,9 @@ def apply_config(config: Dict[str, Any]) -> None:
         sys.path.insert(0, path)
     alias = config.get("execnet_alias")
     if alias:
-        from . import execnet_alias
+        from . import compat
 
-        execnet_alias.install(alias)
+        compat.install(alias)
 
 
 def interpreter_info() -> Dict[str, Any]:

@@ -1,7 +1,7 @@
 """``via=``: reach a worker through an existing gateway, over one of its channels.
 
 ``ChannelTransport`` carries a new gateway's bytes over a channel to a relay running in
-the via gateway (``_remote/relay.py``), which spawns the worker there. ``ChannelSocket``
+the via gateway (``_remote/via.py``), which spawns the worker there. ``ChannelSocket``
 is the same pipe shaped like a socket, for protocols that need one (paramiko's
 ``sock=``, the socket gateway handshake): the relay then connects to host:port as seen
 from the via host, so a bastion needs nothing but Python.
@@ -13,7 +13,7 @@ import socket
 import threading
 from typing import Any, List, Optional, Sequence
 
-from .._remote import relay
+from .._remote import via as relay
 from .._remote.errors import ChannelClosed, RemoteError
 from .._remote.errors import TimeoutError as XnetTimeoutError
 from ..errors import ConnectFailed

@@ -11,9 +11,9 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from .cli_options import inventory_option, select_hosts
-from .hostpattern import HostSet
-from .inventory import Host, Inventory
+from ..inventory.hostpattern import HostSet
+from ..inventory.model import Host, Inventory
+from .options import inventory_option, select_hosts
 
 __all__ = ["COLUMNS", "hosts", "plain_lines", "render_table", "render_tree"]
 

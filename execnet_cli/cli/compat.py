@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from .compat import alias_dir
+from ..compat import alias_dir
 
 
 @click.command("compat-path")

@@ -18,8 +18,18 @@ from rich.rule import Rule
 from rich.status import Status
 from rich.text import Text
 
-from .hostpattern import HostSet, natural_key
-from .runner import FAILED, OK, UNREACHABLE, Collector, Event, Exited, Failed, HostResult, Output
+from ..fleet.runner import (
+    FAILED,
+    OK,
+    UNREACHABLE,
+    Collector,
+    Event,
+    Exited,
+    Failed,
+    HostResult,
+    Output,
+)
+from ..inventory.hostpattern import HostSet, natural_key
 
 __all__ = [
     "GatherRenderer",

@@ -1,4 +1,4 @@
-"""Reading OpenSSH client config files as OpenSSH would, for ``sshspec``.
+"""Reading OpenSSH client config files as OpenSSH would, for ``settings``.
 
 ``-F FILE`` (or ``ssh_config=``) alone, ``none`` for no file; otherwise the user's
 ``~/.ssh/config`` then ``/etc/ssh/ssh_config``. ``Include`` lines are inlined here
@@ -14,7 +14,7 @@ import re
 import shlex
 from typing import Optional
 
-from .errors import SpecError
+from ...errors import SpecError
 
 USER_CONFIG = "~/.ssh/config"
 SYSTEM_CONFIG = "/etc/ssh/ssh_config"

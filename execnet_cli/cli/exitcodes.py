@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .cli_options import EXIT_USAGE
-from .runner import FAILED, UNREACHABLE, HostResult
+from ..fleet.runner import FAILED, UNREACHABLE, HostResult
+from .options import EXIT_USAGE
 
 __all__ = [
     "EXIT_FAILED",

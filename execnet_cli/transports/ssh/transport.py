@@ -28,11 +28,11 @@ import threading
 import time
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
-from .. import bootstrap
-from ..errors import AuthenticationFailed, ConnectFailed, InterpreterNotFound
-from ..sshspec import SSHSettings
-from .sshchannel import ChunkPipe, run_detached, send_signal, send_window_adjust
-from .sshconnect import WINDOW_SIZE, Connection, StreamOpener, connect
+from ... import bootstrap
+from ...errors import AuthenticationFailed, ConnectFailed, InterpreterNotFound
+from .channel import ChunkPipe, run_detached, send_signal, send_window_adjust
+from .connect import WINDOW_SIZE, Connection, StreamOpener, connect
+from .settings import SSHSettings
 
 log = logging.getLogger("execnet_cli.ssh")
 
@@ -278,7 +278,7 @@ def sudo_prefix(
     where = connection.settings.describe()
     user = "root" if sudo is True or str(sudo).lower() == "true" else str(sudo)
     if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$", user):
-        from ..errors import SpecError
+        from ...errors import SpecError
 
         raise SpecError(f"{where}: sudo={user!r} is not a user name")
     wait = timeout or 30.0
@@ -321,7 +321,7 @@ def sudo_password(where: str) -> str:
 
 def bootstrap_failure(transport: SSHTransport, exc: BaseException) -> Exception:
     """The error for a worker that died before it was ready, with its remote stderr."""
-    from ..errors import BootstrapError
+    from ...errors import BootstrapError
 
     where = transport.settings.describe()
     errors = transport.stderr_text()

@@ -15,12 +15,12 @@ from typing import Any, Optional
 import click
 from rich.console import Console
 
-from .cli_options import fail, inventory_option, select_hosts, user_errors
+from ..fleet.jobs import Job, python_job, shell_job
+from ..fleet.runner import DEFAULT_FANOUT, Runner, carriers_for
+from ..inventory.model import Host, Inventory
 from .exitcodes import EXIT_INTERRUPTED, exit_status
-from .inventory import Host, Inventory
-from .jobs import Job, python_job, shell_job
+from .options import fail, inventory_option, select_hosts, user_errors
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
-from .runner import DEFAULT_FANOUT, Runner, carriers_for
 
 __all__ = ["read_code", "run", "sh"]
 

@@ -12,8 +12,8 @@ from typing import NoReturn
 
 import click
 
-from .hostpattern import PatternError
-from .inventory import Host, Inventory, InventoryError, load_inventory
+from ..inventory.hostpattern import PatternError
+from ..inventory.model import Host, Inventory, InventoryError, load_inventory
 
 __all__ = ["EXIT_USAGE", "fail", "inventory_option", "select_hosts", "user_errors"]
 

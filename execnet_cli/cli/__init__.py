@@ -11,15 +11,15 @@ from typing import Any, Dict, List, Optional
 
 import click
 
-from ._version import __version__
+from .._version import __version__
 
 #: Subcommand name -> "module:attribute" of its click command.
 SUBCOMMANDS: Dict[str, str] = {
-    "compat-path": "execnet_cli.cli_compat:compat_path",
-    "hosts": "execnet_cli.cli_hosts:hosts",
-    "run": "execnet_cli.cli_run:run",
-    "serve": "execnet_cli.cli_serve:serve",
-    "sh": "execnet_cli.cli_run:sh",
+    "compat-path": "execnet_cli.cli.compat:compat_path",
+    "hosts": "execnet_cli.cli.hosts:hosts",
+    "run": "execnet_cli.cli.run:run",
+    "serve": "execnet_cli.cli.serve:serve",
+    "sh": "execnet_cli.cli.run:sh",
 }
 
 

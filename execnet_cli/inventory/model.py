@@ -29,8 +29,8 @@ from types import MappingProxyType
 from typing import Any, Optional, Union
 
 from .hostpattern import HostSet, select
-from .inventory_schema import InventoryError, Mark, Unsupported, Var, did_you_mean
-from .inventory_yaml import Definitions, read_yaml
+from .schema import InventoryError, Mark, Unsupported, Var, did_you_mean
+from .yaml_reader import Definitions, read_yaml
 
 __all__ = [
     "DEFAULT_INVENTORY",

@@ -13,7 +13,7 @@ import collections
 import threading
 from typing import Any, Deque, Optional
 
-from .sshconnect import Connection
+from .connect import Connection
 
 
 class ChunkPipe:

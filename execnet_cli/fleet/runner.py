@@ -30,10 +30,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from .errors import ChannelClosed, RemoteError
-from .gateway import Gateway
-from .group import Group
-from .inventory import Host
+from ..errors import ChannelClosed, RemoteError
+from ..gateway import Gateway
+from ..group import Group
+from ..inventory.model import Host
 from .jobs import Job, python_job, shell_job
 
 __all__ = [

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from .source import prepare_request
+from ..source import prepare_request
 
 __all__ = ["SH_TIMEOUT_GRACE", "Job", "call_source", "python_job", "shell_job"]
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Optional
 
-from ._remote.errors import XnetError
+from .._remote.errors import XnetError
 
 __all__ = [
     "ANSIBLE_VARS",

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Optional
 import yaml
 
 from .hostpattern import PatternError, expand_list
-from .inventory_schema import (
+from .schema import (
     InventoryError,
     Mark,
     Var,

@@ -25,8 +25,8 @@ import shlex
 from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .errors import SpecError
-from .sshconfig import load_config_text
+from ...errors import SpecError
+from .config import load_config_text
 
 #: ``-o`` keys we implement (lower case), with what they mean to us (for the error text).
 SUPPORTED_OPTIONS: Dict[str, str] = {

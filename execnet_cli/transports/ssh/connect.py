@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from ..errors import AuthenticationFailed, ConnectFailed, HostNotFound
-from ..hostkeys import check_host_key, load_known_hosts, preferred_algorithms
-from ..sshspec import SSHSettings
+from ...errors import AuthenticationFailed, ConnectFailed, HostNotFound
+from .hostkeys import check_host_key, load_known_hosts, preferred_algorithms
+from .settings import SSHSettings
 
 log = logging.getLogger("execnet_cli.ssh")
 #: paramiko logs failures we translate into errors (and tracebacks from its thread when

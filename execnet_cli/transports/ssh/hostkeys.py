@@ -26,8 +26,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from .errors import HostKeyError
-from .sshspec import SSHSettings
+from ...errors import HostKeyError
+from .settings import SSHSettings
 
 log = logging.getLogger("execnet_cli.ssh")
 

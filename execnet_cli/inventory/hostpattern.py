@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from ._remote.errors import XnetError
+from .._remote.errors import XnetError
 
 __all__ = [
     "MAX_EXPANSION",

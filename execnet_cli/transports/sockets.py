@@ -1,6 +1,6 @@
 """Socket gateways: connect to an authenticated ``xnet serve`` server, prove the secret.
 
-The handshake (``_remote.socketserver``) happens before a single byte of code is sent:
+The handshake (``_remote.sockets``) happens before a single byte of code is sent:
 the client proves it knows the shared secret, and the server proves it too, so the
 bootstrap never goes to an impostor. After that the socket carries the plain gateway
 stream, straight to the worker process the server started for us.
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Optional, Tuple
 
-from .._remote import socketserver as handshake
+from .._remote import sockets as handshake
 from .._remote.fdio import FdIO
 from ..errors import AuthenticationFailed, ConnectFailed, HostNotFound
 
@@ -360,7 +360,7 @@ def install_server(
 ) -> Tuple[Any, str, int]:
     """Start a one-client socket server inside ``gateway``; (its channel, host, port).
 
-    The server's code is ``_remote/socketserver.py``, sent with ``remote_exec``; it
+    The server's code is ``_remote/sockets.py``, sent with ``remote_exec``; it
     stops when the channel closes, so closing the channel is how we end it.
     """
     channel = gateway.remote_exec(handshake)

@@ -15,10 +15,10 @@ from typing import Any, Dict, Optional
 
 import click
 
-from . import bootstrap
-from ._remote.socketserver import HANDSHAKE_TIMEOUT, SocketServer, bind_listener
-from .cli_options import fail
-from .transports.socket import SecretError, format_hostport, load_secret, parse_hostport
+from .. import bootstrap
+from .._remote.sockets import HANDSHAKE_TIMEOUT, SocketServer, bind_listener
+from ..transports.sockets import SecretError, format_hostport, load_secret, parse_hostport
+from .options import fail
 
 DEFAULT_LISTEN = "127.0.0.1:8888"
 
