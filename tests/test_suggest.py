@@ -6,8 +6,8 @@ def test_a_near_miss_is_suggested():
 
 
 def test_several_near_misses_best_first():
-    assert close_matches("web", ["db", "web1", "webs", "mail"]) == ["web1", "webs"]
-    assert did_you_mean("web", ["web1", "webs"]) == " (did you mean 'web1' or 'webs'?)"
+    assert close_matches("web", ["db", "web1", "webs", "mail"]) == ["webs", "web1"]
+    assert did_you_mean("web", ["web1", "webs"]) == " (did you mean 'webs' or 'web1'?)"
 
 
 def test_nothing_alike_gives_no_hint():
