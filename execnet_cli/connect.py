@@ -67,9 +67,12 @@ def _same_minor_python(info: Any) -> bool:
 
 def open_popen_via(spec: XSpec, remote_execmodel: str, via: Gateway) -> Gateway:
     """Start a worker on the via gateway's host, its bytes relayed over a channel."""
+    from .transports.sudo import sudo_user
     from .transports.via import open_via_process
 
     check_nice(spec)
+    if sudo_user(spec.sudo, f"spec {str(spec)!r}") is not None:
+        raise SpecError(f"spec {str(spec)!r}: sudo= is not supported with popen via= (yet)")
     info = via._rinfo()
     python = spec.python if isinstance(spec.python, str) else info.executable
     transport = open_via_process(via, bootstrap.stage1_argv(python), connect_timeout(spec))
@@ -89,8 +92,12 @@ def open_popen(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gateway
     """A local worker for ``spec``: forked from the group's fork server where it can be,
     else a new interpreter (see ``transports.forkserver`` for when forking applies)."""
     from .transports.popen import PopenTransport, popen_environment
+    from .transports.sudo import sudo_user
 
     check_nice(spec)
+    user = sudo_user(spec.sudo, f"spec {str(spec)!r}")
+    if user is not None:
+        return _open_sudo(spec, remote_execmodel, user)
     python = spec.python if isinstance(spec.python, str) else sys.executable
     resolved = shutil.which(python) or python
     same = bootstrap.same_interpreter(resolved)
@@ -100,6 +107,23 @@ def open_popen(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gateway
             return gateway
     transport = PopenTransport(bootstrap.stage1_argv(resolved), popen_environment(spec.env))
     return start_gateway(transport, spec, remote_execmodel, same)
+
+
+def _open_sudo(spec: XSpec, remote_execmodel: str, user: str) -> Gateway:
+    """A new interpreter run as ``user`` through sudo (never forked: the server is us)."""
+    from .transports import sudo
+    from .transports.popen import popen_environment
+
+    pythons = [spec.python] if isinstance(spec.python, str) else [sys.executable, "python3"]
+    where = f"spec {str(spec)!r}"
+    target = sudo.probe(user, pythons, connect_timeout(spec), where)
+    transport = sudo.SudoPopenTransport(target, popen_environment(spec.env))
+    config = worker_config(spec, remote_execmodel)
+    config["chdir"] = sudo.worker_chdir(config["chdir"], target)
+    same = bootstrap.same_interpreter(target.python)
+    gateway = start_gateway(transport, spec, remote_execmodel, same, config)
+    transport.remote_pid = getattr(gateway._rinfo(), "pid", None)  # from the ready message
+    return gateway
 
 
 def _open_forked(spec: XSpec, remote_execmodel: str, group: Any, python: str) -> Optional[Gateway]:
@@ -126,7 +150,7 @@ def open_socket(spec: XSpec, remote_execmodel: str, group: Any = None) -> Gatewa
     from .transports import sockets
 
     where = f"spec {str(spec)!r}"
-    for key in ("python", "via"):
+    for key in ("python", "via", "sudo"):
         if getattr(spec, key):
             raise SpecError(f"{where}: {key}= is not supported with socket= (the server decides)")
     address = "127.0.0.1:0" if spec.socket is True else str(spec.socket)

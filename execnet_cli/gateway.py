@@ -240,13 +240,22 @@ def connect_timeout(spec: XSpec) -> float:
     return value
 
 
-def start_gateway(transport: Any, spec: XSpec, remote_execmodel: str, same_python: bool) -> Gateway:
+def start_gateway(
+    transport: Any,
+    spec: XSpec,
+    remote_execmodel: str,
+    same_python: bool,
+    config: Optional[Dict[str, Any]] = None,
+) -> Gateway:
     """Bootstrap a worker over a fresh transport and wait until it reports ready.
 
     ``transport`` must already run the stage-1 command (``bootstrap.stage1_argv``) on
-    the far side; ``same_python`` says whether that interpreter is this one.
+    the far side; ``same_python`` says whether that interpreter is this one; ``config``
+    replaces ``worker_config(spec, ...)`` where the transport adjusted it.
     """
-    payload = bootstrap.bootstrap_bytes(worker_config(spec, remote_execmodel), same_python)
+    if config is None:
+        config = worker_config(spec, remote_execmodel)
+    payload = bootstrap.bootstrap_bytes(config, same_python)
     return _connect(transport, spec, remote_execmodel, payload)
 
 
