@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 
 def pid_alive(pid: int) -> bool:
@@ -59,3 +59,24 @@ def run_in_threads(
     for thread in threads:
         thread.join(timeout)
     return errors
+
+
+#: The user the popen sudo tests become.
+SUDO_USER = "nobody"
+
+
+def sudo_unavailable(user: str = SUDO_USER) -> Optional[str]:
+    """Why ``sudo -n -u USER`` cannot be tested here (with how to enable it), or None."""
+    import shutil
+    import subprocess
+
+    enable = (
+        "install sudo (apt-get install sudo) and run the tests as root, or allow this user "
+        f"`sudo -n -u {user}` with a NOPASSWD rule, to run the popen sudo tests"
+    )
+    if shutil.which("sudo") is None:
+        return f"sudo is not installed: {enable}"
+    probe = subprocess.run(["sudo", "-n", "-u", user, "--", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"sudo -n -u {user} refused ({probe.stderr.strip()}): {enable}"
+    return None

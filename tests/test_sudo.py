@@ -3,39 +3,31 @@
 from __future__ import annotations
 
 import pwd
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from proc_helpers import pid_alive, wait_gone
+from proc_helpers import SUDO_USER, pid_alive, sudo_unavailable, wait_gone
 
 import execnet_cli
 from execnet_cli import AuthenticationFailed, InterpreterNotFound, SpecError
 from execnet_cli.cli import main
 
-USER = "nobody"
-ENABLE = (
-    "install sudo (apt-get install sudo) and run the tests as root, or allow this user "
-    f"`sudo -n -u {USER}` with a NOPASSWD rule, to run the popen sudo tests"
-)
+USER = SUDO_USER
 WHO_AND_WHERE = "import os; channel.send((os.getuid(), os.access('.', os.R_OK | os.X_OK)))"
 
 
 @pytest.fixture(scope="module")
 def nobody_uid() -> int:
     """The uid of ``nobody``, once sudo is known to switch to it without a password."""
-    if shutil.which("sudo") is None:
-        pytest.skip(f"sudo is not installed: {ENABLE}")
     try:
         uid = pwd.getpwnam(USER).pw_uid
     except KeyError:
         pytest.skip(f"there is no user {USER!r} here")
-    probe = subprocess.run(["sudo", "-n", "-u", USER, "--", "true"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"sudo -n -u {USER} refused ({probe.stderr.strip()}): {ENABLE}")
+    reason = sudo_unavailable(USER)
+    if reason:
+        pytest.skip(reason)
     return uid
 
 

@@ -34,6 +34,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .. import bootstrap
 from .._remote.fdio import FdIO, enlarge_pipe
+from .base import TransportBase
 
 log = logging.getLogger("execnet_cli.forkserver")
 
@@ -239,7 +240,7 @@ def _close_all(fds: List[int]) -> None:
         os.close(fd)
 
 
-class ForkedTransport(FdIO):
+class ForkedTransport(FdIO, TransportBase):
     """A worker forked by a ``ForkServer``; waited for and signalled through a pidfd."""
 
     def __init__(

@@ -16,20 +16,17 @@ worker whose pid we know (from its ready message) and may signal is SIGKILLed di
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 from .. import bootstrap
-from ..errors import AuthenticationFailed, ConnectFailed, InterpreterNotFound, SpecError
-from .popen import PopenTransport
+from ..errors import AuthenticationFailed, ConnectFailed, InterpreterNotFound
+from .opening import SpecFields, WorkerConfig, send_bootstrap
+from .popen import PopenTransport, popen_environment
 
-#: What sudo=VALUE may name: a user as useradd allows it (no shell metacharacters).
-USER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$")
-#: Values of sudo= that mean "no sudo" (as ``sudo: false`` in an inventory).
-NO_SUDO = ("", "false", "no", "0")
 #: The probe: prints the interpreter the user can run and the directory to start in,
 #: or exits 127 (no interpreter). sudo's own refusals exit 1 with ``sudo:`` on stderr.
 PROBE = (
@@ -39,20 +36,6 @@ PROBE = (
     '&& { printf "%s\\n%s\\n" "$found" "$cwd"; exit 0; }; done; exit 127'
 )
 NO_INTERPRETER = 127
-
-
-def sudo_user(value: Union[str, bool, None], where: str) -> Optional[str]:
-    """The user a ``sudo=`` value names (``true``: root), None for no sudo."""
-    if value is None or value is False:
-        return None
-    if value is True or value.strip().lower() == "true":
-        return "root"
-    text = value.strip()
-    if text.lower() in NO_SUDO:
-        return None
-    if not USER_NAME.match(text):
-        raise SpecError(f"{where}: sudo={value!r} is not a user name")
-    return text
 
 
 def sudo_argv(user: str) -> List[str]:
@@ -110,16 +93,28 @@ def worker_chdir(chdir: Optional[str], target: SudoTarget) -> Optional[str]:
     return os.path.join(os.getcwd(), chdir)
 
 
+def open_sudo(fields: SpecFields, config: WorkerConfig) -> SudoPopenTransport:
+    """A new interpreter run as ``fields.sudo`` through sudo, given ``config``."""
+    assert fields.sudo is not None
+    pythons = [fields.python] if fields.python else [sys.executable, "python3"]
+    target = probe(fields.sudo, pythons, fields.timeout(), fields.where)
+    transport = SudoPopenTransport(target, popen_environment(dict(fields.env)))
+    config = {**config, "chdir": worker_chdir(config["chdir"], target)}
+    return send_bootstrap(transport, config, bootstrap.same_interpreter(target.python))
+
+
 class SudoPopenTransport(PopenTransport):
     """A worker started through sudo; sudo is our child and the worker its child."""
-
-    #: The worker's pid (from its ready message): ``kill`` SIGKILLs it where we may.
-    remote_pid: Optional[int] = None
 
     def __init__(self, target: SudoTarget, env: Optional[Dict[str, str]] = None) -> None:
         super().__init__([*sudo_argv(target.user), *bootstrap.stage1_argv(target.python)], env)
         self.target = target
+        #: The worker's pid (from its ready message): ``kill`` SIGKILLs it where we may.
+        self.remote_pid: Optional[int] = None
         self._kills = 0
+
+    def worker_ready(self, pid: Optional[int]) -> None:
+        self.remote_pid = pid
 
     def kill(self) -> None:
         """SIGTERM to sudo (passed on to the worker) and SIGKILL to the worker; a second
