@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from execnet_cli.fleet.jobs import _remote_run, python_job, shell_job
+from execnet_cli._remote.jobs import run_python
+from execnet_cli.fleet.jobs import python_job, shell_job
 from execnet_cli.fleet.runner import (
     FAILED,
     OK,
@@ -68,7 +69,7 @@ def test_ok_failed_and_unreachable_hosts(inventory: Inventory) -> None:
     assert failed.detail is not None
     assert 'File "<xnet run>", line 5, in <module>' in failed.detail
     assert 'raise ValueError("boom")' in failed.detail  # the source line is shown
-    assert "_remote_run" not in failed.detail  # the wrapper's own frame is left out
+    assert "run_python" not in failed.detail  # the wrapper's own frame is left out
     bad = results["bad"]
     assert bad.error is not None and bad.error.startswith("InterpreterNotFound: ")
     assert "/nonexistent/python" in bad.error and bad.exit_code is None
@@ -122,7 +123,7 @@ def test_code_runs_as_main_with_the_file_name(inventory: Inventory) -> None:
 
 
 def test_streams_are_restored_after_the_job(gw) -> None:  # type: ignore[no-untyped-def]
-    channel = gw.remote_exec(_remote_run, code="print(1)", filename="<x>")
+    channel = gw.remote_exec(run_python, code="print(1)", filename="<x>")
     assert channel.receive(10) == ("out", "1\n")
     assert channel.receive(10) == ("exit", 0, None)
     channel.waitclose(10)
