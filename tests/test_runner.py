@@ -21,7 +21,7 @@ from execnet_cli.fleet.runner import (
     carriers_for,
     run_job,
 )
-from execnet_cli.inventory.model import Inventory
+from execnet_cli.inventory import Inventory
 
 INVENTORY = """\
 groups:

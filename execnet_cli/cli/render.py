@@ -29,7 +29,7 @@ from ..fleet.runner import (
     HostResult,
     Output,
 )
-from ..inventory.hostpattern import HostSet, natural_key
+from ..inventory import HostSet, natural_key
 
 __all__ = [
     "GatherRenderer",

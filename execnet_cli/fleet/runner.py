@@ -33,7 +33,7 @@ from typing import Any, Optional, Union
 from ..errors import ChannelClosed, RemoteError
 from ..gateway import Gateway
 from ..group import Group
-from ..inventory.model import Host
+from ..inventory import Host
 from .jobs import Job, python_job, shell_job
 
 __all__ = [
