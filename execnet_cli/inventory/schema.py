@@ -23,6 +23,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 from .._remote.errors import XnetError
 from ..suggest import did_you_mean
+from ..transports.ssh import names as sshnames
 
 __all__ = [
     "ANSIBLE_VARS",
@@ -161,6 +162,22 @@ def _address(value: Any, name: str, mark: Mark) -> str:
     text = _word(value, name, mark)
     if text.startswith("-"):
         raise InventoryError(f"{name}: an address cannot start with '-'", mark)
+    return _ssh_name(sshnames.host_name_error, text, name, mark)
+
+
+def _user(value: Any, name: str, mark: Mark) -> str:
+    return _ssh_name(sshnames.user_name_error, _word(value, name, mark), name, mark)
+
+
+def _jump(value: Any, name: str, mark: Mark) -> str:
+    return _ssh_name(sshnames.jump_error, _word(value, name, mark), name, mark)
+
+
+def _ssh_name(rule: Callable[[str], Optional[str]], text: str, name: str, mark: Mark) -> str:
+    """OpenSSH's rules for names that reach ssh and its ProxyCommand shell (``ssh/names.py``)."""
+    problem = rule(text)
+    if problem:
+        raise InventoryError(f"{name}: {problem}", mark)
     return text
 
 
@@ -248,11 +265,11 @@ SETTINGS: dict[str, Check] = {
     "transport": _transport,
     "address": _address,
     "port": _port,
-    "user": _word,
+    "user": _user,
     "identity_file": _word,
     "python": _string,
     "via": _host_ref,
-    "proxy_jump": _word,
+    "proxy_jump": _jump,
     "sudo": _sudo,
     "env": _env,
     "chdir": _string,
@@ -281,8 +298,8 @@ ANSIBLE_VARS: dict[str, tuple[str, Check]] = {
     "ansible_ssh_host": ("address", _address),
     "ansible_port": ("port", _port),
     "ansible_ssh_port": ("port", _port),
-    "ansible_user": ("user", _word),
-    "ansible_ssh_user": ("user", _word),
+    "ansible_user": ("user", _user),
+    "ansible_ssh_user": ("user", _user),
     "ansible_ssh_private_key_file": ("identity_file", _word),
     "ansible_private_key_file": ("identity_file", _word),
     "ansible_python_interpreter": ("python", _ansible_python),
