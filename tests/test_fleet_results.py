@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from execnet_cli.fleet.events import OUTCOMES, Event, Exited, Failed, Output, Started
 from execnet_cli.fleet.results import GroupResult, HostResult
-from execnet_cli.inventory.hostpattern import HostSet
+from execnet_cli.inventory import HostSet
 
 OK, FAILED, UNREACHABLE, ERROR = OUTCOMES  # the words --json prints, in the order reports use
 

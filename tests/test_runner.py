@@ -25,7 +25,7 @@ from execnet_cli.fleet.events import (
 from execnet_cli.fleet.jobs import python_job, shell_job
 from execnet_cli.fleet.results import GroupResult
 from execnet_cli.fleet.runner import Runner, _LineSplitter, carriers_for, run_job
-from execnet_cli.inventory.model import Host, Inventory
+from execnet_cli.inventory import Host, Inventory
 
 INVENTORY = """\
 groups:

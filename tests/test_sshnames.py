@@ -15,7 +15,7 @@ import pytest
 
 import execnet_cli
 from execnet_cli.errors import ConnectFailed, SpecError
-from execnet_cli.inventory.model import Inventory, InventoryError
+from execnet_cli.inventory import Inventory, InventoryError
 from execnet_cli.transports.ssh.names import (
     expand_proxy_command,
     host_name_error,

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from ..fleet.events import ERROR, FAILED, OK, UNREACHABLE, Event, Exited, Failed, Output
 from ..fleet.results import GroupResult, HostResult
-from ..inventory.hostpattern import HostSet
+from ..inventory import HostSet
 
 __all__ = [
     "GatherRenderer",

@@ -21,7 +21,7 @@ from rich.console import Console
 from ..fleet.jobs import Job, python_job, shell_job
 from ..fleet.results import GroupResult
 from ..fleet.runner import DEFAULT_FANOUT, Runner, carriers_for
-from ..inventory.model import Host, Inventory
+from ..inventory import Host, Inventory
 from .exitcodes import EXIT_INTERRUPTED, exit_status
 from .options import fail, inventory_option, select_hosts, user_errors
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer

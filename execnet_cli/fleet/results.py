@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..inventory.hostpattern import HostSet, natural_key
+from ..inventory import HostSet, natural_key
 from .events import ERROR, FAILED, OK, OUTCOMES, UNREACHABLE, Event, Exited, Output, Started
 
 __all__ = ["GroupResult", "HostResult"]

@@ -30,7 +30,7 @@ from typing import Optional
 from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
 from ..gateway import Gateway
 from ..group import Group
-from ..inventory.model import Host
+from ..inventory import Host
 from .events import ERROR, FAILED, UNREACHABLE, Event, Exited, Failed, Output, Started
 from .jobs import Job
 from .results import GroupResult

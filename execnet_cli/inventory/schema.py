@@ -15,14 +15,14 @@ Two vocabularies map onto the same settings:
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Optional
 
 from .._remote.errors import XnetError
+from ..suggest import did_you_mean
 from ..transports.ssh import names as sshnames
 
 __all__ = [
@@ -34,14 +34,17 @@ __all__ = [
     "Unsupported",
     "Var",
     "ansible_var",
+    "are_names",
     "check_name",
-    "did_you_mean",
     "is_name",
     "xnet_var",
 ]
 
 TRANSPORTS = ("popen", "ssh", "socket")
-_NAME = re.compile(r"[^\s,:&!*?\[\](){}/~-][^\s,:&!*?\[\](){}/]*\Z")
+# A host or group name: no spaces or pattern characters, and no leading ~ or - (see check_name).
+_NAME_CHARS = r"[^\s,:&!*?\[\](){}/~-][^\s,:&!*?\[\](){}/]*"
+_NAME = re.compile(_NAME_CHARS + r"\Z")
+_NAME_LINES = re.compile("(?:" + _NAME_CHARS + r"\n)*\Z")  # names, one a line
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -100,15 +103,18 @@ class Unsupported(NamedTuple):
     connection: str
 
 
-def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=cutoff)
-    if not close:
-        return ""
-    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
-
-
 def is_name(text: str) -> bool:
     return _NAME.match(text) is not None
+
+
+def are_names(names: list[str]) -> bool:
+    """``is_name`` of every one, with one regex match (the fast reader's bulk path).
+
+    A name holding a newline would pass as two names, so the lines are counted too."""
+    if not names:
+        return True
+    text = "\n".join(names) + "\n"
+    return text.count("\n") == len(names) and _NAME_LINES.match(text) is not None
 
 
 def check_name(name: Any, what: str, mark: Mark) -> str:
@@ -381,7 +387,7 @@ def ansible_var(
             raise InventoryError(f"unknown variable {name!r}", mark)
         return var._replace(name=name)
     if name.startswith("ansible_") and name not in _ANSIBLE_IGNORED:
-        close = difflib.get_close_matches(name, [*ANSIBLE_VARS, *_ANSIBLE_IGNORED], 1, _NEAR_MISS)
-        if close and close[0] != name:
-            raise InventoryError(f"unknown variable {name!r} (did you mean {close[0]!r}?)", mark)
+        hint = did_you_mean(name, [*ANSIBLE_VARS, *_ANSIBLE_IGNORED], n=1, cutoff=_NEAR_MISS)
+        if hint:
+            raise InventoryError(f"unknown variable {name!r}{hint}", mark)
     return Var(name, None, value, mark)
