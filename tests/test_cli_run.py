@@ -214,7 +214,7 @@ def buggy_inv(env: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def test_a_bug_is_an_error_with_its_own_status(buggy_inv: str) -> None:
     result = xnet("run", "-i", buggy_inv, "--hosts", "local1,bad,buggy", "print('up')")
-    assert result.exit_code == 4, result.output  # not 3: the host was not unreachable
+    assert result.exit_code == 70, result.output  # not 3: the host was not unreachable
     lines = result.stdout.splitlines()
     assert lines[-2].startswith("buggy (1): error ---")
     assert lines[-1] == "TypeError: unsupported operand type(s) for +: 'int' and 'str'"
@@ -224,7 +224,7 @@ def test_a_bug_is_an_error_with_its_own_status(buggy_inv: str) -> None:
 
 def test_debug_shows_the_traceback_of_a_bug(buggy_inv: str) -> None:
     result = xnet("--debug", "sh", "-i", buggy_inv, "--hosts", "buggy", "--json", "true")
-    assert result.exit_code == 4, result.output
+    assert result.exit_code == 70, result.output
     record = json.loads(result.stdout)
     assert record["status"] == "error" and record["error"].startswith("TypeError: ")
     assert "xnet: debug: execnet_cli.fleet.runner: host buggy: internal error" in result.stderr

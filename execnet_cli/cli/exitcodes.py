@@ -6,7 +6,7 @@
          (whether or not other hosts were unreachable: a failure is what to look at first)
     2    usage or inventory error, before any host was contacted (``options.EXIT_USAGE``)
     3    no host failed, but some host was unreachable (its gateway did not open)
-    4    a bug of ours on some host (an unexpected exception, not a connection error):
+    70   a bug of ours on some host (an unexpected exception, not a connection error):
          wins over the others, whose outcomes it may have caused; ``--debug`` shows it
     130  interrupted (Ctrl-C); every gateway was ended first
 
@@ -34,7 +34,7 @@ __all__ = [
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_UNREACHABLE = 3
-EXIT_ERROR = 4
+EXIT_ERROR = 70  # sysexits.h EX_SOFTWARE; 4 and 5 are kept for timed out and no host
 EXIT_INTERRUPTED = 130
 
 #: Outcome -> status, the most important first: the first outcome that occurred decides.

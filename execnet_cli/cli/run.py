@@ -177,7 +177,7 @@ def run(code: str, options: RunOptions) -> None:
 
     \b
     Exit status: 0 all ok, 1 some host failed, 3 some unreachable (none failed),
-    2 usage or inventory error, 4 internal error (see --debug), 130 interrupted.
+    2 usage or inventory error, 70 internal error (see --debug), 130 interrupted.
     """
     source, filename = read_code(code)
     _execute(python_job(source, filename, options.timeout), options)
@@ -199,7 +199,7 @@ def sh(command: str, options: RunOptions) -> None:
 
     \b
     Exit status: 0 all exited 0, 1 some host exited non-zero or failed, 3 some
-    unreachable (none failed), 2 usage or inventory error, 4 internal error (see
+    unreachable (none failed), 2 usage or inventory error, 70 internal error (see
     --debug), 130 interrupted.
     """
     if command == "-":
