@@ -62,7 +62,7 @@ def forking_supported() -> bool:
     return os.environ.get("XNET_POPEN_FORK", "1") != "0" and _kernel_has_pidfds()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kernel_has_pidfds() -> bool:
     if sys.platform != "linux" or not hasattr(signal, "pidfd_send_signal"):
         return False
