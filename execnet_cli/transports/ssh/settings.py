@@ -439,7 +439,9 @@ def command_line(
         ("proxyjump", proxy_jump),
         ("connecttimeout", connect_timeout),
     )
-    return CommandLine(host, tuple((key, str(value)) for key, value in given if value))
+    options = tuple((key, str(value)) for key, value in given if value)
+    check_names(host, options, host)
+    return CommandLine(host, options)
 
 
 # -- value helpers ---------------------------------------------------------------------
