@@ -145,11 +145,11 @@ def test_exit_ends_the_remote_worker(sshd_host):
 def test_exit_kills_a_stuck_worker(sshd_host):
     gateway = execnet_cli.makegateway(sshd_host.spec())
     pid = gateway._rinfo().pid
-    gateway.remote_exec(
+    channel = gateway.remote_exec(
         "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        "while True: time.sleep(0.01)"
+        "channel.send('ignoring SIGTERM')\nwhile True: time.sleep(0.01)"
     )
-    time.sleep(0.2)
+    assert channel.receive(10) == "ignoring SIGTERM"  # the handler is in place: no guessing
     started = time.monotonic()
     gateway.exit(timeout=0.5)
     assert time.monotonic() - started < 8
