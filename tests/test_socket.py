@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -14,7 +15,7 @@ from typing import Iterator, List, Tuple
 
 import pytest
 from click.testing import CliRunner
-from proc_helpers import free_port, pid_alive, wait_until
+from proc_helpers import IdleFlood, free_port, pid_alive, run_in_threads, wait_until
 
 import execnet_cli
 from execnet_cli import bootstrap
@@ -336,16 +337,128 @@ def test_garbage_and_silent_clients_do_not_harm_others(server, secret_file):
     assert "not speaking" in server.log_text()
 
 
-def test_too_many_pending_handshakes_are_shed(secret_file):
-    running = ThreadServer(secret_file.read_text().strip().encode(), max_pending=1)
+def handshake_from(source: str, port: int, secret: bytes) -> None:
+    """A whole authentication from ``source`` (127.0.0.K stands for another host)."""
+    with socket.create_connection(("127.0.0.1", port), 10, (source, 0)) as sock:
+        handshake(sock, secret)
+
+
+def greeted(sock: socket.socket, within: float) -> bool:
+    """Whether the server sent ``sock`` its HELLO (or closed it) within ``within`` s."""
+    return bool(select.select([sock], [], [], within)[0])
+
+
+def test_idle_attackers_delay_nobody(tmp_path, secret_file):
+    """Issue 16: 80 idle connections, reopened as soon as they are dropped, from the
+    legitimate clients' own address and from another: every legitimate client is served."""
+    running = start_server(tmp_path, "--listen", "127.0.0.1:0", "--secret-file", str(secret_file))
+    secret = secret_file.read_text().strip().encode()
+    attackers = ["127.0.0.1"] * 32 + ["127.0.0.2"] * 48
+    failures: List[str] = []
     try:
-        with socket.create_connection(("127.0.0.1", running.port), timeout=10) as hog:
-            recv_exact(hog, hs.SERVER_HELLO_SIZE)  # its handshake is now pending
-            with socket.create_connection(("127.0.0.1", running.port), timeout=10) as extra:
-                assert recv_until_eof(extra)[0] == b""
+        with IdleFlood(running.port, attackers) as flood:
+            assert wait_until(lambda: flood.greeted >= 32)  # they hold the slots they can
+            for _ in range(2):
+                for source in ("127.0.0.3", "127.0.0.1"):
+                    try:
+                        handshake_from(source, running.port, secret)
+                    except (OSError, EOFError) as exc:
+                        failures.append(f"{source}: {exc!r}")
+                try:
+                    gw = execnet_cli.makegateway(running.spec(secret_file))
+                except execnet_cli.ConnectFailed as exc:
+                    failures.append(f"gateway: {exc}")
+                    continue
+                assert gw.remote_exec("channel.send(6 * 7)").receive(10) == 42
+                gw.exit()
+    finally:
+        stop_server(running)
+    assert failures == []
+    assert "dropped: idle for 1s while others waited" in running.log_text()
+
+
+def test_an_idle_handshake_gives_its_slot_to_a_waiting_client(secret_file):
+    secret = secret_file.read_text().strip().encode()
+    running = ThreadServer(secret, max_pending=1, grace=0.2)
+    try:
+        with socket.create_connection(("127.0.0.1", running.port), 10, ("127.0.0.2", 0)) as hog:
+            recv_exact(hog, hs.SERVER_HELLO_SIZE)  # its handshake holds the only slot
+            handshake_from("127.0.0.2", running.port, secret)  # waits, then takes it
+            assert recv_until_eof(hog)[0] == b""
     finally:
         running.stop()
-    assert any("too many handshakes" in line for line in running.lines)
+    assert any("dropped: idle for 0.2s while others waited" in line for line in running.lines)
+
+
+def test_one_address_cannot_take_every_slot(secret_file):
+    secret = secret_file.read_text().strip().encode()
+    running = ThreadServer(secret, max_pending=4, max_per_source=2, grace=60)
+    hogs = [
+        socket.create_connection(("127.0.0.1", running.port), 10, ("127.0.0.2", 0))
+        for _ in range(3)
+    ]
+    try:
+        assert wait_until(lambda: len(select.select(hogs, [], [], 0.1)[0]) == 2)
+        waiting = [hog for hog in hogs if not greeted(hog, 0)]
+        assert len(waiting) == 1 and not greeted(waiting[0], 0.3)  # past the share: it waits
+        handshake_from("127.0.0.3", running.port, secret)  # a free slot for another address
+    finally:
+        for hog in hogs:
+            hog.close()
+        running.stop()
+
+
+def test_a_burst_from_one_address_waits_and_is_served(secret_file):
+    """More clients at once than the slots and the address's share: none is refused."""
+    secret = secret_file.read_text().strip().encode()
+    running = ThreadServer(secret, max_pending=4, max_per_source=2)
+    try:
+        errors = run_in_threads(lambda: handshake_from("127.0.0.1", running.port, secret), 10)
+    finally:
+        running.stop()
+    assert errors == []
+    assert running.server.accepted == 10
+
+
+def test_a_full_waiting_room_drops_the_crowded_address_oldest(secret_file):
+    secret = secret_file.read_text().strip().encode()
+    running = ThreadServer(secret, max_pending=1, max_waiting=2, grace=60)
+    socks: List[socket.socket] = []
+
+    def connect(source: str, waiting: int) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", running.port), 10, (source, 0))
+        socks.append(sock)
+        assert wait_until(lambda: len(running.server._waiting) == waiting)
+        return sock
+
+    try:
+        hog = socket.create_connection(("127.0.0.1", running.port), 10, ("127.0.0.3", 0))
+        socks.append(hog)
+        recv_exact(hog, hs.SERVER_HELLO_SIZE)
+        first, second = connect("127.0.0.2", 1), connect("127.0.0.2", 2)
+        connect("127.0.0.1", 2)  # the room is full: 127.0.0.2 gives up its oldest
+        assert recv_until_eof(first)[0] == b""
+        assert not greeted(second, 0.2)
+    finally:
+        for sock in socks:
+            sock.close()
+        running.stop()
+    assert any("too many connections waiting" in line for line in running.lines)
+
+
+@pytest.mark.parametrize(
+    "address, source",
+    [
+        (("10.1.2.3", 5), "10.1.2.3"),
+        (("2001:db8:1:2:aa::1", 5, 0, 0), "2001:db8:1:2::/64"),
+        (("2001:db8:1:2:bb::9", 5, 0, 0), "2001:db8:1:2::/64"),
+        (("::ffff:10.1.2.3", 5, 0, 0), "10.1.2.3"),
+        (("fe80::1%eth0", 5, 0, 2), "fe80::/64"),
+        ("/run/x.sock", "/run/x.sock"),
+    ],
+)
+def test_source_address_of_a_peer(address, source):
+    assert hs.source_of(address) == source
 
 
 def test_impostor_server_gets_nothing(secret_file):

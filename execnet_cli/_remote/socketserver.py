@@ -21,6 +21,33 @@ server interpreter's bytecode magic: a client with the same one sends code objec
 ``server_mac``. Everything after the handshake is the plain gateway stream: neither
 encrypted nor integrity-protected (use ssh on untrusted networks).
 
+Who gets a handshake slot. Clients that have proved nothing yet must not delay those
+who can. They are told apart only by behaviour, so the rules never cut off a client that
+is answering, and the address that takes the most pays first:
+
+- The server greets (sends HELLO to) at most ``MAX_PENDING`` clients at once, the
+  slots, and at most ``MAX_PER_SOURCE`` from one address: one address alone never
+  fills them, so clients from elsewhere find a free slot at once.
+- Every connection is accepted at once (a batch per wake-up) and waits, accepted but not
+  greeted, until it gets a slot (``MAX_WAITING`` of them wait at most). Left in the
+  kernel's listen backlog, a flood would queue in front of everyone by arrival alone.
+- The next slot goes to the address holding the fewest slots, to its newest waiter: a
+  queue standing at one address is most likely that address's idle connections, and an
+  honest newcomer should not wait behind them (LIFO under overload).
+- With no free slot, a waiter takes one from a handshake that has been idle for
+  ``GRACE`` seconds (an honest client answers HELLO within one round trip): from the
+  address holding the most slots, its oldest; from its own address if that holds its
+  share. Under pressure the pre-auth deadline is ``GRACE``, else the handshake timeout.
+- When the waiting room is full, the address with the most waiters loses its oldest.
+- An address is an IPv4 address or an IPv6 /64 (one host commonly owns a whole /64).
+
+A burst of honest clients from one host is not refused: past its share it waits and is
+served as slots free. Idle connections from one address (issue 16: 64 idle
+connections, reopened as they are dropped) delay nobody from elsewhere, and a client
+from the attacker's own address by at most ``GRACE`` when they are reopened in a tight
+loop. Attackers holding ``MAX_PENDING / MAX_PER_SOURCE`` or more addresses can delay
+others by up to ``GRACE`` too, never refuse them.
+
 After ACCEPT the server starts ``[python, "-c", STAGE1]`` with the accepted socket as its
 stdin and stdout, and closes its own copy: the worker talks to the client directly, the
 server never relays bytes and never executes anything a client sent.
@@ -33,6 +60,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import selectors
 import socket
@@ -54,8 +82,17 @@ VERDICT_SIZE = len(TAG) + 1 + MAGIC_SIZE + MAC_SIZE
 
 #: Seconds a client has to complete the handshake before the server drops it.
 HANDSHAKE_TIMEOUT = 10.0
-#: Handshakes in progress at once; more connections are closed at once.
+#: Handshakes in progress at once (greeted, their PROOF awaited): the "slots".
 MAX_PENDING = 64
+#: Slots one source address may hold: one address alone never takes them all.
+MAX_PER_SOURCE = 16
+#: Connections accepted but not greeted yet, waiting for a slot in fair order.
+MAX_WAITING = 192
+#: Seconds a greeted client keeps its slot whatever the pressure: far longer than the one
+#: round trip an honest client needs to answer, so only idle handshakes are ever evicted.
+GRACE = 1.0
+#: Connections taken from the kernel per wake-up (the rest wait for the next turn).
+ACCEPT_BATCH = 64
 #: Seconds a stopping server gives its workers after SIGTERM before SIGKILL.
 STOP_GRACE = 1.0
 #: Longest sleep of the accept loop: how often it reaps workers and checks for a stop.
@@ -196,13 +233,15 @@ def _stderr_log(line: str) -> None:
 
 
 class _Pending:
-    """A connection in the middle of its handshake."""
+    """A connection before authentication: waiting for a slot, then in its handshake."""
 
-    def __init__(self, conn: socket.socket, peer: str, deadline: float) -> None:
+    def __init__(self, conn: socket.socket, peer: str, source: str, deadline: float) -> None:
         self.conn = conn
         self.peer = peer
+        self.source = source
         self.deadline = deadline
-        self.nonce = new_nonce()
+        self.greeted = 0.0  # when it got a slot and our HELLO (0.0: still waiting)
+        self.nonce = b""
         self.received = bytearray()
 
 
@@ -215,11 +254,13 @@ class _Worker:
 class SocketServer:
     """Accepts connections, authenticates them, starts one worker per good client.
 
-    One thread, one selector: handshakes advance as bytes arrive, each with a deadline,
-    so a silent or garbage client holds nothing but its own slot. ``serve_forever``
-    returns after ``request_stop`` (thread- and signal-safe) or, with ``max_clients``,
-    once that many clients came and went; it then ends the workers still running and
-    reaps them.
+    One thread, one selector: handshakes advance as bytes arrive, each with a deadline.
+    Admission follows the module's "Who gets a handshake slot": ``max_pending`` slots,
+    ``max_per_source`` per address, up to ``max_waiting`` accepted connections waiting
+    for one, and a slot idle for ``grace`` seconds goes to a waiter.
+    ``serve_forever`` returns after ``request_stop`` (thread- and signal-safe) or, with
+    ``max_clients``, once that many clients came and went; it then ends the workers
+    still running and reaps them.
     """
 
     def __init__(
@@ -233,6 +274,9 @@ class SocketServer:
         max_clients: Optional[int] = None,
         log: Callable[[str], None] = _stderr_log,
         log_accepted: bool = True,
+        max_waiting: int = MAX_WAITING,
+        max_per_source: int = MAX_PER_SOURCE,
+        grace: float = GRACE,
     ) -> None:
         if not secret:
             raise ValueError("the secret must not be empty")
@@ -242,6 +286,9 @@ class SocketServer:
         self.env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
         self.handshake_timeout = handshake_timeout
         self.max_pending = max_pending
+        self.max_waiting = max_waiting
+        self.max_per_source = max_per_source
+        self.grace = grace
         self.max_clients = max_clients
         self.log = log
         self.log_accepted = log_accepted
@@ -249,7 +296,9 @@ class SocketServer:
         self.accepted = 0
         self.refused = 0
         self.workers: List[_Worker] = []
-        self._pending: Dict[int, _Pending] = {}
+        self._pending: Dict[int, _Pending] = {}  # by fd, in the order they were greeted
+        self._waiting: Dict[int, _Pending] = {}  # by fd, in the order they were accepted
+        self._slots: Dict[str, int] = {}  # slots held per source address
         self._stopping = False
         self._wake_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
@@ -286,13 +335,14 @@ class SocketServer:
             while not self._stopping:
                 for key, _ in self._selector.select(self._next_timeout()):
                     if key.fileobj is self.listener:
-                        if self._accepting():  # not after the last client this batch
-                            self._accept()
+                        self._accept_batch()
                     elif key.fileobj == self._wake_r:
                         self._drain_wake()
                     else:
                         self._advance(key.data)
-                self._expire(time.monotonic())
+                now = time.monotonic()
+                self._expire(now)
+                self._admit(now)
                 self._reap()
                 if self._served_all():
                     break
@@ -302,11 +352,17 @@ class SocketServer:
     # -- the loop's steps ---------------------------------------------------------------
 
     def _next_timeout(self) -> float:
+        now = time.monotonic()
         timeout = TICK
-        if self._pending:
-            earliest = min(p.deadline for p in self._pending.values())
-            timeout = min(timeout, max(0.0, earliest - time.monotonic()))
-        return timeout
+        for group in (self._pending, self._waiting):
+            if group:
+                timeout = min(timeout, min(p.deadline for p in group.values()) - now)
+        if self._waiting:  # room may come when the next handshake turns idle
+            for pending in self._pending.values():  # the oldest greeted first
+                if pending.greeted + self.grace > now:
+                    timeout = min(timeout, pending.greeted + self.grace - now)
+                    break
+        return max(0.0, timeout)
 
     def _drain_wake(self) -> None:
         try:
@@ -321,32 +377,90 @@ class SocketServer:
     def _served_all(self) -> bool:
         return not self._accepting() and not self.workers and not self._pending
 
-    def _accept(self) -> None:
-        try:
-            conn, address = self.listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:  # out of descriptors or the like: do not spin on it
-            self.log(f"accept failed: {exc}")
-            time.sleep(0.05)
-            return
-        peer = _format_peer(address)
-        if len(self._pending) >= self.max_pending:
-            self.log(f"{peer} refused: too many handshakes in progress")
-            self.refused += 1
-            conn.close()
-            return
-        pending = _Pending(conn, peer, time.monotonic() + self.handshake_timeout)
+    def _accept_batch(self) -> None:
+        """Take waiting connections from the kernel at once: a flood must not queue there,
+        in front of others, where nobody can tell who sent what."""
+        deadline = time.monotonic() + self.handshake_timeout
+        for _ in range(ACCEPT_BATCH):
+            if not self._accepting():  # not after the last client
+                return
+            try:
+                conn, address = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors or the like: do not spin on it
+                self.log(f"accept failed: {exc}")
+                time.sleep(0.05)
+                return
+            self._enqueue(_Pending(conn, _format_peer(address), source_of(address), deadline))
+
+    def _enqueue(self, client: _Pending) -> None:
+        """Put a new connection in the waiting room; when it is full, the address with the
+        most waiters loses its oldest one (the newcomer may be from that address too)."""
+        if len(self._waiting) >= self.max_waiting:
+            counts: Dict[str, int] = {}
+            for waiter in self._waiting.values():
+                counts[waiter.source] = counts.get(waiter.source, 0) + 1
+            crowded = max(counts, key=counts.__getitem__)
+            oldest = next(w for w in self._waiting.values() if w.source == crowded)
+            self._drop(oldest, "dropped: too many connections waiting from its address")
+        self._waiting[client.conn.fileno()] = client
+
+    def _admit(self, now: float) -> None:
+        """Greet waiting clients while there is room: a free slot, or an idle handshake's.
+
+        Addresses holding the fewest slots go first, each with its newest waiter.
+        """
+        while self._waiting and self._accepting():
+            newest: Dict[str, _Pending] = {}
+            for waiter in self._waiting.values():
+                newest[waiter.source] = waiter
+            for client in sorted(newest.values(), key=lambda c: self._slots.get(c.source, 0)):
+                if not self._free_slot(client.source):
+                    idle = self._idle_victim(client.source, now)
+                    if idle is None:
+                        continue
+                    self._drop(idle, f"dropped: idle for {self.grace:g}s while others waited")
+                del self._waiting[client.conn.fileno()]
+                self._greet(client, now)
+                break
+            else:
+                return  # no room for anyone: wait for a slot to free or turn idle
+
+    def _free_slot(self, source: str) -> bool:
+        held = self._slots.get(source, 0)
+        return held < self.max_per_source and len(self._pending) < self.max_pending
+
+    def _idle_victim(self, source: str, now: float) -> Optional[_Pending]:
+        """The handshake to evict for a waiter from ``source``: idle for ``grace``, of the
+        address with the most slots (``source`` itself when it holds its share), oldest."""
+        own_only = self._slots.get(source, 0) >= self.max_per_source
+        victim = None
+        for pending in self._pending.values():  # the oldest greeted first
+            if now - pending.greeted < self.grace:
+                break
+            if own_only and pending.source != source:
+                continue
+            if victim is None or self._slots[pending.source] > self._slots[victim.source]:
+                victim = pending
+        return victim
+
+    def _greet(self, client: _Pending, now: float) -> None:
+        client.greeted = now
+        client.nonce = new_nonce()
+        conn = client.conn
         try:
             conn.setblocking(False)
             _tune(conn)
-            _send_small(conn, server_hello(pending.nonce))
+            _send_small(conn, server_hello(client.nonce))
         except OSError as exc:
-            self.log(f"{peer} dropped: {exc}")
+            self.refused += 1
+            self.log(f"{client.peer} dropped: {exc}")
             conn.close()
             return
-        self._pending[conn.fileno()] = pending
-        self._selector.register(conn, selectors.EVENT_READ, pending)
+        self._pending[conn.fileno()] = client
+        self._slots[client.source] = self._slots.get(client.source, 0) + 1
+        self._selector.register(conn, selectors.EVENT_READ, client)
 
     def _advance(self, pending: _Pending) -> None:
         """Read what the client sent so far (never more than the PROOF) and judge it."""
@@ -390,7 +504,13 @@ class SocketServer:
         pending.conn.close()
 
     def _forget(self, pending: _Pending) -> None:
-        self._pending.pop(pending.conn.fileno(), None)
+        fd = pending.conn.fileno()
+        if self._pending.pop(fd, None) is None:
+            self._waiting.pop(fd, None)
+            return
+        left = self._slots.pop(pending.source) - 1
+        if left:
+            self._slots[pending.source] = left
         try:
             self._selector.unregister(pending.conn)
         except (KeyError, ValueError):
@@ -400,6 +520,9 @@ class SocketServer:
         for pending in list(self._pending.values()):
             if now >= pending.deadline:
                 self._drop(pending, f"refused: no handshake within {self.handshake_timeout:g}s")
+        for waiter in list(self._waiting.values()):
+            if now >= waiter.deadline:
+                self._drop(waiter, f"dropped: no free slot within {self.handshake_timeout:g}s")
 
     def _start_worker(self, pending: _Pending, client_nonce: bytes) -> None:
         self._forget(pending)
@@ -422,6 +545,8 @@ class SocketServer:
         self.workers.append(_Worker(process, pending.peer))
         if not self._accepting():
             self._close_listener()
+            for waiter in list(self._waiting.values()):
+                self._drop(waiter, "dropped: the server takes no more clients")
         if self.log_accepted:
             self.log(f"{pending.peer} accepted: worker pid {process.pid}")
 
@@ -444,7 +569,7 @@ class SocketServer:
 
     def _shutdown(self) -> None:
         self._close_listener()
-        for pending in list(self._pending.values()):
+        for pending in [*self._pending.values(), *self._waiting.values()]:
             self._forget(pending)
             pending.conn.close()
         self.end_workers()
@@ -491,6 +616,21 @@ def _send_small(conn: socket.socket, data: bytes) -> None:
     """Send a handshake message; it fits any fresh socket buffer, so all or nothing."""
     if conn.send(data) != len(data):
         raise OSError("short send during the handshake")
+
+
+def source_of(address: Any) -> str:
+    """The address a client's slots count against: its IPv4 address, or its IPv6 /64
+    (one host commonly owns a whole /64, so counting single IPv6 addresses is no bound)."""
+    host = str(address[0] if isinstance(address, tuple) else address).split("%")[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def _format_peer(address: Any) -> str:
