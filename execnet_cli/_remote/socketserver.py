@@ -97,6 +97,19 @@ ACCEPT_BATCH = 64
 STOP_GRACE = 1.0
 #: Longest sleep of the accept loop: how often it reaps workers and checks for a stop.
 TICK = 0.2
+#: Refusals logged one line each per LOG_INTERVAL seconds; the rest are counted per
+#: address and reason and summed up in one line when the interval ends.
+LOG_BURST = 20
+LOG_INTERVAL = 10.0
+#: Addresses a summary line names one by one (the others are counted together).
+LOG_SUMMARY_ADDRESSES = 5
+#: Seconds of silence before keepalive probes start on a connection (see tune_socket).
+KEEPALIVE_IDLE = 15
+#: Seconds between keepalive probes, and unanswered probes that end the connection.
+KEEPALIVE_INTERVAL = 5
+KEEPALIVE_COUNT = 6
+#: Seconds without an acknowledgement (of data or probes) that end a connection (Linux).
+USER_TIMEOUT = 45.0
 #: Environment variables the workers do not inherit (the secret stays in the server).
 PRIVATE_ENV = ("XNET_SECRET",)
 
@@ -232,6 +245,67 @@ def _stderr_log(line: str) -> None:
         pass
 
 
+class RefusalLog:
+    """Refused connections for the log, throttled: a flood must not flood the log too.
+
+    The first ``burst`` refusals of an interval are written as they come, one line each;
+    the rest are counted per address and reason, and written as one line when the
+    interval ends (``tick``) or the server stops (``flush``). A flood of any size so
+    costs at most ``burst + 1`` lines per interval.
+    """
+
+    def __init__(
+        self, write: Callable[[str], None], burst: int = LOG_BURST, interval: float = LOG_INTERVAL
+    ) -> None:
+        self.write = write
+        self.burst = burst
+        self.interval = interval
+        self._started = 0.0
+        self._ends = 0.0
+        self._written = 0
+        self._held: Dict[str, Dict[str, int]] = {}
+
+    def add(self, peer: str, source: str, message: str, now: float) -> None:
+        if now >= self._ends:
+            self.flush(now)
+            self._started, self._ends, self._written = now, now + self.interval, 0
+        if self._written < self.burst:
+            self._written += 1
+            self.write(f"{peer} {message}")
+            return
+        reasons = self._held.setdefault(source, {})
+        reasons[message] = reasons.get(message, 0) + 1
+
+    def due(self) -> Optional[float]:
+        """When the next summary line is due; None when nothing is held back."""
+        return self._ends if self._held else None
+
+    def tick(self, now: float) -> None:
+        if self._held and now >= self._ends:
+            self.flush(now)
+
+    def flush(self, now: float) -> None:
+        """Write the summary of what was held back, if anything."""
+        if not self._held:
+            return
+        totals = {source: sum(reasons.values()) for source, reasons in self._held.items()}
+        ranked = sorted(totals, key=totals.__getitem__, reverse=True)
+        parts = []
+        for source in ranked[:LOG_SUMMARY_ADDRESSES]:
+            reasons = sorted(self._held[source].items(), key=lambda item: -item[1])
+            detail = ", ".join(f"{count} {message}" for message, count in reasons)
+            parts.append(f"{source}: {totals[source]} ({detail})")
+        others = ranked[LOG_SUMMARY_ADDRESSES:]
+        if others:
+            parts.append(f"{len(others)} other addresses: {sum(totals[s] for s in others)}")
+        elapsed = max(0.0, min(now, self._ends) - self._started)
+        self.write(
+            f"{sum(totals.values())} more connections refused or dropped in {elapsed:.0f}s, "
+            f"not logged one by one: {'; '.join(parts)}"
+        )
+        self._held = {}
+
+
 class _Pending:
     """A connection before authentication: waiting for a slot, then in its handshake."""
 
@@ -274,6 +348,8 @@ class SocketServer:
         max_clients: Optional[int] = None,
         log: Callable[[str], None] = _stderr_log,
         log_accepted: bool = True,
+        log_burst: int = LOG_BURST,
+        log_interval: float = LOG_INTERVAL,
         max_waiting: int = MAX_WAITING,
         max_per_source: int = MAX_PER_SOURCE,
         grace: float = GRACE,
@@ -292,6 +368,7 @@ class SocketServer:
         self.max_clients = max_clients
         self.log = log
         self.log_accepted = log_accepted
+        self._refusals = RefusalLog(log, log_burst, log_interval)
         self.magic = bytecode_magic()
         self.accepted = 0
         self.refused = 0
@@ -344,6 +421,7 @@ class SocketServer:
                 self._expire(now)
                 self._admit(now)
                 self._reap()
+                self._refusals.tick(now)
                 if self._served_all():
                     break
         finally:
@@ -357,6 +435,9 @@ class SocketServer:
         for group in (self._pending, self._waiting):
             if group:
                 timeout = min(timeout, min(p.deadline for p in group.values()) - now)
+        due = self._refusals.due()
+        if due is not None:
+            timeout = min(timeout, due - now)
         if self._waiting:  # room may come when the next handshake turns idle
             for pending in self._pending.values():  # the oldest greeted first
                 if pending.greeted + self.grace > now:
@@ -389,7 +470,7 @@ class SocketServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # out of descriptors or the like: do not spin on it
-                self.log(f"accept failed: {exc}")
+                self._refusals.add("accept", "-", f"failed: {exc}", time.monotonic())
                 time.sleep(0.05)
                 return
             self._enqueue(_Pending(conn, _format_peer(address), source_of(address), deadline))
@@ -451,11 +532,11 @@ class SocketServer:
         conn = client.conn
         try:
             conn.setblocking(False)
-            _tune(conn)
+            tune_socket(conn)
             _send_small(conn, server_hello(client.nonce))
         except OSError as exc:
             self.refused += 1
-            self.log(f"{client.peer} dropped: {exc}")
+            self._log_refusal(client, f"dropped: {exc}")
             conn.close()
             return
         self._pending[conn.fileno()] = client
@@ -500,8 +581,11 @@ class SocketServer:
     def _drop(self, pending: _Pending, message: str) -> None:
         self.refused += 1
         self._forget(pending)
-        self.log(f"{pending.peer} {message}")
+        self._log_refusal(pending, message)
         pending.conn.close()
+
+    def _log_refusal(self, pending: _Pending, message: str) -> None:
+        self._refusals.add(pending.peer, pending.source, message, time.monotonic())
 
     def _forget(self, pending: _Pending) -> None:
         fd = pending.conn.fileno()
@@ -536,7 +620,7 @@ class SocketServer:
                 self.argv, stdin=fd, stdout=fd, env=self.env, close_fds=True, start_new_session=True
             )
         except OSError as exc:
-            self.log(f"{pending.peer} accepted, but the worker did not start: {exc}")
+            self._log_refusal(pending, f"accepted, but the worker did not start: {exc}")
             self.refused += 1
             return
         finally:
@@ -573,6 +657,7 @@ class SocketServer:
             self._forget(pending)
             pending.conn.close()
         self.end_workers()
+        self._refusals.flush(time.monotonic())
         self._selector.close()
         with self._wake_lock:  # a late request_stop must not write to a reused fd number
             for fd in (self._wake_r, self._wake_w):
@@ -603,13 +688,32 @@ class SocketServer:
         self._reap()
 
 
-def _tune(conn: socket.socket) -> None:
-    """No Nagle delay on the worker's small round trips; keepalive finds dead clients."""
-    try:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    except OSError:
-        pass
+def tune_socket(sock: socket.socket) -> None:
+    """No Nagle delay on small round trips, and a dead peer found in under a minute.
+
+    A peer whose host died sends no FIN: without keepalive its worker (or our gateway)
+    waits for the kernel default of two hours. Silence of ``KEEPALIVE_IDLE`` seconds
+    starts probes; ``USER_TIMEOUT`` seconds without an answer (or with data sent and not
+    acknowledged) ends the connection. Where the platform lacks an option it is skipped.
+    """
+    options = [
+        (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+    ]
+    idle = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)  # macOS
+    for option, value in (
+        (idle, KEEPALIVE_IDLE),
+        (getattr(socket, "TCP_KEEPINTVL", None), KEEPALIVE_INTERVAL),
+        (getattr(socket, "TCP_KEEPCNT", None), KEEPALIVE_COUNT),
+        (getattr(socket, "TCP_USER_TIMEOUT", None), int(USER_TIMEOUT * 1000)),
+    ):
+        if option is not None:
+            options.append((socket.IPPROTO_TCP, option, value))
+    for level, option, value in options:
+        try:
+            sock.setsockopt(level, option, value)
+        except OSError:
+            pass
 
 
 def _send_small(conn: socket.socket, data: bytes) -> None:
