@@ -736,6 +736,7 @@ def test_xnet_secret_env_on_both_sides(tmp_path, monkeypatch):
         gw = execnet_cli.makegateway(f"socket=127.0.0.1:{running.port}")
         source = "import os; channel.send(os.environ.get('XNET_SECRET'))"
         assert gw.remote_exec(source).receive(10) is None  # workers do not inherit it
+        assert hs.PRIVATE_ENV == bootstrap.PRIVATE_ENV  # nor local ones (test_forkserver.py)
         gw.exit()
     finally:
         stop_server(running)
