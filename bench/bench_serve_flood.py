@@ -66,6 +66,7 @@ def start_server(secret: Path, log: Path, server_path: Path) -> Tuple[subprocess
             stdout=subprocess.PIPE,
             stderr=err,
             env=env,
+            cwd=server_path,  # -m looks in the working directory first
         )
     assert process.stdout is not None
     line = process.stdout.readline().decode()
