@@ -96,8 +96,8 @@ sys.modules[_xnet_bundle["package"] + ".worker"].main(_xnet_bundle["config"])
 WORKER_PACKAGE = "xnet_remote"
 #: Variables no local worker inherits: with the socket servers' shared secret, any code
 #: a worker runs (or any ``xnet sh`` command) could open gateways as us. The same list
-#: as ``_remote.socketserver.PRIVATE_ENV``, which its workers do not inherit either.
-PRIVATE_ENV = ("XNET_SECRET",)
+#: as ``_remote.sockets.PRIVATE_ENV``, which its workers do not inherit either.
+PRIVATE_ENV = ("XNET_SECRET", "XNET_SUDO_PASSWORD")
 
 
 def stage1_argv(python: str) -> List[str]:

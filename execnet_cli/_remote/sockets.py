@@ -111,7 +111,7 @@ KEEPALIVE_COUNT = 6
 #: Seconds without an acknowledgement (of data or probes) that end a connection (Linux).
 USER_TIMEOUT = 45.0
 #: Environment variables the workers do not inherit (the secret stays in the server).
-PRIVATE_ENV = ("XNET_SECRET",)
+PRIVATE_ENV = ("XNET_SECRET", "XNET_SUDO_PASSWORD")
 
 
 class HandshakeError(Exception):
