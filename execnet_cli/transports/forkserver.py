@@ -120,6 +120,7 @@ class ForkServer:
                 stdout=subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(),),
                 bufsize=0,
+                env=bootstrap.worker_environ(),  # its children inherit its initial block
             )
         except OSError as exc:
             ours.close()
@@ -329,7 +330,7 @@ class ForkServers:
                 except ForkUnavailable:
                     self._failed.add(key)
                     raise
-        return server.fork(config, {**os.environ, **extra_env})
+        return server.fork(config, bootstrap.worker_environ(extra_env))
 
     def stop(self) -> None:
         """Stop every server (more start on the next fork: the group may be used again)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional
 
 from .. import bootstrap
 from .._remote.fdio import FdIO, enlarge_pipe
+from ..bootstrap import worker_environ
 from ..errors import InterpreterNotFound
 from .base import Transport, TransportBase
 from .opening import OpenContext, SpecFields, WorkerConfig, send_bootstrap
@@ -100,12 +100,8 @@ class PopenTransport(FdIO, TransportBase):
 
 
 def popen_environment(extra: Dict[str, str]) -> Optional[Dict[str, str]]:
-    """The child's environment: ours, plus the spec's ``env:`` settings (None: inherit)."""
-    if not extra:
-        return None
-    env = dict(os.environ)
-    env.update(extra)
-    return env
+    """The child's environment: ours without our secrets, plus the spec's ``env:``."""
+    return worker_environ(extra)
 
 
 def open_popen(fields: SpecFields, config: WorkerConfig, context: OpenContext) -> Transport:
