@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -214,6 +215,28 @@ def test_a_killed_server_spares_its_workers_and_is_replaced(group):
     replacement.exit()
     # its reaper was killed: the worker's status is lost, which is said, not invented
     assert gateway.transport.exit_description().startswith("ended (its exit status was lost")
+
+
+def test_a_stopped_server_is_retired_and_the_open_spawns(group, caplog):
+    """Issue 16, defect 9: a SIGSTOPped fork server never answers; the open must not wait
+    for it (it cost 10 s), but retire it (killed and reaped) and start an interpreter."""
+    caplog.set_level("DEBUG", logger="execnet_cli.forkserver")
+    gateway = group.makegateway()
+    worker = probe(gateway)["pid"]
+    server = parent_of(worker)
+    os.kill(server, signal.SIGSTOP)
+    started = time.monotonic()
+    spawned = group.makegateway()
+    took = time.monotonic() - started
+    assert isinstance(spawned.transport, PopenTransport)
+    assert took < 5.0, f"the open waited {took:.1f} s for a stopped fork server"
+    assert not os.path.exists(f"/proc/{server}")  # killed and reaped, no zombie
+    assert f"fork server pid {server} retired" in caplog.text
+    assert probe(spawned)["ppid"] == os.getpid()
+    assert gateway.remote_exec("channel.send(6 * 7)").receive(30) == 42  # spared
+    group.terminate(5)
+    assert wait_gone(worker), "the stopped server's worker outlived its group"
+    assert isinstance(group.makegateway().transport, ForkedTransport)  # a new server
 
 
 def test_a_killed_controller_leaves_no_server_and_no_worker(tmp_path):
