@@ -239,6 +239,19 @@ def test_a_stopped_server_is_retired_and_the_open_spawns(group, caplog):
     assert isinstance(group.makegateway().transport, ForkedTransport)  # a new server
 
 
+def test_workers_ending_at_once_keep_their_exit_status(group):
+    """Hundreds of workers ending at once overflow the server's socket with exit reports;
+    none may be dropped (each dropped one cost its gateway a 2 s wait and its status)."""
+    gateways = [group.makegateway() for _ in range(400)]
+    for gateway in gateways:  # ended while nobody reads the server's socket
+        os.kill(gateway.transport.pid, signal.SIGKILL)
+    for gateway in gateways:
+        assert wait_gone(gateway.transport.pid)
+    group.terminate(30)
+    lost = [gw.id for gw in gateways if gw.transport.returncode != -signal.SIGKILL]
+    assert lost == []
+
+
 def test_a_killed_controller_leaves_no_server_and_no_worker(tmp_path):
     script = tmp_path / "controller.py"
     script.write_text(
