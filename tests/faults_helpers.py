@@ -48,6 +48,8 @@ class Figures:
 
 
 def _seconds(value: float) -> str:
+    if value < 0.001:
+        return "< 1 ms"
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
 
 
