@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -82,15 +83,25 @@ def connect(
         if settings.jump is not None:  # authenticated first, in a slot of the jump host's
             hop = connect(settings.jump, timeout, opener)
             closers.append(hop.close)
-        with handshake_slot(settings, timeout):
-            sock = open_stream(settings, timeout, closers, opener, hop)
-            transport = handshake(sock, settings, timeout)
-            connection = Connection(transport, settings, closers)
+        attempt = 1
+        while True:
             try:
-                authenticate(transport, settings)
-            except BaseException:
-                connection.close()
-                raise
+                with handshake_slot(settings, timeout):
+                    sock = open_stream(settings, timeout, closers, opener, hop)
+                    transport = handshake(sock, settings, timeout)
+                    connection = Connection(transport, settings, closers)
+                    try:
+                        authenticate(transport, settings)
+                    except BaseException:
+                        connection.close()
+                        raise
+                break
+            except ConnectFailed as exc:
+                if attempt > DROPPED_RETRIES or settings.proxy_command or not dropped(exc):
+                    raise
+            log.debug("%s: closed before its banner (MaxStartups?); again", settings.describe())
+            time.sleep(random.uniform(0.05, 0.25) * attempt)
+            attempt += 1
     except BaseException:
         for close in reversed(closers):
             close()
@@ -109,6 +120,18 @@ def connect(
 HANDSHAKES_PER_SERVER = 8
 _slots: Dict[Tuple[str, int], threading.BoundedSemaphore] = {}
 _slots_lock = threading.Lock()
+
+
+#: Times a connection closed by the server before its banner is tried again: what sshd
+#: does to connections past its MaxStartups, and it counts a connection as starting up a
+#: moment longer than the client does, so the slots above do not always suffice.
+DROPPED_RETRIES = 2
+
+
+def dropped(exc: ConnectFailed) -> bool:
+    """Whether the server closed the connection before sending its banner (not a timeout)."""
+    cause = str(exc.__cause__ or "")
+    return cause == "Error reading SSH protocol banner" or cause.endswith("reset by peer")
 
 
 @contextlib.contextmanager
