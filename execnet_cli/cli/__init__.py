@@ -24,6 +24,7 @@ SUBCOMMANDS: Dict[str, str] = {
     "run": "execnet_cli.cli.run:run",
     "serve": "execnet_cli.cli.serve:serve",
     "sh": "execnet_cli.cli.run:sh",
+    "shell": "execnet_cli.cli.shell:shell",
 }
 
 
