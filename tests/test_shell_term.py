@@ -6,7 +6,6 @@ import shlex
 from pathlib import Path
 
 import pexpect
-
 from shell_helpers import (
     Target,
     popen_target,
