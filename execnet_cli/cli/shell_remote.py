@@ -75,8 +75,8 @@ class RemoteShell:
         except RemoteError as exc:
             lines = str(exc).strip().splitlines()
             return lines[-1] if lines else "remote error"
-        except (EOFError, OSError) as exc:
-            return f"connection lost: {exc}" if str(exc) else "connection lost"
+        except (EOFError, OSError):
+            return "connection lost"
         except Exception:  # still open (a timeout)
             return "no answer"
         return "the session ended"

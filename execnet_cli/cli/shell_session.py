@@ -143,8 +143,8 @@ class Session:
         if kind in ("out", "err") and (not self._running or len(self.shells) == 1):
             self._show(host, kind, item[1], prefix=len(self.shells) > 1)
             return
-        if kind == "lost" and not self._running and not self._ending:
-            self.note(f"{host}: {item[1]}")
+        if kind == "lost" and not self._running and not self._ending and host in self.shells:
+            self.note(f"{host}: {item[1]}")  # the hosts we end were removed first
         self._events.put((host, item))
 
     def _show(self, host: str, stream: str, text: str, prefix: bool = False) -> None:
@@ -161,10 +161,16 @@ class Session:
                 host, item = self._events.get_nowait()
             except queue.Empty:
                 break
-            if host is not None and item[0] == "lost":
-                self.shells.pop(host, None)
+            if host is not None and item[0] == "lost" and self._lost(host):
+                self.shells.pop(host)
         if not self.shells:
             raise SessionEnded("no host left in the session", 1)
+
+    def _lost(self, host: str) -> bool:
+        """Whether the session's shell of ``host`` has ended (a "lost" item may be stale:
+        from a shell ended earlier, the host added again since)."""
+        shell = self.shells.get(host)
+        return shell is not None and not shell.alive
 
     # -- running a statement -----------------------------------------------------------------
 
@@ -229,7 +235,7 @@ class _Run:
             self._answer_input(host)
         elif kind == "done":
             self._done(host, item[1], item[2])
-        elif kind == "lost":
+        elif kind == "lost" and self.session._lost(host):
             self._end(host, Failed(host, FAILED, item[1], 0.0))
             self.session.drop(host, item[1])
 
@@ -322,7 +328,8 @@ def show_gathered(console: Console, result: GroupResult, verbose: bool = False) 
         lines += [(line, "red") for line in host.error_lines(verbose)]
         if not lines:
             continue
-        head = Text(f"{names}:", style="bold cyan" if host.status == OK else "bold red")
+        head = Text()
+        head.append(f"{names}:", style="bold cyan" if host.status == OK else "bold red")
         if len(lines) == 1:
             head.append(" ")
             head.append(lines[0][0], style=lines[0][1])
