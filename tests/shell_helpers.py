@@ -91,6 +91,33 @@ def target_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     return ssh_target(tmp_path, request.getfixturevalue("sshd_host"))
 
 
+#: A secret for ``xnet serve`` and its clients (through $XNET_SECRET).
+SECRET = "shell-test-" + "ab" * 20
+
+
+@contextmanager
+def socket_server(env: dict[str, str]) -> Iterator[int]:
+    """``xnet serve`` on a free loopback port (its secret in ``env``); stopped at the end."""
+    env["XNET_SECRET"] = SECRET
+    server = subprocess.Popen(
+        [sys.executable, "-m", "execnet_cli", "serve", "--listen", "127.0.0.1:0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert "listening on" in line, line
+        yield int(line.rsplit(":", 1)[1])
+    finally:
+        server.terminate()
+        server.wait(10)
+        if server.stdout is not None:
+            server.stdout.close()
+
+
 @contextmanager
 def spawned(
     args: list[str], env: dict[str, str], rows: int = 24, cols: int = 80

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pexpect
+import pytest
 from proc_helpers import wait_gone
 from shell_helpers import (
     Target,
@@ -12,6 +14,7 @@ from shell_helpers import (
     piped,
     popen_target,
     prompt,
+    socket_server,
     spawned,
     target_fixture,  # noqa: F401 (the target fixture)
     wait_end,
@@ -56,6 +59,27 @@ def test_a_session(target: Target) -> None:
         child.expect("alive 42")
         assert leave(child) == 0
     assert wait_gone(pid), "the remote worker is still running"
+
+
+@pytest.mark.parametrize("kind", ["socket", "via"])
+def test_socket_and_via_gateways(tmp_path: Path, kind: str) -> None:
+    target = popen_target(tmp_path, "far")
+    with socket_server(target.env) as port:
+        inventory = tmp_path / "xnet.yaml"
+        far = f"{{transport: socket, address: 127.0.0.1, port: {port}}}"
+        if kind == "via":
+            far = "{transport: popen, via: carrier}"
+        inventory.write_text(f"hosts:\n  carrier: {{transport: popen}}\n  far: {far}\n")
+        with spawned(target.args(), target.env) as child:
+            pid = banner_pid(child)
+            child.sendline("import time; print('sleeping', flush=True); time.sleep(60)")
+            child.expect("sleeping")
+            child.sendcontrol("c")
+            child.expect("KeyboardInterrupt")
+            child.sendline("6 * 7")
+            child.expect("\r\n42\r\n")
+            assert leave(child, "far") == 0
+        assert wait_gone(pid), "the remote worker is still running"
 
 
 def test_output_streams_while_the_statement_runs(target: Target) -> None:
@@ -144,3 +168,21 @@ def test_piped_syntax_error_is_reported_by_the_host(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "SyntaxError" in done.stderr
     assert done.stdout == "next\n"
+
+
+def test_ctrl_c_three_times_ends_a_session_that_ignores_it(tmp_path: Path) -> None:
+    target = popen_target(tmp_path)
+    with spawned(target.args(), target.env) as child:
+        pid = banner_pid(child)
+        child.sendline("import signal; _ = signal.signal(signal.SIGINT, lambda *a: None)")
+        prompt(child)
+        child.sendline("print('deaf', flush=True); sum(iter(int, 1))")
+        child.expect("deaf")
+        for _ in range(20):  # signals sent at once may arrive as one: press until seen
+            child.sendcontrol("c")
+            if child.expect(["one more Ctrl-C ends the session", pexpect.TIMEOUT], 1) == 0:
+                break
+        child.sendcontrol("c")
+        child.expect("the session was ended")
+        assert wait_end(child) == 130
+    assert wait_gone(pid), "the remote worker is still running"

@@ -123,7 +123,7 @@ class Session:
         """End every host's engine and worker, and the carriers."""
         self._ending = True
         for shell in list(self.shells.values()):
-            shell.close()
+            shell.close(DROP_WAIT)  # a worker stuck in a statement is not waited for long
         self.shells.clear()
         self.group.terminate(DROP_WAIT)
 
