@@ -1,10 +1,9 @@
-"""The remote half of ``xnet shell``: a Python REPL engine, and a PTY runner for ``--sh``.
+"""The remote half of ``xnet shell``: a Python REPL engine (``shell_pty`` does ``--sh``).
 
 Sent whole as source with ``remote_exec(module)`` (stdlib only, Python 3.8+); it runs
-under ``__name__ == "__channelexec__"`` and its first item says what to be:
-``("repl", options)`` or ``("pty", options)``. ``cli.shell_remote`` is the local half.
+under ``__name__ == "__channelexec__"``. ``cli.shell_remote`` is the local half.
 
-REPL items, controller -> worker::
+Items, controller -> worker::
 
     ("run", source)        compile with the interpreter's own rules (codeop, "single"), run
     ("complete", text)     -> ("completions", [match, ...]) from the session's namespace
@@ -19,9 +18,6 @@ reads ``sys.stdin``; ``("done", status, text)`` after each statement, ``status``
 ``ok``, ``error`` (``text``: the traceback), ``interrupted`` (likewise), ``exit`` (``text``:
 the exit code; the session ends). "interrupt" sent on the interrupt channel raises
 KeyboardInterrupt in the running statement (see ``Interrupts``).
-
-PTY items: bytes both ways (terminal input in, terminal output out), ``("size", rows,
-cols)`` in, one ``("exit", status)`` out when the shell has ended.
 """
 
 from __future__ import annotations
@@ -533,146 +529,5 @@ def facts(interrupts: Interrupts) -> Dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------- --sh
-
-
-def serve_pty(channel: Any, options: Dict[str, Any]) -> None:
-    """Run the user's login shell on a new pseudo-terminal and relay it over ``channel``."""
-    import pty
-    import pwd
-
-    shell = options.get("shell") or pwd.getpwuid(os.getuid()).pw_shell or "/bin/sh"
-    argv = ["-" + os.path.basename(shell)]  # a leading "-" makes a login shell
-    env = dict(os.environ, TERM=options.get("term") or "xterm")
-    size = winsize(options.get("rows") or 24, options.get("cols") or 80)
-    pid, master = pty.fork()
-    if pid == 0:  # the child: reset what Python changed, then become the shell
-        try:
-            for name in ("SIGPIPE", "SIGXFSZ", "SIGINT"):
-                if hasattr(signal, name):
-                    signal.signal(getattr(signal, name), signal.SIG_DFL)
-            set_winsize(0, size)
-            os.execve(shell, argv, env)
-        finally:
-            os._exit(127)
-    set_winsize(master, size)
-    relay = PtyRelay(channel, master, pid)
-    try:
-        relay.run()
-    finally:
-        os.close(master)
-
-
-def winsize(rows: int, cols: int) -> bytes:
-    import struct
-
-    return struct.pack("HHHH", int(rows), int(cols), 0, 0)
-
-
-def set_winsize(fd: int, size: bytes) -> None:
-    import fcntl
-    import termios
-
-    try:
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, size)
-    except OSError:
-        pass
-
-
-class PtyRelay:
-    """Terminal bytes both ways until the shell ends (or the controller goes away)."""
-
-    def __init__(self, channel: Any, master: int, pid: int) -> None:
-        self.channel = channel
-        self.master = master
-        self.pid = pid
-        self.shell_done = threading.Event()
-        self.reader = threading.Thread(target=self._read, name="xnet-shell-pty", daemon=True)
-
-    def run(self) -> None:
-        self.reader.start()
-        status = None
-        while status is None:
-            try:
-                item = self.channel.receive(0.2)
-            except self.channel.TimeoutError:
-                item = None
-            except EOFError:  # the controller went away: hang up, as a terminal would
-                self._hang_up()
-                return
-            if isinstance(item, bytes):
-                write_all(self.master, item)
-            elif isinstance(item, tuple) and item and item[0] == "size":
-                set_winsize(self.master, winsize(item[1], item[2]))
-            status = self._poll()
-        self.shell_done.set()
-        self.reader.join(5.0)
-        self.channel.send(("exit", status))
-
-    def _poll(self) -> Optional[int]:
-        pid, status = os.waitpid(self.pid, os.WNOHANG)
-        if pid == 0:
-            return None
-        if os.WIFSIGNALED(status):
-            return 128 + os.WTERMSIG(status)
-        return os.WEXITSTATUS(status)
-
-    def _read(self) -> None:
-        """Terminal output, as it comes; after the shell ended, what is left (a background
-        job may keep the terminal open: stop once it is quiet)."""
-        import select
-
-        while True:
-            quiet = not select.select([self.master], [], [], 0.1)[0]
-            if quiet:
-                if self.shell_done.is_set():
-                    return
-                continue
-            try:
-                data = os.read(self.master, CHUNK)
-            except OSError:  # EIO: every process holding the terminal has closed it
-                return
-            if not data:
-                return
-            try:
-                self.channel.send(data)
-            except Exception:
-                return
-
-    def _hang_up(self) -> None:
-        import time
-
-        for sig, wait in ((signal.SIGHUP, 1.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(self.pid, sig)
-            except OSError:
-                pass
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                try:
-                    if os.waitpid(self.pid, os.WNOHANG)[0]:
-                        return
-                except ChildProcessError:
-                    return
-                time.sleep(0.02)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def main(channel: Any) -> None:
-    """Be what the first item asks for."""
-    mode = channel.receive()
-    if not isinstance(mode, tuple) or len(mode) != 2:
-        raise ValueError(f"xnet shell: unexpected first item {mode!r}")
-    if mode[0] == "pty":
-        serve_pty(channel, mode[1])
-    else:
-        Engine(channel).serve()
-
-
 if __name__ == "__channelexec__":
-    main(channel)  # type: ignore[name-defined]  # noqa: F821
+    Engine(channel).serve()  # type: ignore[name-defined]  # noqa: F821

@@ -39,7 +39,6 @@ class RemoteShell:
         self.alive = True
         self.channel = gateway.remote_exec(remote_shell)
         self.channel.setcallback(self._on_item, endmarker=_END)
-        self.channel.send(("repl", {}))
         hello = self._answer("hello", HELLO_TIMEOUT)
         if hello is None:
             raise RemoteError(f"{name}: the remote shell did not start ({self._why_lost()})")

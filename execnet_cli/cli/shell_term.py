@@ -1,7 +1,7 @@
 """``xnet shell --sh HOST``: the user's login shell on the host, on a real terminal.
 
-The pseudo-terminal is made on the far side by the worker (``_remote/shell.py``,
-``serve_pty``), so this works the same over every kind of gateway (popen, ssh, socket,
+The pseudo-terminal is made on the far side by the worker (``_remote/shell_pty.py``),
+so this works the same over every kind of gateway (popen, ssh, socket,
 via) and needs nothing of the transports: terminal bytes travel over a channel both
 ways. Locally the terminal is put in raw mode (every key, Ctrl-C and Ctrl-D among them,
 goes to the remote shell) and is restored on every way out: the shell's exit, a lost
@@ -19,7 +19,7 @@ import tty
 from types import FrameType
 from typing import Any, Optional
 
-from .._remote import shell as remote_shell
+from .._remote import shell_pty
 from ..gateway import Gateway
 
 __all__ = ["Terminal", "window_size"]
@@ -63,7 +63,7 @@ class Terminal:
         before the shell said)."""
         rows, cols = window_size((self.out_fd, self.in_fd))
         options = {"rows": rows, "cols": cols, "term": term or os.environ.get("TERM") or "xterm"}
-        channel = self.gateway.remote_exec(remote_shell)
+        channel = self.gateway.remote_exec(shell_pty)
         channel.setcallback(self._on_item, endmarker=_END)
         channel.send(("pty", options))
         handlers = self._install_handlers()
