@@ -24,7 +24,7 @@ from typing import Any, Mapping, Optional, Tuple
 from .. import bootstrap
 from .._remote import sockets as handshake
 from .._remote.fdio import FdIO
-from ..errors import AuthenticationFailed, ConnectFailed, HostNotFound, SpecError
+from ..errors import AuthenticationFailed, ConnectFailed, HostNotFound, SpecError, XnetError
 from .base import TransportBase
 from .opening import OpenContext, SpecFields, WorkerConfig, send_bootstrap
 
@@ -35,7 +35,7 @@ MIN_SECRET_LENGTH = 16
 CONNECT_TIMEOUT = 10.0
 
 
-class SecretError(ValueError):
+class SecretError(XnetError, ValueError):
     """No usable secret; the message says how to fix it. Callers translate it."""
 
 
