@@ -18,8 +18,8 @@ Rules:
    gateway's end-of-stream hook, never a consumer (a consumer may be the very thread
    the hook waits for).
 
-Transports without a file descriptor (a channel of another gateway) keep the plain
-model: the background thread reads everything.
+Transports without a file descriptor (``fileno()`` is None: a channel of ssh or of
+another gateway) keep the plain model: the background thread reads everything.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class StreamReader:
         self._decoder = FrameDecoder()
         self._buffer = aligned_buffer(FRAME_SKEW + SLOT_SPACE)  # pages are touched on use
         self._view = memoryview(self._buffer)
-        self._readv = getattr(io, "readinto_many", None)  # scatter reads, where the io has them
+        self._readv = io.readinto_many  # scatter reads, or None (transports/base.py)
         self._small_slot = self._view[FRAME_SKEW : FRAME_SKEW + READ_BUFFER_SIZE]
         self._slots: List[memoryview] = []  # where a read that starts a frame puts frames
         self._slot_size = 0  # the frame size the slots are laid out for (0: small frames)
@@ -117,13 +117,15 @@ class StreamReader:
 
     @staticmethod
     def _stream_fd(io: Any) -> Optional[int]:
+        """The descriptor to poll, or None: the transport has none (``fileno()`` is None),
+        or this platform has no ``poll``."""
         try:
             import select
 
             select.poll  # noqa: B018  (not on every platform)
-            return int(io.fileno())
-        except (AttributeError, ImportError, OSError, TypeError, ValueError):
+        except (AttributeError, ImportError):
             return None
+        return io.fileno()
 
     # -- one read ------------------------------------------------------------------
 
@@ -360,6 +362,7 @@ class StreamReader:
     def _background_with_handover(self) -> None:
         import select
 
+        assert self._fd is not None
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
