@@ -24,6 +24,7 @@ from typing import Any, Optional, TextIO
 from rich.console import Console
 from rich.text import Text
 
+from ..errors import XnetError
 from ..fleet.events import FAILED, OK, Exited, Failed, Output, Started
 from ..fleet.results import GroupResult
 from ..group import Group
@@ -48,7 +49,7 @@ class Outcome:
     code: int = 0
 
 
-class SessionEnded(Exception):
+class SessionEnded(XnetError):
     """The session cannot go on (no host left, or Ctrl-C pressed repeatedly)."""
 
     def __init__(self, message: str, status: int) -> None:
