@@ -23,7 +23,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 #: Bound on every wait for the shell's output.
-EXPECT_TIMEOUT = 20
+EXPECT_TIMEOUT = 40
 #: Popen hosts; web03 has ROLE=b, so statements can tell it from the others.
 POPEN_INVENTORY = """\
 groups:
