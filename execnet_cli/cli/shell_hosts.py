@@ -46,12 +46,15 @@ def select(inventories: Sequence[str], pattern: str) -> tuple[Inventory, list[Ho
     with user_errors():
         inventory = load_inventory(inventories)
     try:
-        return inventory, inventory.hosts(pattern)
+        hosts = inventory.hosts(pattern)
     except PatternError as exc:
         host = adhoc_host(pattern)
         if host is None or "unknown host" not in str(exc):
             fail(str(exc))
         return inventory, [host]
+    if not hosts:
+        fail(f"{pattern!r} selects no host")
+    return inventory, hosts
 
 
 def open_gateway(group: Group, host: Host) -> Gateway:
