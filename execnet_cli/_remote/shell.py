@@ -5,7 +5,8 @@ under ``__name__ == "__channelexec__"``. ``cli.shell_remote`` is the local half.
 
 Items, controller -> worker::
 
-    ("run", source)        compile with the interpreter's own rules (codeop, "single"), run
+    ("run", source, n)     compile with the interpreter's own rules (codeop, "single"), run
+                           (n numbers the statements, for interrupts)
     ("complete", text)     -> ("completions", [match, ...]) from the session's namespace
     ("line", text|None)    the answer to an ("input",) request: a line, "" at EOF, None
                            for Ctrl-C (raises KeyboardInterrupt in the statement)
@@ -16,8 +17,8 @@ text)`` as output is produced (``sys.stdout``/``sys.stderr`` and, through pipes,
 descriptors 1 and 2, so ``os.system`` output comes too); ``("input",)`` when the statement
 reads ``sys.stdin``; ``("done", status, text)`` after each statement, ``status`` one of
 ``ok``, ``error`` (``text``: the traceback), ``interrupted`` (likewise), ``exit`` (``text``:
-the exit code; the session ends). "interrupt" sent on the interrupt channel raises
-KeyboardInterrupt in the running statement (see ``Interrupts``).
+the exit code; the session ends). ``("interrupt", n)`` sent on the interrupt channel
+raises KeyboardInterrupt in statement n (see ``Interrupts``).
 """
 
 from __future__ import annotations
@@ -48,12 +49,18 @@ class Interrupts:
     asynchronously (``PyThreadState_SetAsyncExc``), which only bytecode notices. Our own
     channel traffic from the statement's thread holds ``guarded()``: an interrupt that
     lands there is kept and raised when it is left, so a frame is never cut in half.
+
+    Requests name the statement (its number): one that arrives before its statement
+    started (it travels on another channel, so it may overtake the "run") interrupts it
+    at its start; one for a statement already done is ignored.
     """
 
     def __init__(self) -> None:
         self.thread = threading.current_thread()
         self.on_main = self.thread is threading.main_thread()
         self.running = False
+        self.current = 0  # the number of the statement started last
+        self.wanted = 0  # the highest statement number an interrupt was asked for
         self.depth = 0
         self.pending = False
         self.previous: Any = None
@@ -66,17 +73,22 @@ class Interrupts:
         if self.on_main and self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
 
-    def start(self) -> None:
+    def start(self, number: int) -> None:
         self.pending = False
+        self.current = number
         self.running = True
+        if number and self.wanted >= number:  # asked for before it started
+            raise KeyboardInterrupt
 
     def stop(self) -> None:
         self.running = False
         self.pending = False
 
-    def request(self) -> None:
-        """Interrupt the running statement, if any (called from any thread)."""
-        if not self.running:
+    def request(self, number: int = 0) -> None:
+        """Interrupt statement ``number`` (0: the running one), now or when it starts;
+        called from any thread."""
+        self.wanted = max(self.wanted, number)
+        if not self.running or (number and number != self.current):
             return
         if self.on_main:
             signal.pthread_kill(self.thread.ident, signal.SIGINT)  # type: ignore[arg-type]
@@ -427,6 +439,8 @@ class Engine:
     def _on_control(self, item: Any) -> None:
         if item == "interrupt":
             self.interrupts.request()
+        elif isinstance(item, tuple) and len(item) == 2 and item[0] == "interrupt":
+            self.interrupts.request(int(item[1]))
 
     def _loop(self) -> None:
         while True:
@@ -437,7 +451,7 @@ class Engine:
             if not isinstance(item, tuple) or not item:
                 continue
             if item[0] == "run":
-                status, text = self.run(item[1])
+                status, text = self.run(item[1], item[2] if len(item) > 2 else 0)
                 self.channel.send(("done", status, text))
                 if status == "exit":
                     return
@@ -446,8 +460,8 @@ class Engine:
             elif item[0] == "bye":
                 return
 
-    def run(self, source: str) -> Any:
-        """Compile and run one statement; return (status, traceback or exit code)."""
+    def run(self, source: str, number: int = 0) -> Any:
+        """Compile and run statement ``number``; return (status, traceback or exit code)."""
         try:
             code = self.compiler(source, FILENAME, "single")
             if code is None:  # as if a blank line followed, which ends a block
@@ -460,7 +474,7 @@ class Engine:
         self.stdin.at_eof = False
         try:
             try:
-                self.interrupts.start()
+                self.interrupts.start(number)
                 exec(code, self.namespace)
             finally:
                 self.interrupts.stop()

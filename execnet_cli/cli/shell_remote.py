@@ -37,6 +37,7 @@ class RemoteShell:
         self._sink = sink
         self._answers: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.alive = True
+        self._number = 0  # of the last statement sent
         self.channel = gateway.remote_exec(remote_shell)
         self.channel.setcallback(self._on_item, endmarker=_END)
         hello = self._answer("hello", HELLO_TIMEOUT)
@@ -84,17 +85,19 @@ class RemoteShell:
 
     def run(self, source: str) -> None:
         """Start one statement; its output and its ``done`` go to the sink."""
-        self._send(("run", source))
+        self._number += 1
+        self._send(("run", source, self._number))
 
     def answer_input(self, line: Optional[str]) -> None:
         """Answer ``("input",)``: a line, "" for end of file, None for Ctrl-C."""
         self._send(("line", line))
 
     def interrupt(self) -> None:
-        """Raise KeyboardInterrupt in the running statement."""
+        """Raise KeyboardInterrupt in the last statement sent (at its start if it has not
+        started yet: the request may overtake it)."""
         if self.alive:
             try:
-                self._control.send("interrupt")
+                self._control.send(("interrupt", self._number))
             except (OSError, EOFError):
                 pass
 
