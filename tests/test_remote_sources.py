@@ -43,6 +43,37 @@ def test_parses_as_python_38(path):
     ast.parse(path.read_text(), feature_version=(3, 8))
 
 
+def sibling_imports(path: Path) -> set:
+    """The sibling modules ``path`` imports anywhere: at the top, in functions, or under
+    ``TYPE_CHECKING`` (a cycle there is still a cycle in the design)."""
+    siblings = {p.stem for p in SOURCES}
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:
+                found.update(alias.name for alias in node.names)
+    return found & siblings
+
+
+def test_no_import_cycles():
+    graph = {path.stem: sibling_imports(path) for path in SOURCES}
+
+    def cycle_from(start: str, node: str, trail: list) -> list:
+        for target in sorted(graph[node]):
+            if target == start:
+                return [*trail, target]
+            if target not in trail:
+                found = cycle_from(start, target, [*trail, target])
+                if found:
+                    return found
+        return []
+
+    cycles = [" -> ".join(c) for c in (cycle_from(name, name, [name]) for name in graph) if c]
+    assert not cycles, f"import cycles in _remote: {cycles}"
+
+
 def test_every_shipped_module_exists():
     names = {p.stem for p in SOURCES}
     assert set(bootstrap.REMOTE_MODULES) <= names

@@ -270,7 +270,7 @@ def main(config: Dict[str, Any]) -> None:
     if control_fd is not None:
         from .forkserver import serve
 
-        serve(control_fd, config.get("preload") or [])
+        serve(control_fd, config.get("preload") or [], main)
     read_fd, write_fd = take_stdio()
     ignore_terminal_interrupt()
     apply_config(config)
