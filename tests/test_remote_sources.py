@@ -74,6 +74,32 @@ def test_no_import_cycles():
     assert not cycles, f"import cycles in _remote: {cycles}"
 
 
+def foreign_private_accesses(path: Path) -> list:
+    """``x._name`` where ``x`` is neither ``self``/``cls`` nor an imported module: one
+    object reaching into another's private attributes."""
+    tree = ast.parse(path.read_text())
+    modules = {"self", "cls"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 1 and not node.module:
+            modules.update(alias.asname or alias.name for alias in node.names)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
+            continue
+        if node.attr.startswith("__") and node.attr.endswith("__"):
+            continue
+        if not (isinstance(node.value, ast.Name) and node.value.id in modules):
+            found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_no_object_reaches_into_another(path):
+    assert foreign_private_accesses(path) == []
+
+
 def test_every_shipped_module_exists():
     names = {p.stem for p in SOURCES}
     assert set(bootstrap.REMOTE_MODULES) <= names
