@@ -36,7 +36,7 @@ TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are str
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, Dict, Iterator, Optional
 
-    from .protocol import State, _Named
+    from .protocol import Event, State
     from .reading import StreamReader
     from .sending import Sender
 
@@ -430,7 +430,7 @@ class ChannelRegistry:
 
     # -- transitions -----------------------------------------------------------------
 
-    def _apply(self, inbox: Inbox, event: _Named, error: Optional[BaseException] = None) -> State:
+    def _apply(self, inbox: Inbox, event: Event, error: Optional[BaseException] = None) -> State:
         """Make one state transition; if it ends the receiving direction, wake waiters,
         end the queue, and give a callback its endmarker (outside the lock)."""
         with self._receive_lock:

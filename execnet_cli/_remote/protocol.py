@@ -80,7 +80,7 @@ class MessageType:
         return f"UNKNOWN({value})"
 
 
-class _Named:
+class Named:
     """A named constant whose ``value`` is its description."""
 
     __slots__ = ("name", "value")
@@ -96,17 +96,23 @@ class _Named:
 class SendOutcome:
     """What ``Channel.send`` does in a given state (rule 5)."""
 
-    SEND = _Named("SEND", "send")
-    DISCARD = _Named("DISCARD", "discard")
-    RAISE = _Named("RAISE", "raise")
+    SEND = Named("SEND", "send")
+    DISCARD = Named("DISCARD", "discard")
+    RAISE = Named("RAISE", "raise")
 
 
-class State(_Named):
+class Event(Named):
+    """Something that happens to a channel (see the module's rules)."""
+
+    __slots__ = ()
+
+
+class State(Named):
     """A channel state: ``value`` says why it no longer takes data, once it does not."""
 
     __slots__ = ("receiving", "send")
 
-    def __init__(self, name: str, value: str, receiving: bool, send: _Named) -> None:
+    def __init__(self, name: str, value: str, receiving: bool, send: Named) -> None:
         super().__init__(name, value)
         self.receiving = receiving  # rule 6: data is taken
         self.send = send  # rule 5: what send does
@@ -123,22 +129,22 @@ CONNECTION_LOST = State(
     "CONNECTION_LOST", "the gateway connection is gone", False, SendOutcome.RAISE
 )
 
-CLOSE = _Named("CLOSE", "this side closes")
-FAR_CLOSE = _Named("FAR_CLOSE", "the far side closed")
-FAR_ERROR = _Named("FAR_ERROR", "the far side closed with an error, or sent undecodable data")
-FAR_DONE = _Named("FAR_DONE", "the far side sends no more")
-LOST = _Named("LOST", "the stream ended")
+CLOSE = Event("CLOSE", "this side closes")
+FAR_CLOSE = Event("FAR_CLOSE", "the far side closed")
+FAR_ERROR = Event("FAR_ERROR", "the far side closed with an error, or sent undecodable data")
+FAR_DONE = Event("FAR_DONE", "the far side sends no more")
+LOST = Event("LOST", "the stream ended")
 
 _FAR_EVENTS = (FAR_CLOSE, FAR_ERROR, FAR_DONE, LOST)
 
 
-def _stays(state: State) -> Dict[_Named, State]:
+def _stays(state: State) -> Dict[Event, State]:
     """A closed state that no far event changes."""
     return dict.fromkeys(_FAR_EVENTS, state)
 
 
 #: state -> {event: next state}; an event missing for a state is illegal there.
-TRANSITIONS: Dict[State, Dict[_Named, State]] = {
+TRANSITIONS: Dict[State, Dict[Event, State]] = {
     OPEN: {
         CLOSE: CLOSED_HERE,
         FAR_CLOSE: FAR_CLOSED,
@@ -180,7 +186,7 @@ class ChannelState:
         self.errors: List[BaseException] = []  # errors the far side closed with, in order
         self.lost: Optional[BaseException] = None  # why the stream ended, once it has
 
-    def apply(self, event: _Named, error: Optional[BaseException] = None) -> State:
+    def apply(self, event: Event, error: Optional[BaseException] = None) -> State:
         """Make the transition ``event`` causes; return the state before it.
 
         ``error``: for ``FAR_ERROR`` the remote error (kept even when the state stays),
