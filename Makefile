@@ -13,6 +13,7 @@ test:
 lint:
 	$(PYTHON) -m ruff check execnet_cli tests bench
 	$(PYTHON) -m ruff format --check execnet_cli tests bench
+	$(PYTHON) -m mypy execnet_cli
 
 bench:
 	$(PYTHON) bench/run_all.py

@@ -4,7 +4,7 @@ Target (issue 5): under 0.2 s. Two shapes of the same inventory are timed:
 
 - ``ranges``: each group written as a range (``g042-n[001-100]``), as people write inventories;
 - ``listed``: every host written out as its own mapping key, the worst case for the YAML parser
-  (10,000 lines: the fast reader of ``inventory_yaml`` takes it, not PyYAML's ``compose``).
+  (10,000 lines: ``inventory/fast_reader.py`` takes it, not PyYAML's ``compose``).
 
 Each run loads the file from scratch, resolves the group memberships, selects a few patterns
 (a group, a union, an intersection with a difference, a glob, a regex) and folds the results for
@@ -13,7 +13,7 @@ time is printed too, a second opinion on a shared machine (it leaves out time sp
 a CPU). Folding speed is compared with ClusterShell's ``NodeSet`` when ClusterShell happens to
 be importable.
 
-    python3 bench/bench_inventory.py [--runs N] [--check]
+    python3 bench/bench_inventory.py [--quick] [--runs N] [--check]
 
 ``--check`` exits with status 1 when either shape misses the target (off by default: these VMs
 swing several-fold between runs). Each line says which reader took the file: ``compose`` for
@@ -31,9 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from execnet_cli.inventory.hostpattern import HostSet, expand_list, fold  # noqa: E402
-from execnet_cli.inventory.model import Inventory  # noqa: E402
-from execnet_cli.inventory.yaml_reader import _fast_compose  # noqa: E402
+from execnet_cli.inventory import HostSet, Inventory, expand_list, fold  # noqa: E402
+from execnet_cli.inventory.fast_reader import compose as fast_compose  # noqa: E402
 
 GROUPS = 100
 PER_GROUP = 100
@@ -113,9 +112,13 @@ def _timed(fn) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--runs", type=int, default=None, help="runs per shape (default 7, quick 3)"
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer runs")
     parser.add_argument("--check", action="store_true", help="exit 1 if over the target")
     args = parser.parse_args()
+    args.runs = args.runs or (3 if args.quick else 7)
     ok = True
     resolved: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,7 +128,7 @@ def main() -> int:
             verdict = "under" if m["total"] < TARGET else "OVER"
             ok = ok and m["total"] < TARGET
             shape = "listed" if listed else "ranges"
-            reader = "fast reader" if _fast_compose(path.read_text()) is not None else "compose"
+            reader = "fast reader" if fast_compose(path.read_text()) is not None else "compose"
             print(
                 f"{shape}: 10,000 hosts / {GROUPS} groups, median of {args.runs}: "
                 f"load {m['load'] * 1000:6.1f} ms, select {len(PATTERNS)} patterns "

@@ -20,7 +20,7 @@ import importlib.util
 import marshal
 import os
 import sys
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Mapping, Optional
 
 REMOTE_PACKAGE = "execnet_cli._remote"
 REMOTE_MODULES = (
@@ -96,11 +96,23 @@ sys.modules[_xnet_bundle["package"] + ".worker"].main(_xnet_bundle["config"])
 """
 
 WORKER_PACKAGE = "xnet_remote"
+#: Variables no local worker inherits: with the socket servers' shared secret, any code
+#: a worker runs (or any ``xnet sh`` command) could open gateways as us. The same list
+#: as ``_remote.sockets.PRIVATE_ENV``, which its workers do not inherit either.
+PRIVATE_ENV = ("XNET_SECRET", "XNET_SUDO_PASSWORD")
 
 
 def stage1_argv(python: str) -> List[str]:
     """The command line that starts a worker under ``python``."""
     return [python, "-c", STAGE1]
+
+
+def worker_environ(extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The environment a local worker starts with: ours without ``PRIVATE_ENV``, plus
+    ``extra`` (the spec's ``env:``, which may set anything on purpose)."""
+    env = {name: value for name, value in os.environ.items() if name not in PRIVATE_ENV}
+    env.update(extra or {})
+    return env
 
 
 def same_interpreter(python: str) -> bool:

@@ -5,6 +5,7 @@
     ├── RemoteError
     ├── TimeoutError
     ├── ChannelClosed
+    ├── RSyncError (+ OSError)            a target failed or broke the rsync protocol
     └── GatewayError
         ├── SpecError (+ ValueError)      a gateway spec with a bad key or value
         └── HostNotFound                  could not start or reach the worker (execnet name;
@@ -44,6 +45,7 @@ __all__ = [
     "HostNotFound",
     "InterpreterNotFound",
     "LoadError",
+    "RSyncError",
     "RemoteError",
     "SpecError",
     "TimeoutError",
@@ -81,3 +83,9 @@ class InterpreterNotFound(HostNotFound):
 
 class BootstrapError(HostNotFound):
     """The worker process started but ended before it reported ready."""
+
+
+class RSyncError(XnetError, OSError):
+    """An rsync target failed, or its far side broke the rsync protocol.
+
+    Also an ``OSError``, as it was before it joined the tree (callers catch that)."""

@@ -29,6 +29,7 @@ from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ._remote import rsync as rsync_worker
 from ._remote.channel import Channel
+from .errors import RSyncError
 
 log = logging.getLogger("execnet_cli.rsync")
 
@@ -45,10 +46,6 @@ assert WINDOW > rsync_worker.CREDIT_BYTES + CHUNK_SIZE
 
 Entry = Tuple[str, str, int, int, int, Optional[str]]
 _CLOSED = object()  # endmarker: the target's channel has closed
-
-
-class RSyncError(OSError):
-    """A target failed, or its far side broke the rsync protocol."""
 
 
 class _Target:

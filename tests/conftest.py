@@ -59,8 +59,6 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     threads_before = set(threading.enumerate())
     children_before = descendant_pids()
     yield
-    if request.node.get_closest_marker("allow_leaks"):
-        return
     problems = []
     leftover_gateways = list(execnet_cli.default_group)
     if leftover_gateways:

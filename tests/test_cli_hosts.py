@@ -14,7 +14,7 @@ from rich.console import Console
 
 from execnet_cli.cli import main
 from execnet_cli.cli.hosts import plain_lines, render_table
-from execnet_cli.inventory.model import Inventory
+from execnet_cli.inventory import Inventory
 
 LAB = """\
 vars:

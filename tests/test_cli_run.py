@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from execnet_cli.cli import main
+from execnet_cli.group import Group
 
 INVENTORY = """\
 groups:
@@ -173,6 +176,14 @@ def test_sh_on_the_default_inventory(env: Path) -> None:
     assert sorted(result.stdout.splitlines()[1:]) == ["err", "hi"]
 
 
+def test_sh_commands_do_not_see_the_socket_secret(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XNET_SECRET", "the-controllers-own-secret")
+    result = xnet("sh", 'echo "[${XNET_SECRET:-}]"; grep -c controllers-own /proc/$$/environ')
+    assert result.stdout.splitlines()[1:] == ["[]", "0"], result.output
+
+
 def test_sh_timeout(inv: str) -> None:
     result = xnet("sh", "-i", inv, "--hosts", "local1", "--timeout", "0.5", "sleep 60")
     assert result.exit_code == 1
@@ -191,3 +202,41 @@ def test_help_lists_run_and_sh() -> None:
     assert " run " in result.stdout and " sh " in result.stdout
     assert "--fanout" in xnet("run", "--help").stdout
     assert "--no-gather" in xnet("sh", "--help").stdout
+
+
+@pytest.fixture
+def buggy_inv(env: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """INVENTORY and a host ``buggy`` whose opening hits a bug of ours (a TypeError)."""
+    path = env / "buggy.yaml"
+    path.write_text(INVENTORY + "  buggy: {transport: popen}\n")
+    real = Group.makegateway
+
+    def makegateway(self: Group, spec: Any = None) -> Any:
+        if "id=buggy" in str(spec):
+            raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+        return real(self, spec)
+
+    monkeypatch.setattr(Group, "makegateway", makegateway)
+    return str(path)
+
+
+def test_a_bug_is_an_error_with_its_own_status(buggy_inv: str) -> None:
+    result = xnet("run", "-i", buggy_inv, "--hosts", "local1,bad,buggy", "print('up')")
+    assert result.exit_code == 70, result.output  # not 3: the host was not unreachable
+    lines = result.stdout.splitlines()
+    assert lines[-2].startswith("buggy (1): error ---")
+    assert lines[-1] == "TypeError: unsupported operand type(s) for +: 'int' and 'str'"
+    assert result.stderr.startswith("1 ok, 0 failed, 1 unreachable (bad), 1 error (buggy) in ")
+    assert "Traceback" not in result.output
+
+
+def test_debug_shows_the_traceback_of_a_bug(buggy_inv: str) -> None:
+    result = xnet("--debug", "sh", "-i", buggy_inv, "--hosts", "buggy", "--json", "true")
+    assert result.exit_code == 70, result.output
+    record = json.loads(result.stdout)
+    assert record["status"] == "error" and record["error"].startswith("TypeError: ")
+    assert "xnet: debug: execnet_cli.fleet.runner: host buggy: internal error" in result.stderr
+    assert "Traceback (most recent call last):" in result.stderr
+    assert 'raise TypeError("unsupported operand' in result.stderr
+    logger = logging.getLogger("execnet_cli")
+    assert logger.level == logging.NOTSET and not logger.handlers  # undone after the command

@@ -4,28 +4,32 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from collections.abc import Iterable
 
 from rich.console import Console
 
 from execnet_cli.cli.render import (
     GatherRenderer,
     JsonRenderer,
+    Renderer,
     StreamRenderer,
-    gather,
     outcome_label,
     summary_line,
 )
-from execnet_cli.fleet.runner import (
+from execnet_cli.fleet.events import (
+    ERROR,
     FAILED,
     OK,
     UNREACHABLE,
     Event,
     Exited,
     Failed,
-    HostResult,
     Output,
 )
-from execnet_cli.fleet.runner import Started as S
+from execnet_cli.fleet.events import Started as S
+from execnet_cli.fleet.results import GroupResult, HostResult
 
 TRACEBACK = 'Traceback (most recent call last):\n  File "<xnet run>", line 1\nValueError: boom\n'
 
@@ -53,12 +57,19 @@ def run_events() -> list[Event]:
     return events
 
 
+def feed(result: GroupResult, renderer: Renderer, events: Iterable[Event]) -> None:
+    """As the CLI does: each event to the result first, then to the renderer."""
+    for event in events:
+        result.add(event)
+        assert renderer.handle(event) is None
+
+
 def render_gathered(verbose: bool = False) -> tuple[str, str]:
-    out, err = console(), console()
-    renderer = GatherRenderer(out, err, ["web01", "web02", "web03", "web04", "db01"], verbose)
-    for event in run_events():
-        renderer.handle(event)
-    renderer.finish(1.234)
+    out, err, result = console(), console(), GroupResult()
+    names = ["web01", "web02", "web03", "web04", "db01"]
+    renderer = GatherRenderer(out, err, result, names, verbose)
+    feed(result, renderer, run_events())
+    assert renderer.finish(1.234) is None
     return text_of(out), text_of(err)
 
 
@@ -81,59 +92,48 @@ def test_verbose_shows_the_traceback() -> None:
     assert "ConnectFailed: x" in out
 
 
-def test_gather_groups_by_output_and_outcome() -> None:
-    def result(name: str, output: str, status: str = OK, code: int = 0) -> HostResult:
-        return HostResult(name, status, code, (("out", output),), None, None, 0.1)
-
-    blocks = gather(
-        [
-            result("n10", "a\n"),
-            result("n2", "a\n"),
-            result("n3", "b\n"),
-            result("n1", "a\n", FAILED, 1),  # same output, different outcome
-        ]
-    )
-    assert [(str(names), r.stdout) for names, r in blocks] == [
-        ("n[2,10]", "a\n"),
-        ("n3", "b\n"),
-        ("n1", "a\n"),
-    ]
-
-
 def test_outcome_labels() -> None:
     assert outcome_label(HostResult("a", OK, 0)) == ""
     assert outcome_label(HostResult("a", FAILED, 3)) == "exit 3"  # sh, sys.exit(3)
     assert outcome_label(HostResult("a", FAILED, 1, detail=TRACEBACK)) == "failed"
     assert outcome_label(HostResult("a", FAILED, None, error="timed out")) == "failed"
     assert outcome_label(HostResult("a", UNREACHABLE)) == "unreachable"
+    assert outcome_label(HostResult("a", ERROR, error="TypeError: x")) == "error"
 
 
 def test_summary_line() -> None:
-    results = [HostResult("a1", OK), HostResult("a2", OK)]
-    assert summary_line(results, 0.5).plain == "2 ok, 0 failed, 0 unreachable in 0.50 s"
-    interrupted = summary_line(results, 2, ["b1", "b2"]).plain
+    result = GroupResult()
+    for event in (S("a1"), S("a2"), S("b1"), S("b2"), Exited("a1", 0, 0.1), Exited("a2", 0, 0.1)):
+        result.add(event)
+    assert summary_line(result, 0.5).plain == "2 ok, 0 failed, 0 unreachable in 0.50 s"
+    interrupted = summary_line(result, 2, interrupted=True).plain
     assert interrupted == "2 ok, 0 failed, 0 unreachable, 2 interrupted (b[1-2]) in 2.00 s"
 
 
+def test_summary_names_hosts_with_errors_only_when_there_are_some() -> None:
+    result = GroupResult()
+    result.add(Failed("b1", ERROR, "TypeError: x", 0.1))
+    assert summary_line(result, 1).plain == "0 ok, 0 failed, 0 unreachable, 1 error (b1) in 1.00 s"
+    result.add(Failed("b2", ERROR, "TypeError: x", 0.1))
+    assert summary_line(result, 1).plain.endswith(", 2 errors (b[1-2]) in 1.00 s")
+
+
 def test_host_output_is_not_markup_and_not_wrapped() -> None:
-    out, err = console(), console()
-    renderer = GatherRenderer(out, err, ["a"])
+    out, err, result = console(), console(), GroupResult()
+    renderer = GatherRenderer(out, err, result, ["a"])
     long = "x" * 250
-    for event in (S("a"), Output("a", "out", "[bold]not markup[/bold] :smile:\n")):
-        renderer.handle(event)
-    renderer.handle(Output("a", "out", long + "\n"))
-    renderer.handle(Exited("a", 0, 0.1))
+    markup = Output("a", "out", "[bold]not markup[/bold] :smile:\n")
+    feed(result, renderer, [S("a"), markup, Output("a", "out", long + "\n"), Exited("a", 0, 0.1)])
     renderer.finish(0.1)
     lines = text_of(out).splitlines()
     assert lines[1:] == ["[bold]not markup[/bold] :smile:", long]
 
 
 def test_streamed_output_is_prefixed_by_host() -> None:
-    out, err = console(), console()
-    renderer = StreamRenderer(out, err, ["web01", "web02", "web03", "web04", "db01"])
-    for event in run_events():
-        renderer.handle(event)
-    renderer.finish(0.5)
+    out, err, result = console(), console(), GroupResult()
+    renderer = StreamRenderer(out, err, result, ["web01", "web02", "web03", "web04", "db01"])
+    feed(result, renderer, run_events())
+    assert renderer.finish(0.5) is None
     assert text_of(out).splitlines() == ["web03: same", "web01: same", "web02: same", "web04: same"]
     assert text_of(err).splitlines() == [
         "web03: warn",
@@ -147,11 +147,10 @@ def test_streamed_output_is_prefixed_by_host() -> None:
 
 
 def test_streamed_exit_code_and_verbose_traceback() -> None:
-    out, err = console(), console()
-    renderer = StreamRenderer(out, err, ["a", "b"], verbose=True)
-    for event in (S("a"), S("b"), Exited("a", 2, 0.1)):
-        renderer.handle(event)
-    renderer.handle(Failed("b", FAILED, "ValueError: boom", 0.1, TRACEBACK, 1))
+    out, err, result = console(), console(), GroupResult()
+    renderer = StreamRenderer(out, err, result, ["a", "b"], verbose=True)
+    feed(result, renderer, [S("a"), S("b"), Exited("a", 2, 0.1)])
+    feed(result, renderer, [Failed("b", FAILED, "ValueError: boom", 0.1, TRACEBACK, 1)])
     lines = text_of(err).splitlines()
     assert lines[0] == "a: exit 2"
     assert lines[1:] == [
@@ -163,14 +162,12 @@ def test_streamed_exit_code_and_verbose_traceback() -> None:
 
 
 def test_json_lines_one_per_host() -> None:
-    file = io.StringIO()
-    renderer = JsonRenderer(file)
-    for event in run_events():
-        renderer.handle(event)
-    results = renderer.finish(0.5)
+    file, result = io.StringIO(), GroupResult()
+    renderer = JsonRenderer(file, result)
+    feed(result, renderer, run_events())
+    assert renderer.finish(0.5) is None
     records = [json.loads(line) for line in file.getvalue().splitlines()]
     assert [r["name"] for r in records] == ["web02", "web03", "web01", "web04", "db01"]
-    assert len(results) == 5
     web04 = records[3]
     assert web04 == {
         "name": "web04",
@@ -186,9 +183,46 @@ def test_json_lines_one_per_host() -> None:
 
 
 def test_interrupted_run_names_unfinished_hosts() -> None:
-    out, err = console(), console()
-    renderer = GatherRenderer(out, err, ["a", "b"])
-    for event in (S("a"), S("b"), Output("b", "out", "partial\n"), Exited("a", 0, 0.1)):
-        renderer.handle(event)
+    out, err, result = console(), console(), GroupResult()
+    renderer = GatherRenderer(out, err, result, ["a", "b"])
+    feed(result, renderer, [S("a"), S("b"), Output("b", "out", "partial\n"), Exited("a", 0, 0.1)])
     renderer.finish(3.0, interrupted=True)
     assert text_of(err) == "1 ok, 0 failed, 0 unreachable, 1 interrupted (b) in 3.00 s\n"
+
+
+def test_an_error_is_shown_with_its_one_line() -> None:
+    out, err, result = console(), console(), GroupResult()
+    renderer = GatherRenderer(out, err, result, ["a"], verbose=True)
+    feed(result, renderer, [S("a"), Failed("a", ERROR, "TypeError: bad", 0.1, "TypeError: bad")])
+    renderer.finish(0.1)
+    lines = text_of(out).splitlines()
+    assert lines[0].startswith("a (1): error ---") and lines[1:] == ["TypeError: bad"]
+    assert text_of(err).startswith("0 ok, 0 failed, 0 unreachable, 1 error (a) in ")
+
+
+def test_importing_the_renderers_does_not_import_the_runner() -> None:
+    """Rendering needs events, results and host sets, never gateways or transports."""
+    probe = (
+        "import sys, execnet_cli.cli.render\n"
+        "names = (m for m in sys.modules if m.startswith(('execnet_cli', 'paramiko')))\n"
+        "print('\\n'.join(sorted(names)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(done.stdout.split())
+    assert "execnet_cli.fleet.results" in loaded  # the probe sees what it should
+    forbidden = (
+        "fleet.runner",
+        "fleet.jobs",
+        "group",
+        "gateway",
+        "connect",
+        "transports",
+        "paramiko",
+    )
+    # The inventory checks host names by ssh's rules: pure functions, no I/O.
+    pure = {"transports", "transports.ssh", "transports.ssh.names"}
+    short = {m.removeprefix("execnet_cli.") for m in loaded}
+    leaked = [m for m in short if m.startswith(forbidden) and m not in pure]
+    assert leaked == []

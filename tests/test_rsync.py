@@ -431,3 +431,11 @@ def test_check_relpath() -> None:
     for bad in ["..", "a/..", "./a", "a//b", "/a", "a/", "a\x00b", 3]:
         with pytest.raises(rsync_worker.RsyncProtocolError):
             rsync_worker.check_relpath(bad)
+
+
+def test_rsync_error_is_in_the_error_tree():
+    from execnet_cli.errors import RSyncError, XnetError
+    from execnet_cli.rsync import RSyncError as FromRsync
+
+    assert FromRsync is RSyncError
+    assert issubclass(RSyncError, XnetError) and issubclass(RSyncError, OSError)

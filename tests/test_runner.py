@@ -1,27 +1,31 @@
-"""The runner: jobs on real popen workers, reported as host events and results."""
+"""The runner: jobs on real popen (and ssh) workers, reported as host events and results."""
 
 from __future__ import annotations
 
-import pytest
+import getpass
+import logging
+import shutil
+from pathlib import Path
 
-from execnet_cli.fleet.jobs import _remote_run, python_job, shell_job
-from execnet_cli.fleet.runner import (
+import pytest
+from sshd_fixtures import SshdHost
+
+from execnet_cli._remote.jobs import run_python
+from execnet_cli.fleet.events import (
+    ERROR,
     FAILED,
     OK,
     UNREACHABLE,
-    Collector,
     Event,
     Exited,
     Failed,
-    HostResult,
     Output,
-    Runner,
     Started,
-    _LineSplitter,
-    carriers_for,
-    run_job,
 )
-from execnet_cli.inventory.model import Inventory
+from execnet_cli.fleet.jobs import python_job, shell_job
+from execnet_cli.fleet.results import GroupResult
+from execnet_cli.fleet.runner import Runner, _LineSplitter, carriers_for, run_job
+from execnet_cli.inventory import Host, Inventory
 
 INVENTORY = """\
 groups:
@@ -52,6 +56,12 @@ def inventory() -> Inventory:
 
 def test_ok_failed_and_unreachable_hosts(inventory: Inventory) -> None:
     results = run_job(inventory.hosts("local,bad"), python_job(RAISE_ON_LOCAL2))
+    assert isinstance(results, GroupResult)
+    assert (str(results.ok), str(results.failed), str(results.unreachable)) == (
+        "local[1,3]",
+        "local2",
+        "bad",
+    )
     assert {n: r.status for n, r in results.items()} == {
         "local1": OK,
         "local2": FAILED,
@@ -68,7 +78,7 @@ def test_ok_failed_and_unreachable_hosts(inventory: Inventory) -> None:
     assert failed.detail is not None
     assert 'File "<xnet run>", line 5, in <module>' in failed.detail
     assert 'raise ValueError("boom")' in failed.detail  # the source line is shown
-    assert "_remote_run" not in failed.detail  # the wrapper's own frame is left out
+    assert "run_python" not in failed.detail  # the wrapper's own frame is left out
     bad = results["bad"]
     assert bad.error is not None and bad.error.startswith("InterpreterNotFound: ")
     assert "/nonexistent/python" in bad.error and bad.exit_code is None
@@ -122,7 +132,7 @@ def test_code_runs_as_main_with_the_file_name(inventory: Inventory) -> None:
 
 
 def test_streams_are_restored_after_the_job(gw) -> None:  # type: ignore[no-untyped-def]
-    channel = gw.remote_exec(_remote_run, code="print(1)", filename="<x>")
+    channel = gw.remote_exec(run_python, code="print(1)", filename="<x>")
     assert channel.receive(10) == ("out", "1\n")
     assert channel.receive(10) == ("exit", 0, None)
     channel.waitclose(10)
@@ -173,7 +183,8 @@ def test_via_hosts_open_their_carrier_first(inventory: Inventory) -> None:
     assert sorted(results) == ["leaf", "lost"]  # carriers are opened, not run on
     assert results["leaf"].stdout == "via\n"
     assert results["lost"].status == UNREACHABLE
-    assert results["lost"].error is not None and "via bad: unreachable" in results["lost"].error
+    error = results["lost"].error
+    assert error is not None and error.startswith("ConnectFailed: via bad: unreachable (")
 
 
 def test_closing_early_ends_every_gateway(inventory: Inventory) -> None:
@@ -195,29 +206,64 @@ def test_fanout_must_be_positive(inventory: Inventory) -> None:
         Runner(inventory.hosts("local1"), python_job("pass"), fanout=0)
 
 
-def test_collector_builds_results() -> None:
-    collector = Collector()
-    assert collector.add(Started("a")) is None
-    assert collector.add(Output("a", "out", "x\n")) is None
-    collector.add(Started("b"))
-    result = collector.add(Exited("a", 2, 0.5, None))
-    assert result == HostResult("a", FAILED, 2, (("out", "x\n"),), None, None, 0.5)
-    assert collector.unfinished() == ["b"]
-    assert result.as_dict() == {
-        "name": "a",
-        "status": "failed",
-        "exit_code": 2,
-        "stdout": "x\n",
-        "stderr": "",
-        "error": None,
-        "traceback": None,
-        "duration": 0.5,
-    }
-
-
 def test_line_splitter() -> None:
     splitter = _LineSplitter()
     assert splitter.feed("a") == []
     assert splitter.feed("b\nc\n\nd") == ["ab\n", "c\n", "\n"]
     assert splitter.rest() == ["d"]
     assert splitter.rest() == []
+
+
+def test_a_bug_while_opening_is_an_error_not_unreachable(
+    inventory: Inventory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only connection errors make a host unreachable; anything else is a bug of ours."""
+    mistyped = Host("mistyped", transport="popen", connect_timeout="soon")  # type: ignore[arg-type]
+    with caplog.at_level(logging.DEBUG, logger="execnet_cli"):
+        results = run_job([mistyped, *inventory.hosts("local1,bad")], python_job("print(1)"))
+    assert (results["local1"].status, results["bad"].status) == (OK, UNREACHABLE)
+    bug = results["mistyped"]
+    assert bug.status == ERROR and str(results.errored) == "mistyped"
+    assert bug.error is not None and bug.error.startswith(("ValueError: ", "TypeError: "))
+    assert len(bug.error.splitlines()) == 1
+    logged = [r for r in caplog.records if r.exc_info and "mistyped" in r.getMessage()]
+    assert logged and logged[0].levelno == logging.DEBUG  # the traceback, for --debug
+
+
+def test_hosts_behind_a_broken_carrier_are_unreachable(inventory: Inventory) -> None:
+    hub = Host("hub", transport="popen", connect_timeout="soon")  # type: ignore[arg-type]
+    leaf = Host("leaf", transport="popen", via="hub")
+    results = run_job([leaf], python_job("pass"), carriers=[hub])
+    assert results["leaf"].status == UNREACHABLE
+    assert results["leaf"].error is not None
+    assert results["leaf"].error.startswith("ConnectFailed: via hub: unreachable (")
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@pytest.mark.skipif(shutil.which(SYSTEM_PYTHON) is None, reason=f"no {SYSTEM_PYTHON}")
+def test_jobs_over_ssh_with_the_system_python(
+    sshd_host: SshdHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The remote halves are sent as source text to the far side's own interpreter."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_text(sshd_host.known_hosts_line() + "\n")
+    monkeypatch.setenv("HOME", str(home))  # our known_hosts, no ~/.ssh/config
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    host = Host(
+        "far",
+        transport="ssh",
+        address=sshd_host.address,
+        port=sshd_host.port,
+        user=getpass.getuser(),
+        identity_file=str(sshd_host.key),
+        python=SYSTEM_PYTHON,
+    )
+    code = "import sys; print(sys.executable); print('e', file=sys.stderr); sys.exit(3)"
+    ran = run_job([host], python_job(code))["far"]
+    assert (ran.status, ran.exit_code) == (FAILED, 3), ran
+    assert (ran.stdout, ran.stderr) == (SYSTEM_PYTHON + "\n", "e\n")
+    shell = run_job([host], shell_job("echo from-sh; exit 4"))["far"]
+    assert (shell.exit_code, shell.stdout) == (4, "from-sh\n"), shell

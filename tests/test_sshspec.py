@@ -12,6 +12,7 @@ from execnet_cli.transports.ssh.config import expand_includes, load_config_text
 from execnet_cli.transports.ssh.settings import (
     CommandLine,
     parse_command_line,
+    proxy_command_line,
     resolve,
     settings_for,
     split_destination,
@@ -210,7 +211,8 @@ def test_jump_loop_is_an_error():
 
 def test_proxy_command_tokens():
     s = settings("-p 2022 -l me box", "Host box\n  ProxyCommand nc -X connect %h %p %r\n")
-    assert s.proxy_command == "nc -X connect box 2022 me"
+    assert s.proxy_command == "nc -X connect %h %p %r"  # expanded when it runs
+    assert proxy_command_line(s) == "nc -X connect box 2022 me"
     assert settings("box", "Host box\n  ProxyCommand none\n").proxy_command is None
 
 
@@ -221,7 +223,7 @@ def test_proxy_jump_and_command_together():
     s = settings("-J gate box", config)  # the command line wins
     assert s.proxy_command is None and s.jump is not None and s.jump.host == "gate"
     s = settings("-o 'ProxyCommand nc %h %p' box", "Host box\n  ProxyJump gate\n")
-    assert s.proxy_command == "nc box 22" and s.jump is None
+    assert proxy_command_line(s) == "nc box 22" and s.jump is None
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ controller and every worker ran.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
+from sshd_fixtures import SshdHost
 
 from execnet_cli.compat import alias_dir
 
@@ -245,15 +245,9 @@ def test_rare_specs(project: Path, tmp_path: Path) -> None:
             assert synced.read_text() == (project / "test_pass.py").read_text()
 
 
-#: The sshd fixtures (tests/sshd_fixtures.py, exported by conftest.py) came later than
-#: this module; the ssh case skips where they are missing.
-HAVE_SSHD_FIXTURES = importlib.util.find_spec("sshd_fixtures") is not None
-
-
-@pytest.mark.skipif(not HAVE_SSHD_FIXTURES, reason="tests/sshd_fixtures.py is not there yet")
-def test_ssh_with_rsyncdir(project: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_ssh_with_rsyncdir(project: Path, tmp_path: Path, sshd_host: SshdHost) -> None:
     """``--tx ssh=...`` to a loopback sshd with ``--rsyncdir``: same outcomes."""
-    host = request.getfixturevalue("sshd_host")
+    host = sshd_host
     record = tmp_path / "ssh-records-ENGINE.jsonl"
 
     def args(engine: str) -> List[str]:
@@ -328,3 +322,24 @@ def test_compat_path_command() -> None:
         [sys.executable, "-m", "execnet_cli.compat"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0 and done.stdout.strip() == ALIAS
+
+
+def test_controller_and_worker_gateway_base_agree(tmp_path: Path) -> None:
+    """``execnet.gateway_base`` offers the same names, and the same execnet-style ``loads``
+    (with its string flags), in the controller's alias and inside an alias worker."""
+    code = (
+        "import execnet, execnet.gateway_base as local\n"
+        "gw = execnet.makegateway()\n"
+        "ch = gw.remote_exec('import execnet.gateway_base as gb; "
+        'channel.send((sorted(n for n in vars(gb) if not n.startswith("_")), '
+        'gb.loads(gb.dumps([1, "x"]), py2str_as_py3str=True)))\')\n'
+        "names, value = ch.receive()\n"
+        "gw.exit()\n"
+        "assert names == sorted(local.__all__), (names, local.__all__)\n"
+        "assert value == [1, 'x'] == local.loads(local.dumps([1, 'x']), py2str_as_py3str=True)\n"
+    )
+    env = child_env("xnet", tmp_path / "unused")
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr

@@ -10,21 +10,44 @@ from __future__ import annotations
 import os
 import sys
 import types
+from typing import Any, Dict
 
-from . import channel, errors, execmodel, serializer
+from . import channel, engine, errors, execmodel, serializer
 
-_EXPORTS = {
-    "Channel": channel.Channel,
-    "RemoteError": errors.RemoteError,
-    "TimeoutError": errors.TimeoutError,
-    "DataFormatError": errors.DataFormatError,
-    "DumpError": errors.DumpError,
-    "LoadError": errors.LoadError,
-    "dumps": serializer.dumps,
-    "loads": serializer.loads_public,
-    "dump": serializer.dump,
-    "load": serializer.load_public,
-}
+#: Names ``execnet`` itself offers from this engine (its package and ``gateway_base`` both).
+PACKAGE_NAMES = (
+    "Channel",
+    "RemoteError",
+    "TimeoutError",
+    "DataFormatError",
+    "DumpError",
+    "LoadError",
+    "dumps",
+    "loads",
+    "dump",
+    "load",
+)
+
+
+def gateway_base_exports() -> Dict[str, Any]:
+    """``execnet.gateway_base`` as this engine provides it: the one table both the
+    controller's alias and a worker's alias are built from, so the two cannot drift."""
+    return {
+        "Channel": channel.Channel,
+        "NO_ENDMARKER_WANTED": channel.NO_ENDMARKER_WANTED,
+        "BaseGateway": engine.BaseGateway,
+        "ExecModel": execmodel.ExecModel,
+        "get_execmodel": execmodel.get_execmodel,
+        "RemoteError": errors.RemoteError,
+        "TimeoutError": errors.TimeoutError,
+        "DataFormatError": errors.DataFormatError,
+        "DumpError": errors.DumpError,
+        "LoadError": errors.LoadError,
+        "dumps": serializer.dumps,
+        "loads": serializer.loads_public,
+        "dump": serializer.dump,
+        "load": serializer.load_public,
+    }
 
 
 def install(version: str) -> None:
@@ -36,11 +59,11 @@ def install(version: str) -> None:
     # Where this engine came from (the controller's file, or the name it was compiled as).
     package.__file__ = install.__code__.co_filename
     gateway_base = types.ModuleType("execnet.gateway_base")
-    for name, value in _EXPORTS.items():
-        setattr(package, name, value)
+    exports = gateway_base_exports()
+    for name, value in exports.items():
         setattr(gateway_base, name, value)
-    gateway_base.ExecModel = execmodel.ExecModel  # type: ignore[attr-defined]
-    gateway_base.NO_ENDMARKER_WANTED = channel.NO_ENDMARKER_WANTED  # type: ignore[attr-defined]
+    for name in PACKAGE_NAMES:
+        setattr(package, name, exports[name])
     package.gateway_base = gateway_base  # type: ignore[attr-defined]
     sys.modules["execnet"] = package
     sys.modules["execnet.gateway_base"] = gateway_base

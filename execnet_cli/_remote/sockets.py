@@ -21,6 +21,33 @@ server interpreter's bytecode magic: a client with the same one sends code objec
 ``server_mac``. Everything after the handshake is the plain gateway stream: neither
 encrypted nor integrity-protected (use ssh on untrusted networks).
 
+Who gets a handshake slot. Clients that have proved nothing yet must not delay those
+who can. They are told apart only by behaviour, so the rules never cut off a client that
+is answering, and the address that takes the most pays first:
+
+- The server greets (sends HELLO to) at most ``MAX_PENDING`` clients at once, the
+  slots, and at most ``MAX_PER_SOURCE`` from one address: one address alone never
+  fills them, so clients from elsewhere find a free slot at once.
+- Every connection is accepted at once (a batch per wake-up) and waits, accepted but not
+  greeted, until it gets a slot (``MAX_WAITING`` of them wait at most). Left in the
+  kernel's listen backlog, a flood would queue in front of everyone by arrival alone.
+- The next slot goes to the address holding the fewest slots, to its newest waiter: a
+  queue standing at one address is most likely that address's idle connections, and an
+  honest newcomer should not wait behind them (LIFO under overload).
+- With no free slot, a waiter takes one from a handshake that has been idle for
+  ``GRACE`` seconds (an honest client answers HELLO within one round trip): from the
+  address holding the most slots, its oldest; from its own address if that holds its
+  share. Under pressure the pre-auth deadline is ``GRACE``, else the handshake timeout.
+- When the waiting room is full, the address with the most waiters loses its oldest.
+- An address is an IPv4 address or an IPv6 /64 (one host commonly owns a whole /64).
+
+A burst of honest clients from one host is not refused: past its share it waits and is
+served as slots free. Idle connections from one address (issue 16: 64 idle
+connections, reopened as they are dropped) delay nobody from elsewhere, and a client
+from the attacker's own address by at most ``GRACE`` when they are reopened in a tight
+loop. Attackers holding ``MAX_PENDING / MAX_PER_SOURCE`` or more addresses can delay
+others by up to ``GRACE`` too, never refuse them.
+
 After ACCEPT the server starts ``[python, "-c", STAGE1]`` with the accepted socket as its
 stdin and stdout, and closes its own copy: the worker talks to the client directly, the
 server never relays bytes and never executes anything a client sent.
@@ -33,6 +60,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import selectors
 import socket
@@ -54,14 +82,36 @@ VERDICT_SIZE = len(TAG) + 1 + MAGIC_SIZE + MAC_SIZE
 
 #: Seconds a client has to complete the handshake before the server drops it.
 HANDSHAKE_TIMEOUT = 10.0
-#: Handshakes in progress at once; more connections are closed at once.
+#: Handshakes in progress at once (greeted, their PROOF awaited): the "slots".
 MAX_PENDING = 64
+#: Slots one source address may hold: one address alone never takes them all.
+MAX_PER_SOURCE = 16
+#: Connections accepted but not greeted yet, waiting for a slot in fair order.
+MAX_WAITING = 192
+#: Seconds a greeted client keeps its slot whatever the pressure: far longer than the one
+#: round trip an honest client needs to answer, so only idle handshakes are ever evicted.
+GRACE = 1.0
+#: Connections taken from the kernel per wake-up (the rest wait for the next turn).
+ACCEPT_BATCH = 64
 #: Seconds a stopping server gives its workers after SIGTERM before SIGKILL.
 STOP_GRACE = 1.0
 #: Longest sleep of the accept loop: how often it reaps workers and checks for a stop.
 TICK = 0.2
+#: Refusals logged one line each per LOG_INTERVAL seconds; the rest are counted per
+#: address and reason and summed up in one line when the interval ends.
+LOG_BURST = 20
+LOG_INTERVAL = 10.0
+#: Addresses a summary line names one by one (the others are counted together).
+LOG_SUMMARY_ADDRESSES = 5
+#: Seconds of silence before keepalive probes start on a connection (see tune_socket).
+KEEPALIVE_IDLE = 15
+#: Seconds between keepalive probes, and unanswered probes that end the connection.
+KEEPALIVE_INTERVAL = 5
+KEEPALIVE_COUNT = 6
+#: Seconds without an acknowledgement (of data or probes) that end a connection (Linux).
+USER_TIMEOUT = 45.0
 #: Environment variables the workers do not inherit (the secret stays in the server).
-PRIVATE_ENV = ("XNET_SECRET",)
+PRIVATE_ENV = ("XNET_SECRET", "XNET_SUDO_PASSWORD")
 
 
 class HandshakeError(Exception):
@@ -195,14 +245,77 @@ def _stderr_log(line: str) -> None:
         pass
 
 
-class _Pending:
-    """A connection in the middle of its handshake."""
+class RefusalLog:
+    """Refused connections for the log, throttled: a flood must not flood the log too.
 
-    def __init__(self, conn: socket.socket, peer: str, deadline: float) -> None:
+    The first ``burst`` refusals of an interval are written as they come, one line each;
+    the rest are counted per address and reason, and written as one line when the
+    interval ends (``tick``) or the server stops (``flush``). A flood of any size so
+    costs at most ``burst + 1`` lines per interval.
+    """
+
+    def __init__(
+        self, write: Callable[[str], None], burst: int = LOG_BURST, interval: float = LOG_INTERVAL
+    ) -> None:
+        self.write = write
+        self.burst = burst
+        self.interval = interval
+        self._started = 0.0
+        self._ends = 0.0
+        self._written = 0
+        self._held: Dict[str, Dict[str, int]] = {}
+
+    def add(self, peer: str, source: str, message: str, now: float) -> None:
+        if now >= self._ends:
+            self.flush(now)
+            self._started, self._ends, self._written = now, now + self.interval, 0
+        if self._written < self.burst:
+            self._written += 1
+            self.write(f"{peer} {message}")
+            return
+        reasons = self._held.setdefault(source, {})
+        reasons[message] = reasons.get(message, 0) + 1
+
+    def due(self) -> Optional[float]:
+        """When the next summary line is due; None when nothing is held back."""
+        return self._ends if self._held else None
+
+    def tick(self, now: float) -> None:
+        if self._held and now >= self._ends:
+            self.flush(now)
+
+    def flush(self, now: float) -> None:
+        """Write the summary of what was held back, if anything."""
+        if not self._held:
+            return
+        totals = {source: sum(reasons.values()) for source, reasons in self._held.items()}
+        ranked = sorted(totals, key=totals.__getitem__, reverse=True)
+        parts = []
+        for source in ranked[:LOG_SUMMARY_ADDRESSES]:
+            reasons = sorted(self._held[source].items(), key=lambda item: -item[1])
+            detail = ", ".join(f"{count} {message}" for message, count in reasons)
+            parts.append(f"{source}: {totals[source]} ({detail})")
+        others = ranked[LOG_SUMMARY_ADDRESSES:]
+        if others:
+            parts.append(f"{len(others)} other addresses: {sum(totals[s] for s in others)}")
+        elapsed = max(0.0, min(now, self._ends) - self._started)
+        self.write(
+            f"{sum(totals.values())} more connections refused or dropped in {elapsed:.0f}s, "
+            f"not logged one by one: {'; '.join(parts)}"
+        )
+        self._held = {}
+
+
+class _Pending:
+    """A connection before authentication: waiting for a slot, then in its handshake."""
+
+    def __init__(self, conn: socket.socket, peer: str, source: str, deadline: float) -> None:
         self.conn = conn
         self.peer = peer
+        self.source = source
         self.deadline = deadline
-        self.nonce = new_nonce()
+        self.greeted = 0.0  # when it got a slot and our HELLO (0.0: still waiting)
+        self.nonce = b""
         self.received = bytearray()
 
 
@@ -215,11 +328,13 @@ class _Worker:
 class SocketServer:
     """Accepts connections, authenticates them, starts one worker per good client.
 
-    One thread, one selector: handshakes advance as bytes arrive, each with a deadline,
-    so a silent or garbage client holds nothing but its own slot. ``serve_forever``
-    returns after ``request_stop`` (thread- and signal-safe) or, with ``max_clients``,
-    once that many clients came and went; it then ends the workers still running and
-    reaps them.
+    One thread, one selector: handshakes advance as bytes arrive, each with a deadline.
+    Admission follows the module's "Who gets a handshake slot": ``max_pending`` slots,
+    ``max_per_source`` per address, up to ``max_waiting`` accepted connections waiting
+    for one, and a slot idle for ``grace`` seconds goes to a waiter.
+    ``serve_forever`` returns after ``request_stop`` (thread- and signal-safe) or, with
+    ``max_clients``, once that many clients came and went; it then ends the workers
+    still running and reaps them.
     """
 
     def __init__(
@@ -233,6 +348,11 @@ class SocketServer:
         max_clients: Optional[int] = None,
         log: Callable[[str], None] = _stderr_log,
         log_accepted: bool = True,
+        log_burst: int = LOG_BURST,
+        log_interval: float = LOG_INTERVAL,
+        max_waiting: int = MAX_WAITING,
+        max_per_source: int = MAX_PER_SOURCE,
+        grace: float = GRACE,
     ) -> None:
         if not secret:
             raise ValueError("the secret must not be empty")
@@ -242,14 +362,20 @@ class SocketServer:
         self.env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
         self.handshake_timeout = handshake_timeout
         self.max_pending = max_pending
+        self.max_waiting = max_waiting
+        self.max_per_source = max_per_source
+        self.grace = grace
         self.max_clients = max_clients
         self.log = log
         self.log_accepted = log_accepted
+        self._refusals = RefusalLog(log, log_burst, log_interval)
         self.magic = bytecode_magic()
         self.accepted = 0
         self.refused = 0
         self.workers: List[_Worker] = []
-        self._pending: Dict[int, _Pending] = {}
+        self._pending: Dict[int, _Pending] = {}  # by fd, in the order they were greeted
+        self._waiting: Dict[int, _Pending] = {}  # by fd, in the order they were accepted
+        self._slots: Dict[str, int] = {}  # slots held per source address
         self._stopping = False
         self._wake_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
@@ -286,14 +412,16 @@ class SocketServer:
             while not self._stopping:
                 for key, _ in self._selector.select(self._next_timeout()):
                     if key.fileobj is self.listener:
-                        if self._accepting():  # not after the last client this batch
-                            self._accept()
+                        self._accept_batch()
                     elif key.fileobj == self._wake_r:
                         self._drain_wake()
                     else:
                         self._advance(key.data)
-                self._expire(time.monotonic())
+                now = time.monotonic()
+                self._expire(now)
+                self._admit(now)
                 self._reap()
+                self._refusals.tick(now)
                 if self._served_all():
                     break
         finally:
@@ -302,11 +430,20 @@ class SocketServer:
     # -- the loop's steps ---------------------------------------------------------------
 
     def _next_timeout(self) -> float:
+        now = time.monotonic()
         timeout = TICK
-        if self._pending:
-            earliest = min(p.deadline for p in self._pending.values())
-            timeout = min(timeout, max(0.0, earliest - time.monotonic()))
-        return timeout
+        for group in (self._pending, self._waiting):
+            if group:
+                timeout = min(timeout, min(p.deadline for p in group.values()) - now)
+        due = self._refusals.due()
+        if due is not None:
+            timeout = min(timeout, due - now)
+        if self._waiting:  # room may come when the next handshake turns idle
+            for pending in self._pending.values():  # the oldest greeted first
+                if pending.greeted + self.grace > now:
+                    timeout = min(timeout, pending.greeted + self.grace - now)
+                    break
+        return max(0.0, timeout)
 
     def _drain_wake(self) -> None:
         try:
@@ -321,32 +458,90 @@ class SocketServer:
     def _served_all(self) -> bool:
         return not self._accepting() and not self.workers and not self._pending
 
-    def _accept(self) -> None:
-        try:
-            conn, address = self.listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:  # out of descriptors or the like: do not spin on it
-            self.log(f"accept failed: {exc}")
-            time.sleep(0.05)
-            return
-        peer = _format_peer(address)
-        if len(self._pending) >= self.max_pending:
-            self.log(f"{peer} refused: too many handshakes in progress")
-            self.refused += 1
-            conn.close()
-            return
-        pending = _Pending(conn, peer, time.monotonic() + self.handshake_timeout)
+    def _accept_batch(self) -> None:
+        """Take waiting connections from the kernel at once: a flood must not queue there,
+        in front of others, where nobody can tell who sent what."""
+        deadline = time.monotonic() + self.handshake_timeout
+        for _ in range(ACCEPT_BATCH):
+            if not self._accepting():  # not after the last client
+                return
+            try:
+                conn, address = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors or the like: do not spin on it
+                self._refusals.add("accept", "-", f"failed: {exc}", time.monotonic())
+                time.sleep(0.05)
+                return
+            self._enqueue(_Pending(conn, _format_peer(address), source_of(address), deadline))
+
+    def _enqueue(self, client: _Pending) -> None:
+        """Put a new connection in the waiting room; when it is full, the address with the
+        most waiters loses its oldest one (the newcomer may be from that address too)."""
+        if len(self._waiting) >= self.max_waiting:
+            counts: Dict[str, int] = {}
+            for waiter in self._waiting.values():
+                counts[waiter.source] = counts.get(waiter.source, 0) + 1
+            crowded = max(counts, key=counts.__getitem__)
+            oldest = next(w for w in self._waiting.values() if w.source == crowded)
+            self._drop(oldest, "dropped: too many connections waiting from its address")
+        self._waiting[client.conn.fileno()] = client
+
+    def _admit(self, now: float) -> None:
+        """Greet waiting clients while there is room: a free slot, or an idle handshake's.
+
+        Addresses holding the fewest slots go first, each with its newest waiter.
+        """
+        while self._waiting and self._accepting():
+            newest: Dict[str, _Pending] = {}
+            for waiter in self._waiting.values():
+                newest[waiter.source] = waiter
+            for client in sorted(newest.values(), key=lambda c: self._slots.get(c.source, 0)):
+                if not self._free_slot(client.source):
+                    idle = self._idle_victim(client.source, now)
+                    if idle is None:
+                        continue
+                    self._drop(idle, f"dropped: idle for {self.grace:g}s while others waited")
+                del self._waiting[client.conn.fileno()]
+                self._greet(client, now)
+                break
+            else:
+                return  # no room for anyone: wait for a slot to free or turn idle
+
+    def _free_slot(self, source: str) -> bool:
+        held = self._slots.get(source, 0)
+        return held < self.max_per_source and len(self._pending) < self.max_pending
+
+    def _idle_victim(self, source: str, now: float) -> Optional[_Pending]:
+        """The handshake to evict for a waiter from ``source``: idle for ``grace``, of the
+        address with the most slots (``source`` itself when it holds its share), oldest."""
+        own_only = self._slots.get(source, 0) >= self.max_per_source
+        victim = None
+        for pending in self._pending.values():  # the oldest greeted first
+            if now - pending.greeted < self.grace:
+                break
+            if own_only and pending.source != source:
+                continue
+            if victim is None or self._slots[pending.source] > self._slots[victim.source]:
+                victim = pending
+        return victim
+
+    def _greet(self, client: _Pending, now: float) -> None:
+        client.greeted = now
+        client.nonce = new_nonce()
+        conn = client.conn
         try:
             conn.setblocking(False)
-            _tune(conn)
-            _send_small(conn, server_hello(pending.nonce))
+            tune_socket(conn)
+            _send_small(conn, server_hello(client.nonce))
         except OSError as exc:
-            self.log(f"{peer} dropped: {exc}")
+            self.refused += 1
+            self._log_refusal(client, f"dropped: {exc}")
             conn.close()
             return
-        self._pending[conn.fileno()] = pending
-        self._selector.register(conn, selectors.EVENT_READ, pending)
+        self._pending[conn.fileno()] = client
+        self._slots[client.source] = self._slots.get(client.source, 0) + 1
+        self._selector.register(conn, selectors.EVENT_READ, client)
 
     def _advance(self, pending: _Pending) -> None:
         """Read what the client sent so far (never more than the PROOF) and judge it."""
@@ -386,11 +581,20 @@ class SocketServer:
     def _drop(self, pending: _Pending, message: str) -> None:
         self.refused += 1
         self._forget(pending)
-        self.log(f"{pending.peer} {message}")
+        self._log_refusal(pending, message)
         pending.conn.close()
 
+    def _log_refusal(self, pending: _Pending, message: str) -> None:
+        self._refusals.add(pending.peer, pending.source, message, time.monotonic())
+
     def _forget(self, pending: _Pending) -> None:
-        self._pending.pop(pending.conn.fileno(), None)
+        fd = pending.conn.fileno()
+        if self._pending.pop(fd, None) is None:
+            self._waiting.pop(fd, None)
+            return
+        left = self._slots.pop(pending.source) - 1
+        if left:
+            self._slots[pending.source] = left
         try:
             self._selector.unregister(pending.conn)
         except (KeyError, ValueError):
@@ -400,6 +604,9 @@ class SocketServer:
         for pending in list(self._pending.values()):
             if now >= pending.deadline:
                 self._drop(pending, f"refused: no handshake within {self.handshake_timeout:g}s")
+        for waiter in list(self._waiting.values()):
+            if now >= waiter.deadline:
+                self._drop(waiter, f"dropped: no free slot within {self.handshake_timeout:g}s")
 
     def _start_worker(self, pending: _Pending, client_nonce: bytes) -> None:
         self._forget(pending)
@@ -413,7 +620,7 @@ class SocketServer:
                 self.argv, stdin=fd, stdout=fd, env=self.env, close_fds=True, start_new_session=True
             )
         except OSError as exc:
-            self.log(f"{pending.peer} accepted, but the worker did not start: {exc}")
+            self._log_refusal(pending, f"accepted, but the worker did not start: {exc}")
             self.refused += 1
             return
         finally:
@@ -422,6 +629,8 @@ class SocketServer:
         self.workers.append(_Worker(process, pending.peer))
         if not self._accepting():
             self._close_listener()
+            for waiter in list(self._waiting.values()):
+                self._drop(waiter, "dropped: the server takes no more clients")
         if self.log_accepted:
             self.log(f"{pending.peer} accepted: worker pid {process.pid}")
 
@@ -444,10 +653,11 @@ class SocketServer:
 
     def _shutdown(self) -> None:
         self._close_listener()
-        for pending in list(self._pending.values()):
+        for pending in [*self._pending.values(), *self._waiting.values()]:
             self._forget(pending)
             pending.conn.close()
         self.end_workers()
+        self._refusals.flush(time.monotonic())
         self._selector.close()
         with self._wake_lock:  # a late request_stop must not write to a reused fd number
             for fd in (self._wake_r, self._wake_w):
@@ -478,19 +688,53 @@ class SocketServer:
         self._reap()
 
 
-def _tune(conn: socket.socket) -> None:
-    """No Nagle delay on the worker's small round trips; keepalive finds dead clients."""
-    try:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    except OSError:
-        pass
+def tune_socket(sock: socket.socket) -> None:
+    """No Nagle delay on small round trips, and a dead peer found in under a minute.
+
+    A peer whose host died sends no FIN: without keepalive its worker (or our gateway)
+    waits for the kernel default of two hours. Silence of ``KEEPALIVE_IDLE`` seconds
+    starts probes; ``USER_TIMEOUT`` seconds without an answer (or with data sent and not
+    acknowledged) ends the connection. Where the platform lacks an option it is skipped.
+    """
+    options = [
+        (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+    ]
+    idle = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)  # macOS
+    for option, value in (
+        (idle, KEEPALIVE_IDLE),
+        (getattr(socket, "TCP_KEEPINTVL", None), KEEPALIVE_INTERVAL),
+        (getattr(socket, "TCP_KEEPCNT", None), KEEPALIVE_COUNT),
+        (getattr(socket, "TCP_USER_TIMEOUT", None), int(USER_TIMEOUT * 1000)),
+    ):
+        if option is not None:
+            options.append((socket.IPPROTO_TCP, option, value))
+    for level, option, value in options:
+        try:
+            sock.setsockopt(level, option, value)
+        except OSError:
+            pass
 
 
 def _send_small(conn: socket.socket, data: bytes) -> None:
     """Send a handshake message; it fits any fresh socket buffer, so all or nothing."""
     if conn.send(data) != len(data):
         raise OSError("short send during the handshake")
+
+
+def source_of(address: Any) -> str:
+    """The address a client's slots count against: its IPv4 address, or its IPv6 /64
+    (one host commonly owns a whole /64, so counting single IPv6 addresses is no bound)."""
+    host = str(address[0] if isinstance(address, tuple) else address).split("%")[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def _format_peer(address: Any) -> str:

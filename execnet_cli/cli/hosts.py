@@ -11,8 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from ..inventory.hostpattern import HostSet
-from ..inventory.model import Host, Inventory
+from ..inventory import Host, HostSet, Inventory
 from .options import inventory_option, select_hosts
 
 __all__ = ["COLUMNS", "hosts", "plain_lines", "render_table", "render_tree"]

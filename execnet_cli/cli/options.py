@@ -12,8 +12,7 @@ from typing import NoReturn
 
 import click
 
-from ..inventory.hostpattern import PatternError
-from ..inventory.model import Host, Inventory, InventoryError, load_inventory
+from ..inventory import Host, Inventory, InventoryError, PatternError, load_inventory
 
 __all__ = ["EXIT_USAGE", "fail", "inventory_option", "select_hosts", "user_errors"]
 

@@ -1,14 +1,17 @@
 """``xnet run`` (Python code) and ``xnet sh`` (a shell command) on every selected host.
 
-The command layer only picks hosts, builds the job, chooses a renderer and maps the
-outcome to an exit status (``exitcodes``); running is ``runner``'s, showing is ``render``'s.
+The command layer only picks hosts, builds the job, feeds each event to a ``GroupResult``
+and a renderer, and maps the outcomes to an exit status (``exitcodes``); running is
+``runner``'s, showing is ``render``'s.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,58 +19,82 @@ import click
 from rich.console import Console
 
 from ..fleet.jobs import Job, python_job, shell_job
+from ..fleet.results import GroupResult
 from ..fleet.runner import DEFAULT_FANOUT, Runner, carriers_for
-from ..inventory.model import Host, Inventory
+from ..inventory import Host, Inventory
 from .exitcodes import EXIT_INTERRUPTED, exit_status
 from .options import fail, inventory_option, select_hosts, user_errors
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
 
-__all__ = ["read_code", "run", "sh"]
+__all__ = ["RunOptions", "read_code", "run", "run_options", "sh"]
 
 
-def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options ``run`` and ``sh`` share (applied bottom-up, so listed in reverse)."""
-    options = [
-        inventory_option,
-        click.option(
-            "-H",
-            "--hosts",
-            "pattern",
-            default="all",
-            show_default=True,
-            metavar="PATTERN",
-            help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts).",
-        ),
-        click.option(
-            "-f",
-            "--fanout",
-            type=click.IntRange(min=1),
-            default=DEFAULT_FANOUT,
-            metavar="N",
-            show_default=True,
-            help="Hosts worked on at once (connecting and running).",
-        ),
-        click.option(
-            "-t",
-            "--timeout",
-            type=click.FloatRange(min=0, min_open=True),
-            default=None,
-            metavar="SECONDS",
-            help="Fail a host whose job runs longer (connecting is bounded by the "
-            "inventory's connect_timeout).",
-        ),
-        click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line."),
-        click.option(
-            "--gather/--no-gather",
-            default=True,
-            help="Show identical output once under its folded host set (default), or stream "
-            "'host: line' as lines arrive.",
-        ),
-        click.option("-v", "--verbose", is_flag=True, help="Show remote tracebacks in full."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+@dataclass(frozen=True)
+class RunOptions:
+    """The options ``run`` and ``sh`` share, gathered into one value by ``run_options``."""
+
+    inventories: tuple[str, ...]
+    pattern: str
+    fanout: int
+    timeout: Optional[float]
+    as_json: bool
+    gather: bool
+    verbose: bool
+
+
+_RUN_OPTIONS = (
+    inventory_option,
+    click.option(
+        "-H",
+        "--hosts",
+        "pattern",
+        default="all",
+        show_default=True,
+        metavar="PATTERN",
+        help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts).",
+    ),
+    click.option(
+        "-f",
+        "--fanout",
+        type=click.IntRange(min=1),
+        default=DEFAULT_FANOUT,
+        metavar="N",
+        show_default=True,
+        help="Hosts worked on at once (connecting and running).",
+    ),
+    click.option(
+        "-t",
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        metavar="SECONDS",
+        help="Fail a host whose job runs longer (connecting is bounded by the "
+        "inventory's connect_timeout).",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line."),
+    click.option(
+        "--gather/--no-gather",
+        default=True,
+        help="Show identical output once under its folded host set (default), or stream "
+        "'host: line' as lines arrive.",
+    ),
+    click.option("-v", "--verbose", is_flag=True, help="Show remote tracebacks in full."),
+)
+_FIELDS = tuple(f.name for f in fields(RunOptions))
+
+
+def run_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Add the shared options to ``command``, which receives them as ``options=RunOptions``."""
+
+    @functools.wraps(command)
+    def collect(**kwargs: Any) -> None:
+        options = RunOptions(**{name: kwargs.pop(name) for name in _FIELDS})
+        command(options=options, **kwargs)
+
+    decorated: Callable[..., None] = collect
+    for option in reversed(_RUN_OPTIONS):  # decorators apply bottom-up
+        decorated = option(decorated)
+    return decorated
 
 
 def read_code(code: str) -> tuple[str, str]:
@@ -96,39 +123,35 @@ def read_code(code: str) -> tuple[str, str]:
     return source, filename
 
 
-def _execute(
-    job: Job,
-    inventories: tuple[str, ...],
-    pattern: str,
-    fanout: int,
-    as_json: bool,
-    gather: bool,
-    verbose: bool,
-) -> None:
-    """Run ``job`` on the selected hosts, show it, and leave with the table's status."""
-    inventory, hosts = select_hosts(inventories, pattern)
+def _execute(job: Job, options: RunOptions) -> None:
+    """Run ``job`` on the selected hosts, show it, and leave with the table's status.
+
+    Each event goes to the result first, then to the renderer, which draws from it.
+    """
+    inventory, hosts = select_hosts(options.inventories, options.pattern)
     carriers = _carriers(inventory, hosts)
-    names = [h.name for h in hosts]
-    renderer: Renderer
-    if as_json:
-        renderer = JsonRenderer(sys.stdout)
-    else:
-        out, err = Console(highlight=False), Console(stderr=True, highlight=False)
-        if gather:
-            renderer = GatherRenderer(out, err, names, verbose)
-        else:
-            renderer = StreamRenderer(out, err, names, verbose)
+    result = GroupResult()
+    renderer = _renderer(options, result, [h.name for h in hosts])
     start = time.monotonic()
     try:
-        with Runner(hosts, job, fanout=fanout, carriers=carriers) as runner:
+        with Runner(hosts, job, fanout=options.fanout, carriers=carriers) as runner:
             for event in runner.events():
+                result.add(event)
                 renderer.handle(event)
     except KeyboardInterrupt:
         renderer.finish(time.monotonic() - start, interrupted=True)
         click.echo("xnet: interrupted; every gateway was ended", err=True)
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-    results = renderer.finish(time.monotonic() - start)
-    raise click.exceptions.Exit(exit_status(results))
+    renderer.finish(time.monotonic() - start)
+    raise click.exceptions.Exit(exit_status(result.outcomes))
+
+
+def _renderer(options: RunOptions, result: GroupResult, names: list[str]) -> Renderer:
+    if options.as_json:
+        return JsonRenderer(sys.stdout, result)
+    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    kind = GatherRenderer if options.gather else StreamRenderer
+    return kind(out, err, result, names, options.verbose)
 
 
 def _carriers(inventory: Inventory, hosts: list[Host]) -> list[Host]:
@@ -139,17 +162,8 @@ def _carriers(inventory: Inventory, hosts: list[Host]) -> list[Host]:
 
 @click.command("run")
 @click.argument("code")
-@_run_options
-def run(
-    code: str,
-    inventories: tuple[str, ...],
-    pattern: str,
-    fanout: int,
-    timeout: Optional[float],
-    as_json: bool,
-    gather: bool,
-    verbose: bool,
-) -> None:
+@run_options
+def run(code: str, options: RunOptions) -> None:
     """Run Python CODE on every selected host; show what it prints and how it ended.
 
     CODE is source text, '-' for standard input, or @FILE for a file. It runs as
@@ -163,26 +177,16 @@ def run(
 
     \b
     Exit status: 0 all ok, 1 some host failed, 3 some unreachable (none failed),
-    2 usage or inventory error, 130 interrupted.
+    2 usage or inventory error, 70 internal error (see --debug), 130 interrupted.
     """
     source, filename = read_code(code)
-    job = python_job(source, filename, timeout)
-    _execute(job, inventories, pattern, fanout, as_json, gather, verbose)
+    _execute(python_job(source, filename, options.timeout), options)
 
 
 @click.command("sh")
 @click.argument("command")
-@_run_options
-def sh(
-    command: str,
-    inventories: tuple[str, ...],
-    pattern: str,
-    fanout: int,
-    timeout: Optional[float],
-    as_json: bool,
-    gather: bool,
-    verbose: bool,
-) -> None:
+@run_options
+def sh(command: str, options: RunOptions) -> None:
     """Run the shell COMMAND on every selected host (sh -c, started by its worker).
 
     Output streams back as it comes; each host's exit status is reported. COMMAND '-'
@@ -195,8 +199,9 @@ def sh(
 
     \b
     Exit status: 0 all exited 0, 1 some host exited non-zero or failed, 3 some
-    unreachable (none failed), 2 usage or inventory error, 130 interrupted.
+    unreachable (none failed), 2 usage or inventory error, 70 internal error (see
+    --debug), 130 interrupted.
     """
     if command == "-":
         command = sys.stdin.read()
-    _execute(shell_job(command, timeout), inventories, pattern, fanout, as_json, gather, verbose)
+    _execute(shell_job(command, options.timeout), options)

@@ -1,16 +1,14 @@
 """Running one job (Python code or a shell command) on many hosts, as a stream of host events.
 
 The runner opens gateways from a bounded pool of threads (opening is mostly waiting), runs
-the job on each, and reports what happens as events, in the consuming thread:
+the job on each, and reports what happens as ``events`` (``Started``, ``Output``, then one
+``Exited`` or ``Failed`` per host), in the consuming thread. It keeps no results: a
+``results.GroupResult`` folds the events, and renderers draw them; neither touches a gateway.
 
-    Started(host)                   the host's turn came: connecting now
-    Output(host, stream, text)      one line (or a last, unterminated piece) of out or err
-    Exited(host, exit_code, ...)    the job ran to its end; 0 is success
-    Failed(host, status, error...)  it could not: "failed" (raised, timed out, worker lost)
-                                    or "unreachable" (the gateway did not open)
-
-Every host gets ``Started`` then any ``Output`` then exactly one ``Exited`` or ``Failed``.
-Renderers consume these and never touch gateways; ``Collector`` folds them into results.
+How a host that did not get its job done is classified (``events`` names the outcomes):
+only a connection error while opening (``CONNECTION_ERRORS``) makes it "unreachable"; the
+job raising, timing out or losing its worker makes it "failed"; any other exception is a
+bug of ours, "error", with its traceback logged at debug level (``xnet --debug``).
 
 What runs remotely is a ``jobs.Job``; its output travels over the job's channel, never
 through the worker's stderr, and is cut into lines here.
@@ -27,163 +25,36 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Optional
 
-from ..errors import ChannelClosed, RemoteError
+from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
 from ..gateway import Gateway
 from ..group import Group
-from ..inventory.model import Host
-from .jobs import Job, python_job, shell_job
+from ..inventory import Host
+from .events import ERROR, FAILED, UNREACHABLE, Event, Exited, Failed, Output, Started
+from .jobs import Job
+from .results import GroupResult
 
 __all__ = [
-    "FAILED",
-    "OK",
-    "UNREACHABLE",
-    "Collector",
-    "Event",
-    "Exited",
-    "Failed",
-    "HostResult",
-    "Job",
-    "Output",
+    "CONNECTION_ERRORS",
+    "DEFAULT_FANOUT",
     "Runner",
-    "Started",
     "carriers_for",
-    "python_job",
     "run_job",
-    "shell_job",
 ]
 
 log = logging.getLogger(__name__)
 
-OK, FAILED, UNREACHABLE = "ok", "failed", "unreachable"
 #: Default number of hosts worked on at once.
 DEFAULT_FANOUT = 64
 #: How long a timed-out or cancelled worker is given to end before it is killed.
 KILL_WAIT = 1.0
 #: Bound on joining the pool threads when the run is closed.
 JOIN_WAIT = 5.0
-
-
-# -- events ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Started:
-    host: str
-
-
-@dataclass(frozen=True)
-class Output:
-    host: str
-    stream: str  # "out" or "err"
-    text: str  # one line with its "\n", or the last piece of a stream without one
-
-
-@dataclass(frozen=True)
-class Exited:
-    host: str
-    exit_code: int
-    duration: float
-    error: Optional[str] = None  # why a non-zero exit, when known ("killed by signal 9")
-
-
-@dataclass(frozen=True)
-class Failed:
-    host: str
-    status: str  # FAILED or UNREACHABLE
-    error: str  # one line
-    duration: float
-    detail: Optional[str] = None  # the remote traceback or the full message
-    exit_code: Optional[int] = None
-
-
-Event = Union[Started, Output, Exited, Failed]
-
-
-# -- results -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HostResult:
-    """What one host did: its status, its output in arrival order, and its error."""
-
-    name: str
-    status: str
-    exit_code: Optional[int] = None
-    output: tuple[tuple[str, str], ...] = ()  # (stream, text) pieces, in order
-    error: Optional[str] = None
-    detail: Optional[str] = None
-    duration: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.status == OK
-
-    @property
-    def stdout(self) -> str:
-        return "".join(text for stream, text in self.output if stream == "out")
-
-    @property
-    def stderr(self) -> str:
-        return "".join(text for stream, text in self.output if stream == "err")
-
-    def as_dict(self) -> dict[str, Any]:
-        """The ``--json`` record."""
-        return {
-            "name": self.name,
-            "status": self.status,
-            "exit_code": self.exit_code,
-            "stdout": self.stdout,
-            "stderr": self.stderr,
-            "error": self.error,
-            "traceback": self.detail,
-            "duration": round(self.duration, 6),
-        }
-
-
-class Collector:
-    """Folds events into ``HostResult`` objects; ``add`` returns one when a host is done."""
-
-    def __init__(self) -> None:
-        self._output: dict[str, list[tuple[str, str]]] = {}
-        self.started: list[str] = []
-        self.results: dict[str, HostResult] = {}
-
-    def add(self, event: Event) -> Optional[HostResult]:
-        if isinstance(event, Started):
-            self.started.append(event.host)
-            self._output.setdefault(event.host, [])
-            return None
-        if isinstance(event, Output):
-            self._output.setdefault(event.host, []).append((event.stream, event.text))
-            return None
-        output = tuple(self._output.pop(event.host, ()))
-        if isinstance(event, Exited):
-            status = OK if event.exit_code == 0 else FAILED
-            result = HostResult(
-                event.host, status, event.exit_code, output, event.error, None, event.duration
-            )
-        else:
-            result = HostResult(
-                event.host,
-                event.status,
-                event.exit_code,
-                output,
-                event.error,
-                event.detail,
-                event.duration,
-            )
-        self.results[event.host] = result
-        return result
-
-    def unfinished(self) -> list[str]:
-        """Hosts that started but have no result (after an interrupt)."""
-        return [name for name in self.started if name not in self.results]
-
-
-# -- running -----------------------------------------------------------------------------
+#: What opening a gateway raises when the host cannot be reached: our connection errors
+#: (``HostNotFound`` and its kinds), and the OS-level ones a transport let through
+#: (refused, reset, timed out: ``OSError``; the stream ended: ``EOFError``).
+CONNECTION_ERRORS = (HostNotFound, OSError, EOFError)
 
 
 class _Slot:
@@ -214,6 +85,21 @@ def carriers_for(hosts: Sequence[Host], lookup: Callable[[str], Host]) -> list[H
 
 class _Cancelled(Exception):
     """The run was closed before this host's turn ended."""
+
+
+def _not_opened(name: str, exc: Exception, duration: float) -> Failed:
+    """The end of a host whose gateway did not open: unreachable, interrupted, or our bug."""
+    if isinstance(exc, _Cancelled):
+        return Failed(name, FAILED, "interrupted", duration)
+    if isinstance(exc, CONNECTION_ERRORS):
+        return Failed(name, UNREACHABLE, _one_line(exc), duration, f"{type(exc).__name__}: {exc}")
+    return _bug(name, exc, duration)
+
+
+def _bug(name: str, exc: Exception, duration: float) -> Failed:
+    """An exception nobody expected: its line for the report, its traceback for ``--debug``."""
+    log.debug("host %s: internal error", name, exc_info=exc)
+    return Failed(name, ERROR, _one_line(exc), duration, f"{type(exc).__name__}: {exc}")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -323,18 +209,17 @@ class Runner:
             host = self._tasks.get()
             if host is None:
                 return
+            start = time.monotonic()
             try:
-                self._serve(host)
+                self._serve(host, start)
             except Exception as exc:  # a bug here must not hang the consumer
-                log.exception("xnet: internal error on host %s", host.name)
                 if host.name in self._selected:
-                    self._events.put(Failed(host.name, FAILED, _one_line(exc), 0.0))
+                    self._events.put(_bug(host.name, exc, time.monotonic() - start))
 
-    def _serve(self, host: Host) -> None:
+    def _serve(self, host: Host, start: float) -> None:
         name = host.name
         selected = name in self._selected
         slot = self._slots[name]
-        start = time.monotonic()
         if selected:
             self._events.put(Started(name))
         try:
@@ -343,10 +228,7 @@ class Runner:
             slot.error = _one_line(exc)
             slot.done.set()
             if selected:
-                detail = f"{type(exc).__name__}: {exc}"
-                self._events.put(
-                    Failed(name, UNREACHABLE, slot.error, time.monotonic() - start, detail)
-                )
+                self._events.put(_not_opened(name, exc, time.monotonic() - start))
             return
         slot.gateway = gateway
         slot.done.set()
@@ -365,7 +247,7 @@ class Runner:
                 if self._cancel.is_set():
                     raise _Cancelled("interrupted")
             if carrier.gateway is None:
-                raise ConnectionError(f"via {host.via}: unreachable ({carrier.error})")
+                raise ConnectFailed(f"via {host.via}: unreachable ({carrier.error})")
         if self._cancel.is_set():
             raise _Cancelled("interrupted")
         gateway = self.group.makegateway(host.spec())
@@ -436,12 +318,12 @@ def run_job(
     fanout: int = DEFAULT_FANOUT,
     carriers: Sequence[Host] = (),
     on_event: Optional[Callable[[Event], None]] = None,
-) -> dict[str, HostResult]:
+) -> GroupResult:
     """Run ``job`` on ``hosts`` and return every host's result (library use, tests)."""
-    collector = Collector()
+    result = GroupResult()
     with Runner(hosts, job, fanout=fanout, carriers=carriers) as runner:
         for event in runner.events():
-            collector.add(event)
+            result.add(event)
             if on_event is not None:
                 on_event(event)
-    return collector.results
+    return result

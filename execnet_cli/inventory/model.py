@@ -11,36 +11,27 @@ Variable precedence (lowest first; later wins), as in Ansible:
 ``null`` resets it to the default. Several inventory files merge in the order given: groups
 unite, and a later file's variable wins at the same level.
 
-Where an inventory comes from (the first that applies is used): ``-i/--inventory`` (repeatable),
-``XNET_INVENTORY`` (a list separated by ``os.pathsep``), ``./xnet.yaml``,
-``$XDG_CONFIG_HOME/xnet/inventory.yaml`` (``~/.config`` by default), then the embedded default:
-a ``local`` group holding ``localhost`` as a popen worker.
+Where an inventory comes from is ``sources.py``; reading either format, ``formats.py``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Optional, Union
 
-from .hostpattern import HostSet, select
-from .schema import InventoryError, Mark, Unsupported, Var, did_you_mean
-from .yaml_reader import Definitions, read_yaml
+from ..suggest import did_you_mean
+from .formats import Definitions, read_inventory
+from .hostset import HostSet
+from .patterns import select
+from .schema import InventoryError, Mark, Unsupported, Var
+from .sources import find_inventories, read_sources
 
-__all__ = [
-    "DEFAULT_INVENTORY",
-    "Host",
-    "Inventory",
-    "InventoryError",
-    "Mark",
-    "find_inventories",
-    "load_inventory",
-]
+__all__ = ["DEFAULT_INVENTORY", "Host", "Inventory", "load_inventory"]
 
 DEFAULT_INVENTORY = """\
 # xnet's embedded default inventory: one worker on this machine, started with popen.
@@ -227,16 +218,15 @@ class Inventory:
     @classmethod
     def from_text(cls, text: str, source: str = "<string>") -> Inventory:
         defs = Definitions()
-        read_yaml(text, source, defs)
+        read_inventory(text, source, defs)
         return cls(defs)
 
     @classmethod
     def from_files(cls, paths: Sequence[Union[str, Path]]) -> Inventory:
         """Load and merge files in order; a directory stands for its ``*.yaml``/``*.yml``."""
         defs = Definitions()
-        for path in paths:
-            for file in _expand_dir(Path(path)):
-                read_yaml(_read_text(file), str(file), defs)
+        for text, source in read_sources(paths):
+            read_inventory(text, source, defs)
         return cls(defs)
 
     @classmethod
@@ -468,53 +458,7 @@ class Inventory:
             var = self._setting(relay, "via")
 
 
-# ------------------------------------------------------------------ discovery
-
-
-def _expand_dir(path: Path) -> list[Path]:
-    if path.is_dir():
-        found = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
-        if not found:
-            raise InventoryError("directory holds no *.yaml or *.yml inventory", Mark(str(path)))
-        return found
-    return [path]
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InventoryError("no such inventory file", Mark(str(path))) from None
-    except UnicodeDecodeError as exc:
-        raise InventoryError(f"not UTF-8 text ({exc.reason})", Mark(str(path))) from None
-    except OSError as exc:
-        raise InventoryError(f"cannot read inventory: {exc.strerror}", Mark(str(path))) from None
-
-
-def find_inventories(
-    paths: Sequence[Union[str, Path]] = (),
-    environ: Optional[Mapping[str, str]] = None,
-    cwd: Optional[Path] = None,
-) -> tuple[list[Path], str]:
-    """The inventory files to use and where that choice came from; ``[]`` means the default.
-
-    Flags beat ``XNET_INVENTORY``, which beats ``./xnet.yaml``, which beats the user's file.
-    Files named by a flag or the variable must exist; the two conventional files are optional.
-    """
-    env = os.environ if environ is None else environ
-    if paths:
-        return [Path(p) for p in paths], "--inventory"
-    listed = [p for p in env.get("XNET_INVENTORY", "").split(os.pathsep) if p]
-    if listed:
-        return [Path(p) for p in listed], "XNET_INVENTORY"
-    project = Path(cwd or Path.cwd()) / "xnet.yaml"
-    if project.is_file():
-        return [project], "./xnet.yaml"
-    config = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    user = Path(config) / "xnet" / "inventory.yaml"
-    if user.is_file():
-        return [user], "user config"
-    return [], "embedded default"
+# ------------------------------------------------------------------ loading
 
 
 def load_inventory(

@@ -15,14 +15,15 @@ Two vocabularies map onto the same settings:
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Optional
 
 from .._remote.errors import XnetError
+from ..suggest import did_you_mean
+from ..transports.ssh import names as sshnames
 
 __all__ = [
     "ANSIBLE_VARS",
@@ -33,14 +34,17 @@ __all__ = [
     "Unsupported",
     "Var",
     "ansible_var",
+    "are_names",
     "check_name",
-    "did_you_mean",
     "is_name",
     "xnet_var",
 ]
 
 TRANSPORTS = ("popen", "ssh", "socket")
-_NAME = re.compile(r"[^\s,:&!*?\[\](){}/~-][^\s,:&!*?\[\](){}/]*\Z")
+# A host or group name: no spaces or pattern characters, and no leading ~ or - (see check_name).
+_NAME_CHARS = r"[^\s,:&!*?\[\](){}/~-][^\s,:&!*?\[\](){}/]*"
+_NAME = re.compile(_NAME_CHARS + r"\Z")
+_NAME_LINES = re.compile("(?:" + _NAME_CHARS + r"\n)*\Z")  # names, one a line
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -99,15 +103,18 @@ class Unsupported(NamedTuple):
     connection: str
 
 
-def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=cutoff)
-    if not close:
-        return ""
-    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
-
-
 def is_name(text: str) -> bool:
     return _NAME.match(text) is not None
+
+
+def are_names(names: list[str]) -> bool:
+    """``is_name`` of every one, with one regex match (the fast reader's bulk path).
+
+    A name holding a newline would pass as two names, so the lines are counted too."""
+    if not names:
+        return True
+    text = "\n".join(names) + "\n"
+    return text.count("\n") == len(names) and _NAME_LINES.match(text) is not None
 
 
 def check_name(name: Any, what: str, mark: Mark) -> str:
@@ -160,6 +167,22 @@ def _address(value: Any, name: str, mark: Mark) -> str:
     text = _word(value, name, mark)
     if text.startswith("-"):
         raise InventoryError(f"{name}: an address cannot start with '-'", mark)
+    return _ssh_name(sshnames.host_name_error, text, name, mark)
+
+
+def _user(value: Any, name: str, mark: Mark) -> str:
+    return _ssh_name(sshnames.user_name_error, _word(value, name, mark), name, mark)
+
+
+def _jump(value: Any, name: str, mark: Mark) -> str:
+    return _ssh_name(sshnames.jump_error, _word(value, name, mark), name, mark)
+
+
+def _ssh_name(rule: Callable[[str], Optional[str]], text: str, name: str, mark: Mark) -> str:
+    """OpenSSH's rules for names that reach ssh and its ProxyCommand shell (``ssh/names.py``)."""
+    problem = rule(text)
+    if problem:
+        raise InventoryError(f"{name}: {problem}", mark)
     return text
 
 
@@ -247,11 +270,11 @@ SETTINGS: dict[str, Check] = {
     "transport": _transport,
     "address": _address,
     "port": _port,
-    "user": _word,
+    "user": _user,
     "identity_file": _word,
     "python": _string,
     "via": _host_ref,
-    "proxy_jump": _word,
+    "proxy_jump": _jump,
     "sudo": _sudo,
     "env": _env,
     "chdir": _string,
@@ -280,8 +303,8 @@ ANSIBLE_VARS: dict[str, tuple[str, Check]] = {
     "ansible_ssh_host": ("address", _address),
     "ansible_port": ("port", _port),
     "ansible_ssh_port": ("port", _port),
-    "ansible_user": ("user", _word),
-    "ansible_ssh_user": ("user", _word),
+    "ansible_user": ("user", _user),
+    "ansible_ssh_user": ("user", _user),
     "ansible_ssh_private_key_file": ("identity_file", _word),
     "ansible_private_key_file": ("identity_file", _word),
     "ansible_python_interpreter": ("python", _ansible_python),
@@ -364,7 +387,7 @@ def ansible_var(
             raise InventoryError(f"unknown variable {name!r}", mark)
         return var._replace(name=name)
     if name.startswith("ansible_") and name not in _ANSIBLE_IGNORED:
-        close = difflib.get_close_matches(name, [*ANSIBLE_VARS, *_ANSIBLE_IGNORED], 1, _NEAR_MISS)
-        if close and close[0] != name:
-            raise InventoryError(f"unknown variable {name!r} (did you mean {close[0]!r}?)", mark)
+        hint = did_you_mean(name, [*ANSIBLE_VARS, *_ANSIBLE_IGNORED], n=1, cutoff=_NEAR_MISS)
+        if hint:
+            raise InventoryError(f"unknown variable {name!r}{hint}", mark)
     return Var(name, None, value, mark)

@@ -61,7 +61,7 @@ def forking_supported() -> bool:
     return os.environ.get("XNET_POPEN_FORK", "1") != "0" and _kernel_has_pidfds()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kernel_has_pidfds() -> bool:
     if sys.platform != "linux" or not hasattr(signal, "pidfd_send_signal"):
         return False
@@ -119,6 +119,7 @@ class ForkServer:
                 stdout=subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(),),
                 bufsize=0,
+                env=bootstrap.worker_environ(),  # its children inherit its initial block
             )
         except OSError as exc:
             ours.close()
@@ -328,7 +329,7 @@ class ForkServers:
                 except ForkUnavailable:
                     self._failed.add(key)
                     raise
-        return server.fork(config, {**os.environ, **extra_env})
+        return server.fork(config, bootstrap.worker_environ(extra_env))
 
     def stop(self) -> None:
         """Stop every server (more start on the next fork: the group may be used again)."""

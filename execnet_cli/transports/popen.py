@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from typing import Dict, List, Optional
 
 from .._remote.fdio import FdIO, enlarge_pipe
+from ..bootstrap import worker_environ
 from ..errors import InterpreterNotFound
 
 
@@ -87,9 +87,5 @@ class PopenTransport(FdIO):
 
 
 def popen_environment(extra: Dict[str, str]) -> Optional[Dict[str, str]]:
-    """The child's environment: ours, plus the spec's ``env:`` settings (None: inherit)."""
-    if not extra:
-        return None
-    env = dict(os.environ)
-    env.update(extra)
-    return env
+    """The child's environment: ours without our secrets, plus the spec's ``env:``."""
+    return worker_environ(extra)

@@ -4,15 +4,21 @@
 ``~/.ssh/config`` then ``/etc/ssh/ssh_config``. ``Include`` lines are inlined here
 (paramiko's ``SSHConfig`` does not follow them), relative paths from ``~/.ssh`` or
 ``/etc/ssh`` as OpenSSH resolves them.
+
+``lookup`` is paramiko's ``SSHConfig.lookup`` with two changes for the shell's sake:
+``ProxyCommand`` is left unexpanded (``settings.proxy_command_line`` expands it, quoting each
+value, when it runs; paramiko pastes names in raw), and the names it substitutes into
+``Match exec`` are shell-quoted.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import re
 import shlex
-from typing import Optional
+from typing import Any, Dict, Optional
 
 from ...errors import SpecError
 
@@ -67,3 +73,32 @@ def expand_includes(text: str, base: str, name: str, depth: int = 0) -> str:
                 except OSError:
                     continue
     return "\n".join(out)
+
+
+def lookup(config_text: str, host: str) -> Dict[str, object]:
+    """The options ``config_text`` gives ``host`` (first value wins), tokens expanded."""
+    try:
+        config = _config_class().from_text(config_text)
+        return dict(config.lookup(host))
+    except Exception as exc:  # ConfigParseError, ImportError of Match exec's invoke, ...
+        raise SpecError(f"ssh config for {host!r}: {exc}") from exc
+
+
+@functools.cache
+def _config_class() -> Any:
+    """paramiko's ``SSHConfig``, minus its raw substitution into shell commands."""
+    import paramiko
+
+    class Config(paramiko.SSHConfig):  # type: ignore[misc]
+        def _tokenize(self, config: Any, target_hostname: str, key: str, value: str) -> str:
+            if key == "proxycommand":
+                return value
+            if key == "match-exec":
+                config = dict(config)
+                for name in ("hostname", "user"):
+                    if name in config:
+                        config[name] = shlex.quote(str(config[name]))
+                target_hostname = shlex.quote(target_hostname)
+            return str(super()._tokenize(config, target_hostname, key, value))
+
+    return Config

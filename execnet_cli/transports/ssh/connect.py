@@ -24,7 +24,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ...errors import AuthenticationFailed, ConnectFailed, HostNotFound
 from .hostkeys import check_host_key, load_known_hosts, preferred_algorithms
-from .settings import SSHSettings
+from .settings import SSHSettings, proxy_command_line
 
 log = logging.getLogger("execnet_cli.ssh")
 #: paramiko logs failures we translate into errors (and tracebacks from its thread when
@@ -172,10 +172,10 @@ def start_proxy_command(settings: SSHSettings, closers: List[Callable[[], None]]
     """Run ProxyCommand with its stdin and stdout on one end of a socket pair.
 
     paramiko then talks to a real socket (timeouts, no extra thread), as OpenSSH does
-    with its pipe pair. The command runs under ``/bin/sh -c`` like OpenSSH's.
+    with its pipe pair. The command runs under ``/bin/sh -c`` like OpenSSH's; the names
+    put into it are checked and shell-quoted first (``names``), so none can inject.
     """
-    command = settings.proxy_command or ""
-    command = command.replace("%%", "%")
+    command = proxy_command_line(settings)
     ours, theirs = socket.socketpair()
     try:
         process = subprocess.Popen(

@@ -17,21 +17,25 @@ Host names are matched as OpenSSH writes them: ``host`` on port 22, else
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import logging
 import os
 import re
+import stat
+import tempfile
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 from ...errors import HostKeyError
 from .settings import SSHSettings
 
 log = logging.getLogger("execnet_cli.ssh")
 
-#: Appending to a known_hosts file from parallel opens must not interleave lines.
+#: Recording a host key: one thread of this process at a time (``_locked`` adds a flock).
 _record_lock = threading.Lock()
 
 #: paramiko host key algorithm names for each key type a known_hosts file holds.
@@ -194,45 +198,106 @@ def check_host_key(settings: SSHSettings, key: object, known: Optional[KnownHost
             f"{target[0] if target else 'the UserKnownHostsFile'}; or add it there yourself "
             f"(ssh-keyscan -p {settings.port} {settings.hostname})."
         )
-    record_host_key(settings, key)
+    if not record_host_key(settings, key):
+        return  # a parallel open recorded it (and said so)
     message = "recorded new host key for %s: %s %s"
     if policy == "no":
         message += " (StrictHostKeyChecking=no is treated as accept-new)"
     log.warning(message, name, key_type, fingerprint)
 
 
-def record_host_key(settings: SSHSettings, key: object) -> None:
-    """Append the key to the first user known_hosts file (creating ~/.ssh if needed)."""
+def record_host_key(settings: SSHSettings, key: object) -> bool:
+    """Add the key to the first user known_hosts file: once, atomically, under a lock.
+
+    Returns False when the key was there already (another thread or process added it).
+
+    Parallel ``accept-new`` opens of one new host (threads here, or other xnet processes)
+    all find it unknown. Each takes the lock (``_locked``) and re-reads the file: the first
+    adds the line, the others find the key and add nothing (a different key of that type
+    meanwhile is refused as changed). The file is replaced whole (``_replace``), so a
+    reader never sees half a line, and keeps its mode (0600 for a new file, not the umask's).
+    """
+    where = settings.describe()
     if not settings.user_known_hosts_files:
-        raise HostKeyError(
-            f"{settings.describe()}: cannot accept a new host key: UserKnownHostsFile is none"
-        )
-    path = os.path.expanduser(settings.user_known_hosts_files[0])
+        raise HostKeyError(f"{where}: cannot accept a new host key: UserKnownHostsFile is none")
+    shown = os.path.expanduser(settings.user_known_hosts_files[0])
+    path = os.path.realpath(shown)  # a symlinked file is updated where it lives
     name = settings.known_hosts_name
-    if settings.hash_known_hosts:
-        name = hash_name(name)
-    line = f"{name} {key.get_name()} {key.get_base64()}\n"  # type: ignore[attr-defined]
+    key_type = key.get_name()  # type: ignore[attr-defined]
+    fingerprint = key.fingerprint  # type: ignore[attr-defined]
+    written = hash_name(name) if settings.hash_known_hosts else name
+    line = f"{written} {key_type} {key.get_base64()}\n"  # type: ignore[attr-defined]
     try:
         directory = os.path.dirname(path)
-        if directory and not os.path.isdir(directory):
+        if not os.path.isdir(directory):
             os.makedirs(directory, mode=0o700, exist_ok=True)
-        with _record_lock:
-            needs_newline = _ends_without_newline(path)
-            with open(path, "a", encoding="utf-8") as out:
-                out.write(("\n" if needs_newline else "") + line)
+        with _locked(path):
+            known = load_known_hosts(name, [path])
+            if any(key == good for good in known.keys.get(key_type, [])):
+                return False  # another thread or process recorded it meanwhile
+            if known.known or any(key == bad for bad in known.revoked):
+                raise HostKeyError(
+                    f"{where}: HOST KEY CHANGED for {name}: while accepting {key_type} "
+                    f"{fingerprint}, {shown} got other keys for it "
+                    f"({', '.join(sorted(known.sources.values())) or '@revoked'}); refusing"
+                )
+            before: Optional[os.stat_result]
+            try:
+                with open(path, "rb") as handle:
+                    old, before = handle.read(), os.fstat(handle.fileno())
+            except FileNotFoundError:
+                old, before = b"", None
+            glue = b"\n" if old and not old.endswith(b"\n") else b""
+            _replace(path, old + glue + line.encode(), before)
+        return True
     except OSError as exc:
         raise HostKeyError(
-            f"{settings.describe()}: cannot record the host key in {path}: {exc.strerror or exc}"
+            f"{where}: cannot record the host key in {shown}: {exc.strerror or exc}"
         ) from exc
 
 
-def _ends_without_newline(path: str) -> bool:
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+    """Exclusive: this process's threads (a lock), other processes (flock on ``path.lock``).
+
+    The lock file is separate because ``path`` itself is replaced by rename: a lock on the
+    old inode would not stop a process that opens the new one. It is left in place (as
+    removing it would race with a process about to lock it).
+    """
+    with _record_lock:
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+
+def _replace(path: str, data: bytes, old: Optional[os.stat_result]) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, rename it over ``path``.
+
+    Mode (and, where we may, owner) of the old file are kept; a new file gets 0600.
+    """
+    directory = os.path.dirname(path)
+    fd, temporary = tempfile.mkstemp(prefix=".known_hosts.", suffix=".tmp", dir=directory)
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            if handle.tell() == 0:
-                return False
-            handle.seek(-1, os.SEEK_END)
-            return handle.read(1) != b"\n"
-    except OSError:
-        return False
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), stat.S_IMODE(old.st_mode) if old else 0o600)
+            if old and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                try:
+                    os.fchown(out.fileno(), old.st_uid, old.st_gid)
+                except PermissionError:
+                    pass  # not ours to give away; the mode still holds
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a crash
+    finally:
+        os.close(dir_fd)

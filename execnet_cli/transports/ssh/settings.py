@@ -26,7 +26,13 @@ from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ...errors import SpecError
-from .config import load_config_text
+from .config import load_config_text, lookup
+from .names import (
+    check_host_name,
+    check_jump,
+    check_user_name,
+    expand_proxy_command,
+)
 
 #: ``-o`` keys we implement (lower case), with what they mean to us (for the error text).
 SUPPORTED_OPTIONS: Dict[str, str] = {
@@ -180,6 +186,7 @@ def parse_command_line(value: str) -> CommandLine:
     if port is not None:
         options.insert(0, ("port", port))
     check_conflicts(options, value)
+    check_names(host, options, value)
     return CommandLine(host, tuple(options), config_file)
 
 
@@ -235,20 +242,28 @@ def check_conflicts(options: Sequence[Tuple[str, str]], value: str) -> None:
         seen[key] = raw
 
 
+def check_names(host: str, options: Sequence[Tuple[str, str]], value: str) -> None:
+    """Host and user names as OpenSSH accepts them (see ``names``), before any lookup."""
+    where = f"ssh={value!r}"
+    check_host_name(host, where)
+    for key, raw in options:
+        if key == "user":
+            check_user_name(raw, where)
+        elif key == "hostname":
+            check_host_name(raw, f"{where}: HostName")
+        elif key == "proxyjump" and raw.lower() != "none":
+            check_jump(raw, where)
+
+
 # -- resolving -------------------------------------------------------------------------
 
 
 def resolve(line: CommandLine, config_text: str = "", *, _depth: int = 0) -> SSHSettings:
     """Merge the command line with the config for ``line.host`` into settings."""
-    import paramiko
-
+    check_host_name(line.host, "ssh host")  # before Match exec or tokens can see it
     block = ["Host *"] + [f"{key} {raw}" for key, raw in line.options]
-    try:
-        config = paramiko.SSHConfig.from_text("\n".join(block) + "\n" + config_text)
-        found = config.lookup(line.host)
-    except Exception as exc:  # ConfigParseError, ImportError of Match exec's invoke, ...
-        raise SpecError(f"ssh config for {line.host!r}: {exc}") from exc
-    return settings_from_lookup(line, dict(found), config_text, _depth)
+    found = lookup("\n".join(block) + "\n" + config_text, line.host)
+    return settings_from_lookup(line, found, config_text, _depth)
 
 
 def settings_from_lookup(
@@ -314,9 +329,25 @@ def settings_from_lookup(
         address_family=family,
         server_alive_interval=parse_seconds(alive, "ServerAliveInterval", where) if alive else 0.0,
     )
+    check_host_name(settings.hostname, f"{where}: HostName")
+    check_user_name(settings.user, f"{where}: User")
+    if proxy_command:  # its tokens are expanded when it runs; a bad one is an error now
+        proxy_command_line(settings)
     if proxy_jump:
         settings = replace(settings, jump=resolve_jumps(line, proxy_jump, config_text, depth))
     return settings
+
+
+def proxy_command_line(settings: SSHSettings) -> str:
+    """The ProxyCommand to run: tokens expanded, each substituted value shell-quoted."""
+    return expand_proxy_command(
+        settings.proxy_command or "",
+        host=settings.host,
+        hostname=settings.hostname,
+        port=settings.port,
+        user=settings.user,
+        where=f"ssh host {settings.host!r}",
+    )
 
 
 #: Command-line options a jump host inherits (keys, known hosts, policy, timeouts).
@@ -344,6 +375,10 @@ def resolve_jumps(line: CommandLine, value: str, config_text: str, depth: int) -
         if not hop:
             raise SpecError(f"ssh host {line.host!r}: empty hop in ProxyJump={value!r}")
         user, host, port = split_destination(hop, value)
+        where = f"ssh host {line.host!r}: ProxyJump hop {hop!r}"
+        check_host_name(host, where)
+        if user is not None:
+            check_user_name(user, where)
         options = list(inherited)
         if user is not None:
             options.insert(0, ("user", user))

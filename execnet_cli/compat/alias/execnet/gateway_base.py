@@ -1,26 +1,13 @@
-"""``execnet.gateway_base`` of the alias: channels, errors, serializer, execution models."""
+"""``execnet.gateway_base`` of the alias: channels, errors, serializer, execution models.
+
+Built from the same table as a worker's ``execnet.gateway_base`` (``_remote/compat.py``),
+so code sees the same names and functions on both sides.
+"""
 
 from __future__ import annotations
 
-from execnet_cli._remote.channel import NO_ENDMARKER_WANTED, Channel
-from execnet_cli._remote.engine import BaseGateway
-from execnet_cli._remote.execmodel import ExecModel, get_execmodel
-from execnet_cli._remote.serializer import dump, dumps, load, loads
-from execnet_cli.errors import DataFormatError, DumpError, LoadError, RemoteError, TimeoutError
+from execnet_cli._remote.compat import gateway_base_exports
 
-__all__ = [
-    "NO_ENDMARKER_WANTED",
-    "BaseGateway",
-    "Channel",
-    "DataFormatError",
-    "DumpError",
-    "ExecModel",
-    "LoadError",
-    "RemoteError",
-    "TimeoutError",
-    "dump",
-    "dumps",
-    "get_execmodel",
-    "load",
-    "loads",
-]
+globals().update(gateway_base_exports())
+
+__all__ = sorted(gateway_base_exports())

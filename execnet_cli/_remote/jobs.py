@@ -1,0 +1,197 @@
+"""The remote halves of ``xnet run`` and ``xnet sh`` (``fleet.jobs`` is the local half).
+
+Each is a pure function: no annotations, imports inside, nothing global but builtins, so
+``remote_exec`` can send its source text to any Python 3.8+ and call it there. They are
+never imported by a worker, only sent as text, one per job.
+
+Output never goes through the worker's stderr: ``run_python`` swaps ``sys.stdout`` and
+``sys.stderr`` for writers that send ``("out"|"err", text)`` items, ``run_shell`` pumps
+the command's pipes into the same items. Either ends with one ``("exit", exit_code,
+text)`` item: ``text`` is the traceback of an exception (``run_python``) or why the
+command ended early (``run_shell``: a timeout, a signal), else None.
+"""
+
+from __future__ import annotations
+
+__all__ = ["run_python", "run_shell"]
+
+
+def run_python(channel, code, filename):
+    """Worker side of ``xnet run``: exec the code with sys.stdout/sys.stderr sent back.
+
+    Ends with one ("exit", code, traceback-or-None) item; the traceback leaves out this frame.
+    """
+    import codecs
+    import sys
+    import threading
+
+    class BytesWriter:
+        def __init__(self, text_writer):
+            self.text_writer = text_writer
+            self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+        def write(self, data):
+            self.text_writer.write(self.decoder.decode(bytes(data)))
+            return len(data)
+
+        def flush(self):
+            self.text_writer.flush()
+
+    class Writer:
+        """Line-buffered: complete lines go at once, a long unterminated piece in chunks."""
+
+        encoding = "utf-8"
+        errors = "replace"
+        closed = False
+        chunk = 65536
+
+        def __init__(self, name):
+            self.name = name
+            self.pending = ""
+            self.lock = threading.Lock()
+            self.buffer = BytesWriter(self)
+
+        def write(self, text):
+            if not isinstance(text, str):
+                raise TypeError("write() argument must be str, not " + type(text).__name__)
+            with self.lock:
+                data = self.pending + text
+                cut = data.rfind("\n") + 1
+                if cut == 0 and len(data) < self.chunk:
+                    self.pending = data
+                    return len(text)
+                if cut == 0:
+                    cut = len(data)
+                self.pending = data[cut:]
+                channel.send((self.name, data[:cut]))
+            return len(text)
+
+        def writelines(self, lines):
+            for line in lines:
+                self.write(line)
+
+        def flush(self):
+            with self.lock:
+                data, self.pending = self.pending, ""
+                if data:
+                    channel.send((self.name, data))
+
+        def isatty(self):
+            return False
+
+        def writable(self):
+            return True
+
+        def readable(self):
+            return False
+
+        def fileno(self):
+            import io
+
+            raise io.UnsupportedOperation("output of xnet run is sent over a channel")
+
+    out, err = Writer("out"), Writer("err")
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    status, formatted = 0, None
+    try:
+        namespace = {"__name__": "__main__", "__file__": filename}
+        exec(compile(code, filename, "exec"), namespace)
+    except SystemExit as exc:
+        if exc.code is None:
+            status = 0
+        elif isinstance(exc.code, int):
+            status = exc.code
+        else:  # as the interpreter does: print the object, exit 1
+            print(exc.code, file=sys.stderr)
+            status = 1
+    except BaseException as exc:
+        import linecache  # only now: a job that succeeds does not pay for these imports
+        import traceback
+
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+        formatted = "".join(traceback.format_exception(type(exc), exc, tb))
+        status = 1
+    finally:
+        sys.stdout, sys.stderr = saved
+        for writer in (out, err):
+            try:
+                writer.flush()
+            except Exception:
+                pass
+    channel.send(("exit", status, formatted))
+
+
+def run_shell(channel, command, timeout):
+    """Worker side of ``xnet sh``: run the command, stream its output as it comes.
+
+    The command gets its own session so that a timeout, or the controller going away
+    (the channel closes), kills it and everything it started.
+    """
+    import codecs
+    import os
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    proc = subprocess.Popen(
+        command,
+        shell=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+    def pump(pipe, name):
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        fd = pipe.fileno()
+        sending = True
+        while True:
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            text = decoder.decode(data)
+            if text and sending:
+                try:
+                    channel.send((name, text))
+                except Exception:
+                    sending = False  # the controller is gone; keep draining
+        text = decoder.decode(b"", True)
+        if text and sending:
+            try:
+                channel.send((name, text))
+            except Exception:
+                pass
+        pipe.close()
+
+    pumps = [
+        threading.Thread(target=pump, args=(proc.stdout, "out"), daemon=True),
+        threading.Thread(target=pump, args=(proc.stderr, "err"), daemon=True),
+    ]
+    for thread in pumps:
+        thread.start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    why = None
+    while proc.poll() is None or any(t.is_alive() for t in pumps):
+        if why is None and (
+            channel.isclosed() or (deadline is not None and time.monotonic() > deadline)
+        ):
+            why = "cancelled" if channel.isclosed() else f"timed out after {timeout:g} s"
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for thread in pumps:
+            thread.join(0.05)
+        if proc.poll() is not None and why is not None:
+            break
+    code = proc.wait()
+    if code < 0:  # a signal: report it the way a shell does
+        if why is None:
+            why = f"killed by signal {-code}"
+        code = 128 - code
+    if not channel.isclosed():
+        channel.send(("exit", code, why))
