@@ -11,8 +11,7 @@ from typing import Any, Dict, Optional
 from . import bootstrap
 from ._remote.channel import Channel
 from ._remote.engine import BaseGateway
-from ._remote.errors import ChannelClosed, DataFormatError
-from ._remote.framing import encode_frame
+from ._remote.errors import DataFormatError
 from ._remote.protocol import MessageType
 from ._remote.serializer import dumps_parts, loads
 from .errors import BootstrapError
@@ -169,17 +168,8 @@ class Gateway(BaseGateway):
         group = self._group
         if group is not None:
             group._unregister(self)
-        if self._write_lock.acquire(timeout=1.0):
-            try:
-                self._write_locked(encode_frame(MessageType.GATEWAY_TERMINATE, 0))
-            except ChannelClosed:
-                pass
-            finally:
-                self._write_closed = True
-                self._write_lock.release()
-            self._io.close_write()
-        else:  # a send is stuck on a full pipe: only killing the worker frees it
-            self._io.kill()
+        if not self._sender.finish(MessageType.GATEWAY_TERMINATE, timeout=1.0):
+            self._io.kill()  # a send is stuck on a full pipe: only killing the worker frees it
 
     def _finish_exit(self, deadline: float) -> None:
         with self._finish_lock:

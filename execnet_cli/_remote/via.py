@@ -65,10 +65,12 @@ def relay_process(channel, argv) -> None:  # type: ignore[no-untyped-def]
         bufsize=0,
         start_new_session=True,
     )
+    stdin, stdout = process.stdin, process.stdout
+    assert stdin is not None and stdout is not None  # both are pipes (PIPE above)
     channel.send("ok")
     pump = threading.Thread(target=_pump_process_output, args=(channel, process), daemon=True)
     pump.start()
-    stdin_fd = process.stdin.fileno()
+    stdin_fd = stdin.fileno()
     try:
         for item in channel:
             if isinstance(item, bytes):
@@ -77,12 +79,12 @@ def relay_process(channel, argv) -> None:  # type: ignore[no-untyped-def]
                 except OSError:
                     pass  # the process is gone; its exit status follows
             elif item == "eof":
-                process.stdin.close()
+                stdin.close()
             elif item == "kill":
                 process.kill()
     finally:
         try:
-            process.stdin.close()
+            stdin.close()
         except OSError:
             pass
         try:
@@ -91,7 +93,7 @@ def relay_process(channel, argv) -> None:  # type: ignore[no-untyped-def]
             process.kill()
             process.wait()
         pump.join(5)
-        process.stdout.close()
+        stdout.close()
 
 
 def relay_tcp(channel, host, port, timeout) -> None:  # type: ignore[no-untyped-def]
