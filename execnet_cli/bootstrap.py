@@ -64,8 +64,7 @@ _xnet_bundle = marshal.loads(_xnet_read(int(_xnet_read(12))))
 class _XnetImporter(object):
     def __init__(self, bundle):
         self.package = bundle["package"]
-        self.modules = bundle["modules"]
-        self.kind = bundle["kind"]
+        self.modules = bundle["modules"]  # name -> source text, or a marshalled code object
     def find_spec(self, fullname, path=None, target=None):
         if fullname == self.package:
             return ModuleSpec(fullname, self, is_package=True)
@@ -81,15 +80,14 @@ class _XnetImporter(object):
             module.__path__ = []
             return
         data = self.modules[name.rpartition(".")[2]]
-        if self.kind == "code":
-            code = marshal.loads(data)
-        else:
+        if isinstance(data, str):
             code = compile(data, name.replace(".", "/") + ".py", "exec")
+        else:
+            code = marshal.loads(data)
         exec(code, module.__dict__)
     def get_source(self, fullname):
-        if self.kind == "source" and fullname != self.package:
-            return self.modules[fullname.rpartition(".")[2]]
-        return None
+        data = self.modules.get(fullname.rpartition(".")[2])
+        return data if isinstance(data, str) and fullname != self.package else None
 sys.meta_path.insert(0, _XnetImporter(_xnet_bundle))
 __import__(_xnet_bundle["package"] + ".worker")
 sys.modules[_xnet_bundle["package"] + ".worker"].main(_xnet_bundle["config"])
@@ -123,19 +121,21 @@ def same_interpreter(python: str) -> bool:
         return False
 
 
+@functools.cache
+def module_payload(name: str, kind: str) -> Any:
+    """One ``_remote`` module as its worker importer takes it: source text, or (``kind``
+    "code", for a worker that is this very interpreter) a marshalled code object."""
+    spec = importlib.util.find_spec(f"{REMOTE_PACKAGE}.{name}")
+    assert spec is not None and spec.loader is not None and spec.origin is not None
+    if kind == "code":
+        return marshal.dumps(spec.loader.get_code(spec.name))  # type: ignore[attr-defined]
+    with open(spec.origin, encoding="utf-8") as source:
+        return source.read()
+
+
 @functools.lru_cache(maxsize=2)
 def _module_payloads(kind: str) -> Dict[str, Any]:
-    modules: Dict[str, Any] = {}
-    for name in REMOTE_MODULES:
-        spec = importlib.util.find_spec(f"{REMOTE_PACKAGE}.{name}")
-        assert spec is not None and spec.loader is not None and spec.origin is not None
-        if kind == "code":
-            code = spec.loader.get_code(spec.name)  # type: ignore[attr-defined]
-            modules[name] = marshal.dumps(code)
-        else:
-            with open(spec.origin, encoding="utf-8") as source:
-                modules[name] = source.read()
-    return modules
+    return {name: module_payload(name, kind) for name in REMOTE_MODULES}
 
 
 def bootstrap_bytes(config: Dict[str, Any], same_python: bool) -> bytes:
@@ -143,7 +143,6 @@ def bootstrap_bytes(config: Dict[str, Any], same_python: bool) -> bytes:
     kind = "code" if same_python else "source"
     bundle = {
         "package": WORKER_PACKAGE,
-        "kind": kind,
         "modules": _module_payloads(kind),
         "config": config,
     }
