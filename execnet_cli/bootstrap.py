@@ -20,7 +20,7 @@ import importlib.util
 import marshal
 import os
 import sys
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 REMOTE_PACKAGE = "execnet_cli._remote"
 REMOTE_MODULES = (
@@ -131,6 +131,28 @@ def module_payload(name: str, kind: str) -> Any:
         return marshal.dumps(spec.loader.get_code(spec.name))  # type: ignore[attr-defined]
     with open(spec.origin, encoding="utf-8") as source:
         return source.read()
+
+
+def with_siblings(names: Iterable[str]) -> List[str]:
+    """``names`` and every ``_remote`` module they import, at any depth, in import order
+    (what a worker needs to import them: ``Gateway.remote_modules``)."""
+    import ast
+
+    order: List[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        for node in ast.walk(ast.parse(module_payload(name, "source"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                targets = [node.module] if node.module else [a.name for a in node.names]
+                for target in targets:
+                    visit(target.partition(".")[0])
+        order.append(name)
+
+    for name in names:
+        visit(name)
+    return order
 
 
 @functools.lru_cache(maxsize=2)

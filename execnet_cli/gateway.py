@@ -160,13 +160,15 @@ class Gateway(BaseGateway):
 
     def remote_modules(self, *names: str, timeout: Optional[float] = 30.0) -> str:
         """Make ``_remote`` modules that not every worker needs importable in this one, as
-        submodules of the package this returns (``xnet_remote``); each crosses once.
+        submodules of the package this returns (``xnet_remote``), with the siblings they
+        import; each crosses once.
 
         The far halves of features (a socket server, ...) live there as modules with sibling
         imports instead of being sent whole as ``__channelexec__`` code.
         """
         with self._modules_lock:
-            missing = [name for name in names if name not in self._shipped_modules]
+            needed = bootstrap.with_siblings(names)
+            missing = [name for name in needed if name not in self._shipped_modules]
             if missing:
                 channel = self.remote_exec(_ADD_MODULES_SOURCE)
                 channel.send({name: bootstrap.module_payload(name, "source") for name in missing})

@@ -290,7 +290,7 @@ def test_remote_modules_are_importable_once_sent(tmp_path):
             "import importlib.util as u; channel.send(u.find_spec('xnet_remote.handshake'))"
         )
         assert missing.receive(10) is None
-        package = gw.remote_modules("handshake", "sockets")
+        package = gw.remote_modules("sockets")
         assert package == "xnet_remote" and gw.remote_modules("sockets") == package
         probe = gw.remote_exec(
             f"from {package} import sockets, handshake\n"

@@ -22,6 +22,7 @@ import execnet_cli
 from execnet_cli import bootstrap
 from execnet_cli._remote import handshake as hs
 from execnet_cli._remote import sockets as server_module
+from execnet_cli._remote.refusals import RefusalLog
 from execnet_cli.cli import main as cli_main
 from execnet_cli.cli.serve import is_loopback
 from execnet_cli.transports.sockets import SecretError, load_secret
@@ -465,7 +466,7 @@ def test_source_address_of_a_peer(address, source):
 
 def test_refusal_log_sums_up_a_flood():
     lines: List[str] = []
-    log = server_module.RefusalLog(lines.append, burst=2, interval=10)
+    log = RefusalLog(lines.append, burst=2, interval=10)
     for n, (source, why) in enumerate(
         [("127.0.0.2", "refused: x")] * 4
         + [("127.0.0.2", "refused: y"), ("127.0.0.3", "refused: x")]
@@ -487,7 +488,7 @@ def test_refusal_log_sums_up_a_flood():
 
 def test_refusal_log_names_the_busiest_addresses():
     lines: List[str] = []
-    log = server_module.RefusalLog(lines.append, burst=0, interval=10)
+    log = RefusalLog(lines.append, burst=0, interval=10)
     for k in range(2, 10):
         for _ in range(k):
             log.add(f"127.0.0.{k}:1", f"127.0.0.{k}", "refused: x", now=0.0)

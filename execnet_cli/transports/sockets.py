@@ -368,7 +368,7 @@ def install_server(
     there once; it stops when the channel closes, so closing the channel is how we end it.
     """
     try:
-        package = gateway.remote_modules("handshake", "sockets", timeout=timeout)
+        package = gateway.remote_modules("sockets", timeout=timeout)
     except (EOFError, OSError, XnetError) as exc:
         raise ConnectFailed(
             f"{where}: could not send the socket server to gateway {gateway.id!r}: {exc}"
