@@ -15,11 +15,6 @@ from execnet_cli.errors import XnetError
 
 #: name -> why it stays outside the tree
 OUTSIDE_THE_TREE = {
-    # sent alone to a worker for installvia (stdlib only); transports/sockets.py translates
-    # them into AuthenticationFailed / ConnectFailed
-    "execnet_cli._remote.sockets.HandshakeError": "stdlib-only module",
-    "execnet_cli._remote.sockets.SecretMismatch": "stdlib-only module",
-    "execnet_cli._remote.sockets.Refused": "stdlib-only module",
     # the remote half of rsync runs as a sent module; its errors reach us as RemoteError
     "execnet_cli._remote.rsync.RsyncProtocolError": "sent module",
     # an internal signal of the fork servers: the open falls back to spawning
