@@ -21,7 +21,9 @@ from execnet_cli.cli.render import (
 from execnet_cli.fleet.events import (
     ERROR,
     FAILED,
+    INTERRUPTED,
     OK,
+    TIMED_OUT,
     UNREACHABLE,
     Event,
     Exited,
@@ -69,7 +71,7 @@ def render_gathered(verbose: bool = False) -> tuple[str, str]:
     names = ["web01", "web02", "web03", "web04", "db01"]
     renderer = GatherRenderer(out, err, result, names, verbose)
     feed(result, renderer, run_events())
-    assert renderer.finish(1.234) is None
+    assert renderer.finish(lambda: 1.234) is None
     return text_of(out), text_of(err)
 
 
@@ -106,8 +108,12 @@ def test_summary_line() -> None:
     for event in (S("a1"), S("a2"), S("b1"), S("b2"), Exited("a1", 0, 0.1), Exited("a2", 0, 0.1)):
         result.add(event)
     assert summary_line(result, 0.5).plain == "2 ok, 0 failed, 0 unreachable in 0.50 s"
-    interrupted = summary_line(result, 2, interrupted=True).plain
-    assert interrupted == "2 ok, 0 failed, 0 unreachable, 2 interrupted (b[1-2]) in 2.00 s"
+    result.add(Failed("b1", INTERRUPTED, "interrupted", 2))
+    result.add(Failed("b2", INTERRUPTED, "interrupted", 2))
+    result.add(Failed("c1", TIMED_OUT, "timed out after 1 s", 1))
+    assert summary_line(result, 2).plain == (
+        "2 ok, 0 failed, 1 timed out (c1), 0 unreachable, 2 interrupted (b[1-2]) in 2.00 s"
+    )
 
 
 def test_summary_names_hosts_with_errors_only_when_there_are_some() -> None:
@@ -124,7 +130,7 @@ def test_host_output_is_not_markup_and_not_wrapped() -> None:
     long = "x" * 250
     markup = Output("a", "out", "[bold]not markup[/bold] :smile:\n")
     feed(result, renderer, [S("a"), markup, Output("a", "out", long + "\n"), Exited("a", 0, 0.1)])
-    renderer.finish(0.1)
+    renderer.finish(lambda: 0.1)
     lines = text_of(out).splitlines()
     assert lines[1:] == ["[bold]not markup[/bold] :smile:", long]
 
@@ -133,7 +139,7 @@ def test_streamed_output_is_prefixed_by_host() -> None:
     out, err, result = console(), console(), GroupResult()
     renderer = StreamRenderer(out, err, result, ["web01", "web02", "web03", "web04", "db01"])
     feed(result, renderer, run_events())
-    assert renderer.finish(0.5) is None
+    assert renderer.finish(lambda: 0.5) is None
     assert text_of(out).splitlines() == ["web03: same", "web01: same", "web02: same", "web04: same"]
     assert text_of(err).splitlines() == [
         "web03: warn",
@@ -165,7 +171,7 @@ def test_json_lines_one_per_host() -> None:
     file, result = io.StringIO(), GroupResult()
     renderer = JsonRenderer(file, result)
     feed(result, renderer, run_events())
-    assert renderer.finish(0.5) is None
+    assert renderer.finish(lambda: 0.5) is None
     records = [json.loads(line) for line in file.getvalue().splitlines()]
     assert [r["name"] for r in records] == ["web02", "web03", "web01", "web04", "db01"]
     web04 = records[3]
@@ -178,15 +184,21 @@ def test_json_lines_one_per_host() -> None:
         "error": "ValueError: boom",
         "traceback": TRACEBACK,
         "duration": 0.2,
+        "log": "",
     }
     assert records[4]["status"] == "unreachable" and records[4]["exit_code"] is None
 
 
-def test_interrupted_run_names_unfinished_hosts() -> None:
+def test_interrupted_hosts_keep_their_output() -> None:
     out, err, result = console(), console(), GroupResult()
     renderer = GatherRenderer(out, err, result, ["a", "b"])
     feed(result, renderer, [S("a"), S("b"), Output("b", "out", "partial\n"), Exited("a", 0, 0.1)])
-    renderer.finish(3.0, interrupted=True)
+    feed(result, renderer, [Failed("b", INTERRUPTED, "interrupted", 2.0)])
+    renderer.finish(lambda: 3.0)
+    lines = text_of(out).splitlines()
+    assert lines[0].startswith("a (1) ---")
+    assert lines[1].startswith("b (1): interrupted ---")
+    assert lines[2:] == ["partial", "interrupted"]
     assert text_of(err) == "1 ok, 0 failed, 0 unreachable, 1 interrupted (b) in 3.00 s\n"
 
 
@@ -194,7 +206,7 @@ def test_an_error_is_shown_with_its_one_line() -> None:
     out, err, result = console(), console(), GroupResult()
     renderer = GatherRenderer(out, err, result, ["a"], verbose=True)
     feed(result, renderer, [S("a"), Failed("a", ERROR, "TypeError: bad", 0.1, "TypeError: bad")])
-    renderer.finish(0.1)
+    renderer.finish(lambda: 0.1)
     lines = text_of(out).splitlines()
     assert lines[0].startswith("a (1): error ---") and lines[1:] == ["TypeError: bad"]
     assert text_of(err).startswith("0 ok, 0 failed, 0 unreachable, 1 error (a) in ")
