@@ -13,8 +13,10 @@ from rich.console import Console
 from execnet_cli.cli.render import (
     GatherRenderer,
     JsonRenderer,
+    Painter,
     Renderer,
     StreamRenderer,
+    clean,
     outcome_label,
     summary_line,
 )
@@ -238,3 +240,42 @@ def test_importing_the_renderers_does_not_import_the_runner() -> None:
     short = {m.removeprefix("execnet_cli.") for m in loaded}
     leaked = [m for m in short if m.startswith(forbidden) and m not in pure]
     assert leaked == []
+
+
+def test_a_spilled_output_is_streamed_into_its_json_record() -> None:
+    file, result = io.StringIO(), GroupResult()
+    renderer = JsonRenderer(file, result)
+    text = "".join(f'line {i} "quoted" \\ é \udcff\n' for i in range(30_000))
+    feed(result, renderer, [S("a"), Output("a", "out", text), Output("a", "err", "e\n")])
+    feed(result, renderer, [Output("a", "log", "note\n"), Exited("a", 0, 0.5)])
+    assert result["a"].output.spilled
+    assert file.getvalue() == json.dumps(result["a"].as_dict()) + "\n"
+    assert json.loads(file.getvalue())["stdout"] == text
+    result.close()
+
+
+def test_streamed_lines_each_get_their_prefix() -> None:
+    out, err, result = console(), console(), GroupResult()
+    renderer = StreamRenderer(out, err, result, ["a"])
+    feed(result, renderer, [S("a"), Output("a", "out", "1\n2\n\n3"), Output("a", "log", "w\n")])
+    assert text_of(out) == "a: 1\na: 2\na: \na: 3\n"
+    assert text_of(err) == "a: w\n"
+
+
+def test_clean_drops_escape_sequences_and_shows_other_controls() -> None:
+    assert clean("\x1b[1;31mred\x1b[0m") == "red"
+    assert clean("a\x1b]0;title\x07b\x1b]8;;http://x\x1b\\link") == "ablink"
+    assert clean("tab\tand\r\nline") == "tab\tand\r\nline"
+    assert clean("bell\x07 back\x08 cr\rnul\x00 del\x7f c1\x9b lone\x1b") == (
+        "bell\\x07 back\\x08 cr\\x0dnul\\x00 del\\x7f c1\\x9b lone\\x1b"
+    )
+
+
+def test_colors_only_on_a_terminal() -> None:
+    plain = Painter(console())
+    assert plain.codes("red") == ("", "")
+    styled = Painter(Console(file=io.StringIO(), force_terminal=True, color_system="standard"))
+    start, end = styled.codes("red")
+    assert (start, end) == ("\x1b[31m", "\x1b[0m")
+    styled.write("x\ny\n", "red", "h: ")
+    assert styled.console.file.getvalue() == f"h: {start}x{end}\nh: {start}y{end}\n"  # type: ignore[attr-defined]

@@ -28,7 +28,7 @@ import signal
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from ..fleet.events import ERROR, FAILED, OK, TIMED_OUT, UNREACHABLE
+from ..fleet.events import ERROR, FAILED, INTERRUPTED, OK, TIMED_OUT, UNREACHABLE
 from .options import EXIT_NO_HOST, EXIT_USAGE
 
 __all__ = [
@@ -56,6 +56,7 @@ EXIT_CLOSED_OUTPUT = 128 + signal.SIGPIPE  # 141
 
 #: Outcome -> status, the most important first: the first outcome that occurred decides.
 _BY_OUTCOME = (
+    (INTERRUPTED, EXIT_INTERRUPTED),  # the CLI knows which signal: 128+N (signal_status)
     (ERROR, EXIT_ERROR),
     (FAILED, EXIT_FAILED),
     (TIMED_OUT, EXIT_TIMED_OUT),

@@ -17,8 +17,10 @@ result never waits for drawing.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Optional
 
 from rich.console import Group, RenderableType
@@ -51,12 +53,16 @@ _STYLES = {
 _TROUBLE = (FAILED, TIMED_OUT, UNREACHABLE, INTERRUPTED, ERROR)
 _AT_WORK = (CONNECTING, RUNNING)
 
-#: A row of the table: (hosts, state, elapsed or None, exit code, last line).
+#: A row of the table: (hosts, state, elapsed or None, exit code, what to say).
 Row = tuple[HostSet, str, Optional[float], Optional[int], str]
 
 
 def _single(row: HostRow) -> Row:
-    return HostSet([row.name]), row.state, row.elapsed, row.exit_code, row.last_line
+    """A host's row: its last line, or for one in trouble its error (``exit 3``: the line)."""
+    said = row.last_line
+    if row.state in _TROUBLE and row.error:
+        said = row.error
+    return HostSet([row.name]), row.state, row.elapsed, row.exit_code, said
 
 
 def _folded(rows: Sequence[HostRow], state: str) -> Row:
@@ -101,13 +107,42 @@ def table_rows(rows: Iterable[HostRow], hosts: Sequence[str], room: int) -> list
     return [*trouble_rows, *working_rows, *tail, *ok_rows]
 
 
+def _quiet_keyboard() -> Optional[Callable[[], None]]:
+    """Stop the terminal echoing keys (a "^C" or a typed line would shift the table and
+    leave a line of it behind); return the undo, or None when stdin is no terminal."""
+    try:
+        import termios  # POSIX only
+    except ImportError:
+        return None
+    try:
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd):
+            return None
+        saved = termios.tcgetattr(fd)
+        quiet = list(saved)
+        quiet[3] &= ~termios.ECHO  # lflag
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    except (OSError, ValueError, AttributeError, termios.error):
+        return None
+
+    def undo() -> None:
+        try:
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
+        except (OSError, termios.error):
+            pass
+
+    return undo
+
+
 class LiveRenderer(GatherRenderer):
     """``GatherRenderer`` with a live table on the ``err`` console while the run goes on."""
 
     _live: Optional[Live] = None
+    _echo: Optional[Callable[[], None]] = None
 
     def _start(self) -> None:
         self._began = time.monotonic()
+        self._echo = _quiet_keyboard()
         self._live = Live(
             console=self.err,
             get_renderable=self.view,
@@ -121,29 +156,34 @@ class LiveRenderer(GatherRenderer):
         live, self._live = self._live, None
         if live is not None:
             live.stop()
+        echo, self._echo = self._echo, None
+        if echo is not None:
+            echo()
 
     def view(self) -> RenderableType:
         """The table and the progress line, as of now."""
         rows = self.result.rows()
         width, height = self.err.size
-        table = Table(box=None, padding=(0, 1), pad_edge=False, expand=True)
-        table.add_column("HOST", no_wrap=True, overflow="ellipsis", max_width=max(12, width // 3))
-        table.add_column("STATE", no_wrap=True, min_width=11)
-        table.add_column("TIME", no_wrap=True, justify="right", min_width=7)
-        table.add_column("EXIT", no_wrap=True, justify="right", min_width=4)
+        # One column short of the screen: a line ending in the last column leaves the cursor
+        # waiting to wrap, and the "^C" a terminal echoes would push the table down a line.
+        table = Table(box=None, padding=(0, 1), pad_edge=False, width=width - 1)
+        table.add_column("HOST", no_wrap=True, overflow="ellipsis", max_width=max(12, width // 5))
+        table.add_column("STATE", no_wrap=True)
+        table.add_column("TIME", no_wrap=True, justify="right")
+        table.add_column("EXIT", no_wrap=True, justify="right")
         table.add_column("LAST LINE", no_wrap=True, overflow="ellipsis", ratio=1)
-        for names, state, elapsed, code, last in table_rows(rows, self.hosts, height - _CHROME):
-            label = str(names) if len(names) == 1 else f"{names} ({len(names)})"
+        for names, state, elapsed, code, said in table_rows(rows, self.hosts, height - _CHROME):
+            label = state if len(names) == 1 else f"{state} ({len(names)})"
             table.add_row(
-                Text(clean(label)),
-                Text(state, style=_STYLES.get(state, "")),
+                Text(clean(str(names))),
+                Text(label, style=_STYLES.get(state, "")),
                 "" if elapsed is None else f"{elapsed:.1f} s",
                 "" if code is None else str(code),
-                Text(clean(last), style="dim"),
+                Text(clean(said), style="red" if state in _TROUBLE else "dim"),
             )
-        return Group(table, self._progress(rows))
+        return Group(table, self._progress(rows, width - 1))
 
-    def _progress(self, rows: Sequence[HostRow]) -> RenderableType:
+    def _progress(self, rows: Sequence[HostRow], width: int) -> RenderableType:
         total = max(len(self.hosts), 1)
         done = [r for r in rows if r.state not in _AT_WORK]
         bad = sum(1 for r in done if r.state != OK)
@@ -151,7 +191,7 @@ class LiveRenderer(GatherRenderer):
         if bad:
             line.append(f", {bad} not ok", style="red")
         line.append(f", {time.monotonic() - self._began:.1f} s")
-        grid = Table.grid(expand=True)
+        grid = Table(box=None, show_header=False, padding=0, pad_edge=False, width=width)
         grid.add_column(ratio=1)
         grid.add_column(no_wrap=True)
         grid.add_row(ProgressBar(total=total, completed=len(done)), line)

@@ -123,6 +123,7 @@ class HostRow(NamedTuple):
     elapsed: float  # seconds so far, or its duration once ended
     exit_code: Optional[int]
     last_line: str
+    error: Optional[str] = None  # the one line of a host that did not succeed
 
 
 class GroupResult(Mapping[str, HostResult]):
@@ -159,7 +160,14 @@ class GroupResult(Mapping[str, HostResult]):
                 for p in self._progress.values()
             ]
             rows += [
-                HostRow(r.name, r.status, r.duration, r.exit_code, self._last_lines.get(r.name, ""))
+                HostRow(
+                    r.name,
+                    r.status,
+                    r.duration,
+                    r.exit_code,
+                    self._last_lines.get(r.name, ""),
+                    r.error,
+                )
                 for r in self._results.values()
             ]
         return rows
