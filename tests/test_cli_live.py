@@ -143,7 +143,8 @@ def start(tmux: list[str], env: Path, size: tuple[int, int], hosts: str, groups:
     script.write_text(CODE.format(go=str(go)))
     command = (
         f"cd {env} && PYTHONPATH={os.environ.get('PYTHONPATH', '')} {sys.executable} "
-        f"-m execnet_cli run -i {inventory} -f 200 @{script}; echo exit=$?; sleep 600"
+        f"-m execnet_cli run -i {inventory} -f 200 @{script}; echo exit=$?; "
+        "stty -a | tr ' ;' '\\n\\n' | grep -qx echo && echo echo=on; sleep 600"
     )
     width, height = size
     subprocess.run(
@@ -169,6 +170,7 @@ def test_live_table_at_80_columns_with_8_hosts(tmux: list[str], env: Path) -> No
     assert max(len(line) for line in lines) < 80
     go.touch()
     assert wait_until(lambda: "exit=1" in screen(tmux), 60), screen(tmux)
+    assert wait_until(lambda: "echo=on" in screen(tmux), 30)  # keys echo again
     after = screen(tmux)
     assert "HOST" not in after and "running" not in after  # the table gave way
     assert "w[2-7] (6) ─" in after and "1 ok, 6 failed" not in after

@@ -118,7 +118,20 @@ def debug_logging() -> Callable[[], None]:
 )
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """Run Python and shell commands on many hosts at once, over execnet_cli gateways."""
+    """Run Python and shell commands on many hosts at once, over execnet_cli gateways.
+
+    \b
+    Exit status (the first that applies):
+      128+N  stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)
+      141    standard output closed (| head)
+      70     internal error (xnet --debug shows it)
+      1      some host failed
+      4      some host timed out, none failed
+      3      some host unreachable, none failed or timed out
+      0      all ok (or within --tolerate)
+      2      bad usage, inventory or pattern
+      5      the pattern selected no host
+    """
     started = getattr(ctx.command, "started_at", None)
     ctx.meta["xnet.started"] = time.monotonic() if started is None else started
     if debug:
