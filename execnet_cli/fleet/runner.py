@@ -358,7 +358,7 @@ class Runner:
                 raise ConnectFailed(f"via {host.via}: unreachable ({carrier.error})")
         if self._cancel.is_set():
             raise _Cancelled("interrupted")
-        gateway = self.group.makegateway(host.spec())
+        gateway = self.group.makegateway(host.xspec())
         if self._cancel.is_set():  # close() may have missed it
             gateway.exit(KILL_WAIT)
             raise _Cancelled("interrupted")
