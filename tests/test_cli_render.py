@@ -266,6 +266,7 @@ def test_clean_drops_escape_sequences_and_shows_other_controls() -> None:
     assert clean("\x1b[1;31mred\x1b[0m") == "red"
     assert clean("a\x1b]0;title\x07b\x1b]8;;http://x\x1b\\link") == "ablink"
     assert clean("tab\tand\r\nline") == "tab\tand\r\nline"
+    assert clean("é plain") == "é plain" and clean("é \x1b[1mbold") == "é bold"  # not ASCII
     assert clean("bell\x07 back\x08 cr\rnul\x00 del\x7f c1\x9b lone\x1b") == (
         "bell\\x07 back\\x08 cr\\x0dnul\\x00 del\\x7f c1\\x9b lone\\x1b"
     )

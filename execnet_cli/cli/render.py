@@ -73,6 +73,10 @@ _CONTROL = re.compile(
     r"|[ -/]*[0-~])?|[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f-\x9f]|\r(?!\n)"
 )
 
+#: Any character ``_CONTROL`` may match (a quick test), as a pattern and as ASCII bytes.
+_ANY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
+
 Elapsed = Callable[[], float]
 
 
@@ -96,8 +100,17 @@ def _escape(match: re.Match[str]) -> str:
 
 
 def clean(text: str) -> str:
-    """``text`` without terminal escape sequences, other controls shown as ``\\xNN``."""
-    return _CONTROL.sub(_escape, text) if _CONTROL.search(text) else text
+    """``text`` without terminal escape sequences, other controls shown as ``\\xNN``.
+
+    Most output has none: that is checked first, fast (ASCII text as bytes: ~1 GB/s).
+    """
+    if text.isascii():
+        data = text.encode("ascii")
+        if len(data.translate(None, _CONTROL_BYTES)) == len(data):
+            return text
+    elif not _ANY_CONTROL.search(text):
+        return text
+    return _CONTROL.sub(_escape, text)
 
 
 class Painter:
