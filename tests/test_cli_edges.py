@@ -153,13 +153,13 @@ SLEEPER = (
     ("signum", "status"),
     [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
 )
-@pytest.mark.parametrize("as_json", [False, True])
+@pytest.mark.parametrize("mode", ["--gather", "--json", "--no-gather"])
 def test_signals_keep_every_hosts_output(
-    inv: str, env: Path, signum: int, status: int, as_json: bool
+    inv: str, env: Path, signum: int, status: int, mode: str
 ) -> None:
     marks = env / "marks"
     marks.mkdir()
-    args = ["run", "-i", inv, "-H", "three", *(["--json"] if as_json else [])]
+    args = ["run", "-i", inv, "-H", "three", mode]
     proc = spawn([*args, SLEEPER.format(marks=str(marks))], env)
     try:
         assert wait_until(lambda: len(os.listdir(marks)) == 3, 60)
@@ -169,7 +169,12 @@ def test_signals_keep_every_hosts_output(
         proc.kill()
         proc.wait()
     assert proc.returncode == status, err
-    if as_json:
+    if mode == "--no-gather":
+        assert sorted(out.splitlines()) == ["t1: partial", "t2: partial", "t3: partial"]
+        lines = err.splitlines()
+        assert sorted(lines[:3]) == ["t1: interrupted", "t2: interrupted", "t3: interrupted"]
+        assert lines[3].startswith("0 ok, 0 failed, 0 unreachable, 3 interrupted (t[1-3]) in ")
+    elif mode == "--json":
         records = {r["name"]: r for r in map(json.loads, out.splitlines())}
         assert sorted(records) == ["t1", "t2", "t3"]
         for record in records.values():

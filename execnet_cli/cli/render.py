@@ -245,12 +245,19 @@ class GatherRenderer(_ConsoleRenderer):
         self.close()
         painter = self.out_painter
         for names, result in self.result.gathered(self.verbose):
-            _print(self.out, header(self.out, names, outcome_label(result)))
+            label = outcome_label(result)
+            _print(self.out, header(self.out, names, label))
             for stream, text in result.output:
                 painter.write(text, _STREAM_STYLES.get(stream, ""))
-            for line in result.error_lines(self.verbose):
+            for line in _said(result, label, self.verbose):
                 painter.write(line, "bold red")
         super().finish(elapsed)
+
+
+def _said(result: HostResult, label: str, verbose: bool) -> list[str]:
+    """The error's lines, unless they only repeat the label (``interrupted``)."""
+    lines = result.error_lines(verbose)
+    return [] if lines == [label] else lines
 
 
 class StreamRenderer(_ConsoleRenderer):
@@ -279,12 +286,12 @@ class StreamRenderer(_ConsoleRenderer):
         if result is None or result.ok:
             return
         label = outcome_label(result)
-        lines = result.error_lines(self.verbose)
+        lines = _said(result, label, self.verbose)
         prefix = self._prefix(result.name, self.err_painter)
         if len(lines) == 1:
             self.err_painter.write(f"{label}: {lines[0]}", "red", prefix)
-            return
-        self.err_painter.write("\n".join([label, *lines]), "red", prefix)
+        else:  # none (the label says it all), or a traceback: a line each
+            self.err_painter.write("\n".join([label, *lines]), "red", prefix)
 
 
 class JsonRenderer:
