@@ -316,6 +316,9 @@ class _Run:
         return Outcome(OK)
 
 
+_STREAM_STYLE = {"err": "red", "log": "dim"}
+
+
 def show_gathered(console: Console, result: GroupResult, verbose: bool = False) -> None:
     """Each distinct output once, under the folded set of hosts that had it.
 
@@ -323,8 +326,10 @@ def show_gathered(console: Console, result: GroupResult, verbose: bool = False) 
     their last line (``-v``: the whole traceback); hosts that printed nothing show nothing.
     """
     for names, host in result.gathered(verbose):
-        lines = [
-            (text.rstrip("\n"), "red" if stream == "err" else "") for stream, text in host.output
+        lines = [  # output comes in runs of one stream (several lines each)
+            (line, _STREAM_STYLE.get(stream, ""))
+            for stream, text in host.output
+            for line in text.splitlines()
         ]
         lines += [(line, "red") for line in host.error_lines(verbose)]
         if not lines:
