@@ -76,8 +76,9 @@ def serve(
         problem = "the fork server has threads of its own: forking is unsafe"
     _send(control, ("ready", os.getpid(), problem))
     unsent = deque()  # type: Deque[bytes]
+    watched: List[Any] = [control, wake_r]
     while True:
-        readable = select.select([control, wake_r], [control] if unsent else [], [])[0]
+        readable = select.select(watched, watched[:1] if unsent else [], [])[0]
         if wake_r in readable:
             _drain(wake_r)
             _reap(unsent)
