@@ -141,9 +141,8 @@ def test_a_host_that_goes_away_mid_command(own_hosts, tmp_path, figures):  # typ
         ["sh", f"echo up; sleep {marker}; echo done", "-i", str(inventory), "--json"], env
     )
     try:
-        assert wait_until(lambda: len(pids_with(f"sleep {marker}")) == 2, 30), proc.communicate(
-            timeout=30
-        )
+        sleeping = f"sleep\0{marker}"  # the sleep processes (xnet's own command line has it too)
+        assert wait_until(lambda: len(pids_with(sleeping)) == 2, 30), proc.communicate(timeout=30)
         kill_all(_host_processes(hosts[0]))
         gone = time.monotonic()
         out, err = proc.communicate(timeout=60)
@@ -154,7 +153,7 @@ def test_a_host_that_goes_away_mid_command(own_hosts, tmp_path, figures):  # typ
     rows = _json(out)
     assert rows["n02"]["status"] == "ok" and rows["n02"]["stdout"] == "up\ndone\n", rows
     assert rows["n01"]["status"] != "ok", rows
-    assert wait_until(lambda: not pids_with(f"sleep {marker}"), 10)
+    assert wait_until(lambda: not pids_with(sleeping), 10)
     figures.seconds("the lost host reported; run ended after", time.monotonic() - gone)
 
 
