@@ -60,7 +60,7 @@ def _json(out: bytes) -> Dict[str, dict]:
     ids=["cat", "read", "python-input"],
 )
 def test_commands_waiting_on_stdin(popen_hosts, args, figures):  # type: ignore[no-untyped-def]
-    """A command that reads stdin gets end-of-file at once, even while xnet's stdin stays open."""
+    """A command that reads stdin gets end-of-file, even while xnet's own stdin stays open."""
     inventory, env = popen_hosts
     proc = start_xnet([*args, "-i", inventory, "--json"], env, stdin=subprocess.PIPE)
     started = time.monotonic()
@@ -82,7 +82,7 @@ def test_commands_waiting_on_stdin(popen_hosts, args, figures):  # type: ignore[
 
 
 def test_a_command_that_never_exits_under_timeout(popen_hosts, figures):  # type: ignore[no-untyped-def]
-    """`tail -f` under `-t 1`: every host times out near 1 s, and no tail is left."""
+    """`tail -f` under `-t 1`: every host times out, xnet ends, and no tail is left."""
     inventory, env = popen_hosts
     marker = f"xnet-fault-tail-{os.getpid()}"
     started = time.monotonic()

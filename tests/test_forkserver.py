@@ -239,6 +239,26 @@ def test_a_stopped_server_is_retired_and_the_open_spawns(group, caplog):
     assert isinstance(group.makegateway().transport, ForkedTransport)  # a new server
 
 
+def test_a_server_that_never_answers_is_retired_at_the_reply_deadline(group, caplog):
+    """A server that runs but does not answer (here: its answers go elsewhere) is retired
+    after REPLY_TIMEOUT, and the open starts an interpreter."""
+    import socket
+
+    caplog.set_level("DEBUG", logger="execnet_cli.forkserver")
+    gateway = group.makegateway()
+    server = gateway.transport.server
+    silent, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    real, server._control = server._control, silent
+    try:
+        spawned = group.makegateway()
+        assert isinstance(spawned.transport, PopenTransport)
+        assert f"fork server pid {server.process.pid} retired: no answer in 2 s" in caplog.text
+        assert server.process.returncode is not None  # killed and reaped
+    finally:
+        real.close()
+        peer.close()
+
+
 def test_workers_ending_at_once_keep_their_exit_status(group):
     """Hundreds of workers ending at once overflow the server's socket with exit reports;
     none may be dropped (each dropped one cost its gateway a 2 s wait and its status)."""
