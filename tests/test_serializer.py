@@ -5,16 +5,23 @@ from __future__ import annotations
 import enum
 import io
 import math
+import os
+import pickle
 import struct
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, List
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import execnet_cli
 from execnet_cli._remote.errors import DataFormatError, DumpError, LoadError
 from execnet_cli._remote.serializer import (
     BIG_SEGMENT,
+    MAX_DEPTH,
     VERSION,
     dump,
     dumps,
@@ -322,23 +329,137 @@ def test_huge_declared_sizes_fail_before_allocating(op: int) -> None:
         load(io.BytesIO(data))
 
 
-def test_a_million_nested_lists_load_without_recursion() -> None:
-    depth = 1_000_000
-    value = loads(bytes((VERSION,)) + b"\x10\x01" * depth + b"\x00")
-    for _ in range(depth):
-        (value,) = value
-    assert value is None
-    with pytest.raises(LoadError, match="truncated"):
-        loads(bytes((VERSION,)) + b"\x10\x01" * (depth // 10))
+# -- nesting depth -----------------------------------------------------------------------------
+
+# Each way one container can hold another: (outermost opening, opening of each further level,
+# closing of the outermost); the innermost value is None (0x00). Keys and set members must be
+# hashable, so below a dict key or a set member the levels are tuples.
+LEVELS = {
+    "list": (b"", b"\x10\x01", b""),
+    "tuple": (b"", b"\x0e\x01", b""),
+    "dict value": (b"", b"\x12\x01\x80", b""),  # {0: {0: ...}}
+    "dict key": (b"\x12\x01", b"\x0e\x01", b"\x80"),  # {((...,),): 0}
+    "set member": (b"\x14\x01", b"\x0e\x01", b""),  # {((...,),)}
+    "frozenset member": (b"", b"\x16\x01", b""),  # frozenset({frozenset({...})})
+}
+
+
+def nested(kind: str, depth: int) -> bytes:
+    """Data for None inside `depth` containers, nested the way `kind` says."""
+    outermost, level, closing = LEVELS[kind]
+    levels = depth - 1 if outermost else depth
+    return bytes((VERSION,)) + outermost + level * levels + b"\x00" + closing
+
+
+def depth_of(value: Any) -> int:
+    depth = 0
+    while value is not None:
+        depth += 1
+        if not value:  # an empty container
+            break
+        (value,) = value.items() if type(value) is dict else value
+        if type(value) is tuple and len(value) == 2:  # a dict item (key, value)
+            value = value[0] if value[1] == 0 else value[1]
+    return depth
+
+
+@pytest.mark.parametrize("kind", list(LEVELS))
+def test_nesting_up_to_max_depth_loads(kind: str) -> None:
+    """...and the value survives repr, ==, hash and pickle at the default recursion limit."""
+    value = loads(nested(kind, MAX_DEPTH))
+    assert depth_of(value) == MAX_DEPTH
+    assert repr(value).count("None") == 1
+    assert value == loads(nested(kind, MAX_DEPTH))
+    if type(value) in (tuple, frozenset):
+        assert hash(value) == hash(loads(nested(kind, MAX_DEPTH)))
+    assert pickle.loads(pickle.dumps(value)) == value
+    assert loads(dumps(value)) == value
+
+
+@pytest.mark.parametrize("kind", list(LEVELS))
+def test_nesting_past_max_depth_is_a_load_error(kind: str) -> None:
+    with pytest.raises(LoadError, match=f"nested deeper than {MAX_DEPTH}"):
+        loads(nested(kind, MAX_DEPTH + 1))
+    with pytest.raises(LoadError, match=f"nested deeper than {MAX_DEPTH}"):
+        load(io.BytesIO(nested(kind, MAX_DEPTH + 1)))
+
+
+@pytest.mark.parametrize("op", [0x10, 0x0E, 0x12, 0x14, 0x16])
+def test_an_empty_container_past_max_depth_is_a_load_error(op: int) -> None:
+    data = bytes((VERSION,)) + b"\x10\x01" * MAX_DEPTH + bytes((op, 0))
+    with pytest.raises(LoadError, match=f"nested deeper than {MAX_DEPTH}"):
+        loads(data)
+    assert depth_of(loads(bytes((VERSION,)) + b"\x10\x01" * (MAX_DEPTH - 1) + b"\x10\x00")) == (
+        MAX_DEPTH
+    )
+
+
+def test_a_very_deep_tuple_in_a_set_is_a_load_error_not_a_crash() -> None:
+    """Issue #16: hashing a 150,000-deep tuple overflowed the C stack (exit 139)."""
+    data = b"\x01\x14\x01" + b"\x0e\x01" * 150_000 + b"\x00"
+    script = (
+        "import sys\n"
+        "from execnet_cli._remote.serializer import loads\n"
+        "from execnet_cli._remote.errors import LoadError\n"
+        "try:\n"
+        "    loads(sys.stdin.buffer.read())\n"
+        "except LoadError as exc:\n"
+        "    print(exc)\n"
+        "else:\n"
+        "    sys.exit('loaded')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(execnet_cli.__file__).parent.parent))
+    result = subprocess.run(
+        [sys.executable, "-c", script], input=data, capture_output=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr[-500:])
+    assert f"nested deeper than {MAX_DEPTH}".encode() in result.stdout
+
+
+def test_a_million_nested_lists_fail_fast_without_recursion() -> None:
+    data = bytes((VERSION,)) + b"\x10\x01" * 1_000_000 + b"\x00"
+    expected = f"offset {2 * MAX_DEPTH + 1} is nested deeper than {MAX_DEPTH}"
+    with pytest.raises(LoadError, match=expected):
+        loads(data)
+
+
+def chain(kind: str, depth: int) -> Any:
+    """None inside `depth` containers, the outermost of `kind` (a set holds a tuple chain)."""
+    inner = "tuple" if kind == "set" else kind
+    value: Any = None
+    for level in range(depth):
+        kind_here = kind if level == depth - 1 else inner
+        if kind_here == "list":
+            value = [value]
+        elif kind_here == "tuple":
+            value = (value,)
+        elif kind_here == "dict":
+            value = {"k": value}
+        elif kind_here == "set":
+            value = {value}
+        else:
+            value = frozenset({value})
+    return value
+
+
+@pytest.mark.parametrize("kind", ["list", "tuple", "dict", "set", "frozenset"])
+def test_dumps_refuses_what_loads_would_refuse(kind: str) -> None:
+    value = chain(kind, MAX_DEPTH)
+    assert depth_of(loads(dumps(value))) == MAX_DEPTH
+    deeper = chain(kind, MAX_DEPTH + 1) if kind != "set" else [value]
+    for refused in (deeper, [1, {"k": (deeper,)}]):
+        with pytest.raises(DumpError, match=f"nested deeper than {MAX_DEPTH}"):
+            dumps(refused)
+        with pytest.raises(DumpError, match=f"nested deeper than {MAX_DEPTH}"):
+            dumps_parts([b"x" * BIG_SEGMENT, refused])
 
 
 def test_deep_structures_dump_and_load() -> None:
-    depth = 100_000
     value: Any = "leaf"
-    for i in range(depth):
+    for i in range(MAX_DEPTH):
         value = [value] if i % 2 else {"k": value}
     back = loads(dumps(value))
-    for i in reversed(range(depth)):
+    for i in reversed(range(MAX_DEPTH)):
         back = back[0] if i % 2 else back["k"]
     assert back == "leaf"
 

@@ -33,9 +33,21 @@ has a short form (even opcode, u8 size) and a long form (the next, odd opcode, u
 
 Other opcodes are reserved and rejected. Types are dispatched on their exact type: other
 types, subclasses included (IntEnum, a str subclass), raise ``DumpError``, so a receiver
-never gets a type it did not expect. Both directions are iterative (explicit stacks): depth
-is bounded by memory, never by the recursion limit. ``load`` reads one value from a file
-and raises EOFError at a clean end of file, as execnet does.
+never gets a type it did not expect. ``load`` reads one value from a file and raises
+EOFError at a clean end of file, as execnet does.
+
+Limits. The data may come from a host we do not trust (one bad worker must not take down
+the controller), so ``loads`` bounds what any input can make it do:
+
+- Depth: containers nest at most MAX_DEPTH (400) deep, in every position (items, dict keys
+  and values, set members); deeper data raises LoadError, and ``dumps`` raises DumpError
+  rather than produce it. Both directions are iterative (explicit stacks), so the bound is
+  not about our own recursion: it protects whoever uses the value. CPython hashes nested
+  tuples with unchecked C recursion (a set holding a 150,000-deep tuple overflowed the C
+  stack: exit 139), and repr, ==, pickle and deepcopy recurse once or twice per level. At
+  400 levels all of these work at the default recursion limit on CPython 3.8-3.13 (pickle
+  and deepcopy fail from ~500), whatever the thread's stack size; real data is far
+  shallower.
 """
 
 from __future__ import annotations
@@ -51,9 +63,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
     ChannelFactory = Callable[[int], Any]
 
-__all__ = ["VERSION", "dump", "dumps", "dumps_parts", "load", "loads"]
+__all__ = ["MAX_DEPTH", "VERSION", "dump", "dumps", "dumps_parts", "load", "loads"]
 
 VERSION = 1
+#: Containers nest at most this deep (a value inside MAX_DEPTH containers); see "Limits".
+MAX_DEPTH = 400
 #: bytes and encoded str payloads at least this long become their own dumps_parts segment
 BIG_SEGMENT = 1 << 16
 
@@ -152,6 +166,8 @@ def _encode(obj: Any, channel_type: Any, bigs: Optional[List[int]]) -> List[byte
                             bigs.append(len(out))
                     append(obj)
                 elif tp in _CONTAINER_HDR:
+                    if len(stack) >= MAX_DEPTH:
+                        raise DumpError(_too_deep(f"a {tp.__name__}"))
                     n = len(obj)
                     if n < 256:
                         append(_CONTAINER_HDR[tp][n])
@@ -301,6 +317,9 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
                     n = data[pos]
                     pos += 1
                 if op >= OP_TUPLE1:  # a container: n is an item count
+                    if len(stack) >= MAX_DEPTH:  # stack: one entry per open container
+                        start = pos - 5 if op & 1 else pos - 2
+                        raise LoadError(_too_deep(f"a container at offset {start}"))
                     if op >> 1 == K_DICT:
                         n *= 2
                     if n > end - pos:  # each item takes at least one byte
@@ -398,6 +417,10 @@ def _decode_surrogates(raw: Any, pos: int) -> str:
         return raw.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError as exc:
         raise LoadError(f"invalid UTF-8 in the string at offset {pos}: {exc}") from None
+
+
+def _too_deep(what: str) -> str:
+    return f"{what} is nested deeper than {MAX_DEPTH} containers (the serializer's limit)"
 
 
 def _truncated(op: int, pos: int, detail: str = "is cut short") -> LoadError:
