@@ -46,8 +46,8 @@ the controller), so ``loads`` bounds what any input can make it do:
   tuples with unchecked C recursion (a set holding a 150,000-deep tuple overflowed the C
   stack: exit 139), and repr, ==, pickle and deepcopy recurse once or twice per level. At
   400 levels all of these work at the default recursion limit on CPython 3.8-3.13 (pickle
-  and deepcopy fail from ~500), whatever the thread's stack size; real data is far
-  shallower.
+  and deepcopy fail from ~500), in any thread with a stack of 128 KiB (musl's default) or
+  more; real data is far shallower.
 """
 
 from __future__ import annotations
