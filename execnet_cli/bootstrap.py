@@ -26,6 +26,8 @@ REMOTE_PACKAGE = "execnet_cli._remote"
 REMOTE_MODULES = (
     "errors",
     "logs",
+    "wireformat",
+    "loadguards",
     "serializer",
     "framing",
     "protocol",

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import execnet_cli
-from execnet_cli._remote import serializer
+from execnet_cli._remote import loadguards, serializer
 from execnet_cli._remote.errors import DataFormatError, DumpError, LoadError
 from execnet_cli._remote.serializer import (
     BIG_SEGMENT,
@@ -35,6 +35,13 @@ from execnet_cli._remote.serializer import (
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 NESTED = settings(FAST, max_examples=60)
+
+
+def patch_limit(monkeypatch: pytest.MonkeyPatch, name: str, value: Any) -> None:
+    """Set a bound where loads and its guards read it (serializer imports it from loadguards)."""
+    for module in (serializer, loadguards):
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, value)
 
 
 def canon(value: Any) -> Any:
@@ -551,7 +558,7 @@ def test_big_real_dicts_and_sets_load(shape: str) -> None:
 def test_a_descheduled_thread_is_not_taken_for_a_flood(monkeypatch: pytest.MonkeyPatch) -> None:
     """The wall clock only screens: refusing takes too much CPU time spent hashing."""
     clock = iter(range(10**9))
-    monkeypatch.setattr(serializer, "_wall_time", lambda: next(clock) / 100)  # 10 ms per read
+    patch_limit(monkeypatch, "_wall_time", lambda: next(clock) / 100)  # 10 ms per read
     roundtrip([set(range(10_000)), dict.fromkeys(range(5_000), "v"), frozenset(range(3_000))])
     with pytest.raises(LoadError, match="hash flooding"):
         loads(bytes((VERSION,)) + encoded(0x14, colliding_ints(20_000)))
@@ -621,21 +628,21 @@ def test_a_list_of_empty_sets_is_a_memory_bomb() -> None:
 
 @pytest.mark.parametrize("shape", list(AMPLIFIERS))
 def test_amplifiers_stay_within_the_bound(shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(serializer, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
+    patch_limit(monkeypatch, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
     for size in (1_000, 100_000):
         within_bound(repeated(AMPLIFIERS[shape], size))
 
 
 def test_short_encodings_get_no_extra_credit(monkeypatch: pytest.MonkeyPatch) -> None:
     """A big set's small keys are credited by their shortest encoding, whatever was sent."""
-    monkeypatch.setattr(serializer, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
+    patch_limit(monkeypatch, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
     for count in (5_000, 30_000):
         members = b"".join(b"\x0c\x02" + struct.pack("<h", i) for i in range(300, 300 + count))
         within_bound(bytes((VERSION, 0x15)) + struct.pack("<I", count) + members)
 
 
 def test_channels_count_towards_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(serializer, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
+    patch_limit(monkeypatch, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
     data = dumps([FakeChannel(i) for i in range(10_000)], channel_type=FakeChannel)
     with pytest.raises(LoadError, match="memory bomb"):
         loads(data, lambda cid: [cid] * 200)  # 1.6 KiB each, as big as a real channel
@@ -656,7 +663,7 @@ BIG_BUT_LEAN: Dict[str, Callable[[], Any]] = {  # each well past the allowance o
 @pytest.mark.parametrize("shape", list(BIG_BUT_LEAN))
 def test_big_values_under_20x_load(shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The estimate is not so coarse that it refuses data well within the bound."""
-    monkeypatch.setattr(serializer, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
+    patch_limit(monkeypatch, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
     original = BIG_BUT_LEAN[shape]()
     data = dumps(original)
     value, held = traced_load(data)
@@ -669,7 +676,7 @@ def test_big_values_under_20x_load(shape: str, monkeypatch: pytest.MonkeyPatch) 
 def test_repeated_values_stay_within_the_bound(
     value: Any, count: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(serializer, "MEMORY_ALLOWANCE", 4096)
+    patch_limit(monkeypatch, "MEMORY_ALLOWANCE", 4096)
     within_bound(dumps([value] * count))
 
 
@@ -719,7 +726,7 @@ def test_fuzzed_floods_are_bounded(kind: str, residue: int, count: int) -> None:
 def test_fuzzed_amplifiers_stay_within_the_bound(
     ops: List[bytes], data: st.DataObject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(serializer, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
+    patch_limit(monkeypatch, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
     count = data.draw(st.integers(1, 30_000))
     body = b"".join(ops[i % len(ops)] for i in range(count))
     within_bound(bytes((VERSION, 0x11)) + struct.pack("<I", count) + body)
