@@ -21,6 +21,7 @@ bytes needed, channel)`` once per target, ``("ack", size, channel)`` per needed 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import stat
@@ -46,6 +47,17 @@ assert WINDOW > rsync_worker.CREDIT_BYTES + CHUNK_SIZE
 
 Entry = Tuple[str, str, int, int, int, Optional[str]]
 _CLOSED = object()  # endmarker: the target's channel has closed
+#: How a scanned file is opened: never through a link, never blocking on a fifo.
+OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+class _Changed(Exception):
+    """A scanned file is not the same file any more."""
 
 
 class _Target:
@@ -96,6 +108,10 @@ class RSync:
         self._events: SimpleQueue = SimpleQueue()
         self._hashes: Dict[str, str] = {}
         self._files: Dict[str, Entry] = {}
+        #: relpath -> (st_dev, st_ino) of each regular file as scanned.
+        self._identity: Dict[str, Tuple[int, int]] = {}
+        #: (relpath, why) of files not sent because they changed after the scan.
+        self.skipped: List[Tuple[str, str]] = []
 
     # -- hooks -----------------------------------------------------------------------
 
@@ -148,6 +164,8 @@ class RSync:
             return
         self._sourcedir = os.path.normpath(self._sourcedir)
         self._hashes = {}
+        self._identity = {}
+        self.skipped = []
         try:
             manifest = self._scan()
             self._files = {e[0]: e for e in manifest if e[1] == "f"}
@@ -247,30 +265,63 @@ class RSync:
             self._start_file(target, relpath, remote_digest)
 
     def _start_file(self, target: _Target, relpath: str, remote_digest: Optional[str]) -> None:
-        path = self._source_path(relpath)
+        try:
+            source = self._open_scanned(relpath)
+        except _Changed as exc:
+            self._skip(relpath, str(exc))
+            target.channel.send(("gone", relpath))
+            return
         if remote_digest is not None:
             try:
-                same = self._sha256(path) == remote_digest
+                same = self._sha256(relpath, source) == remote_digest
             except OSError:
                 same = False
             if same:
+                source.close()
                 target.channel.send(("same", relpath))
                 return
-        try:
-            source = open(path, "rb")  # noqa: SIM115 (closed once sent, in _pump)
-        except OSError as exc:
-            log.warning("rsync: cannot read %s (%s); not sent", path, exc)
-            target.channel.send(("gone", relpath))
-            return
+            source.seek(0)
         self._report_send_file(target.gateway, relpath)
         target.channel.send(("file", relpath))
         target.current = source
 
-    def _sha256(self, path: str) -> str:
-        digest = self._hashes.get(path)
+    def _open_scanned(self, relpath: str) -> IO[bytes]:
+        """Open the file the scan saw, never through a link; ``_Changed`` if it is another.
+
+        The scan used ``lstat``; between it and now the name may have become a link, a
+        fifo, or another file (a hard link to a secret): ``O_NOFOLLOW`` and ``O_NONBLOCK``
+        make opening it harmless, and ``fstat`` tells whether it is still the same file.
+        """
+        path = self._source_path(relpath)
+        flags = OPEN_FLAGS if relpath else OPEN_FLAGS & ~getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(path, flags)  # the root itself may be a link the user named
+        except OSError as exc:
+            raise _Changed(f"changed since it was scanned ({exc.strerror or exc})") from None
+        st = os.fstat(fd)
+        entry = self._files[relpath]
+        if not stat.S_ISREG(st.st_mode):
+            what = "no longer a regular file"
+        elif (st.st_dev, st.st_ino) != self._identity.get(relpath):
+            what = "another file now has its name"
+        elif st.st_size != entry[2]:
+            what = f"size {entry[2]} became {st.st_size}"
+        else:
+            return os.fdopen(fd, "rb")
+        os.close(fd)
+        raise _Changed(f"changed since it was scanned ({what})")
+
+    def _skip(self, relpath: str, why: str) -> None:
+        log.warning("rsync: %s: %s; not sent", self._source_path(relpath), why)
+        self.skipped.append((relpath, why))
+
+    def _sha256(self, relpath: str, source: IO[bytes]) -> str:
+        digest = self._hashes.get(relpath)
         if digest is None:
-            digest = rsync_worker.file_sha256(path)
-            self._hashes[path] = digest
+            hasher = hashlib.sha256()
+            for block in iter(lambda: source.read(rsync_worker.HASH_BLOCK), b""):
+                hasher.update(block)
+            digest = self._hashes[relpath] = hasher.hexdigest()
         return digest
 
     def _source_path(self, relpath: str) -> str:
@@ -288,6 +339,7 @@ class RSync:
             manifest: List[Entry] = [("", "d", 0, st.st_mtime_ns, st.st_mode & 0o7777, None)]
             manifest.extend(self._walk(root))
         elif stat.S_ISREG(st.st_mode):
+            self._identity[""] = (st.st_dev, st.st_ino)
             manifest = [("", "f", st.st_size, st.st_mtime_ns, st.st_mode & 0o7777, None)]
         else:
             raise RSyncError(f"cannot sync {root!r}: not a directory or a regular file")
@@ -309,6 +361,7 @@ class RSync:
                     continue
                 mode = st.st_mode
                 if stat.S_ISREG(mode):
+                    self._identity[relpath] = (st.st_dev, st.st_ino)
                     yield (relpath, "f", st.st_size, st.st_mtime_ns, mode & 0o7777, None)
                 elif stat.S_ISDIR(mode):
                     yield (relpath, "d", 0, st.st_mtime_ns, mode & 0o7777, None)

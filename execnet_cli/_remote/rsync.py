@@ -34,7 +34,13 @@ synced directory holds beyond the manifest is removed.
 from __future__ import annotations
 
 import os
+import re
 import stat
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: stale temporaries are then left alone
+    fcntl = None  # type: ignore[assignment]
 
 PROTOCOL = 1
 KINDS = ("d", "f", "l")
@@ -43,6 +49,15 @@ NEED_BATCH = 1000
 #: on before a big file is complete, and small files cost no message beyond their ack.
 CREDIT_BYTES = 1 << 20
 HASH_BLOCK = 1 << 20
+#: Temporaries are ``.NAME.TOKEN.xnet-tmp`` beside their target, TOKEN 12 random hex digits
+#: (earlier versions used the worker's pid): only names of this form are ever cleaned up.
+TEMP_SUFFIX = ".xnet-tmp"
+TEMP_NAME = re.compile(r"\A\..+\.(?:[0-9a-f]{12}|[0-9]+)\.xnet-tmp\Z", re.DOTALL)
+#: A temporary that nobody holds locked and that is empty is taken for stale only once
+#: it is this old (seconds): its creator locks it right after creating it.
+STALE_EMPTY_AGE = 5.0
+TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 class RsyncProtocolError(ValueError):
@@ -78,6 +93,73 @@ def check_entry(entry):
     return relpath, kind, size, mtime_ns, mode, target
 
 
+def temp_token():
+    return os.urandom(6).hex()
+
+
+def create_temp(directory, name, token=temp_token):
+    """Create a new temporary for ``name`` in ``directory``: (fd, path), mode 0600.
+
+    Exclusively (``O_EXCL``) and never through a link (``O_NOFOLLOW``), under an
+    unpredictable name: whatever is planted in the directory is never written through.
+    The file stays locked while we hold it, which tells a later sync it is not stale.
+    """
+    if len(name.encode("utf-8", "surrogateescape")) > 120:
+        name = name[:40]
+    for _ in range(64):
+        path = os.path.join(directory, "." + name + "." + token() + TEMP_SUFFIX)
+        try:
+            fd = os.open(path, TEMP_FLAGS | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except FileExistsError:
+            continue
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd, path
+    raise FileExistsError("no free temporary name in " + directory)
+
+
+def is_stale_temp(path):
+    """Whether ``path`` is a temporary of ours that no live sync holds (a killed worker's)."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(path, OPEN_FLAGS | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False  # a link, gone, or unreadable: not ours to judge
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # a live sync holds it
+        import time
+
+        return st.st_size > 0 or time.time() - st.st_ctime > STALE_EMPTY_AGE
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(directory):
+    """Remove the temporaries of ours in ``directory`` that a killed worker left behind."""
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for name in names:
+        if TEMP_NAME.match(name):
+            path = os.path.join(directory, name)
+            if is_stale_temp(path):
+                try:
+                    os.unlink(path)
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
 def file_sha256(path):
     import hashlib  # only needed when sizes match and mtimes do not
 
@@ -104,6 +186,7 @@ class Receiver:
         self.dir_modes = []  # (path, mode) of synced directories
         self.needed = []  # relpaths, in the order the controller will answer
         self.stats = {"files": 0, "bytes": 0, "deleted": 0}
+        self.cleaned = set()  # directories whose stale temporaries were removed
 
     def local_path(self, relpath):
         return os.path.join(self.destdir, *check_relpath(relpath))
@@ -180,9 +263,15 @@ class Receiver:
     def delete_extras(self):
         for relpath, names in self.children.items():
             path = self.local_path(relpath)
+            self.clean(path)
             for name in os.listdir(path):
-                if name not in names:
+                if name not in names and not TEMP_NAME.match(name):
                     self.remove(os.path.join(path, name))
+
+    def clean(self, directory):
+        if directory not in self.cleaned:
+            self.cleaned.add(directory)
+            remove_stale_temps(directory)
 
     def send_needs(self):
         needed = self.needed
@@ -219,8 +308,8 @@ class Receiver:
 
     def receive_file(self, path, entry):
         directory, name = os.path.split(path)
-        temp = os.path.join(directory, f".{name}.{os.getpid()}.xnet-tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.clean(directory)
+        fd, temp = create_temp(directory, name)
         try:
             written = 0
             uncredited = 0
@@ -246,6 +335,7 @@ class Receiver:
                     uncredited = 0
             os.fchmod(fd, stat.S_IMODE(entry[4]))
             os.utime(fd, ns=(entry[3], entry[3]))
+            os.replace(temp, path)  # still locked: never judged stale by a concurrent sync
         except BaseException:
             os.close(fd)
             try:
@@ -254,7 +344,6 @@ class Receiver:
                 pass
             raise
         os.close(fd)
-        os.replace(temp, path)
         self.stats["files"] += 1
         self.stats["bytes"] += written
 
