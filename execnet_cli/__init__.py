@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ._remote.serializer import loads_public as loads
     from .gateway import Gateway
     from .group import Group, MultiChannel, default_group, makegateway, set_execmodel
+    from .rsync import RSync
     from .spec import XSpec
 
 #: Public name -> (module, attribute), imported when the name is first used.
@@ -52,6 +53,7 @@ _LAZY = {
     "makegateway": (".group", "makegateway"),
     "set_execmodel": (".group", "set_execmodel"),
     "XSpec": (".spec", "XSpec"),
+    "RSync": (".rsync", "RSync"),
 }
 
 
@@ -85,6 +87,7 @@ __all__ = [
     "InterpreterNotFound",
     "LoadError",
     "MultiChannel",
+    "RSync",
     "RemoteError",
     "SpecError",
     "TimeoutError",

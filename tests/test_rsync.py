@@ -12,10 +12,10 @@ import pytest
 
 import execnet_cli
 from execnet_cli import rsync as rsync_module
-from execnet_cli._remote import rsync as rsync_worker
+from execnet_cli._remote import rsync_tree
 from execnet_cli._remote.channel import Channel
 from execnet_cli.gateway import Gateway
-from execnet_cli.rsync import RSync, RSyncError
+from execnet_cli.rsync import RSync, RSyncError, program
 
 
 @pytest.fixture
@@ -343,8 +343,8 @@ def test_verbose_reports_sent_files(gw: Gateway, tmp_path: Path, capsys: Any) ->
 
 
 def raw_worker(gw: Gateway, dest: Path) -> Any:
-    channel = gw.remote_exec(rsync_worker)
-    channel.send(("rsync", rsync_worker.PROTOCOL, str(dest), {}))
+    channel = program.start(gw)
+    channel.send(("rsync", rsync_tree.PROTOCOL, "push", str(dest), {}))
     return channel
 
 
@@ -361,8 +361,9 @@ ROOT = ("", "d", 0, 0, 0o755, None)
         [ROOT, ("link", "l", 0, 0, 0, ".."), ("link/evil", "d", 0, 0, 0o755, None)],
         [ROOT, ("x", "q", 0, 0, 0, None)],
         [("../up", "d", 0, 0, 0o755, None)],
+        [ROOT, ("a", "f", 1, 0, 0o644, None), ("a", "f", 1, 0, 0o644, None)],
     ],
-    ids=["dotdot", "nested-dotdot", "absolute", "no-parent", "through-link", "kind", "root"],
+    ids=["dotdot", "nested-dotdot", "absolute", "no-parent", "through-link", "kind", "root", "dup"],
 )
 def test_worker_refuses_paths_that_escape(gw: Gateway, tmp_path: Path, entries: list) -> None:
     dest = tmp_path / "box" / "dest"
@@ -371,7 +372,8 @@ def test_worker_refuses_paths_that_escape(gw: Gateway, tmp_path: Path, entries: 
     channel.send(("entries", entries))
     channel.send(("end_entries", len(entries)))
     with pytest.raises(execnet_cli.RemoteError, match="RsyncProtocolError"):
-        channel.waitclose(10)
+        while True:
+            channel.receive(10)
     assert sorted(p.name for p in (tmp_path / "box").iterdir()) in ([], ["dest"])
     assert not (tmp_path / "evil").exists() and not (tmp_path / "box" / "evil").exists()
 
@@ -381,8 +383,8 @@ def test_worker_refuses_data_it_did_not_ask_for(gw: Gateway, tmp_path: Path) -> 
     channel.send(("entries", [ROOT]))
     channel.send(("end_entries", 1))
     assert channel.receive(10) == ("need_end", 0)
-    channel.send(("file", "passwd"))
-    with pytest.raises(execnet_cli.RemoteError, match="not the next needed file"):
+    channel.send(("batch", [(0, b"data")]))
+    with pytest.raises(execnet_cli.RemoteError, match="not the next needed"):
         channel.waitclose(10)
 
 
@@ -391,29 +393,33 @@ while True:
     msg = channel.receive()
     if msg[0] == "end_entries":
         break
-channel.send(("need", [(WANTED, None)]))
+channel.send(("need", [WANTED], [], 99))
 channel.send(("need_end", 1))
 channel.receive()
 """
 
 
-@pytest.mark.parametrize("wanted", ["../../etc/passwd", "/etc/passwd", "not-in-manifest"])
+@pytest.mark.parametrize(
+    "wanted",
+    [(99, "new", None), (0, "new", None), ("../../etc/passwd", "new", None), (1, "copy", None)],
+    ids=["beyond", "a-directory", "a-path", "how"],
+)
 def test_controller_refuses_requests_outside_the_manifest(
-    gw: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wanted: str
+    gw: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wanted: tuple
 ) -> None:
     source = tmp_path / "src"
     source.mkdir()
     (source / "real.txt").write_text("x")
     fake = FAKE_WORKER.replace("WANTED", repr(wanted))
-    monkeypatch.setattr(gw, "remote_exec", lambda module: Gateway.remote_exec(gw, fake))
+    monkeypatch.setattr(program, "start", lambda gateway: Gateway.remote_exec(gateway, fake))
     rsync = RecordingRSync(source)
     rsync.add_target(gw, tmp_path / "dest")
-    with pytest.raises(RSyncError, match="unknown"):
+    with pytest.raises(RSyncError, match="protocol error"):
         rsync.send()
     assert rsync.sent == []
 
 
-def test_remote_failure_is_raised(gw: Gateway, tmp_path: Path) -> None:
+def test_remote_failure_is_reported_with_its_path(gw: Gateway, tmp_path: Path) -> None:
     source = tmp_path / "src"
     source.mkdir()
     (source / "f").write_text("x")
@@ -421,16 +427,19 @@ def test_remote_failure_is_raised(gw: Gateway, tmp_path: Path) -> None:
     blocker.write_text("a file where the destination's parent should be")
     rsync = RecordingRSync(source)
     rsync.add_target(gw, blocker / "dest")
-    with pytest.raises(execnet_cli.RemoteError):
+    with pytest.raises(RSyncError, match=f"{blocker / 'dest'}: Not a directory"):
         rsync.send()
+    rsync.add_target(gw, blocker / "dest")
+    (result,) = rsync.send(check=False)
+    assert result.ok and result.errors == ((str(blocker / "dest"), "Not a directory"),)
 
 
 def test_check_relpath() -> None:
-    assert rsync_worker.check_relpath("") == []
-    assert rsync_worker.check_relpath("a/b.txt") == ["a", "b.txt"]
+    assert rsync_tree.check_relpath("") == []
+    assert rsync_tree.check_relpath("a/b.txt") == ["a", "b.txt"]
     for bad in ["..", "a/..", "./a", "a//b", "/a", "a/", "a\x00b", 3]:
-        with pytest.raises(rsync_worker.RsyncProtocolError):
-            rsync_worker.check_relpath(bad)
+        with pytest.raises(rsync_tree.RsyncProtocolError):
+            rsync_tree.check_relpath(bad)
 
 
 def test_rsync_error_is_in_the_error_tree():

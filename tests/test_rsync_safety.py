@@ -19,7 +19,7 @@ from typing import Any, List
 import pytest
 
 import execnet_cli
-from execnet_cli._remote import rsync as rsync_worker
+from execnet_cli._remote import rsync_tree
 from execnet_cli.gateway import Gateway
 from execnet_cli.rsync import RSync
 
@@ -66,7 +66,7 @@ def test_temporary_is_created_exclusively_never_through_a_link(tmp_path: Path) -
     outside.write_text("precious")
     names = iter(["taken", "taken", "free"])
     (tmp_path / f".f.taken{TEMP_SUFFIX}").symlink_to(outside)
-    fd, path = rsync_worker.create_temp(str(tmp_path), "f", token=lambda: next(names))
+    fd, path = rsync_tree.create_temp(str(tmp_path), "f", token=lambda: next(names))
     try:
         os.write(fd, b"x")
     finally:

@@ -21,6 +21,7 @@ from .._version import __version__
 SUBCOMMANDS: Dict[str, str] = {
     "compat-path": "execnet_cli.cli.compat:compat_path",
     "hosts": "execnet_cli.cli.hosts:hosts",
+    "rsync": "execnet_cli.cli.rsync:rsync",
     "run": "execnet_cli.cli.run:run",
     "serve": "execnet_cli.cli.serve:serve",
     "sh": "execnet_cli.cli.run:sh",

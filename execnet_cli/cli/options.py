@@ -6,15 +6,25 @@ inventory and pattern errors the same way: one line on stderr, exit status 2, no
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from ..inventory import Host, Inventory, InventoryError, PatternError, load_inventory
 
-__all__ = ["EXIT_USAGE", "fail", "inventory_option", "select_hosts", "user_errors"]
+__all__ = [
+    "EXIT_USAGE",
+    "fail",
+    "fanout_option",
+    "inventory_option",
+    "select_hosts",
+    "timeout_option",
+    "user_errors",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exit status for a bad inventory, pattern or command line (click uses 2 for usage errors).
 EXIT_USAGE = 2
@@ -28,6 +38,31 @@ inventory_option = click.option(
     help="Inventory file or directory (repeatable; later files win). Default: $XNET_INVENTORY, "
     "then ./xnet.yaml, then $XDG_CONFIG_HOME/xnet/inventory.yaml, then local workers.",
 )
+
+
+def fanout_option(help: str, default: int) -> Callable[[F], F]:
+    """``-f/--fanout N``: hosts worked on at once."""
+    return click.option(
+        "-f",
+        "--fanout",
+        type=click.IntRange(min=1),
+        default=default,
+        metavar="N",
+        show_default=True,
+        help=help,
+    )
+
+
+def timeout_option(help: str) -> Callable[[F], F]:
+    """``-t/--timeout SECONDS``: how long a host may take."""
+    return click.option(
+        "-t",
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        metavar="SECONDS",
+        help=help,
+    )
 
 
 def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:

@@ -23,7 +23,14 @@ from ..fleet.results import GroupResult
 from ..fleet.runner import DEFAULT_FANOUT, Runner, carriers_for
 from ..inventory import Host, Inventory
 from .exitcodes import EXIT_INTERRUPTED, exit_status
-from .options import fail, inventory_option, select_hosts, user_errors
+from .options import (
+    fail,
+    fanout_option,
+    inventory_option,
+    select_hosts,
+    timeout_option,
+    user_errors,
+)
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
 
 __all__ = ["RunOptions", "read_code", "run", "run_options", "sh"]
@@ -53,23 +60,10 @@ _RUN_OPTIONS = (
         metavar="PATTERN",
         help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts).",
     ),
-    click.option(
-        "-f",
-        "--fanout",
-        type=click.IntRange(min=1),
-        default=DEFAULT_FANOUT,
-        metavar="N",
-        show_default=True,
-        help="Hosts worked on at once (connecting and running).",
-    ),
-    click.option(
-        "-t",
-        "--timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        default=None,
-        metavar="SECONDS",
-        help="Fail a host whose job runs longer (connecting is bounded by the "
-        "inventory's connect_timeout).",
+    fanout_option("Hosts worked on at once (connecting and running).", DEFAULT_FANOUT),
+    timeout_option(
+        "Fail a host whose job runs longer (connecting is bounded by the "
+        "inventory's connect_timeout)."
     ),
     click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line."),
     click.option(

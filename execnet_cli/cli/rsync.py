@@ -1,0 +1,408 @@
+"""``xnet rsync``: push a tree to many hosts, or pull one from each, with block deltas.
+
+    xnet rsync DIR HOSTS            DIR lands at the same path on every host (--dest PATH)
+    xnet rsync SRC HOSTS:DEST       push SRC to DEST
+    xnet rsync HOSTS:SRC DEST       pull: each host's SRC into DEST/<host>/
+
+The command picks the hosts (``options``), turns them into places (``rsync.hosts``), feeds
+what happens to a ``GroupResult`` and a renderer (``render``), and leaves with the exit
+status of ``xnet run`` (``exitcodes``). Each host's summary is its output, so hosts that
+did the same fold under one host set, as ``xnet run`` folds identical output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, TextIO
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from ..fleet.events import FAILED, UNREACHABLE, Event, Exited, Failed, Output, Started
+from ..fleet.results import GroupResult
+from ..fleet.runner import DEFAULT_FANOUT, carriers_for
+from ..inventory import Host, HostSet
+from ..rsync.excludes import read_exclude_file, translate
+from ..rsync.hosts import Place, Settings, pull_many, push_many
+from ..rsync.results import SyncResult
+from . import options
+from .exitcodes import EXIT_INTERRUPTED, exit_status
+from .render import GatherRenderer
+
+__all__ = ["parse_arguments", "remote_path", "rsync", "summary"]
+
+
+@dataclass(frozen=True)
+class Direction:
+    """What the two arguments mean: a push or a pull, the hosts, the paths."""
+
+    pull: bool
+    pattern: str
+    local: str
+    remote: Optional[str]  # None: the same path as the local one (push only)
+
+
+def parse_arguments(source: str, destination: str) -> Direction:
+    """``DIR HOSTS``, ``SRC HOSTS:DEST`` or ``HOSTS:SRC DEST``.
+
+    An argument names hosts when it has a ":" and is not an existing local path; it splits
+    at its last ":" unless what follows starts with "&" or "!" (Ansible's ``web:&prod``
+    pattern syntax): then the whole argument is the pattern.
+    """
+    from_hosts, to_hosts = _remote(source), _remote(destination)
+    if from_hosts and to_hosts:
+        options.fail("both arguments name hosts; one side must be local")
+    if from_hosts:
+        return Direction(True, from_hosts[0], destination, from_hosts[1] or None)
+    if to_hosts:
+        return Direction(False, to_hosts[0], source, to_hosts[1] or None)
+    return Direction(False, destination, source, None)
+
+
+def _remote(argument: str) -> Optional[tuple[str, str]]:
+    if ":" not in argument or os.path.lexists(argument):
+        return None
+    pattern, _, path = argument.rpartition(":")
+    if not pattern or path.startswith(("&", "!")):
+        return None
+    return pattern, path
+
+
+def remote_path(host: Host, path: str) -> str:
+    """``path`` as the host's worker must open it: a relative path is relative to the host's
+    ``chdir``, else to its home directory (as ``clush --copy`` does)."""
+    if path.startswith(("/", "~")) or host.chdir:
+        return path
+    return "~/" + path
+
+
+def same_path(local: str) -> str:
+    """Where ``DIR HOSTS`` puts DIR: its path as given (relative: under the remote home)."""
+    normal = os.path.normpath(local)
+    if os.path.isabs(normal) or normal.startswith(os.pardir):
+        return os.path.abspath(normal)
+    return normal
+
+
+# -- reporting -------------------------------------------------------------------------------
+
+
+def human(size: float) -> str:
+    """Bytes for people: ``980 B``, ``1.2 KB``, ``301.0 MB``."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+def summary(result: SyncResult) -> str:
+    """One host's sync in a line (the same for hosts that did the same)."""
+    if result.dry_run:
+        parts = [f"{result.files} files ({human(result.file_bytes)}) to send"]
+        if result.deleted:
+            parts.append(f"{len(result.deleted)} to delete")
+        return "dry run: " + ", ".join(parts)
+    if not result.files and not result.deleted and not result.made:
+        return f"up to date ({human(result.wire_bytes)} on the wire)"
+    parts = [f"{result.files} files ({human(result.file_bytes)}) sent"]
+    parts.append(f"{human(result.wire_bytes)} on the wire")
+    if result.deleted:
+        parts.append(f"{len(result.deleted)} deleted")
+    return ", ".join(parts)
+
+
+def output_lines(result: SyncResult, listed: bool) -> list[tuple[str, str]]:
+    """The host's output: (stream, line) pieces, for the gathered view; ``listed``: with
+    every change (a dry run's always are; a push's go by as they happen with ``-v``)."""
+    lines: list[tuple[str, str]] = []
+    if result.dry_run or listed:
+        word = {"send": "would send" if result.dry_run else "sent", "make": "make"}
+        lines += [("out", f"{word[what]} {path}") for what, path in result.changes]
+        verb = "would delete" if result.dry_run else "deleted"
+        lines += [("out", f"{verb} {path}") for path in result.deleted]
+    lines.append(("out", summary(result)))
+    lines += [("err", f"skipped {path}: {why}") for path, why in result.skipped]
+    lines += [("err", f"error: {path}: {reason}") for path, reason in result.errors]
+    return lines
+
+
+class _Reporter:
+    """Turns what the run tells (``rsync.hosts.Report``) into events for the result and the
+    renderer, under a lock (hosts finish in pool threads)."""
+
+    def __init__(self, result: GroupResult, renderer: Any, listed: bool) -> None:
+        self.result = result
+        self.renderer = renderer
+        self.listed = listed
+        self.lock = threading.Lock()
+        self.starts: dict[str, float] = {}
+        self.progress: dict[str, Any] = {}
+        self.syncs: dict[str, SyncResult] = {}
+
+    def emit(self, event: Event) -> None:
+        with self.lock:
+            self.result.add(event)
+            self.renderer.handle(event)
+
+    def started(self, name: str) -> None:
+        self.starts[name] = time.monotonic()
+        self.emit(Started(name))
+
+    def unreachable(self, name: str, error: str, detail: str, duration: float) -> None:
+        self.emit(Failed(name, UNREACHABLE, error, duration, detail))
+
+    def syncing(self, name: str, progress: Any) -> None:
+        self.progress[name] = progress
+
+    def finished(self, name: str, result: SyncResult) -> None:
+        self.progress.pop(name, None)
+        self.syncs[name] = result
+        duration = time.monotonic() - self.starts.get(name, time.monotonic())
+        for stream, line in output_lines(result, self.listed) if result.ok else ():
+            self.emit(Output(name, stream, line + "\n"))
+        if not result.ok:
+            self.emit(Failed(name, FAILED, result.error or "failed", duration, result.detail))
+        elif result.errors:
+            count = len(result.errors)
+            why = f"{count} {'file' if count == 1 else 'files'} not written"
+            self.emit(Failed(name, FAILED, why, duration))
+        else:
+            self.emit(Exited(name, 0, duration))
+
+
+class _JsonRenderer:
+    """One JSON object per host, as each finishes: its outcome and its sync's figures."""
+
+    def __init__(self, file: TextIO, result: GroupResult, syncs: dict[str, SyncResult]) -> None:
+        self.file, self.result, self.syncs = file, result, syncs
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, (Exited, Failed)) and event.host in self.result:
+            record = self.result[event.host].as_dict()
+            for key in ("exit_code", "stdout", "stderr"):
+                record.pop(key, None)
+            sync = self.syncs.get(event.host)
+            record.update(sync.as_dict() if sync is not None else {"dest": None})
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+
+    def finish(self, wall: float, interrupted: bool = False) -> None:
+        """Nothing more: every host was written as it finished."""
+
+
+def progress_table(progress: dict[str, Any], limit: int = 12) -> Table:
+    """Hosts being synced: files and bytes done of those needed, and the rate."""
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    for column in ("host", "files", "bytes", "rate"):
+        table.add_column(column, justify="left" if column == "host" else "right")
+    items = sorted(progress.items())
+    for name, item in items[:limit]:
+        done, total, sent, needed = _counts(item)
+        elapsed = max(1e-3, time.monotonic() - getattr(item, "started", time.monotonic()))
+        files = f"{done}/{total}" if total else str(done)
+        table.add_row(name, files, f"{human(sent)}/{human(needed)}", f"{human(sent / elapsed)}/s")
+    if len(items) > limit:
+        table.add_row(f"… {len(items) - limit} more", "", "", "")
+    return table
+
+
+def _counts(item: Any) -> tuple[int, int, int, int]:
+    """(files done, files needed, bytes done, bytes needed) of a sender's target or a
+    receiver (pulls)."""
+    if hasattr(item, "files_done"):
+        return item.files_done, item.files_total, item.bytes_done, item.bytes_total
+    stats = item.stats
+    return stats["files"], item.files_total, stats["bytes"], item.bytes_total
+
+
+class _FileLines:
+    """``-v`` in a push: each file as it goes, once for the folded set of hosts getting it."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def on_file(self, targets: Sequence[Any], relpath: str) -> None:
+        names = HostSet(t.name for t in targets)
+        self.console.print(f"{names}: {relpath}", soft_wrap=True, highlight=False, markup=False)
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+@click.command("rsync")
+@click.argument("source")
+@click.argument("destination")
+@options.inventory_option
+@click.option(
+    "--dest",
+    "dest_path",
+    metavar="PATH",
+    help="Where DIR lands on the hosts (DIR HOSTS form; default: the same path as DIR).",
+)
+@click.option(
+    "--delete",
+    is_flag=True,
+    help="Delete what the destination has beyond the source (never what --exclude protects).",
+)
+@click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="PATTERN",
+    help=".gitignore-style pattern to leave out (repeatable): '*.pyc', '/build', 'logs/'.",
+)
+@click.option(
+    "--exclude-from",
+    "exclude_files",
+    multiple=True,
+    metavar="FILE",
+    help="Read exclude patterns from FILE, one a line (repeatable).",
+)
+@click.option(
+    "-n", "--dry-run", is_flag=True, help="List what would change on each host; change nothing."
+)
+@click.option(
+    "-c", "--checksum", is_flag=True, help="Compare content hashes, not sizes and mtimes."
+)
+@click.option(
+    "-W", "--whole-file", is_flag=True, help="Send changed files whole, never as block deltas."
+)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Show each file as it goes, and remote tracebacks."
+)
+@options.fanout_option("Hosts worked on at once.", DEFAULT_FANOUT)
+@options.timeout_option("Fail a host whose sync runs longer.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line.")
+def rsync(
+    source: str,
+    destination: str,
+    inventories: tuple[str, ...],
+    dest_path: Optional[str],
+    delete: bool,
+    excludes: tuple[str, ...],
+    exclude_files: tuple[str, ...],
+    dry_run: bool,
+    checksum: bool,
+    whole_file: bool,
+    verbose: bool,
+    fanout: int,
+    timeout: Optional[float],
+    as_json: bool,
+) -> None:
+    """Push a tree to every selected host, or pull one from each.
+
+    \b
+      xnet rsync DIR HOSTS          DIR lands at the same path on each host
+      xnet rsync SRC HOSTS:DEST     push SRC to DEST (DEST/ ending in /: DEST/<name of SRC>)
+      xnet rsync HOSTS:SRC DEST     pull each host's SRC into DEST/<host>/
+
+    HOSTS is a host pattern as for --hosts elsewhere (web, 'web&prod', 'web[01-04]').
+    A relative remote path is relative to the host's chdir, else its home directory.
+    Only what changed travels: big changed files as block deltas (not to local popen
+    hosts, where copying is cheaper). The summary (and --json) report bytes on the wire.
+
+    \b
+    Exit status: 0 all synced, 1 some host failed (or some file was not written),
+    3 some unreachable (none failed), 2 usage or inventory error, 70 internal error,
+    130 interrupted.
+    """
+    direction = parse_arguments(source, destination)
+    if dest_path is not None and (direction.pull or direction.remote is not None):
+        options.fail("--dest goes with the DIR HOSTS form only")
+    patterns = list(excludes)
+    for name in exclude_files:
+        try:
+            patterns += read_exclude_file(name)
+        except (OSError, UnicodeDecodeError) as exc:
+            options.fail(f"cannot read {name}: {getattr(exc, 'strerror', None) or exc}")
+    try:
+        translate(patterns)
+    except ValueError as exc:
+        options.fail(str(exc))
+    if not direction.pull and not os.path.lexists(direction.local):
+        options.fail(f"{direction.local}: no such file or directory")
+    inventory, hosts = options.select_hosts(inventories, direction.pattern)
+    if not hosts:
+        options.fail(f"no host matches {direction.pattern!r}")
+    with options.user_errors():
+        carriers = carriers_for(hosts, inventory.host)
+    places = _places(direction, hosts, dest_path, whole_file)
+    result = GroupResult()
+    syncs: dict[str, SyncResult] = {}
+    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    renderer: Any
+    if as_json:
+        renderer = _JsonRenderer(sys.stdout, result, syncs)
+    else:
+        renderer = GatherRenderer(out, err, result, (), verbose)
+    reporter = _Reporter(result, renderer, verbose and direction.pull)
+    reporter.syncs = syncs
+    settings = Settings(
+        fanout=fanout,
+        timeout=timeout,
+        excludes=tuple(patterns),
+        delete=delete,
+        checksum=checksum,
+        dry_run=dry_run,
+        carriers=tuple((h.name, h.spec(), h.via) for h in carriers),
+        vias={h.name: h.via for h in hosts},
+    )
+    live = _live(err, reporter) if not as_json and err.is_terminal else None
+    hooks = None
+    if verbose and not as_json and not direction.pull:
+        hooks = _FileLines(err if live is not None else out)
+    start = time.monotonic()
+    interrupted = False
+    try:
+        with live if live is not None else contextlib.nullcontext():
+            if direction.pull:
+                pull_many(places, reporter, settings)
+            else:
+                push_many(direction.local, places, reporter, settings, hooks)
+    except KeyboardInterrupt:
+        interrupted = True
+    renderer.finish(time.monotonic() - start, interrupted=interrupted)
+    if interrupted:
+        click.echo("xnet: interrupted; every gateway was ended", err=True)
+    status = EXIT_INTERRUPTED if interrupted else exit_status(result.outcomes)
+    raise click.exceptions.Exit(status)
+
+
+def _places(
+    direction: Direction, hosts: Sequence[Host], dest_path: Optional[str], whole_file: bool
+) -> list[Place]:
+    places = []
+    for host in hosts:
+        delta = not whole_file and not (host.transport == "popen" and not host.via)
+        if direction.pull:
+            path = direction.remote or "."
+            local = os.path.join(direction.local, host.name)
+            into = os.path.basename(path.rstrip("/")) or host.name
+            places.append(
+                Place(host.name, host.spec(), remote_path(host, path), local, delta, into)
+            )
+            continue
+        path = dest_path or direction.remote or same_path(direction.local)
+        if path.endswith("/"):
+            path += os.path.basename(os.path.normpath(direction.local))
+        places.append(Place(host.name, host.spec(), remote_path(host, path), "", delta))
+    return places
+
+
+def _live(console: Console, reporter: _Reporter) -> Live:
+    return Live(
+        get_renderable=lambda: progress_table(dict(reporter.progress)),
+        console=console,
+        refresh_per_second=8,
+        transient=True,
+    )
