@@ -31,6 +31,7 @@ from .rsync_tree import (
     credit,
     entries_size,
     fd_sha256,
+    identity,
     open_regular,
     remove_stale_temps,
 )
@@ -55,6 +56,7 @@ class Receiver:
         self.dry_run = bool(options.get("dry_run"))
         self.delta = bool(options.get("delta", True))
         self.into = options.get("into")
+        self.source = options.get("source")  # (name, identity) of the source, for checks
         self.excludes = Excludes(options.get("excludes") or ())
         self.entries = []
         self.children = {}  # dir relpath -> names the manifest has in it
@@ -75,6 +77,7 @@ class Receiver:
         self.deleted = []
         self.skipped = []  # (relpath, why) the sender did not send
         self.files_total = self.bytes_total = 0
+        self.listed_bytes = 0  # sizes of what a dry run would send
         self.stats = {"files": 0, "bytes": 0, "literal": 0, "copied": 0, "deleted": 0, "made": 0}
         self.error_count = 0
 
@@ -163,7 +166,8 @@ class Receiver:
             raise RsyncProtocolError("the root entry cannot be a link")
         self.entries.append((relpath, kind, size, mtime_ns, mode, target))
         if index and parent in self.failed:
-            if kind == "d":
+            if kind == "d":  # below a directory that could not be made: skipped, still checked
+                self.children[relpath] = set()
                 self.failed.add(relpath)
             return
         try:
@@ -199,15 +203,18 @@ class Receiver:
             st = os.stat(path)  # the destination may be a link the user chose
         except FileNotFoundError:
             st = None
+        if st is not None and self.source and identity(path) == self.source[1]:
+            raise DestinationError(f"{path} is the source itself: nothing to sync")
+        name = self.source[0] if self.source else "a " + ("directory" if kind == "d" else "file")
         if kind == "d":
             if st is not None and not stat.S_ISDIR(st.st_mode):
-                raise DestinationError(f"cannot sync a directory onto {path}: not a directory")
+                raise DestinationError(f"cannot sync {name} onto {path}: not a directory")
             if st is None and not self.dry_run:
                 os.makedirs(path)
             self.dirs.append([0, st is None, None if st is None else (st.st_mode, st.st_mtime_ns)])
             return
         if st is not None and stat.S_ISDIR(st.st_mode):
-            raise DestinationError(f"cannot sync a file onto directory {path}")
+            raise DestinationError(f"cannot sync file {name} onto directory {path}")
         parent = os.path.dirname(path)
         if not os.path.isdir(parent) and not self.dry_run:
             os.makedirs(parent)
@@ -251,7 +258,7 @@ class Receiver:
             self.remove(self.entries[index][0], path, st)
             st = None
         if st is None:
-            self.need(index, "new", None)
+            self.need(index, "list" if self.dry_run else "new", None)
             return
         if st.st_size == size and st.st_mtime_ns == mtime_ns and not self.checksum:
             if stat.S_IMODE(st.st_mode) != stat.S_IMODE(mode):
@@ -295,6 +302,7 @@ class Receiver:
             self.bytes_total += self.entries[index][2]
         else:
             self.changes.append(("send", self.entries[index][0]))
+            self.listed_bytes += self.entries[index][2]
 
     def note_made(self, index):
         self.made.append(index)

@@ -61,6 +61,7 @@ class Target:
         self.files_done = self.bytes_done = 0
         self.wire_sent = self.wire_received = 0
         self.literal = self.matched = 0
+        self.listed_bytes = 0  # sizes of what a dry run would send
         self.changes = []  # (what, relpath): "send", "make"
         self.deleted = []
         self.errors = []  # (relpath, message) from the receiver
@@ -327,6 +328,7 @@ class Sender:
                     continue
             if how == "list":
                 target.changes.append(("send", relpath))
+                target.listed_bytes += size
             elif how == "delta":
                 deltas.append(target)
             else:

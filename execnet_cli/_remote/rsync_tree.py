@@ -51,6 +51,25 @@ for _error in (RsyncProtocolError, DestinationError, Changed):
     _error.__module__ = "builtins"
 
 
+def machine_id():
+    """What tells this machine (this boot of it) from others, to spot a sync onto itself."""
+    for path in ("/proc/sys/kernel/random/boot_id", "/etc/machine-id"):
+        try:
+            with open(path) as file:
+                return file.read().strip()
+        except OSError:
+            continue
+    import socket
+
+    return socket.gethostname()
+
+
+def identity(path):
+    """(machine, st_dev, st_ino) of ``path``: the same on both sides for the same file."""
+    st = os.stat(path)
+    return [machine_id(), st.st_dev, st.st_ino]
+
+
 # -- what a peer may send ------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 
 from .._remote.rsync_delta import DELTA_MIN
 from .._remote.rsync_send import CHUNK_SIZE, WINDOW, Sender, Target
-from .._remote.rsync_tree import PROTOCOL, Excludes, Tree
+from .._remote.rsync_tree import PROTOCOL, Excludes, Tree, identity
 from ..errors import RSyncError
 from . import program
 from .excludes import Rule, translate
@@ -121,6 +121,10 @@ class RSync:
         settings = {key: bool(value) for key, value in options.items()}
         settings.setdefault("delta", not _is_local(gateway))
         settings["excludes"] = self._rules  # type: ignore[assignment]
+        try:  # named in the far side's errors; a sync onto the source itself is refused
+            settings["source"] = [self._sourcedir, identity(self._sourcedir)]  # type: ignore[assignment]
+        except OSError:
+            pass  # missing: send() says so
         channel = program.start(gateway)
         channel.send(("rsync", PROTOCOL, "push", str(destdir), settings))
         target = Target(channel, str(getattr(gateway, "id", None) or gateway))
