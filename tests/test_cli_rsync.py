@@ -119,7 +119,7 @@ def test_dry_run_lists_and_changes_nothing(lab: Path) -> None:
     assert "local[1,3] (2) ---" in out and "local2 (1) ---" in out
     assert out.count("would send top.txt") == 2
     assert "would delete extra.txt" in out
-    assert "dry run: 1 files (12 B) to send, 1 to delete" in out
+    assert "dry run: 1 file (12 B) to send, 1 to delete" in out
 
 
 def test_delete_keeps_what_excludes_protect(lab: Path) -> None:
@@ -147,7 +147,7 @@ def test_checksum_catches_a_same_size_same_mtime_edit(lab: Path) -> None:
     assert xnet(lab, "src", "local1:site").stdout.splitlines()[1].startswith("up to date")
     assert copy.read_text() == "TOP\n"
     result = xnet(lab, "--checksum", "src", "local1:site")
-    assert result.exit_code == 0 and "1 files" in result.stdout
+    assert result.exit_code == 0 and "1 file (" in result.stdout
     assert copy.read_text() == "top\n"
 
 

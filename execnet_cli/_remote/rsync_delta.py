@@ -91,8 +91,13 @@ def signature(fd, size, block):
 class Matcher:
     """The sender's half: turns a new file into copy runs and literals against a signature."""
 
-    def __init__(self, block, old_size, weak, strong):
+    def __init__(self, block, old_size, weak, strong, aligned=None):
         self.block = block
+        # The new file's own signature, when the sender computed it while the receiver
+        # computed the old one's: block-aligned positions then cost a dict lookup.
+        self.aligned = None
+        if aligned is not None:
+            self.aligned = (_weak_from_bytes(aligned[0]), aligned[1])
         self.old_size = old_size
         weak = _weak_from_bytes(weak)
         blocks = len(weak)
@@ -122,6 +127,16 @@ class Matcher:
         if candidates is None:
             return None
         return candidates.get(hashlib.sha256(view).digest()[:STRONG])
+
+    def _known(self, number):
+        """``_lookup`` of the new file's block ``number``, from its precomputed signature."""
+        weak, strong = self.aligned
+        if number >= len(weak):
+            return None
+        candidates = self.table.get(weak[number])
+        if candidates is None:
+            return None
+        return candidates.get(strong[number * STRONG : (number + 1) * STRONG])
 
     def _placed(self, index):
         if index * self.block + self.block > self.old_size:
@@ -188,7 +203,10 @@ class Matcher:
                     yield op
             view = memoryview(data)
             offset = pos - base
-            index = self._lookup(view[offset : offset + block])
+            if self.aligned is not None and pos % block == 0:
+                index = self._known(pos // block)
+            else:
+                index = self._lookup(view[offset : offset + block])
             if index is None and budget > 0:
                 stop = min(len(data) - block, offset + budget)
                 found = self._search(view, offset + 1, stop)

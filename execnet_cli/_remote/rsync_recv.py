@@ -270,8 +270,9 @@ class Receiver:
             digest = self.digest(path, st) if st.st_size == size else None
             self.need(index, "list", digest)
         elif self.delta and size >= DELTA_MIN and st.st_size >= DELTA_MIN // 4:
-            self.send_signature(index, path, st, size)
             self.need(index, "delta", None)
+            self.flush_needs()  # the sender hashes its file while we hash ours
+            self.send_signature(index, path, st, size)
         elif st.st_size == size:
             self.need(index, "sum", self.digest(path, st))
         else:
@@ -388,7 +389,7 @@ class Receiver:
                 if isinstance(data, bytes):
                     if how == "delta":
                         raise RsyncProtocolError(f"whole data for {entry[0]!r}, asked as a delta")
-                    self.write_file(path, entry, lambda fd, data=data: write_all(fd, data))
+                    self.write_file(path, entry, _writer(data))
                     self.stats["literal"] += len(data)
                 elif data is None:
                     if how == "new":
@@ -429,6 +430,7 @@ class Receiver:
                     None if old is None else Patcher(old, block_size(entry[2]), now.st_size, fd)
                 )
                 self.stream_parts(part, state, fd, patcher)
+                return state["total"] if patcher is None else patcher.written
 
             self.write_file(path, entry, body)
         except (OSError, Changed) as exc:
@@ -478,15 +480,15 @@ class Receiver:
                 state["credit"] = 0
 
     def write_file(self, path, entry, body):
-        """Write a new version of ``path`` through ``body(fd)``, then put it in place."""
+        """Write a new version of ``path`` through ``body(fd)`` (which returns the bytes it
+        wrote), then put it in place."""
         directory, name = os.path.split(path)
         self.clean(directory)
         fd, temp = create_temp(directory, name)
         try:
-            body(fd)
+            size = body(fd)
             os.fchmod(fd, stat.S_IMODE(entry[4]))
             os.utime(fd, ns=(entry[3], entry[3]))
-            size = os.fstat(fd).st_size
             os.replace(temp, path)  # still locked: never judged stale by a concurrent sync
         except BaseException:
             os.close(fd)
@@ -524,6 +526,14 @@ class Receiver:
         self.stats["errors"] = self.error_count
         self.flush_errors()
         self.send(("done", self.stats))
+
+
+def _writer(data):
+    def write(fd):
+        write_all(fd, data)
+        return len(data)
+
+    return write
 
 
 def set_meta(path, mode, mtime_ns):

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 import time
 from collections import deque
 
-from .rsync_delta import Matcher
+from .rsync_delta import Matcher, block_size, signature
 from .rsync_tree import ITEM, Changed, RsyncProtocolError, entries_size, fd_sha256
 
 #: Largest data item sent (bytes): files always travel as a stream of such chunks.
@@ -39,6 +40,8 @@ ENTRY_BATCH = 1000
 #: Message overhead in the wire estimates (frame header, tuple, opcode).
 OVERHEAD = 16
 NEED_HOWS = ("new", "sum", "delta", "list")
+#: Files from this size on are hashed here while the receiver hashes its old version.
+PRECOMPUTE_MIN = 4 << 20
 WAIT, POLL = "wait", "poll"
 CLOSED = object()  # endmarker: a target's channel has closed
 
@@ -57,8 +60,8 @@ class Target:
         self.in_flight = 0
         self.batch, self.batch_credit = [], 0
         self.sent = deque()  # (index, size) of files answered, not yet acknowledged
-        self.files_total = self.bytes_total = 0
-        self.files_done = self.bytes_done = 0
+        self.files_total = self.bytes_total = 0  # what the receiver needs
+        self.files_done = self.bytes_done = 0  # what it has acknowledged (progress)
         self.wire_sent = self.wire_received = 0
         self.literal = self.matched = 0
         self.listed_bytes = 0  # sizes of what a dry run would send
@@ -94,6 +97,7 @@ class Sender:
         self.deadline = deadline
         self.events = queue.SimpleQueue()
         self.skipped = {}  # index -> why, for files found changed when opened
+        self.precomputed = {}  # index -> _Signing of our file, for deltas
         for target in self.targets:
             target.channel.setcallback(
                 lambda item, target=target: self.events.put((target, item)), endmarker=CLOSED
@@ -124,6 +128,8 @@ class Sender:
             for target in self.targets:
                 if not target.finished:
                     self._fail(target, "interrupted")
+            for signing in self.precomputed.values():
+                signing.join()
 
     def _next_event(self):
         while True:
@@ -178,8 +184,8 @@ class Sender:
     # -- what the targets say ------------------------------------------------------------
 
     def _handle(self, target, item):
-        if target.finished:
-            return
+        if target is None or target.finished:
+            return  # a signature computed here is ready, or a target gone
         if item is CLOSED:
             self._fail(target, *_closed_reason(target.channel))
             return
@@ -214,10 +220,10 @@ class Sender:
             ):
                 raise RsyncProtocolError(f"bad ack {args!r:.100}")
             target.in_flight -= weight
+            target.bytes_done += weight  # about the file bytes taken (items weigh a little)
             for _ in range(files):
                 index, size = target.sent.popleft()
                 target.files_done += 1
-                target.bytes_done += size
                 self._hook("on_ack", target, self.tree.entries[index][0], size)
         elif op in ("errors", "deleted") and len(args) == 1 and isinstance(args[0], list):
             for value in args[0]:
@@ -251,6 +257,8 @@ class Sender:
                 raise RsyncProtocolError(f"need {index!r} {how!r} out of place")
             last = index
             target.needs.append((index, how, arg))
+            if how == "delta" and entry[2] >= PRECOMPUTE_MIN and index not in self.precomputed:
+                self.precomputed[index] = _Signing(self, index, block_size(entry[2]))
             if how != "list":
                 target.need_count += 1
                 target.files_total += 1
@@ -345,8 +353,8 @@ class Sender:
                     )
             else:
                 yield from self._stream_whole(index, size, fd, whole)
-        for target in deltas:
-            yield from self._stream_delta(target, index, relpath, size, fd)
+        if deltas:
+            yield from self._serve_deltas(index, relpath, size, fd, deltas)
 
     def _add(self, target, item, size):
         """Put one answer (file data, "same", or why not) in ``target``'s batch."""
@@ -394,16 +402,27 @@ class Sender:
         for target in targets:
             self._send(target, ("eof", total), ITEM)
 
-    def _stream_delta(self, target, index, relpath, size, fd):
-        while index not in target.sigs and not target.finished:
+    def _serve_deltas(self, index, relpath, size, fd, targets):
+        """Deltas, computed once for all the targets whose old files have one signature."""
+        groups = {}
+        for target in targets:
+            while index not in target.sigs and not target.finished:
+                yield WAIT
+            if not target.finished:
+                groups.setdefault(target.sigs.pop(index), []).append(target)
+        for theirs, group in groups.items():
+            yield from self._stream_delta(group, index, relpath, size, fd, *theirs)
+
+    def _stream_delta(self, group, index, relpath, size, fd, block, old_size, weak, strong):
+        signing = self.precomputed.get(index)
+        while signing is not None and not signing.done.is_set():
             yield WAIT
-        if target.finished:
-            return
-        block, old_size, weak, strong = target.sigs.pop(index)
+        aligned = signing.result if signing is not None and signing.block == block else None
         try:
-            matcher = Matcher(block, old_size, weak, strong)
+            matcher = Matcher(block, old_size, weak, strong, aligned)
         except (ValueError, TypeError, OSError) as exc:
-            self._fail(target, f"protocol error: bad signature for {relpath!r}: {exc}")
+            for target in group:
+                self._fail(target, f"protocol error: bad signature for {relpath!r}: {exc}")
             return
         ops = matcher.ops(lambda offset, length: _pread_all(fd, length, offset), size)
         pending, weight, started, total = [], ITEM, False, 0
@@ -413,36 +432,80 @@ class Sender:
                 weight += len(op) if isinstance(op, bytes) else ITEM
                 if weight >= CHUNK_SIZE or len(pending) >= BATCH_ITEMS:
                     if not started:
-                        started = yield from self._start_delta(target, index, relpath, size)
-                    yield from self._window([target], weight)
-                    total += self._send_ops(target, pending, weight)
+                        started = yield from self._start_delta(group, index, relpath, size)
+                    yield from self._window(group, weight)
+                    total += self._send_ops(group, pending, weight)
                     pending, weight = [], ITEM
         except OSError:
             total = None
-        target.matched += matcher.matched
-        if total is not None and not started:
-            if old_size == size and _copies_all(pending, -(-old_size // block)):
-                yield from self._add(target, (index, None), 0)
+        for target in group:
+            target.matched += matcher.matched
+        if not started:
+            if total is None:
+                answer = (index, _CHANGED)
+            elif old_size == size and _copies_all(pending, -(-old_size // block)):
+                answer = (index, None)  # the same content: only its mtime differed
+            else:
+                answer = None
+            if answer is not None:
+                for target in group:
+                    yield from self._add(target, answer, 0)
                 return
-            started = yield from self._start_delta(target, index, relpath, size)
+            started = yield from self._start_delta(group, index, relpath, size)
         if total is not None and pending:
-            yield from self._window([target], weight)
-            total += self._send_ops(target, pending, weight)
-        self._send(target, ("eof", total), ITEM)
+            yield from self._window(group, weight)
+            total += self._send_ops(group, pending, weight)
+        for target in group:
+            self._send(target, ("eof", total), ITEM)
 
-    def _start_delta(self, target, index, relpath, size):
-        self._hook("on_file", [target], relpath)
-        target.changes.append(("send", relpath))
-        yield from self._flush(target)
-        self._send(target, ("delta", index), ITEM)
-        target.sent.append((index, size))
+    def _start_delta(self, group, index, relpath, size):
+        self._hook("on_file", group, relpath)
+        for target in group:
+            target.changes.append(("send", relpath))
+            yield from self._flush(target)
+            self._send(target, ("delta", index), ITEM)
+            target.sent.append((index, size))
         return True
 
-    def _send_ops(self, target, ops, weight):
+    def _send_ops(self, group, ops, weight):
         literal = sum(len(op) for op in ops if isinstance(op, bytes))
-        self._send(target, ("ops", ops), weight, weight + OVERHEAD)
-        target.literal += literal
+        for target in group:
+            self._send(target, ("ops", ops), weight, weight + OVERHEAD)
+            target.literal += literal
         return literal
+
+
+class _Signing:
+    """Our file's own block signature, computed in a thread while the receiver computes its
+    old file's (hashing releases the GIL): the match then only looks blocks up."""
+
+    def __init__(self, sender, index, block):
+        self.block = block
+        self.result = None
+        self.done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(sender, index), name="xnet-rsync-sign", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, sender, index):
+        try:
+            fd = sender.tree.open(index)
+        except (Changed, OSError):
+            fd = None
+        try:
+            if fd is not None:
+                self.result = signature(fd, os.fstat(fd).st_size, self.block)
+        except OSError:
+            pass
+        finally:
+            if fd is not None:
+                os.close(fd)
+            self.done.set()
+            sender.events.put((None, "signed"))
+
+    def join(self):
+        self._thread.join()
 
 
 _CHANGED = "changed while it was read"

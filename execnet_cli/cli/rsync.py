@@ -20,12 +20,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, TextIO
+from typing import Any, Optional, TextIO, Union
 
 import click
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from ..fleet.events import FAILED, UNREACHABLE, Event, Exited, Failed, Output, Started
 from ..fleet.results import GroupResult
@@ -105,16 +106,20 @@ def human(size: float) -> str:
     return f"{size:.1f} TB"
 
 
+def files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"
+
+
 def summary(result: SyncResult) -> str:
     """One host's sync in a line (the same for hosts that did the same)."""
     if result.dry_run:
-        parts = [f"{result.files} files ({human(result.file_bytes)}) to send"]
+        parts = [f"{files(result.files)} ({human(result.file_bytes)}) to send"]
         if result.deleted:
             parts.append(f"{len(result.deleted)} to delete")
         return "dry run: " + ", ".join(parts)
     if not result.files and not result.deleted and not result.made:
         return f"up to date ({human(result.wire_bytes)} on the wire)"
-    parts = [f"{result.files} files ({human(result.file_bytes)}) sent"]
+    parts = [f"{files(result.files)} ({human(result.file_bytes)}) sent"]
     parts.append(f"{human(result.wire_bytes)} on the wire")
     if result.deleted:
         parts.append(f"{len(result.deleted)} deleted")
@@ -200,8 +205,10 @@ class _JsonRenderer:
         """Nothing more: every host was written as it finished."""
 
 
-def progress_table(progress: dict[str, Any], limit: int = 12) -> Table:
+def progress_table(progress: dict[str, Any], limit: int = 12) -> Union[Table, Text]:
     """Hosts being synced: files and bytes done of those needed, and the rate."""
+    if not progress:
+        return Text("connecting…", style="dim")
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
     for column in ("host", "files", "bytes", "rate"):
         table.add_column(column, justify="left" if column == "host" else "right")
@@ -220,7 +227,8 @@ def _counts(item: Any) -> tuple[int, int, int, int]:
     """(files done, files needed, bytes done, bytes needed) of a sender's target or a
     receiver (pulls)."""
     if hasattr(item, "files_done"):
-        return item.files_done, item.files_total, item.bytes_done, item.bytes_total
+        done = min(item.bytes_done, item.bytes_total)
+        return item.files_done, item.files_total, done, item.bytes_total
     stats = item.stats
     return stats["files"], item.files_total, stats["bytes"], item.bytes_total
 

@@ -188,6 +188,9 @@ class _Hooks:
         if method is not None:
             method(*args)
 
+    def on_start(self, targets: list[Target]) -> None:
+        self._more("on_start", targets)
+
     def on_file(self, targets: list[Target], relpath: str) -> None:
         for target in targets:
             self.rsync._report_send_file(self.by_target[id(target)].gateway, relpath)
