@@ -174,15 +174,32 @@ def bench_small(lab: Lab, rounds: int, results: Results, targets: Targets) -> No
     report(f"{files:,} x 1 KiB, fresh, popen", interleaved(popen, rounds), results, "small popen")
     if lab.host is None:
         return
+    ours = library_sync(lab, OURS + " ssh", src, out / "ours-ssh", True)
+    title = f"{files:,} x 1 KiB, fresh, over ssh"
+    versus_rsync(lab, src, out, ours, title, "small files", rounds, results, targets)
+
+
+def versus_rsync(
+    lab: Lab,
+    src: Path,
+    out: Path,
+    ours: Callable[[], float],
+    title: str,
+    case: str,
+    rounds: int,
+    results: Results,
+    targets: Targets,
+) -> None:
+    """Ours, execnet and ``rsync -a`` over ssh, fresh destinations; the target ours ≤ rsync."""
     ssh = {
-        OURS: library_sync(lab, OURS + " ssh", src, out / "ours-ssh", True),
+        OURS: ours,
         EXECNET: library_sync(lab, EXECNET + " ssh", src, out / "execnet-ssh", True),
         RSYNC: command(lab.rsync_command(src, out / "rsync"), out / "rsync"),
     }
     timings = interleaved(ssh, rounds)
-    report(f"{files:,} x 1 KiB, fresh, over ssh", timings, results, "small ssh")
+    report(title, timings, results, f"{case} ssh")
     value = ratio(median(timings[OURS]), median(timings[RSYNC]))
-    targets.check("small files over ssh, ours ÷ rsync", value, 1.0, True, fmt_ratio(value))
+    targets.check(f"{case} over ssh, ours ÷ rsync", value, 1.0, True, fmt_ratio(value))
 
 
 class PeakRss:
@@ -252,15 +269,9 @@ def bench_big(lab: Lab, rounds: int, results: Results, targets: Targets) -> None
         results.add("big popen memory", name, "bytes", memory[name])
     if lab.host is None:
         return
-    ssh = {
-        OURS: measured(OURS + " ssh", out / "ours-ssh"),
-        EXECNET: library_sync(lab, EXECNET + " ssh", src, out / "execnet-ssh", True),
-        RSYNC: command(lab.rsync_command(src, out / "rsync"), out / "rsync"),
-    }
-    timings = interleaved(ssh, rounds)
-    report(f"one {size / MB:.0f} MB file, fresh, over ssh", timings, results, "big ssh")
-    value = ratio(median(timings[OURS]), median(timings[RSYNC]))
-    targets.check("big file over ssh, ours ÷ rsync", value, 1.0, True, fmt_ratio(value))
+    ours = measured(OURS + " ssh", out / "ours-ssh")
+    title = f"one {size / MB:.0f} MB file, fresh, over ssh"
+    versus_rsync(lab, src, out, ours, title, "big file", rounds, results, targets)
     grown = memory[OURS + " ssh"] / MB
     targets.check("big file over ssh, controller memory (MB)", grown, 64, True, f"+{grown:.0f} MB")
 

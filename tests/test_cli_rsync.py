@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from rsync_helpers import make_tree, snapshot
 
 from execnet_cli.cli import main
-from execnet_cli.cli.rsync import parse_arguments
+from execnet_cli.cli.rsync import parse_arguments, remote_path
 
 HOSTS = ("local1", "local2", "local3")
 INVENTORY = """\
@@ -233,3 +233,62 @@ def test_argument_forms(env: Path) -> None:
     assert (ansible.pattern, ansible.remote) == ("web:&prod", None)
     (env / "a:b").mkdir()
     assert parse_arguments("a:b", "web").local == "a:b"  # an existing local path
+
+
+def test_remote_paths_and_deltas_per_host() -> None:
+    from execnet_cli.cli.rsync import _places
+    from execnet_cli.inventory import Host
+
+    popen = Host("p", transport="popen")
+    worker = Host("w", transport="popen", chdir="/work")
+    far = Host("far", transport="ssh")
+    assert remote_path(popen, "site") == "~/site"  # relative: the remote home
+    assert remote_path(worker, "site") == "site"  # relative to its chdir
+    assert remote_path(far, "/srv/site") == "/srv/site"
+    push = parse_arguments("src", "x:site")
+    assert [p.delta for p in _places(push, [popen, far], None, False)] == [False, True]
+    assert [p.delta for p in _places(push, [popen, far], None, True)] == [False, False]
+
+
+def test_fanout_one_still_syncs_every_host(lab: Path) -> None:
+    result = xnet(lab, "-f", "1", "src", "local:site")
+    assert result.exit_code == 0, result.output
+    for host in HOSTS:
+        assert snapshot(lab / host / "site") == snapshot(lab / "src")
+
+
+def test_timeout_fails_a_slow_host_and_leaves_no_temporary(lab: Path) -> None:
+    with (lab / "src" / "big.bin").open("wb") as out:
+        for _ in range(64):
+            out.write(os.urandom(1 << 20))
+    result = xnet(lab, "-t", "0.05", "src", "local1:site")
+    assert result.exit_code == 1, result.output
+    assert "local1 (1): failed ---" in result.stdout and "timed out" in result.stdout
+    leftovers = [p for p in (lab / "local1").rglob("*") if p.name.endswith(".xnet-tmp")]
+    assert leftovers == [] or wait_gone(leftovers)
+
+
+def wait_gone(paths: list) -> bool:
+    """The worker removes its temporary as it ends, just after we report."""
+    from proc_helpers import wait_until
+
+    return wait_until(lambda: not any(p.exists() for p in paths), timeout=10)
+
+
+def test_progress_table_renders() -> None:
+    import io
+
+    from rich.console import Console
+
+    from execnet_cli._remote.rsync_send import Target
+    from execnet_cli.cli.rsync import progress_table
+
+    console = Console(file=io.StringIO(), width=100, color_system=None)
+    console.print(progress_table({}))
+    target = Target(channel=None, name="web01")
+    target.files_total, target.files_done = 10, 4
+    target.bytes_total, target.bytes_done = 4_000_000, 1_500_000
+    console.print(progress_table({"web01": target}))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "connecting" in text
+    assert "web01" in text and "4/10" in text and "1.5 MB/4.0 MB" in text

@@ -630,3 +630,49 @@ def test_delta_of_an_unchanged_big_file_with_a_new_mtime_sends_nothing(
     assert rsync.sent == [] and result.literal == 0
     assert (dest / "big.bin").stat().st_mtime_ns == 7
     assert (dest / "big.bin").stat().st_ino == inode  # not rewritten
+
+
+def test_special_files_are_skipped_and_reported(gw: Gateway, tmp_path: Path) -> None:
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    source.mkdir()
+    os.mkfifo(source / "pipe")
+    (source / "f").write_text("x")
+    rsync = RecordingRSync(source)
+    rsync.add_target(gw, dest)
+    (result,) = rsync.send()
+    assert rsync.sent == ["f"] and not (dest / "pipe").exists()
+    assert result.skipped == (("pipe", "not a file, directory or symlink"),)
+
+
+def test_one_delta_for_targets_with_the_same_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from execnet_cli._remote import rsync_send
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "big.bin").write_bytes(os.urandom(2 << 20))
+    built = []
+    original = rsync_send.Matcher
+
+    def counting(*args: Any) -> Any:
+        built.append(args[0])
+        return original(*args)
+
+    monkeypatch.setattr(rsync_send, "Matcher", counting)
+    group = execnet_cli.Group(["popen"] * 3)
+    try:
+        for i, gateway in enumerate(group):
+            sync(source, gateway, tmp_path / f"dest{i}")
+        with (source / "big.bin").open("ab") as out:
+            out.write(b"more")
+        rsync = RecordingRSync(source)
+        for i, gateway in enumerate(group):
+            rsync.add_target(gateway, tmp_path / f"dest{i}", delta=True)
+        results = rsync.send()
+    finally:
+        group.terminate(10)
+    assert len(built) == 1
+    assert [r.literal for r in results] == [4, 4, 4]
+    for i in range(3):
+        assert (tmp_path / f"dest{i}" / "big.bin").read_bytes() == (source / "big.bin").read_bytes()

@@ -158,6 +158,9 @@ class RSync:
         deadline = None if timeout is None else time.monotonic() + timeout
         sender = Sender(tree, [a.target for a in added], _Hooks(self, added, hooks), deadline)
         sender.run()
+        for item in added:
+            if item.target.failure == "timed out":
+                item.target.failure = f"timed out after {timeout:g} s"
         self.skipped = list(tree.skipped)
         for index, why in sender.skipped.items():
             relpath = tree.entries[index][0]
