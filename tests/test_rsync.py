@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import struct
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -348,7 +349,7 @@ def test_worker_refuses_paths_that_escape(gw: Gateway, tmp_path: Path, entries: 
     dest = tmp_path / "box" / "dest"
     dest.parent.mkdir()
     channel = raw_worker(gw, dest)
-    channel.send(("entries", entries))
+    channel.send(("entries", rsync_tree.pack_entries(entries)))
     channel.send(("end_entries", len(entries)))
     with pytest.raises(execnet_cli.RemoteError, match="RsyncProtocolError"):
         while True:
@@ -359,7 +360,7 @@ def test_worker_refuses_paths_that_escape(gw: Gateway, tmp_path: Path, entries: 
 
 def test_worker_refuses_data_it_did_not_ask_for(gw: Gateway, tmp_path: Path) -> None:
     channel = raw_worker(gw, tmp_path / "dest")
-    channel.send(("entries", [ROOT]))
+    channel.send(("entries", rsync_tree.pack_entries([ROOT])))
     channel.send(("end_entries", 1))
     assert channel.receive(10) == ("need_end", 0)
     channel.send(("batch", [(0, b"data")]))
@@ -372,7 +373,7 @@ while True:
     msg = channel.receive()
     if msg[0] == "end_entries":
         break
-channel.send(("need", [WANTED], [], 99))
+channel.send(("need", WANTED, [], 99))
 channel.send(("need_end", 1))
 channel.receive()
 """
@@ -380,11 +381,17 @@ channel.receive()
 
 @pytest.mark.parametrize(
     "wanted",
-    [(99, "new", None), (0, "new", None), ("../../etc/passwd", "new", None), (1, "copy", None)],
-    ids=["beyond", "a-directory", "a-path", "how"],
+    [
+        rsync_tree.pack_needs([(99, "new", None)]),
+        rsync_tree.pack_needs([(0, "new", None)]),
+        b"\x01\x00",
+        struct.pack("<IB", 1, 3 | 8),
+        [(1, "new", None)],
+    ],
+    ids=["beyond", "a-directory", "truncated", "how", "unpacked"],
 )
 def test_controller_refuses_requests_outside_the_manifest(
-    gw: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wanted: tuple
+    gw: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wanted: object
 ) -> None:
     source = tmp_path / "src"
     source.mkdir()
@@ -676,3 +683,17 @@ def test_one_delta_for_targets_with_the_same_old_file(
     assert [r.literal for r in results] == [4, 4, 4]
     for i in range(3):
         assert (tmp_path / f"dest{i}" / "big.bin").read_bytes() == (source / "big.bin").read_bytes()
+
+
+def test_a_name_that_is_not_utf8_is_skipped_and_reported(gw: Gateway, tmp_path: Path) -> None:
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    source.mkdir()
+    (source / "ok.txt").write_text("fine")
+    odd = os.fsencode(str(source)) + b"/bad-\xff-name"
+    with open(odd, "wb") as out:
+        out.write(b"latin-1 name")
+    rsync = RecordingRSync(source)
+    rsync.add_target(gw, dest)
+    (result,) = rsync.send()
+    assert rsync.sent == ["ok.txt"]
+    assert [why for _, why in result.skipped] == ["its name is not valid UTF-8"]

@@ -12,8 +12,8 @@ The conversation, sender S and receiver R (items are tuples; indexes count manif
 entries from 0; every message is bounded in size):
 
     S -> R                                   R -> S
-    ("entries", [entry, ...])  (batches)     ("sig", index, block, old size, weak, strong)
-                                             ("need", [(index, how, arg)], [made index],
+    ("entries", packed entries)  (batches)     ("sig", index, block, old size, weak, strong)
+                                             ("need", packed [(index, how, arg)], [made],
                                                       entries decided)  per batch
     ("end_entries", count)                   ("deleted", [relpath])  (with "delete")
                                              ("need_end", count of needs to answer)
@@ -27,14 +27,14 @@ entries from 0; every message is bounded in size):
                                              ("errors", [(relpath, reason)])  any time
     ("finish",)                              ("done", stats)
 
-An entry is ``(relpath, kind, size, mtime_ns, mode, link_target)``; kind is "d", "f" or
-"l"; relpath "" is the root (destdir itself), others are "/"-joined names whose parent
-is a directory entry sent before them. A need's ``how``: "new" (send it whole), "sum"
-(arg: R's sha256; "same" if S's agrees), "delta" (its signature was sent before), "list"
-(dry run: only reported; arg: R's sha256 or None). "made" are entries R created or fixed
-without data (directories, links, modes). S keeps at most a window of bytes
-unacknowledged per receiver; "ack" carries the flow-control weight (``rsync_tree.credit``)
-of what R has consumed.
+An entry is ``(relpath, kind, size, mtime_ns, mode, link_target)``, packed in batches
+(``rsync_tree.pack_entries``); kind is "d", "f" or "l"; relpath "" is the root (destdir
+itself), others are "/"-joined names whose parent is a directory entry sent before them.
+A need's ``how``: "new" (send it whole), "sum" (arg: R's sha256; "same" if S's agrees),
+"delta" (its signature was sent before), "list" (dry run: only reported; arg: R's sha256
+or None). "made" are entries R created or fixed without data (directories, links,
+modes). S keeps at most a window of bytes unacknowledged per receiver; "ack" carries the
+flow-control weight (``rsync_tree.credit``) of what R has consumed.
 """
 
 from __future__ import annotations

@@ -25,15 +25,15 @@ from .rsync_tree import (
     DestinationError,
     Excludes,
     RsyncProtocolError,
-    check_entry,
     check_relpath,
     create_temp,
     credit,
-    entries_size,
     fd_sha256,
     identity,
     open_regular,
+    pack_needs,
     remove_stale_temps,
+    unpack_entries,
 )
 
 #: Report progress ("ack") after this many bytes of one streamed file.
@@ -82,7 +82,12 @@ class Receiver:
         self.error_count = 0
 
     def local_path(self, relpath):
-        return os.path.join(self.root, *check_relpath(relpath))
+        """Where a checked relpath is here."""
+        if not relpath:
+            return self.root
+        if os.sep == "/":
+            return self.root + relpath if self.root.endswith("/") else self.root + "/" + relpath
+        return os.path.join(self.root, *relpath.split("/"))
 
     def send(self, item, size=32):
         self.channel.send(item)
@@ -97,9 +102,9 @@ class Receiver:
             if not isinstance(msg, tuple) or not msg:
                 raise RsyncProtocolError(f"unexpected message {msg!r:.200}")
             op = msg[0]
-            if op == "entries" and total is None and len(msg) == 2 and isinstance(msg[1], list):
-                self.received += entries_size(msg[1])
-                for entry in msg[1]:
+            if op == "entries" and total is None and len(msg) == 2:
+                self.received += len(msg[1])
+                for entry in unpack_entries(msg[1]):
                     self.add_entry(entry)
                 self.flush_needs()
             elif op == "end_entries" and total is None and len(msg) == 2:
@@ -135,8 +140,9 @@ class Receiver:
 
     def flush_needs(self):
         if self.needs or self.made:
-            size = 24 * len(self.needs) + 8 * len(self.made) + 32
-            self.send(("need", self.needs, self.made, len(self.entries)), size)
+            packed = pack_needs(self.needs)
+            size = len(packed) + 8 * len(self.made) + 32
+            self.send(("need", packed, self.made, len(self.entries)), size)
             self.needs, self.made = [], []
         self.flush_errors()
 
@@ -148,7 +154,8 @@ class Receiver:
     # -- the manifest ----------------------------------------------------------------------
 
     def add_entry(self, entry):
-        relpath, kind, size, mtime_ns, mode, target = check_entry(entry)
+        """One checked entry (``unpack_entries``): compare it with the disk, decide."""
+        relpath, kind, size, mtime_ns, mode, target = entry
         index = len(self.entries)
         if (index == 0) != (relpath == ""):
             raise RsyncProtocolError(f"entry {relpath!r}: the root entry comes first, once")

@@ -26,7 +26,14 @@ import time
 from collections import deque
 
 from .rsync_delta import Matcher, block_size, signature
-from .rsync_tree import ITEM, Changed, RsyncProtocolError, entries_size, fd_sha256
+from .rsync_tree import (
+    ITEM,
+    Changed,
+    RsyncProtocolError,
+    fd_sha256,
+    pack_entries,
+    unpack_needs,
+)
 
 #: Largest data item sent (bytes): files always travel as a stream of such chunks.
 CHUNK_SIZE = 256 * 1024
@@ -39,7 +46,6 @@ WINDOW = 8 << 20
 ENTRY_BATCH = 1000
 #: Message overhead in the wire estimates (frame header, tuple, opcode).
 OVERHEAD = 16
-NEED_HOWS = ("new", "sum", "delta", "list")
 #: Files from this size on are hashed here while the receiver hashes its old version.
 PRECOMPUTE_MIN = 4 << 20
 WAIT, POLL = "wait", "poll"
@@ -98,6 +104,7 @@ class Sender:
         self.events = queue.SimpleQueue()
         self.skipped = {}  # index -> why, for files found changed when opened
         self.precomputed = {}  # index -> _Signing of our file, for deltas
+        self._live = None
         for target in self.targets:
             target.channel.setcallback(
                 lambda item, target=target: self.events.put((target, item)), endmarker=CLOSED
@@ -109,7 +116,10 @@ class Sender:
             method(*args)
 
     def live(self):
-        return [t for t in self.targets if not t.finished]
+        """The targets still under way (kept, not rebuilt: asked for once per file)."""
+        if self._live is None or any(t.finished for t in self._live):
+            self._live = [t for t in self.targets if not t.finished]
+        return self._live
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -249,11 +259,12 @@ class Sender:
             raise RsyncProtocolError(f"entry {index} is not a file")
         return entries[index]
 
-    def _need(self, target, needs, made, upto):
+    def _need(self, target, packed, made, upto):
         last = target.needs[-1][0] if target.needs else -1
+        needs = unpack_needs(packed)
         for index, how, arg in needs:
             entry = self._entry(index, "f")
-            if index <= last or how not in NEED_HOWS or index >= upto:
+            if index <= last or index >= upto:
                 raise RsyncProtocolError(f"need {index!r} {how!r} out of place")
             last = index
             target.needs.append((index, how, arg))
@@ -266,7 +277,7 @@ class Sender:
         for index in made:
             target.changes.append(("make", self._entry(index)[0]))
         target.decided = max(target.decided, upto)
-        target.wire_received += 24 * len(needs) + 8 * len(made)
+        target.wire_received += len(packed) + 8 * len(made)
 
     # -- what the targets get ------------------------------------------------------------
 
@@ -275,10 +286,12 @@ class Sender:
         for entry in self.tree.scan():
             batch.append(entry)
             if len(batch) >= ENTRY_BATCH:
-                self._broadcast(("entries", batch), entries_size(batch) + OVERHEAD)
+                packed = pack_entries(batch)
+                self._broadcast(("entries", packed), len(packed) + OVERHEAD)
                 batch = []
                 yield POLL
-        self._broadcast(("entries", batch), entries_size(batch) + OVERHEAD)
+        packed = pack_entries(batch)
+        self._broadcast(("entries", packed), len(packed) + OVERHEAD)
         self._broadcast(("end_entries", len(self.tree.entries)))
         while True:
             index = yield from self._next_index()
@@ -526,8 +539,11 @@ def _copies_all(ops, blocks):
 
 
 def _read_exactly(fd, size):
-    """The file's ``size`` bytes, or None when it holds another number of bytes now."""
-    data = _pread_all(fd, size + 1, 0)
+    """The file's ``size`` bytes, or None when it holds another number of bytes now (a
+    regular file reads short only at its end: one call, usually)."""
+    data = os.pread(fd, size + 1, 0)
+    if len(data) < size:
+        data += _pread_all(fd, size + 1 - len(data), len(data))
     return data if len(data) == size else None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import struct
 
 try:
     import fcntl
@@ -73,33 +74,117 @@ def identity(path):
 # -- what a peer may send ------------------------------------------------------------------
 
 
+#: An empty, "." or ".." component (so also a leading, trailing or doubled "/"), or a NUL.
+_BAD_PATH = re.compile(r"(?:\A|/)(?:\.\.?)?(?:/|\Z)|\x00")
+#: A packed manifest entry: kind, size, mtime_ns, mode, then the lengths of the UTF-8
+#: relpath and link target that follow it.
+_ENTRY = struct.Struct("<cqqIHH")
+
+
 def check_relpath(relpath):
     """The "/"-separated components of ``relpath``, refusing anything that could escape."""
     if not isinstance(relpath, str):
         raise RsyncProtocolError(f"path {relpath!r} is not a string")
     if relpath == "":
         return []
-    parts = relpath.split("/")
-    for part in parts:
-        if part in ("", ".", "..") or "\x00" in part or (os.altsep and os.altsep in part):
-            raise RsyncProtocolError(f"refusing path {relpath!r}")
-    return parts
+    if _BAD_PATH.search(relpath) or (os.altsep and os.altsep in relpath):
+        raise RsyncProtocolError(f"refusing path {relpath!r}")
+    return relpath.split("/")
 
 
 def check_entry(entry):
-    """Validate the shape and types of one manifest entry; return it as a tuple."""
+    """Validate one manifest entry; return it as a tuple."""
     if not isinstance(entry, (tuple, list)) or len(entry) != 6:
         raise RsyncProtocolError(f"malformed entry {entry!r:.200}")
     relpath, kind, size, mtime_ns, mode, target = entry
-    check_relpath(relpath)
+    if relpath:
+        check_relpath(relpath)
     if kind not in KINDS:
         raise RsyncProtocolError(f"entry {relpath!r}: unknown kind {kind!r}")
-    for value in (size, mtime_ns, mode):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    for value in (size, mode):
+        if type(value) is not int or value < 0:
             raise RsyncProtocolError(f"entry {relpath!r}: bad number {value!r}")
+    if type(mtime_ns) is not int:
+        raise RsyncProtocolError(f"entry {relpath!r}: bad mtime {mtime_ns!r}")
     if kind == "l" and (not isinstance(target, str) or not target or "\x00" in target):
         raise RsyncProtocolError(f"entry {relpath!r}: bad link target {target!r}")
     return relpath, kind, size, mtime_ns, mode, target
+
+
+def pack_entries(entries):
+    """A batch of manifest entries as one bytes value (cheap to send and to read)."""
+    pack = _ENTRY.pack
+    parts = []
+    for relpath, kind, size, mtime_ns, mode, target in entries:
+        name = relpath.encode("utf-8")
+        link = target.encode("utf-8") if target else b""
+        parts += (
+            pack(kind.encode("ascii"), size, mtime_ns, mode, len(name), len(link)),
+            name,
+            link,
+        )
+    return b"".join(parts)
+
+
+def unpack_entries(blob):
+    """The checked entries of a packed batch (``pack_entries``)."""
+    if not isinstance(blob, bytes):
+        raise RsyncProtocolError("entries are not packed bytes")
+    entries = []
+    offset, end, head = 0, len(blob), _ENTRY.size
+    try:
+        while offset < end:
+            kind, size, mtime_ns, mode, name_len, link_len = _ENTRY.unpack_from(blob, offset)
+            offset += head
+            relpath = blob[offset : offset + name_len].decode("utf-8")
+            offset += name_len
+            target = blob[offset : offset + link_len].decode("utf-8") if link_len else None
+            offset += link_len
+            if offset > end:
+                raise RsyncProtocolError("truncated entries")
+            entries.append(
+                check_entry((relpath, kind.decode("latin-1"), size, mtime_ns, mode, target))
+            )
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise RsyncProtocolError(f"malformed entries: {exc}") from None
+    return entries
+
+
+#: A packed need: the entry's index and how it is needed (``NEED_HOWS``; +4: a 32-byte
+#: sha256 follows).
+_NEED = struct.Struct("<IB")
+NEED_HOWS = ("new", "sum", "delta", "list")
+
+
+def pack_needs(needs):
+    """(index, how, sha256 digest or None) needs as one bytes value."""
+    pack = _NEED.pack
+    parts = []
+    for index, how, digest in needs:
+        code = NEED_HOWS.index(how)
+        parts += (pack(index, code | 4), digest) if digest else (pack(index, code),)
+    return b"".join(parts)
+
+
+def unpack_needs(blob):
+    """The (index, how, digest or None) of packed needs; the indexes are checked by the caller."""
+    if not isinstance(blob, bytes):
+        raise RsyncProtocolError("needs are not packed bytes")
+    needs = []
+    offset, end, head = 0, len(blob), _NEED.size
+    while offset < end:
+        if offset + head > end:
+            raise RsyncProtocolError("truncated needs")
+        index, code = _NEED.unpack_from(blob, offset)
+        offset += head
+        digest = None
+        if code & 4:
+            digest = blob[offset : offset + 32]
+            offset += 32
+        if code & ~4 >= len(NEED_HOWS) or offset > end:
+            raise RsyncProtocolError(f"malformed need {code!r}")
+        needs.append((index, NEED_HOWS[code & 3], digest))
+    return needs
 
 
 #: What one item or message header counts for in flow control and the wire estimate.
@@ -117,11 +202,6 @@ def credit(msg):
     if op == "ops":
         return sum(len(o) if isinstance(o, bytes) else ITEM for o in msg[1]) + ITEM
     return ITEM
-
-
-def entries_size(entries):
-    """About the bytes a batch of entries takes on the wire (for the ``wire`` counts)."""
-    return sum(40 + len(e[0]) + (len(e[5]) if e[5] else 0) for e in entries)
 
 
 # -- excludes --------------------------------------------------------------------------------
@@ -196,6 +276,7 @@ class Tree:
     def _walk(self):
         stack = [(self.root, "")]
         keep, excludes = self.keep, self.excludes
+        entries, identity = self.entries, self.identity
         while stack:
             directory, reldir = stack.pop()
             subdirs = []
@@ -208,6 +289,11 @@ class Tree:
             for name, item in found:
                 path = item.path
                 relpath = reldir + "/" + name if reldir else name
+                try:
+                    name.encode("utf-8")
+                except UnicodeEncodeError:  # bytes that are no UTF-8: a name we cannot send
+                    self.skipped.append((relpath, "its name is not valid UTF-8"))
+                    continue
                 if keep is not None and not keep(path):
                     continue
                 try:
@@ -218,21 +304,26 @@ class Tree:
                 if excludes and excludes.excluded(relpath, stat.S_ISDIR(mode)):
                     continue
                 if stat.S_ISREG(mode):
-                    self.identity[len(self.entries)] = (st.st_dev, st.st_ino)
-                    yield self._add(
-                        (relpath, "f", st.st_size, st.st_mtime_ns, stat.S_IMODE(mode), None)
-                    )
+                    identity[len(entries)] = (st.st_dev, st.st_ino)
+                    entry = (relpath, "f", st.st_size, st.st_mtime_ns, stat.S_IMODE(mode), None)
                 elif stat.S_ISDIR(mode):
-                    yield self._add((relpath, "d", 0, st.st_mtime_ns, stat.S_IMODE(mode), None))
+                    entry = (relpath, "d", 0, st.st_mtime_ns, stat.S_IMODE(mode), None)
                     subdirs.append((path, relpath))
                 elif stat.S_ISLNK(mode):
                     try:
                         target = self._link_target(path)
+                        target.encode("utf-8")
+                    except UnicodeEncodeError:
+                        self.skipped.append((relpath, "its target is not valid UTF-8"))
+                        continue
                     except OSError:
                         continue
-                    yield self._add((relpath, "l", 0, 0, 0, target))
+                    entry = (relpath, "l", 0, 0, 0, target)
                 else:
                     self.skipped.append((relpath, "not a file, directory or symlink"))
+                    continue
+                entries.append(entry)
+                yield entry
             stack.extend(reversed(subdirs))
 
     def _link_target(self, path):
@@ -271,7 +362,7 @@ class Tree:
 
 
 def fd_sha256(fd):
-    """The sha256 (hex) of what ``fd`` holds, read from its start."""
+    """The sha256 digest of what ``fd`` holds, read from its start."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -279,7 +370,7 @@ def fd_sha256(fd):
     while True:
         block = os.pread(fd, HASH_BLOCK, offset)
         if not block:
-            return digest.hexdigest()
+            return digest.digest()
         digest.update(block)
         offset += len(block)
 
