@@ -173,7 +173,7 @@ def start_exec_exit(name: str, cpu: Cpu, spec: str = "popen") -> Callable[[], fl
 
 
 def forkserver_pid() -> int:
-    servers = execnet_cli.default_group._forkservers
+    servers = execnet_cli.default_group._context._fork_servers
     live = [server for server in servers._servers.values() if server.usable] if servers else []
     return live[0].process.pid if live else 0
 

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from ._remote.serializer import loads_public as loads
     from .gateway import Gateway
     from .group import Group, MultiChannel, default_group, makegateway, set_execmodel
-    from .rsync import RSync
     from .spec import XSpec
 
 #: Public name -> (module, attribute), imported when the name is first used.

@@ -6,25 +6,24 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Set
 
 from . import bootstrap
 from ._remote.channel import Channel
 from ._remote.engine import BaseGateway
-from ._remote.errors import ChannelClosed, DataFormatError
-from ._remote.framing import encode_frame
+from ._remote.errors import DataFormatError
 from ._remote.protocol import MessageType
 from ._remote.serializer import dumps_parts, loads
-from .errors import BootstrapError, SpecError
+from .errors import BootstrapError
 from .source import prepare_request
 from .spec import XSpec
+from .transports.base import Transport
+from .transports.opening import WorkerConfig
 
 log = logging.getLogger("execnet_cli.gateway")
 
 #: Seconds ``exit()`` waits for the worker to end by itself before killing it.
 EXIT_TIMEOUT = 5.0
-#: Seconds to wait for a new worker to report ready, unless the spec says otherwise.
-CONNECT_TIMEOUT = 30.0
 
 
 class _Facts:
@@ -46,10 +45,19 @@ class RemoteStatus(_Facts):
     """The worker's answer to ``remote_status()``: numexecuting, numchannels, execqsize."""
 
 
-_RINFO_SOURCE = """
-import os, sys
-channel.send({"executable": sys.executable, "version_info": tuple(sys.version_info),
-              "platform": sys.platform, "cwd": os.getcwd(), "pid": os.getpid()})
+#: Asks the worker again for what its ready message said (``_remote.worker.interpreter_info``).
+_RINFO_SOURCE = (
+    f"from {bootstrap.WORKER_PACKAGE}.worker import interpreter_info\n"
+    "channel.send(interpreter_info())"
+)
+
+
+#: Worker side of ``Gateway.remote_modules``: add sources to the bootstrap's importer.
+_ADD_MODULES_SOURCE = """
+import sys
+importer = [f for f in sys.meta_path if type(f).__name__ == "_XnetImporter"][0]
+importer.modules.update(channel.receive())
+channel.send(importer.package)
 """
 
 
@@ -58,7 +66,9 @@ class Gateway(BaseGateway):
 
     _group: Any = None
 
-    def __init__(self, transport: Any, spec: XSpec, remote_execmodel: str) -> None:
+    _io: Transport
+
+    def __init__(self, transport: Transport, spec: XSpec, remote_execmodel: str) -> None:
         super().__init__(transport, str(spec.id), "thread")
         self.spec = spec
         self.remote_execmodel = remote_execmodel
@@ -69,6 +79,8 @@ class Gateway(BaseGateway):
         #: one does it, the other waits for it (the transport is closed exactly once).
         self._finish_lock = threading.Lock()
         self._finished = False
+        self._modules_lock = threading.Lock()
+        self._shipped_modules: Set[str] = set(bootstrap.REMOTE_MODULES)
 
     def __repr__(self) -> str:
         state = "receive-live" if self.hasreceiver() else "not-receiving"
@@ -78,7 +90,7 @@ class Gateway(BaseGateway):
         )
 
     @property
-    def transport(self) -> Any:
+    def transport(self) -> Transport:
         return self._io
 
     # -- starting ------------------------------------------------------------------------
@@ -89,7 +101,10 @@ class Gateway(BaseGateway):
         except DataFormatError as exc:
             log.error("gateway %r: undecodable ready message: %s", self.id, exc)
             return
-        self._rinfo_cache = RInfo(info if isinstance(info, dict) else {})
+        facts = info if isinstance(info, dict) else {}
+        self._rinfo_cache = RInfo(facts)
+        pid = facts.get("pid")
+        self._io.worker_ready(pid if isinstance(pid, int) else None)
         self._ready.set()
 
     def _on_connection_lost(self, reason: BaseException) -> None:
@@ -103,10 +118,10 @@ class Gateway(BaseGateway):
             )
         if self._rinfo_cache is None:
             self._abandon()
-            describe = getattr(self._io, "exit_description", lambda: "ended")()
             raise BootstrapError(
-                f"gateway {self.id!r} ({self._io.describe()}): the worker {describe} before "
-                "it was ready; its error output, if any, is above"
+                f"gateway {self.id!r} ({self._io.describe()}): the worker "
+                f"{self._io.exit_description()} before it was ready; its error output, if "
+                "any, is above"
             )
 
     def _abandon(self) -> None:
@@ -143,6 +158,25 @@ class Gateway(BaseGateway):
             channel.waitclose()
         return self._rinfo_cache
 
+    def remote_modules(self, *names: str, timeout: Optional[float] = 30.0) -> str:
+        """Make ``_remote`` modules that not every worker needs importable in this one, as
+        submodules of the package this returns (``xnet_remote``), with the siblings they
+        import; each crosses once.
+
+        The far halves of features (a socket server, ...) live there as modules with sibling
+        imports instead of being sent whole as ``__channelexec__`` code.
+        """
+        with self._modules_lock:
+            needed = bootstrap.with_siblings(names)
+            missing = [name for name in needed if name not in self._shipped_modules]
+            if missing:
+                channel = self.remote_exec(_ADD_MODULES_SOURCE)
+                channel.send({name: bootstrap.module_payload(name, "source") for name in missing})
+                channel.receive(timeout)
+                channel.waitclose(timeout)
+                self._shipped_modules.update(missing)
+        return bootstrap.WORKER_PACKAGE
+
     def reconfigure(self, py2str_as_py3str: bool = True, py3str_as_py2str: bool = False) -> None:
         """Accepted for execnet compatibility; there is nothing to reconfigure."""
 
@@ -164,17 +198,8 @@ class Gateway(BaseGateway):
         group = self._group
         if group is not None:
             group._unregister(self)
-        if self._write_lock.acquire(timeout=1.0):
-            try:
-                self._write_locked(encode_frame(MessageType.GATEWAY_TERMINATE, 0))
-            except ChannelClosed:
-                pass
-            finally:
-                self._write_closed = True
-                self._write_lock.release()
-            self._io.close_write()
-        else:  # a send is stuck on a full pipe: only killing the worker frees it
-            self._io.kill()
+        if not self._sender.finish(MessageType.GATEWAY_TERMINATE, timeout=1.0):
+            self._io.kill()  # a send is stuck on a full pipe: only killing the worker frees it
 
     def _finish_exit(self, deadline: float) -> None:
         with self._finish_lock:
@@ -201,15 +226,16 @@ class Gateway(BaseGateway):
             receiver.join(timeout)
 
 
-def worker_config(spec: XSpec, remote_execmodel: str) -> Dict[str, Any]:
+def worker_config(spec: XSpec, remote_execmodel: str) -> WorkerConfig:
     """The settings the worker applies to itself at start."""
+    fields = spec.fields
     return {
-        "id": str(spec.id),
+        "id": str(fields.id),
         "execmodel": remote_execmodel,
-        "chdir": spec.chdir if isinstance(spec.chdir, str) else None,
-        "nice": spec.nice if isinstance(spec.nice, str) else None,
-        "env": dict(spec.env),
-        "dont_write_bytecode": bool(spec.dont_write_bytecode),
+        "chdir": fields.chdir,
+        "nice": fields.nice,
+        "env": dict(fields.env),
+        "dont_write_bytecode": fields.dont_write_bytecode,
         "execnet_alias": execnet_alias_version(),
     }
 
@@ -226,44 +252,13 @@ def execnet_alias_version() -> Optional[str]:
     return None
 
 
-def connect_timeout(spec: XSpec) -> float:
-    """Seconds to wait for the connection and the worker's ready message."""
-    raw = spec.connect_timeout
-    if raw is None or raw is True:
-        return CONNECT_TIMEOUT
-    try:
-        value = float(raw)  # type: ignore[arg-type]
-    except ValueError:
-        raise SpecError(f"spec {str(spec)!r}: connect_timeout={raw!r} is not a number") from None
-    if value <= 0:
-        raise SpecError(f"spec {str(spec)!r}: connect_timeout must be positive")
-    return value
-
-
-def start_gateway(transport: Any, spec: XSpec, remote_execmodel: str, same_python: bool) -> Gateway:
-    """Bootstrap a worker over a fresh transport and wait until it reports ready.
-
-    ``transport`` must already run the stage-1 command (``bootstrap.stage1_argv``) on
-    the far side; ``same_python`` says whether that interpreter is this one.
-    """
-    payload = bootstrap.bootstrap_bytes(worker_config(spec, remote_execmodel), same_python)
-    return _connect(transport, spec, remote_execmodel, payload)
-
-
-def adopt_gateway(transport: Any, spec: XSpec, remote_execmodel: str) -> Gateway:
-    """Wait for a worker that started with its settings already (a forked popen worker)."""
-    return _connect(transport, spec, remote_execmodel, None)
-
-
-def _connect(
-    transport: Any, spec: XSpec, remote_execmodel: str, payload: Optional[bytes]
-) -> Gateway:
+def start_gateway(transport: Transport, spec: XSpec, remote_execmodel: str) -> Gateway:
+    """The gateway of a worker that was given its settings and will report ready (a
+    transport's opener saw to both); returns once it has, or raises why it did not."""
     gateway = Gateway(transport, spec, remote_execmodel)
     gateway._start_receiver()
-    if payload is not None:
-        try:
-            transport.write([payload])
-        except OSError:
-            pass  # the worker died at once; _wait_ready reports how
-    gateway._wait_ready(connect_timeout(spec))
+    try:
+        gateway._wait_ready(spec.fields.timeout())
+    except BootstrapError as exc:
+        raise transport.startup_error(exc) from exc
     return gateway

@@ -3,9 +3,9 @@
 A Group owns its gateways: ``terminate`` ends them all within one shared deadline
 (ask every worker to stop first, then wait, then kill the rest), and at interpreter
 exit every group still alive is terminated, so no worker outlives its controller.
-It also owns the fork servers its popen workers are forked from
-(``transports.forkserver``), started on first use and ended by ``terminate`` after
-the gateways.
+What opening needs besides a spec (its gateways for ``via=``, the fork servers popen
+workers are forked from) is its ``OpenContext`` (``transports.opening``), closed by
+``terminate`` after the gateways.
 """
 
 from __future__ import annotations
@@ -16,16 +16,15 @@ import queue
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ._remote.channel import NO_ENDMARKER_WANTED, Channel
 from ._remote.execmodel import get_execmodel
 from .connect import open_gateway
+from .errors import SpecError
 from .gateway import EXIT_TIMEOUT, Gateway
 from .spec import XSpec
-
-if TYPE_CHECKING:
-    from .transports.forkserver import ForkServers
+from .transports.opening import OpenContext
 
 _groups: weakref.WeakSet[Group] = weakref.WeakSet()
 
@@ -40,7 +39,7 @@ class Group:
         self._autoidcounter = itertools.count()
         self._autoidlock = threading.Lock()
         self._gateways_lock = threading.Lock()
-        self._forkservers: Optional[ForkServers] = None
+        self._context = OpenContext(self)
         self.set_execmodel(execmodel)
         _groups.add(self)
         for xspec in xspecs:
@@ -90,18 +89,9 @@ class Group:
     def _register(self, gateway: Gateway) -> None:
         with self._gateways_lock:
             if gateway.id in self:
-                raise ValueError(f"the group already has a gateway with id {gateway.id!r}")
+                raise _duplicate_id(gateway.id)
             self._gateways.append(gateway)
         gateway._group = self
-
-    def _fork_servers(self) -> ForkServers:
-        """This group's fork servers (``connect.open_popen`` forks workers from them)."""
-        with self._gateways_lock:
-            if self._forkservers is None:
-                from .transports.forkserver import ForkServers
-
-                self._forkservers = ForkServers()
-            return self._forkservers
 
     def set_forkserver_preload(self, module_names: Sequence[str]) -> None:
         """Modules this group's fork servers import before forking popen workers.
@@ -111,7 +101,7 @@ class Group:
         the same file there, else the server is not used. Applies to servers started
         after the call.
         """
-        self._fork_servers().preload = tuple(module_names)
+        self._context.set_forkserver_preload(module_names)
 
     def _unregister(self, gateway: Gateway) -> None:
         with self._gateways_lock:
@@ -128,11 +118,14 @@ class Group:
             spec = XSpec(spec)
         self.allocate_id(spec)
         if spec.id in self:
-            raise ValueError(f"the group already has a gateway with id {spec.id!r}")
-        remote_model = spec.execmodel if isinstance(spec.execmodel, str) else None
-        remote_model = get_execmodel(remote_model or self.remote_execmodel.backend).backend
-        gateway = open_gateway(spec, remote_model, self)
-        self._register(gateway)
+            raise _duplicate_id(spec.id)
+        remote_model = spec.fields.execmodel or self.remote_execmodel.backend
+        gateway = open_gateway(spec, remote_model, self._context)
+        try:
+            self._register(gateway)
+        except SpecError:  # opened meanwhile in another thread under the same id
+            gateway.exit()
+            raise
         return gateway
 
     # -- running ---------------------------------------------------------------------
@@ -152,8 +145,11 @@ class Group:
         deadline = time.monotonic() + (EXIT_TIMEOUT if timeout is None else timeout)
         for gateway in gateways:
             gateway._finish_exit(deadline)
-        if self._forkservers is not None:
-            self._forkservers.stop()
+        self._context.close()
+
+
+def _duplicate_id(gwid: Any) -> SpecError:
+    return SpecError(f"the group already has a gateway with id {gwid!r}")
 
 
 class MultiChannel:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 from click.testing import CliRunner, Result
+from proc_helpers import wait_until
 from rsync_helpers import make_tree, snapshot
 
 from execnet_cli.cli import main
@@ -262,16 +266,15 @@ def test_timeout_fails_a_slow_host_and_leaves_no_temporary(lab: Path) -> None:
         for _ in range(64):
             out.write(os.urandom(1 << 20))
     result = xnet(lab, "-t", "0.05", "src", "local1:site")
-    assert result.exit_code == 1, result.output
-    assert "local1 (1): failed ---" in result.stdout and "timed out" in result.stdout
+    assert result.exit_code == 4, result.output
+    assert "local1 (1): timed out ---" in result.stdout
+    assert "1 timed out (local1)" in result.stderr
     leftovers = [p for p in (lab / "local1").rglob("*") if p.name.endswith(".xnet-tmp")]
     assert leftovers == [] or wait_gone(leftovers)
 
 
 def wait_gone(paths: list) -> bool:
     """The worker removes its temporary as it ends, just after we report."""
-    from proc_helpers import wait_until
-
     return wait_until(lambda: not any(p.exists() for p in paths), timeout=10)
 
 
@@ -288,7 +291,42 @@ def test_progress_table_renders() -> None:
     target = Target(channel=None, name="web01")
     target.files_total, target.files_done = 10, 4
     target.bytes_total, target.bytes_done = 4_000_000, 1_500_000
-    console.print(progress_table({"web01": target}))
+    console.print(progress_table({"web01": (target, time.monotonic() - 1)}))
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "connecting" in text
     assert "web01" in text and "4/10" in text and "1.5 MB/4.0 MB" in text
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_the_sync_and_reports_every_host(
+    lab: Path, signum: int, status: int
+) -> None:
+    with (lab / "src" / "big.bin").open("wb") as out:
+        block = os.urandom(1 << 20)
+        for _ in range(400):
+            out.write(block)
+    command = [sys.executable, "-m", "execnet_cli", "rsync", "-i", str(lab / "inv.yaml")]
+    proc = subprocess.Popen(
+        [*command, "src", "local:site"],
+        cwd=lab,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: temporaries(lab), 60), "the sync never started writing"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == status, err
+    assert "interrupted" in out and "Traceback" not in err
+    assert f"xnet: stopped by {signal.Signals(signum).name}" in err
+    assert wait_until(lambda: not temporaries(lab), 10)  # every worker removed its own
+    for host in HOSTS:
+        assert not (lab / host / "site" / "big.bin").exists()  # never half a file
+
+
+def temporaries(root: Path) -> list:
+    return [p for p in root.rglob("*.xnet-tmp") if p.is_file()]

@@ -176,10 +176,18 @@ def test_sh_on_the_default_inventory(env: Path) -> None:
     assert sorted(result.stdout.splitlines()[1:]) == ["err", "hi"]
 
 
+def test_sh_commands_do_not_see_the_socket_secret(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XNET_SECRET", "the-controllers-own-secret")
+    result = xnet("sh", 'echo "[${XNET_SECRET:-}]"; grep -c controllers-own /proc/$$/environ')
+    assert result.stdout.splitlines()[1:] == ["[]", "0"], result.output
+
+
 def test_sh_timeout(inv: str) -> None:
     result = xnet("sh", "-i", inv, "--hosts", "local1", "--timeout", "0.5", "sleep 60")
-    assert result.exit_code == 1
-    assert result.stdout.splitlines()[0].startswith("local1 (1): exit 137")
+    assert result.exit_code == 4  # timed out, none failed
+    assert result.stdout.splitlines()[0].startswith("local1 (1): timed out")
     assert result.stdout.splitlines()[1:] == ["timed out after 0.5 s"]
 
 

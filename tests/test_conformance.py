@@ -1,7 +1,9 @@
 """One suite of gateway behaviour, run against every transport.
 
-popen, popen via a gateway, ssh (a real sshd on 127.0.0.K), ssh via a gateway, and
-socket (an authenticated server started inside a gateway with ``installvia``).
+popen (forked from the fork server), popen//spawn (a new interpreter), popen via a
+gateway, ssh (a real sshd on 127.0.0.K), ssh via a gateway, and socket (an authenticated
+server started inside a gateway with ``installvia``). The transports themselves are held
+to their verbs by ``test_transport_contract.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 import execnet_cli
 from execnet_cli import ChannelClosed, RemoteError
 
-KINDS = ["popen", "popen-via", "ssh", "ssh-via", "socket"]
+KINDS = ["popen", "popen-spawn", "popen-via", "ssh", "ssh-via", "socket"]
 
 
 @pytest.fixture(params=KINDS)
@@ -27,6 +29,8 @@ def transport_gw(request: pytest.FixtureRequest) -> Iterator[execnet_cli.Gateway
     try:
         if kind == "popen":
             gateway = group.makegateway("popen")
+        elif kind == "popen-spawn":
+            gateway = group.makegateway("popen//spawn")
         elif kind == "popen-via":
             group.makegateway("popen//id=carrier")
             gateway = group.makegateway("popen//via=carrier")

@@ -58,6 +58,37 @@ def forking_on(monkeypatch):
     monkeypatch.delenv("XNET_POPEN_FORK", raising=False)
 
 
+SECRET_PROBE = """
+import os
+with open("/proc/self/environ", "rb") as block:  # what the process was started with
+    channel.send((os.environ.get(channel.receive()), block.read()))
+"""
+
+
+def probe_secret(gateway, name):
+    channel = gateway.remote_exec(SECRET_PROBE)
+    channel.send(name)
+    return channel.receive(30)
+
+
+@pytest.mark.parametrize("name", ["XNET_SECRET", "XNET_SUDO_PASSWORD"])
+@pytest.mark.parametrize("spec", ["popen", "popen//spawn"])
+def test_workers_do_not_inherit_our_secrets(group, monkeypatch, spec, name):
+    """Issue 16: code a worker runs must not find the secret that opens socket gateways, nor
+    the sudo password; neither in os.environ nor in the block its process started with (a
+    fork server's)."""
+    monkeypatch.setenv(name, "the-controllers-own-secret")
+    gateway = group.makegateway(spec)
+    assert isinstance(gateway.transport, PopenTransport if "spawn" in spec else ForkedTransport)
+    value, block = probe_secret(gateway, name)
+    assert value is None and b"the-controllers-own-secret" not in block
+    assert gateway.remote_exec(PROBE).receive(30)["env"] == {
+        key: value for key, value in os.environ.items() if key != name
+    }
+    chosen = group.makegateway(f"{spec}//env:{name}=given-on-purpose")
+    assert probe_secret(chosen, name)[0] == "given-on-purpose"
+
+
 def test_popen_workers_are_forked_from_one_server(group):
     first, second = group.makegateway(), group.makegateway()
     assert isinstance(first.transport, ForkedTransport)

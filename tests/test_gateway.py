@@ -39,10 +39,11 @@ def test_indented_source_is_dedented(gw):
 
 
 @needs_system_python
-def test_system_python_without_our_package(tmp_path):
+def test_system_python_without_our_package(tmp_path, monkeypatch):
     probe = "import importlib.util; print(importlib.util.find_spec('execnet_cli'))"
     import subprocess
 
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # a checkout on it is seen by any python
     out = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.strip() == "None", "the system python must not see our package"
     gateway = execnet_cli.makegateway(f"popen//python={SYSTEM_PYTHON}//chdir={tmp_path}")
@@ -88,6 +89,12 @@ def test_rinfo_is_cached_and_primed(gw):
     assert gw._rinfo() is first
     assert gw.remote_status().numchannels == channels_before
     assert gw._rinfo(update=True).pid == first.pid
+
+
+def test_rinfo_update_asks_the_worker_what_its_ready_message_said(gw):
+    first = gw._rinfo()
+    fresh = gw._rinfo(update=True)
+    assert fresh is not first and vars(fresh) == vars(first)
 
 
 def test_remote_status(gw):
@@ -272,3 +279,23 @@ def test_errors_inside_shipped_modules_show_their_lines():
         assert "_execute" not in text  # the worker's own frame is left out
     finally:
         gateway.exit()
+
+
+def test_remote_modules_are_importable_once_sent(tmp_path):
+    """A _remote module outside the bootstrap bundle (the socket server's) becomes a
+    submodule of the worker's package, with its sibling imports; sending it again is free."""
+    gw = execnet_cli.makegateway("popen//python=/usr/bin/python3")
+    try:
+        missing = gw.remote_exec(
+            "import importlib.util as u; channel.send(u.find_spec('xnet_remote.handshake'))"
+        )
+        assert missing.receive(10) is None
+        package = gw.remote_modules("sockets")
+        assert package == "xnet_remote" and gw.remote_modules("sockets") == package
+        probe = gw.remote_exec(
+            f"from {package} import sockets, handshake\n"
+            "channel.send((sockets.tune_socket is handshake.tune_socket, handshake.TAG))"
+        )
+        assert probe.receive(10) == (True, b"xnet-socket-auth/1")
+    finally:
+        gw.exit()

@@ -79,6 +79,9 @@ class ScriptedIO:
         buffer[: len(piece)] = piece
         return len(piece)
 
+    def fileno(self) -> None:
+        return None  # nothing to poll: the background thread reads
+
     def readinto_many(self, buffers: list) -> int:
         piece = self._next(sum(len(b) for b in buffers))
         done = 0

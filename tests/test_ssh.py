@@ -145,11 +145,11 @@ def test_exit_ends_the_remote_worker(sshd_host):
 def test_exit_kills_a_stuck_worker(sshd_host):
     gateway = execnet_cli.makegateway(sshd_host.spec())
     pid = gateway._rinfo().pid
-    gateway.remote_exec(
+    channel = gateway.remote_exec(
         "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        "while True: time.sleep(0.01)"
+        "channel.send('ignoring SIGTERM')\nwhile True: time.sleep(0.01)"
     )
-    time.sleep(0.2)
+    assert channel.receive(10) == "ignoring SIGTERM"  # the handler is in place: no guessing
     started = time.monotonic()
     gateway.exit(timeout=0.5)
     assert time.monotonic() - started < 8
@@ -459,3 +459,45 @@ def test_chunk_pipe_copies_across_packets_and_ends():
     pipe.close()
     assert pipe.empty() == b"xyz"
     assert pipe.readinto(buffer) == 0 and pipe.read(4) == b""
+
+
+# -- inventory hosts: opened from their fields ------------------------------------------------
+
+
+@pytest.fixture
+def spaced_key(sshd_host: SshdHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The client key under a directory with a space in its name, and a HOME whose
+    known_hosts knows the host (an inventory host names no known_hosts file)."""
+    key = tmp_path / "my keys" / "id"
+    key.parent.mkdir()
+    key.write_bytes(sshd_host.key.read_bytes())
+    key.chmod(0o600)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_text(sshd_host.known_hosts_line() + "\n")
+    monkeypatch.setenv("HOME", str(home))
+    return key
+
+
+def test_inventory_host_opens_from_its_fields(sshd_host: SshdHost, spaced_key: Path) -> None:
+    import getpass
+
+    from execnet_cli.inventory.model import Host
+
+    host = Host(
+        "box",
+        address=sshd_host.address,
+        port=sshd_host.port,
+        user=getpass.getuser(),
+        identity_file=str(spaced_key),
+        connect_timeout=1.5,
+    )
+    group = execnet_cli.Group()
+    try:
+        gateway = group.makegateway(host.xspec())
+        settings = gateway.transport.settings
+        assert settings.connect_timeout == 1.5, "not rounded up to whole seconds"
+        assert settings.identity_files == (str(spaced_key),)
+        assert gateway.remote_exec("channel.send(6 * 7)").receive(10) == 42
+    finally:
+        group.terminate(5)

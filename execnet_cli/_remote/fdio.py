@@ -1,9 +1,11 @@
 """Byte I/O over a pair of file descriptors (pipes), as both sides of popen and ssh use.
 
-The transport verb set: ``readinto`` (0 at end of stream), ``write`` (all segments, in
-one ``writev`` where the kernel takes them), ``close_write``, ``close``, and
-``fileno`` (what to poll), which lets a waiting thread read the stream itself; and
-the optional ``readinto_many`` (a scatter read).
+The transport verb set (``execnet_cli/transports/base.py`` describes it): ``readinto``
+(0 at end of stream), ``write`` (all segments, in one ``writev`` where the kernel takes
+them), ``close_write``, ``close``, ``fileno`` (what to poll), which lets a waiting thread
+read the stream itself, and ``readinto_many`` (a scatter read). A closed side's
+descriptor reads as -1, so a late read or write fails (EBADF) instead of reaching
+whatever file reused the number.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class FdIO:
         """The descriptor to poll for readable data."""
         return self.read_fd
 
-    def readinto(self, buffer: bytearray) -> int:
+    def readinto(self, buffer: bytearray | memoryview) -> int:
         return os.readv(self.read_fd, [buffer])
 
     def readinto_many(self, buffers: Sequence[Buffer]) -> int:
@@ -73,11 +75,13 @@ class FdIO:
         if self._write_open:
             self._write_open = False
             _close_quietly(self.write_fd)
+            self.write_fd = -1
 
     def close_read(self) -> None:
         if self._read_open:
             self._read_open = False
             _close_quietly(self.read_fd)
+            self.read_fd = -1
 
     def close(self) -> None:
         self.close_write()

@@ -93,11 +93,12 @@ class Sender:
     about to be sent),
     ``on_list(target)`` (its needs are known), ``on_ack(target, relpath, size)`` and
     ``on_done(target)``. ``deadline`` (``time.monotonic()``) fails every target still
-    running then.
+    running then; so does ``stop`` (a ``threading.Event``) once set, as "interrupted".
     """
 
-    def __init__(self, tree, targets, hooks=None, deadline=None):
+    def __init__(self, tree, targets, hooks=None, deadline=None, stop=None):
         self.tree = tree
+        self.stop = stop
         self.targets = list(targets)
         self.hooks = hooks
         self.deadline = deadline
@@ -129,6 +130,8 @@ class Sender:
             for command in self._produce():
                 if command == WAIT:
                     self._next_event()
+                elif self.stop is not None and self.stop.is_set():
+                    raise _Stop
                 self._drain()
             while self.live():
                 self._next_event()
@@ -148,8 +151,10 @@ class Sender:
                 for target in self.live():
                     self._fail(target, "timed out")
                 raise _Stop
-            try:  # bounded waits keep Ctrl-C responsive
-                target, item = self.events.get(timeout=1.0 if wait is None else min(wait, 1.0))
+            if self.stop is not None and self.stop.is_set():
+                raise _Stop  # the targets still running fail as interrupted
+            try:  # bounded waits keep a stop responsive
+                target, item = self.events.get(timeout=0.2 if wait is None else min(wait, 0.2))
             except queue.Empty:
                 continue
             self._handle(target, item)
@@ -560,11 +565,20 @@ def _pread_all(fd, length, offset):
 
 
 def _closed_reason(channel):
-    """Why a target's channel closed before it said "done": (one line, the whole error)."""
+    """Why a target's channel closed before it said "done": (one line, the whole error).
+
+    The line is the remote traceback's last, its exception named without its module
+    (a ``DestinationError`` says only what it is about).
+    """
     try:
         channel.waitclose(0)
     except Exception as exc:
         text = str(exc).strip()
         lines = text.splitlines()
-        return (lines[-1] if lines else type(exc).__name__), text
+        line = lines[-1] if lines else type(exc).__name__
+        name, colon, message = line.partition(": ")
+        if colon and "." in name and " " not in name:
+            name = name.rpartition(".")[2]
+            line = message if name == "DestinationError" else f"{name}: {message}"
+        return line, text
     return "connection closed unexpectedly", None

@@ -12,6 +12,8 @@ import re
 import stat
 import struct
 
+from .errors import XnetError
+
 try:
     import fcntl
 except ImportError:  # not on Windows: stale temporaries are then left alone
@@ -35,21 +37,16 @@ TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
 OPEN_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
 
 
-class RsyncProtocolError(ValueError):
+class RsyncProtocolError(XnetError, ValueError):
     """The peer sent something this side must not act on."""
 
 
-class DestinationError(Exception):
+class DestinationError(XnetError):
     """The destination cannot take the source (a file onto a directory, ...)."""
 
 
-class Changed(Exception):
+class Changed(XnetError):
     """A scanned file is not the same file any more."""
-
-
-# Reported by their names alone (a worker loads this module under a digest-named package).
-for _error in (RsyncProtocolError, DestinationError, Changed):
-    _error.__module__ = "builtins"
 
 
 def machine_id():

@@ -1,38 +1,48 @@
-"""An authenticated socket gateway server, and the handshake both ends speak.
+"""An authenticated socket gateway server.
 
 Unlike execnet's socket server, which runs whatever a client sends, this one starts a
-worker only for a client that proved it knows the shared secret. The secret never
-crosses the wire; both sides prove knowledge of it with HMAC-SHA256 over fresh nonces.
+worker only for a client that proved it knows the shared secret (the handshake, in
+``handshake.py``: the secret never crosses the wire).
 
-Handshake (fixed-size messages; ``TAG`` names protocol and version)::
 
-    server -> client  HELLO   TAG "S" server_nonce[32]
-    client -> server  PROOF   TAG "C" client_nonce[32] client_mac[32]
-    server -> client  ACCEPT  TAG "A" magic[4] server_mac[32]    or  REFUSE  TAG "R" 0[36]
+Who gets a handshake slot. Clients that have proved nothing yet must not delay those
+who can. They are told apart only by behaviour, so the rules never cut off a client that
+is answering, and the address that takes the most pays first:
 
-    client_mac = HMAC(secret, TAG 0 "client" 0 server_nonce client_nonce)
-    server_mac = HMAC(secret, TAG 0 "server" 0 server_nonce client_nonce magic)
+- The server greets (sends HELLO to) at most ``MAX_PENDING`` clients at once, the
+  slots, and at most ``MAX_PER_SOURCE`` from one address: one address alone never
+  fills them, so clients from elsewhere find a free slot at once.
+- Every connection is accepted at once (a batch per wake-up) and waits, accepted but not
+  greeted, until it gets a slot (``MAX_WAITING`` of them wait at most). Left in the
+  kernel's listen backlog, a flood would queue in front of everyone by arrival alone.
+- The next slot goes to the address holding the fewest slots, to its newest waiter: a
+  queue standing at one address is most likely that address's idle connections, and an
+  honest newcomer should not wait behind them (LIFO under overload).
+- With no free slot, a waiter takes one from a handshake that has been idle for
+  ``GRACE`` seconds (an honest client answers HELLO within one round trip): from the
+  address holding the most slots, its oldest; from its own address if that holds its
+  share. Under pressure the pre-auth deadline is ``GRACE``, else the handshake timeout.
+- When the waiting room is full, the address with the most waiters loses its oldest.
+- An address is an IPv4 address or an IPv6 /64 (one host commonly owns a whole /64).
 
-Rules: the server's nonce is fresh per connection, so a recorded PROOF is worthless
-later; the client's nonce is fresh too, so a recorded ACCEPT cannot fool a client; the
-role labels keep one side's MAC from being reflected as the other's. ``magic`` is the
-server interpreter's bytecode magic: a client with the same one sends code objects
-(no compile on the far side). The client sends the bootstrap only after checking
-``server_mac``. Everything after the handshake is the plain gateway stream: neither
-encrypted nor integrity-protected (use ssh on untrusted networks).
+A burst of honest clients from one host is not refused: past its share it waits and is
+served as slots free. Idle connections from one address (issue 16: 64 idle
+connections, reopened as they are dropped) delay nobody from elsewhere, and a client
+from the attacker's own address by at most ``GRACE`` when they are reopened in a tight
+loop. Attackers holding ``MAX_PENDING / MAX_PER_SOURCE`` or more addresses can delay
+others by up to ``GRACE`` too, never refuse them.
 
 After ACCEPT the server starts ``[python, "-c", STAGE1]`` with the accepted socket as its
 stdin and stdout, and closes its own copy: the worker talks to the client directly, the
 server never relays bytes and never executes anything a client sent.
 
-Stdlib only, Python 3.8+, no sibling imports: this file is also shipped whole through
-``remote_exec`` (``installvia=``) and then runs as ``__channelexec__``.
+Stdlib only, Python 3.8+, one sibling (``handshake``): for ``installvia=`` both are
+made importable in a worker (``Gateway.remote_modules``) and ``serve_over_channel`` runs there.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import ipaddress
 import os
 import selectors
 import socket
@@ -42,131 +52,44 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from .handshake import (
+    CLIENT_PROOF_SIZE,
+    TAG,
+    HandshakeError,
+    SecretMismatch,
+    accept_verdict,
+    bytecode_magic,
+    check_client_proof,
+    new_nonce,
+    proof_prefix_ok,
+    refuse_verdict,
+    server_hello,
+    tune_socket,
+)
+from .refusals import LOG_BURST, LOG_INTERVAL, RefusalLog, stderr_log
+
 Buffer = Union[bytes, bytearray, memoryview]
 
-TAG = b"xnet-socket-auth/1"
-NONCE_SIZE = 32
-MAC_SIZE = 32
-MAGIC_SIZE = 4
-SERVER_HELLO_SIZE = len(TAG) + 1 + NONCE_SIZE
-CLIENT_PROOF_SIZE = len(TAG) + 1 + NONCE_SIZE + MAC_SIZE
-VERDICT_SIZE = len(TAG) + 1 + MAGIC_SIZE + MAC_SIZE
 
 #: Seconds a client has to complete the handshake before the server drops it.
 HANDSHAKE_TIMEOUT = 10.0
-#: Handshakes in progress at once; more connections are closed at once.
+#: Handshakes in progress at once (greeted, their PROOF awaited): the "slots".
 MAX_PENDING = 64
+#: Slots one source address may hold: one address alone never takes them all.
+MAX_PER_SOURCE = 16
+#: Connections accepted but not greeted yet, waiting for a slot in fair order.
+MAX_WAITING = 192
+#: Seconds a greeted client keeps its slot whatever the pressure: far longer than the one
+#: round trip an honest client needs to answer, so only idle handshakes are ever evicted.
+GRACE = 1.0
+#: Connections taken from the kernel per wake-up (the rest wait for the next turn).
+ACCEPT_BATCH = 64
 #: Seconds a stopping server gives its workers after SIGTERM before SIGKILL.
 STOP_GRACE = 1.0
 #: Longest sleep of the accept loop: how often it reaps workers and checks for a stop.
 TICK = 0.2
 #: Environment variables the workers do not inherit (the secret stays in the server).
-PRIVATE_ENV = ("XNET_SECRET",)
-
-
-class HandshakeError(Exception):
-    """The peer does not speak this handshake (garbage, wrong protocol or version)."""
-
-
-class SecretMismatch(HandshakeError):
-    """The peer's proof does not match our secret."""
-
-
-class Refused(HandshakeError):
-    """The server refused our proof: we do not have its secret."""
-
-
-# -- the handshake, sans I/O: bytes in, bytes out ---------------------------------------
-
-
-def bytecode_magic() -> bytes:
-    """This interpreter's marshal/bytecode magic (which code objects it can load)."""
-    import importlib.util
-
-    return bytes(importlib.util.MAGIC_NUMBER[:MAGIC_SIZE]).ljust(MAGIC_SIZE, b"\0")
-
-
-def new_nonce() -> bytes:
-    return os.urandom(NONCE_SIZE)
-
-
-def compute_mac(
-    secret: bytes, role: bytes, server_nonce: bytes, client_nonce: bytes, extra: bytes = b""
-) -> bytes:
-    """HMAC-SHA256 binding the protocol tag, the prover's role and both nonces."""
-    if len(server_nonce) != NONCE_SIZE or len(client_nonce) != NONCE_SIZE:
-        raise ValueError(f"nonces must be {NONCE_SIZE} bytes")
-    message = b"".join([TAG, b"\0", role, b"\0", server_nonce, client_nonce, extra])
-    return hmac.new(secret, message, hashlib.sha256).digest()
-
-
-def server_hello(server_nonce: bytes) -> bytes:
-    return TAG + b"S" + server_nonce
-
-
-def parse_server_hello(data: Buffer) -> bytes:
-    """The server's nonce; HandshakeError unless ``data`` is a HELLO of this version."""
-    _expect(data, b"S", SERVER_HELLO_SIZE, "greeting")
-    return bytes(data[len(TAG) + 1 :])
-
-
-def client_proof(secret: bytes, server_nonce: bytes, client_nonce: bytes) -> bytes:
-    mac = compute_mac(secret, b"client", server_nonce, client_nonce)
-    return TAG + b"C" + client_nonce + mac
-
-
-def proof_prefix_ok(data: Buffer) -> bool:
-    """False as soon as a partial PROOF cannot become a valid one (reject garbage early)."""
-    expected = TAG + b"C"
-    head = bytes(data[: len(expected)])
-    return expected.startswith(head)
-
-
-def check_client_proof(secret: bytes, server_nonce: bytes, data: Buffer) -> bytes:
-    """The client's nonce if its proof is right; SecretMismatch or HandshakeError if not."""
-    _expect(data, b"C", CLIENT_PROOF_SIZE, "proof")
-    start = len(TAG) + 1
-    client_nonce = bytes(data[start : start + NONCE_SIZE])
-    mac = bytes(data[start + NONCE_SIZE :])
-    expected = compute_mac(secret, b"client", server_nonce, client_nonce)
-    if not hmac.compare_digest(mac, expected):
-        raise SecretMismatch("the client's proof does not match the secret")
-    return client_nonce
-
-
-def accept_verdict(secret: bytes, server_nonce: bytes, client_nonce: bytes, magic: bytes) -> bytes:
-    if len(magic) != MAGIC_SIZE:
-        raise ValueError(f"magic must be {MAGIC_SIZE} bytes")
-    mac = compute_mac(secret, b"server", server_nonce, client_nonce, magic)
-    return TAG + b"A" + magic + mac
-
-
-def refuse_verdict() -> bytes:
-    return TAG + b"R" + bytes(MAGIC_SIZE + MAC_SIZE)
-
-
-def check_verdict(secret: bytes, server_nonce: bytes, client_nonce: bytes, data: Buffer) -> bytes:
-    """The server's bytecode magic if it accepted us and proved the secret.
-
-    Raises Refused if the server refused us, SecretMismatch if its proof is wrong,
-    HandshakeError for anything else.
-    """
-    if len(data) == VERDICT_SIZE and bytes(data[: len(TAG) + 1]) == TAG + b"R":
-        raise Refused("the server refused our proof")
-    _expect(data, b"A", VERDICT_SIZE, "verdict")
-    start = len(TAG) + 1
-    magic = bytes(data[start : start + MAGIC_SIZE])
-    mac = bytes(data[start + MAGIC_SIZE :])
-    expected = compute_mac(secret, b"server", server_nonce, client_nonce, magic)
-    if not hmac.compare_digest(mac, expected):
-        raise SecretMismatch("the server's proof does not match the secret")
-    return magic
-
-
-def _expect(data: Buffer, kind: bytes, size: int, what: str) -> None:
-    if len(data) != size or bytes(data[: len(TAG) + 1]) != TAG + kind:
-        head = bytes(data[:24])
-        raise HandshakeError(f"unexpected {what} {head!r}... ({len(data)} bytes): not {TAG!r}")
+PRIVATE_ENV = ("XNET_SECRET", "XNET_SUDO_PASSWORD")
 
 
 # -- the server -------------------------------------------------------------------------
@@ -187,22 +110,16 @@ def bind_listener(host: str, port: int, backlog: int = 128) -> socket.socket:
     return sock
 
 
-def _stderr_log(line: str) -> None:
-    try:
-        sys.stderr.write(f"xnet serve: {line}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
 class _Pending:
-    """A connection in the middle of its handshake."""
+    """A connection before authentication: waiting for a slot, then in its handshake."""
 
-    def __init__(self, conn: socket.socket, peer: str, deadline: float) -> None:
+    def __init__(self, conn: socket.socket, peer: str, source: str, deadline: float) -> None:
         self.conn = conn
         self.peer = peer
+        self.source = source
         self.deadline = deadline
-        self.nonce = new_nonce()
+        self.greeted = 0.0  # when it got a slot and our HELLO (0.0: still waiting)
+        self.nonce = b""
         self.received = bytearray()
 
 
@@ -215,11 +132,13 @@ class _Worker:
 class SocketServer:
     """Accepts connections, authenticates them, starts one worker per good client.
 
-    One thread, one selector: handshakes advance as bytes arrive, each with a deadline,
-    so a silent or garbage client holds nothing but its own slot. ``serve_forever``
-    returns after ``request_stop`` (thread- and signal-safe) or, with ``max_clients``,
-    once that many clients came and went; it then ends the workers still running and
-    reaps them.
+    One thread, one selector: handshakes advance as bytes arrive, each with a deadline.
+    Admission follows the module's "Who gets a handshake slot": ``max_pending`` slots,
+    ``max_per_source`` per address, up to ``max_waiting`` accepted connections waiting
+    for one, and a slot idle for ``grace`` seconds goes to a waiter.
+    ``serve_forever`` returns after ``request_stop`` (thread- and signal-safe) or, with
+    ``max_clients``, once that many clients came and went; it then ends the workers
+    still running and reaps them.
     """
 
     def __init__(
@@ -231,8 +150,13 @@ class SocketServer:
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         max_pending: int = MAX_PENDING,
         max_clients: Optional[int] = None,
-        log: Callable[[str], None] = _stderr_log,
+        log: Callable[[str], None] = stderr_log,
         log_accepted: bool = True,
+        log_burst: int = LOG_BURST,
+        log_interval: float = LOG_INTERVAL,
+        max_waiting: int = MAX_WAITING,
+        max_per_source: int = MAX_PER_SOURCE,
+        grace: float = GRACE,
     ) -> None:
         if not secret:
             raise ValueError("the secret must not be empty")
@@ -242,14 +166,20 @@ class SocketServer:
         self.env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
         self.handshake_timeout = handshake_timeout
         self.max_pending = max_pending
+        self.max_waiting = max_waiting
+        self.max_per_source = max_per_source
+        self.grace = grace
         self.max_clients = max_clients
         self.log = log
         self.log_accepted = log_accepted
+        self._refusals = RefusalLog(log, log_burst, log_interval)
         self.magic = bytecode_magic()
         self.accepted = 0
         self.refused = 0
         self.workers: List[_Worker] = []
-        self._pending: Dict[int, _Pending] = {}
+        self._pending: Dict[int, _Pending] = {}  # by fd, in the order they were greeted
+        self._waiting: Dict[int, _Pending] = {}  # by fd, in the order they were accepted
+        self._slots: Dict[str, int] = {}  # slots held per source address
         self._stopping = False
         self._wake_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
@@ -286,14 +216,16 @@ class SocketServer:
             while not self._stopping:
                 for key, _ in self._selector.select(self._next_timeout()):
                     if key.fileobj is self.listener:
-                        if self._accepting():  # not after the last client this batch
-                            self._accept()
+                        self._accept_batch()
                     elif key.fileobj == self._wake_r:
                         self._drain_wake()
                     else:
                         self._advance(key.data)
-                self._expire(time.monotonic())
+                now = time.monotonic()
+                self._expire(now)
+                self._admit(now)
                 self._reap()
+                self._refusals.tick(now)
                 if self._served_all():
                     break
         finally:
@@ -302,11 +234,20 @@ class SocketServer:
     # -- the loop's steps ---------------------------------------------------------------
 
     def _next_timeout(self) -> float:
+        now = time.monotonic()
         timeout = TICK
-        if self._pending:
-            earliest = min(p.deadline for p in self._pending.values())
-            timeout = min(timeout, max(0.0, earliest - time.monotonic()))
-        return timeout
+        for group in (self._pending, self._waiting):
+            if group:
+                timeout = min(timeout, min(p.deadline for p in group.values()) - now)
+        due = self._refusals.due()
+        if due is not None:
+            timeout = min(timeout, due - now)
+        if self._waiting:  # room may come when the next handshake turns idle
+            for pending in self._pending.values():  # the oldest greeted first
+                if pending.greeted + self.grace > now:
+                    timeout = min(timeout, pending.greeted + self.grace - now)
+                    break
+        return max(0.0, timeout)
 
     def _drain_wake(self) -> None:
         try:
@@ -321,32 +262,90 @@ class SocketServer:
     def _served_all(self) -> bool:
         return not self._accepting() and not self.workers and not self._pending
 
-    def _accept(self) -> None:
-        try:
-            conn, address = self.listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:  # out of descriptors or the like: do not spin on it
-            self.log(f"accept failed: {exc}")
-            time.sleep(0.05)
-            return
-        peer = _format_peer(address)
-        if len(self._pending) >= self.max_pending:
-            self.log(f"{peer} refused: too many handshakes in progress")
-            self.refused += 1
-            conn.close()
-            return
-        pending = _Pending(conn, peer, time.monotonic() + self.handshake_timeout)
+    def _accept_batch(self) -> None:
+        """Take waiting connections from the kernel at once: a flood must not queue there,
+        in front of others, where nobody can tell who sent what."""
+        deadline = time.monotonic() + self.handshake_timeout
+        for _ in range(ACCEPT_BATCH):
+            if not self._accepting():  # not after the last client
+                return
+            try:
+                conn, address = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors or the like: do not spin on it
+                self._refusals.add("accept", "-", f"failed: {exc}", time.monotonic())
+                time.sleep(0.05)
+                return
+            self._enqueue(_Pending(conn, _format_peer(address), source_of(address), deadline))
+
+    def _enqueue(self, client: _Pending) -> None:
+        """Put a new connection in the waiting room; when it is full, the address with the
+        most waiters loses its oldest one (the newcomer may be from that address too)."""
+        if len(self._waiting) >= self.max_waiting:
+            counts: Dict[str, int] = {}
+            for waiter in self._waiting.values():
+                counts[waiter.source] = counts.get(waiter.source, 0) + 1
+            crowded = max(counts, key=counts.__getitem__)
+            oldest = next(w for w in self._waiting.values() if w.source == crowded)
+            self._drop(oldest, "dropped: too many connections waiting from its address")
+        self._waiting[client.conn.fileno()] = client
+
+    def _admit(self, now: float) -> None:
+        """Greet waiting clients while there is room: a free slot, or an idle handshake's.
+
+        Addresses holding the fewest slots go first, each with its newest waiter.
+        """
+        while self._waiting and self._accepting():
+            newest: Dict[str, _Pending] = {}
+            for waiter in self._waiting.values():
+                newest[waiter.source] = waiter
+            for client in sorted(newest.values(), key=lambda c: self._slots.get(c.source, 0)):
+                if not self._free_slot(client.source):
+                    idle = self._idle_victim(client.source, now)
+                    if idle is None:
+                        continue
+                    self._drop(idle, f"dropped: idle for {self.grace:g}s while others waited")
+                del self._waiting[client.conn.fileno()]
+                self._greet(client, now)
+                break
+            else:
+                return  # no room for anyone: wait for a slot to free or turn idle
+
+    def _free_slot(self, source: str) -> bool:
+        held = self._slots.get(source, 0)
+        return held < self.max_per_source and len(self._pending) < self.max_pending
+
+    def _idle_victim(self, source: str, now: float) -> Optional[_Pending]:
+        """The handshake to evict for a waiter from ``source``: idle for ``grace``, of the
+        address with the most slots (``source`` itself when it holds its share), oldest."""
+        own_only = self._slots.get(source, 0) >= self.max_per_source
+        victim = None
+        for pending in self._pending.values():  # the oldest greeted first
+            if now - pending.greeted < self.grace:
+                break
+            if own_only and pending.source != source:
+                continue
+            if victim is None or self._slots[pending.source] > self._slots[victim.source]:
+                victim = pending
+        return victim
+
+    def _greet(self, client: _Pending, now: float) -> None:
+        client.greeted = now
+        client.nonce = new_nonce()
+        conn = client.conn
         try:
             conn.setblocking(False)
-            _tune(conn)
-            _send_small(conn, server_hello(pending.nonce))
+            tune_socket(conn)
+            _send_small(conn, server_hello(client.nonce))
         except OSError as exc:
-            self.log(f"{peer} dropped: {exc}")
+            self.refused += 1
+            self._log_refusal(client, f"dropped: {exc}")
             conn.close()
             return
-        self._pending[conn.fileno()] = pending
-        self._selector.register(conn, selectors.EVENT_READ, pending)
+        self._pending[conn.fileno()] = client
+        self._slots[client.source] = self._slots.get(client.source, 0) + 1
+        self._selector.register(conn, selectors.EVENT_READ, client)
 
     def _advance(self, pending: _Pending) -> None:
         """Read what the client sent so far (never more than the PROOF) and judge it."""
@@ -386,11 +385,20 @@ class SocketServer:
     def _drop(self, pending: _Pending, message: str) -> None:
         self.refused += 1
         self._forget(pending)
-        self.log(f"{pending.peer} {message}")
+        self._log_refusal(pending, message)
         pending.conn.close()
 
+    def _log_refusal(self, pending: _Pending, message: str) -> None:
+        self._refusals.add(pending.peer, pending.source, message, time.monotonic())
+
     def _forget(self, pending: _Pending) -> None:
-        self._pending.pop(pending.conn.fileno(), None)
+        fd = pending.conn.fileno()
+        if self._pending.pop(fd, None) is None:
+            self._waiting.pop(fd, None)
+            return
+        left = self._slots.pop(pending.source) - 1
+        if left:
+            self._slots[pending.source] = left
         try:
             self._selector.unregister(pending.conn)
         except (KeyError, ValueError):
@@ -400,6 +408,9 @@ class SocketServer:
         for pending in list(self._pending.values()):
             if now >= pending.deadline:
                 self._drop(pending, f"refused: no handshake within {self.handshake_timeout:g}s")
+        for waiter in list(self._waiting.values()):
+            if now >= waiter.deadline:
+                self._drop(waiter, f"dropped: no free slot within {self.handshake_timeout:g}s")
 
     def _start_worker(self, pending: _Pending, client_nonce: bytes) -> None:
         self._forget(pending)
@@ -413,7 +424,7 @@ class SocketServer:
                 self.argv, stdin=fd, stdout=fd, env=self.env, close_fds=True, start_new_session=True
             )
         except OSError as exc:
-            self.log(f"{pending.peer} accepted, but the worker did not start: {exc}")
+            self._log_refusal(pending, f"accepted, but the worker did not start: {exc}")
             self.refused += 1
             return
         finally:
@@ -422,6 +433,8 @@ class SocketServer:
         self.workers.append(_Worker(process, pending.peer))
         if not self._accepting():
             self._close_listener()
+            for waiter in list(self._waiting.values()):
+                self._drop(waiter, "dropped: the server takes no more clients")
         if self.log_accepted:
             self.log(f"{pending.peer} accepted: worker pid {process.pid}")
 
@@ -444,10 +457,11 @@ class SocketServer:
 
     def _shutdown(self) -> None:
         self._close_listener()
-        for pending in list(self._pending.values()):
+        for pending in [*self._pending.values(), *self._waiting.values()]:
             self._forget(pending)
             pending.conn.close()
         self.end_workers()
+        self._refusals.flush(time.monotonic())
         self._selector.close()
         with self._wake_lock:  # a late request_stop must not write to a reused fd number
             for fd in (self._wake_r, self._wake_w):
@@ -478,19 +492,25 @@ class SocketServer:
         self._reap()
 
 
-def _tune(conn: socket.socket) -> None:
-    """No Nagle delay on the worker's small round trips; keepalive finds dead clients."""
-    try:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    except OSError:
-        pass
-
-
 def _send_small(conn: socket.socket, data: bytes) -> None:
     """Send a handshake message; it fits any fresh socket buffer, so all or nothing."""
     if conn.send(data) != len(data):
         raise OSError("short send during the handshake")
+
+
+def source_of(address: Any) -> str:
+    """The address a client's slots count against: its IPv4 address, or its IPv6 /64
+    (one host commonly owns a whole /64, so counting single IPv6 addresses is no bound)."""
+    host = str(address[0] if isinstance(address, tuple) else address).split("%")[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def _format_peer(address: Any) -> str:
@@ -530,7 +550,3 @@ def serve_over_channel(channel: Any) -> None:
     bound_host, bound_port = server.address
     channel.send(("listening", bound_host, bound_port))
     server.serve_forever()
-
-
-if __name__ == "__channelexec__":
-    serve_over_channel(channel)  # type: ignore[name-defined]  # noqa: F821

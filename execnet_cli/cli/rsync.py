@@ -12,32 +12,33 @@ did the same fold under one host set, as ``xnet run`` folds identical output.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, TextIO, Union
 
 import click
-from rich.console import Console
-from rich.live import Live
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..fleet.events import FAILED, UNREACHABLE, Event, Exited, Failed, Output, Started
+from ..fleet import events
+from ..fleet.events import Event, Exited, Failed, Output, Started
 from ..fleet.results import GroupResult
-from ..fleet.runner import DEFAULT_FANOUT, carriers_for
+from ..fleet.runner import carriers_for
 from ..inventory import Host, HostSet
 from ..rsync.excludes import read_exclude_file, translate
 from ..rsync.hosts import Place, Settings, pull_many, push_many
 from ..rsync.results import SyncResult
 from . import options
-from .exitcodes import EXIT_INTERRUPTED, exit_status
+from .exitcodes import exit_status
+from .live import LiveRenderer
 from .render import GatherRenderer
+from .run import fanout_option, leave_if_stopped, started, stopping
 
 __all__ = ["parse_arguments", "remote_path", "rsync", "summary"]
 
@@ -164,10 +165,10 @@ class _Reporter:
         self.emit(Started(name))
 
     def unreachable(self, name: str, error: str, detail: str, duration: float) -> None:
-        self.emit(Failed(name, UNREACHABLE, error, duration, detail))
+        self.emit(Failed(name, events.UNREACHABLE, error, duration, detail))
 
     def syncing(self, name: str, progress: Any) -> None:
-        self.progress[name] = progress
+        self.progress[name] = (progress, time.monotonic())
 
     def finished(self, name: str, result: SyncResult) -> None:
         self.progress.pop(name, None)
@@ -176,13 +177,25 @@ class _Reporter:
         for stream, line in output_lines(result, self.listed) if result.ok else ():
             self.emit(Output(name, stream, line + "\n"))
         if not result.ok:
-            self.emit(Failed(name, FAILED, result.error or "failed", duration, result.detail))
+            error = result.error or "failed"
+            outcome = _OUTCOME_OF.get(error.partition(" after ")[0], events.FAILED)
+            self.emit(Failed(name, outcome, error, duration, result.detail))
         elif result.errors:
             count = len(result.errors)
             why = f"{count} {'file' if count == 1 else 'files'} not written"
-            self.emit(Failed(name, FAILED, why, duration))
+            self.emit(Failed(name, events.FAILED, why, duration))
         else:
             self.emit(Exited(name, 0, duration))
+
+    def stopped(self, names: Sequence[str]) -> None:
+        """The run was stopped: the hosts without an end yet end as interrupted."""
+        for name in names:
+            if name not in self.result:
+                self.emit(Failed(name, events.INTERRUPTED, "interrupted", 0.0))
+
+
+#: A failure's first words -> its outcome (anything else is FAILED).
+_OUTCOME_OF = {"timed out": events.TIMED_OUT, "interrupted": events.INTERRUPTED}
 
 
 class _JsonRenderer:
@@ -201,21 +214,37 @@ class _JsonRenderer:
             self.file.write(json.dumps(record) + "\n")
             self.file.flush()
 
-    def finish(self, wall: float, interrupted: bool = False) -> None:
+    def finish(self, elapsed: Callable[[], float]) -> None:
         """Nothing more: every host was written as it finished."""
 
+    def close(self) -> None:
+        """Nothing to undo."""
 
-def progress_table(progress: dict[str, Any], limit: int = 12) -> Union[Table, Text]:
-    """Hosts being synced: files and bytes done of those needed, and the rate."""
+
+class _ProgressRenderer(LiveRenderer):
+    """The live table at a terminal, showing each host's files, bytes and rate while the
+    sync goes on; the gathered output and summary follow it (``LiveRenderer``)."""
+
+    def __init__(self, progress: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        self.progress = progress  # filled by the reporter as hosts start syncing
+        super().__init__(*args, **kwargs)
+
+    def view(self) -> RenderableType:
+        return progress_table(dict(self.progress))
+
+
+def progress_table(progress: dict[str, tuple[Any, float]], limit: int = 12) -> Union[Table, Text]:
+    """Hosts being synced (name -> (a sender's target or a receiver, when it started)):
+    files and bytes done of those needed, and the rate."""
     if not progress:
         return Text("connecting…", style="dim")
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
     for column in ("host", "files", "bytes", "rate"):
         table.add_column(column, justify="left" if column == "host" else "right")
     items = sorted(progress.items())
-    for name, item in items[:limit]:
+    for name, (item, since) in items[:limit]:
         done, total, sent, needed = _counts(item)
-        elapsed = max(1e-3, time.monotonic() - getattr(item, "started", time.monotonic()))
+        elapsed = max(1e-3, time.monotonic() - since)
         files = f"{done}/{total}" if total else str(done)
         table.add_row(name, files, f"{human(sent)}/{human(needed)}", f"{human(sent / elapsed)}/s")
     if len(items) > limit:
@@ -288,7 +317,7 @@ class _FileLines:
 @click.option(
     "-v", "--verbose", is_flag=True, help="Show each file as it goes, and remote tracebacks."
 )
-@options.fanout_option("Hosts worked on at once.", DEFAULT_FANOUT)
+@fanout_option
 @options.timeout_option("Fail a host whose sync runs longer.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line.")
 def rsync(
@@ -324,6 +353,7 @@ def rsync(
     3 some unreachable (none failed), 2 usage or inventory error, 70 internal error,
     130 interrupted.
     """
+    begin = started()
     direction = parse_arguments(source, destination)
     if dest_path is not None and (direction.pull or direction.remote is not None):
         options.fail("--dest goes with the DIR HOSTS form only")
@@ -345,16 +375,7 @@ def rsync(
     with options.user_errors():
         carriers = carriers_for(hosts, inventory.host)
     places = _places(direction, hosts, dest_path, whole_file)
-    result = GroupResult()
-    syncs: dict[str, SyncResult] = {}
-    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
-    renderer: Any
-    if as_json:
-        renderer = _JsonRenderer(sys.stdout, result, syncs)
-    else:
-        renderer = GatherRenderer(out, err, result, (), verbose)
-    reporter = _Reporter(result, renderer, verbose and direction.pull)
-    reporter.syncs = syncs
+    stop = threading.Event()
     settings = Settings(
         fanout=fanout,
         timeout=timeout,
@@ -364,26 +385,40 @@ def rsync(
         dry_run=dry_run,
         carriers=tuple((h.name, h.spec(), h.via) for h in carriers),
         vias={h.name: h.via for h in hosts},
+        stop=stop,
     )
-    live = _live(err, reporter) if not as_json and err.is_terminal else None
+    result = GroupResult()
+    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    progress: dict[str, Any] = {}
+    renderer: Any
+    if as_json:
+        renderer = _JsonRenderer(sys.stdout, result, {})
+    elif err.is_terminal:
+        renderer = _ProgressRenderer(progress, out, err, result, (), verbose)
+    else:
+        renderer = GatherRenderer(out, err, result, (), verbose)
+    reporter = _Reporter(result, renderer, verbose and direction.pull)
+    reporter.progress = progress
+    if as_json:
+        reporter.syncs = renderer.syncs
     hooks = None
     if verbose and not as_json and not direction.pull:
-        hooks = _FileLines(err if live is not None else out)
-    start = time.monotonic()
-    interrupted = False
+        hooks = _FileLines(err if err.is_terminal else out)
     try:
-        with live if live is not None else contextlib.nullcontext():
+        with stopping(stop.set) as received:
             if direction.pull:
                 pull_many(places, reporter, settings)
             else:
                 push_many(direction.local, places, reporter, settings, hooks)
-    except KeyboardInterrupt:
-        interrupted = True
-    renderer.finish(time.monotonic() - start, interrupted=interrupted)
-    if interrupted:
-        click.echo("xnet: interrupted; every gateway was ended", err=True)
-    status = EXIT_INTERRUPTED if interrupted else exit_status(result.outcomes)
-    raise click.exceptions.Exit(status)
+            if received:
+                reporter.stopped([h.name for h in hosts])
+            renderer.finish(lambda: time.monotonic() - begin)
+    finally:
+        renderer.close()
+        result.close()
+    leave_if_stopped(received, quiet=as_json)
+    bad = len(result) - result.count(events.OK)
+    raise click.exceptions.Exit(exit_status(result.outcomes, bad, len(hosts)))
 
 
 def _places(
@@ -405,12 +440,3 @@ def _places(
             path += os.path.basename(os.path.normpath(direction.local))
         places.append(Place(host.name, host.spec(), remote_path(host, path), "", delta))
     return places
-
-
-def _live(console: Console, reporter: _Reporter) -> Live:
-    return Live(
-        get_renderable=lambda: progress_table(dict(reporter.progress)),
-        console=console,
-        refresh_per_second=8,
-        transient=True,
-    )

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..suggest import did_you_mean
 from .formats import Definitions, read_inventory
@@ -32,6 +32,9 @@ from .schema import InventoryError, Mark, Unsupported, Var
 from .sources import find_inventories, read_sources
 
 __all__ = ["DEFAULT_INVENTORY", "Host", "Inventory", "load_inventory"]
+
+if TYPE_CHECKING:
+    from ..spec import XSpec
 
 DEFAULT_INVENTORY = """\
 # xnet's embedded default inventory: one worker on this machine, started with popen.
@@ -120,6 +123,40 @@ class Host:
         if self.sudo:
             parts.append("sudo=true" if self.sudo is True else f"sudo={self.sudo}")
         return "//".join(parts)
+
+    def xspec(self) -> XSpec:
+        """The gateway spec to open this host with, built from the fields themselves: no
+        command line to split back apart (a path with a space stays one path, 1.5 seconds
+        stay 1.5). Its string form is ``spec()``, for display."""
+        from ..spec import XSpec, sudo_user
+        from ..transports.opening import SpecFields
+        from ..transports.ssh.settings import command_line
+
+        ssh = None
+        if self.transport == "ssh":
+            ssh = command_line(
+                self.address,
+                port=self.port,
+                user=self.user,
+                identity_file=self.identity_file,
+                proxy_jump=self.proxy_jump,
+                connect_timeout=self.connect_timeout,
+            )
+        socket = (self.address, self.port or 0) if self.transport == "socket" else None
+        fields = SpecFields(
+            text=self.spec(),
+            kind=self.transport,
+            id=self.name,
+            python=self.python if self.transport != "socket" else None,
+            chdir=self.chdir,
+            via=self.via,
+            sudo=sudo_user(self.sudo, f"host {self.name!r}"),
+            connect_timeout=None if ssh else self.connect_timeout,  # ssh: in its target
+            env=dict(self.env),
+            ssh=ssh,
+            socket=socket,
+        )
+        return XSpec.from_fields(fields)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``: name, groups, resolved settings, spec, raw variables."""

@@ -140,6 +140,7 @@ class RSync:
         check: bool = True,
         timeout: Optional[float] = None,
         hooks: Any = None,
+        stop: Any = None,
     ) -> list[SyncResult]:
         """Sync the source to every target added since the last ``send()``.
 
@@ -147,7 +148,8 @@ class RSync:
         target's ``SyncResult``; with ``check`` (the default), the first target that
         failed raises ``RSyncError`` once all the others are done. ``timeout`` (seconds)
         fails the targets still running then; ``hooks`` gets the sender's events
-        (``_remote/rsync_send.Sender``), for progress displays.
+        (``_remote/rsync_send.Sender``), for progress displays; once ``stop`` (a
+        ``threading.Event``) is set, the targets still running fail as interrupted.
         """
         added, self._added = self._added, []
         if not added:
@@ -156,7 +158,8 @@ class RSync:
             return []
         tree = Tree(self._sourcedir, Excludes(self._rules), keep=self.filter)
         deadline = None if timeout is None else time.monotonic() + timeout
-        sender = Sender(tree, [a.target for a in added], _Hooks(self, added, hooks), deadline)
+        targets = [a.target for a in added]
+        sender = Sender(tree, targets, _Hooks(self, added, hooks), deadline, stop)
         sender.run()
         for item in added:
             if item.target.failure == "timed out":

@@ -56,6 +56,7 @@ class Settings:
     dry_run: bool = False
     carriers: tuple[tuple[str, str, Optional[str]], ...] = ()
     vias: Mapping[str, Optional[str]] = field(default_factory=dict)
+    stop: Optional[threading.Event] = None  # set: end the run (hosts under way fail)
 
     def options(self) -> dict[str, bool]:
         return {"delete": self.delete, "checksum": self.checksum, "dry_run": self.dry_run}
@@ -163,6 +164,8 @@ def push_many(
     fanout = settings.fanout
     try:
         for first in range(0, len(places), fanout):
+            if settings.stop is not None and settings.stop.is_set():
+                return
             opened = opener.open_all(places[first : first + fanout], settings.vias, fanout)
             if not opened:
                 continue
@@ -184,7 +187,11 @@ def push_many(
                     report.finished(place.name, _failed(place, exc))
             try:
                 results = rsync.send(
-                    False, check=False, timeout=settings.timeout, hooks=_Progress(report, hooks)
+                    False,
+                    check=False,
+                    timeout=settings.timeout,
+                    hooks=_Progress(report, hooks),
+                    stop=settings.stop,
                 )
                 for place, result in zip(live, results):
                     report.finished(place.name, result)
@@ -230,7 +237,9 @@ def pull_many(places: Sequence[Place], report: Report, settings: Settings) -> No
                 receiver_ready=lambda receiver: report.syncing(place.name, receiver),
                 **settings.options(),
             )
-            if timer is not None and not timer.is_alive() and not result.ok:
+            if not result.ok and stop.is_set():
+                result = _replace_error(result, "interrupted")
+            elif timer is not None and not timer.is_alive() and not result.ok:
                 result = _replace_error(result, f"timed out after {timeout:g} s")
             report.finished(place.name, result)
         finally:
@@ -244,13 +253,19 @@ def pull_many(places: Sequence[Place], report: Report, settings: Settings) -> No
             try:
                 for future in futures:
                     while not _wait(future):
-                        pass
-            except BaseException:
+                        if settings.stop is not None and settings.stop.is_set():
+                            raise _Stopped
+            except BaseException as exc:
                 stop.set()
                 opener.terminate()  # ends the pulls under way, so the pool can end
-                raise
+                if not isinstance(exc, _Stopped):
+                    raise
     finally:
         opener.terminate()
+
+
+class _Stopped(Exception):
+    """``Settings.stop`` was set: the pulls under way are ended."""
 
 
 def _wait(future: Any) -> bool:

@@ -34,6 +34,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .. import bootstrap
 from .._remote.fdio import FdIO, enlarge_pipe
+from .base import TransportBase
 
 log = logging.getLogger("execnet_cli.forkserver")
 
@@ -119,6 +120,7 @@ class ForkServer:
                 stdout=subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(),),
                 bufsize=0,
+                env=bootstrap.worker_environ(),  # its children inherit its initial block
             )
         except OSError as exc:
             ours.close()
@@ -239,7 +241,7 @@ def _close_all(fds: List[int]) -> None:
         os.close(fd)
 
 
-class ForkedTransport(FdIO):
+class ForkedTransport(FdIO, TransportBase):
     """A worker forked by a ``ForkServer``; waited for and signalled through a pidfd."""
 
     def __init__(
@@ -328,7 +330,7 @@ class ForkServers:
                 except ForkUnavailable:
                     self._failed.add(key)
                     raise
-        return server.fork(config, {**os.environ, **extra_env})
+        return server.fork(config, bootstrap.worker_environ(extra_env))
 
     def stop(self) -> None:
         """Stop every server (more start on the next fork: the group may be used again)."""

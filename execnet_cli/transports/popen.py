@@ -1,16 +1,27 @@
-"""Workers as local subprocesses, talking over their stdin/stdout pipes."""
+"""Workers as local subprocesses, talking over their stdin/stdout pipes; the popen opener."""
 
 from __future__ import annotations
 
-import os
+import logging
+import shutil
 import subprocess
-from typing import Dict, List, Optional
+import sys
+from typing import TYPE_CHECKING, Dict, List, Optional
 
+from .. import bootstrap
 from .._remote.fdio import FdIO, enlarge_pipe
+from ..bootstrap import worker_environ
 from ..errors import InterpreterNotFound
+from .base import Transport, TransportBase
+from .opening import OpenContext, SpecFields, WorkerConfig, send_bootstrap
+
+if TYPE_CHECKING:
+    from .forkserver import ForkedTransport
+
+log = logging.getLogger("execnet_cli.connect")
 
 
-class PopenTransport(FdIO):
+class PopenTransport(FdIO, TransportBase):
     """A child interpreter; the protocol runs over its stdin and stdout pipes.
 
     A Ctrl-C at the terminal reaches the whole process group; the worker ignores it
@@ -51,6 +62,7 @@ class PopenTransport(FdIO):
     def close_write(self) -> None:
         if self._write_open:
             self._write_open = False
+            self.write_fd = -1
             try:
                 self._stdin.close()
             except OSError:
@@ -59,6 +71,7 @@ class PopenTransport(FdIO):
     def close_read(self) -> None:
         if self._read_open:
             self._read_open = False
+            self.read_fd = -1
             self._stdout.close()
 
     def wait(self, timeout: Optional[float]) -> Optional[int]:
@@ -87,9 +100,44 @@ class PopenTransport(FdIO):
 
 
 def popen_environment(extra: Dict[str, str]) -> Optional[Dict[str, str]]:
-    """The child's environment: ours, plus the spec's ``env:`` settings (None: inherit)."""
-    if not extra:
+    """The child's environment: ours without our secrets, plus the spec's ``env:``."""
+    return worker_environ(extra)
+
+
+def open_popen(fields: SpecFields, config: WorkerConfig, context: OpenContext) -> Transport:
+    """A local worker: forked from the context's fork server where it can be, else a new
+    interpreter (``transports.forkserver`` says when forking applies). With ``via=``, on
+    the via gateway's host (``transports.via``); with ``sudo=``, as another user
+    (``transports.sudo``)."""
+    if fields.via:
+        from .via import open_popen_via
+
+        return open_popen_via(fields, config, context)
+    if fields.sudo:
+        from .sudo import open_sudo
+
+        return open_sudo(fields, config)
+    python = fields.python or sys.executable
+    resolved = shutil.which(python) or python
+    same = bootstrap.same_interpreter(resolved)
+    if same and not fields.spawn:
+        forked = _fork(fields, config, context, resolved)
+        if forked is not None:
+            return forked
+    transport = PopenTransport(bootstrap.stage1_argv(resolved), popen_environment(dict(fields.env)))
+    return send_bootstrap(transport, config, same)
+
+
+def _fork(
+    fields: SpecFields, config: WorkerConfig, context: OpenContext, python: str
+) -> Optional[ForkedTransport]:
+    """A worker forked from the context's fork server, or None where forking does not apply."""
+    from . import forkserver
+
+    if not forkserver.forking_supported():
         return None
-    env = dict(os.environ)
-    env.update(extra)
-    return env
+    try:
+        return context.fork_servers().fork(python, config, dict(fields.env))
+    except forkserver.ForkUnavailable as exc:
+        log.debug("gateway %s: starting an interpreter, not forking: %s", fields.id, exc)
+        return None

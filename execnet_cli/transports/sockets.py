@@ -1,6 +1,6 @@
 """Socket gateways: connect to an authenticated ``xnet serve`` server, prove the secret.
 
-The handshake (``_remote.sockets``) happens before a single byte of code is sent:
+The handshake (``_remote.handshake``) happens before a single byte of code is sent:
 the client proves it knows the shared secret, and the server proves it too, so the
 bootstrap never goes to an impostor. After that the socket carries the plain gateway
 stream, straight to the worker process the server started for us.
@@ -21,9 +21,12 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Optional, Tuple
 
-from .._remote import sockets as handshake
+from .. import bootstrap
+from .._remote import handshake
 from .._remote.fdio import FdIO
-from ..errors import AuthenticationFailed, ConnectFailed, HostNotFound
+from ..errors import AuthenticationFailed, ConnectFailed, HostNotFound, SpecError, XnetError
+from .base import TransportBase
+from .opening import OpenContext, SpecFields, WorkerConfig, send_bootstrap
 
 SECRET_ENV = "XNET_SECRET"
 #: Shortest secret accepted: shorter ones fall to an offline guess from one transcript.
@@ -32,7 +35,7 @@ MIN_SECRET_LENGTH = 16
 CONNECT_TIMEOUT = 10.0
 
 
-class SecretError(ValueError):
+class SecretError(XnetError, ValueError):
     """No usable secret; the message says how to fix it. Callers translate it."""
 
 
@@ -163,7 +166,7 @@ def connect_host(bound_host: str) -> str:
 # -- the transport ----------------------------------------------------------------------
 
 
-class SocketTransport(FdIO):
+class SocketTransport(FdIO, TransportBase):
     """The gateway stream over an authenticated TCP connection (one fd, both ways).
 
     There is no process here to wait for: the worker's end of the connection stands for
@@ -187,7 +190,7 @@ class SocketTransport(FdIO):
         """Whether the worker can load our code objects (same bytecode magic)."""
         return self.server_magic == handshake.bytecode_magic()
 
-    def readinto(self, buffer: bytearray) -> int:
+    def readinto(self, buffer: bytearray | memoryview) -> int:
         try:
             count = os.readv(self.read_fd, [buffer])
         except OSError:
@@ -212,6 +215,7 @@ class SocketTransport(FdIO):
             self._closed = True
             self._shutdown(socket.SHUT_RDWR)
             self.sock.close()
+            self.read_fd = self.write_fd = -1
         self._stop_server()
 
     def kill(self) -> None:
@@ -295,7 +299,7 @@ def connect(
     except OSError as exc:
         raise ConnectFailed(f"{where}: cannot connect to {address}: {exc.strerror or exc}") from exc
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        handshake.tune_socket(sock)  # no Nagle delay; a dead server found within a minute
         magic = _client_handshake(sock, secret, deadline, where, address, secret_origin)
     except BaseException:
         sock.close()
@@ -360,10 +364,18 @@ def install_server(
 ) -> Tuple[Any, str, int]:
     """Start a one-client socket server inside ``gateway``; (its channel, host, port).
 
-    The server's code is ``_remote/sockets.py``, sent with ``remote_exec``; it
-    stops when the channel closes, so closing the channel is how we end it.
+    The server's code is ``_remote/sockets.py`` (and its ``handshake``), made importable
+    there once; it stops when the channel closes, so closing the channel is how we end it.
     """
-    channel = gateway.remote_exec(handshake)
+    try:
+        package = gateway.remote_modules("sockets", timeout=timeout)
+    except (EOFError, OSError, XnetError) as exc:
+        raise ConnectFailed(
+            f"{where}: could not send the socket server to gateway {gateway.id!r}: {exc}"
+        ) from exc
+    channel = gateway.remote_exec(
+        f"from {package} import sockets\nsockets.serve_over_channel(channel)"
+    )
     try:
         channel.send(
             {
@@ -392,3 +404,39 @@ def _close_quietly(channel: Any) -> None:
         channel.close()
     except Exception:
         pass
+
+
+# -- the opener --------------------------------------------------------------------------
+
+
+def open_socket(fields: SpecFields, config: WorkerConfig, context: OpenContext) -> SocketTransport:
+    """Connect to an authenticated socket server; with ``installvia=ID`` start it first.
+
+    ``installvia`` starts a one-client server inside gateway ``ID`` with a fresh secret
+    only we know (no secret file needed); closing the gateway stops that server.
+    """
+    where = fields.where
+    fields.refuse(["python", "via", "sudo"], "with socket= (the server decides)")
+    assert fields.socket is not None
+    host, port = fields.socket
+    timeout = fields.timeout(CONNECT_TIMEOUT)
+    if fields.installvia:
+        if fields.secret_file:
+            raise SpecError(f"{where}: secret_file= has no use with installvia= (fresh secret)")
+        carrier = context.carrier(fields, "installvia")
+        secret = one_time_secret()
+        control, bound, port = install_server(
+            carrier, host, port, secret, bootstrap.STAGE1, timeout, where
+        )
+        transport = connect(
+            connect_host(bound), port, secret, timeout, where, "a one-time secret", control
+        )
+    else:
+        if port == 0:
+            raise SpecError(f"{where}: socket= needs a port (0 only with installvia=)")
+        try:
+            secret, origin, _ = load_secret(fields.secret_file)
+        except SecretError as exc:
+            raise AuthenticationFailed(f"{where}: {exc}") from exc
+        transport = connect(host, port, secret, timeout, where, origin)
+    return send_bootstrap(transport, config, transport.same_python)

@@ -10,13 +10,17 @@ from the via host, so a bastion needs nothing but Python.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from typing import Any, List, Optional, Sequence
 
+from .. import bootstrap
 from .._remote import via as relay
 from .._remote.errors import ChannelClosed, RemoteError
 from .._remote.errors import TimeoutError as XnetTimeoutError
 from ..errors import ConnectFailed
+from .base import PassiveTransport
+from .opening import Carrier, OpenContext, SpecFields, WorkerConfig, send_bootstrap
 
 #: Largest item sent over the via channel (the relay's too); keeps outer frames bounded.
 CHUNK = relay.CHUNK
@@ -24,7 +28,7 @@ CHUNK = relay.CHUNK
 Buffer = Any
 
 
-def _open_relay(gateway: Any, request: tuple, what: str, timeout: float) -> Any:
+def _open_relay(gateway: Carrier, request: tuple, what: str, timeout: float) -> Any:
     channel = gateway.remote_exec(relay)
     channel.send(request)
     try:
@@ -83,10 +87,10 @@ class _ChannelPipe:
             pass
 
 
-class ChannelTransport(_ChannelPipe):
+class ChannelTransport(_ChannelPipe, PassiveTransport):
     """The transport verb set over a relay channel that spawned a worker."""
 
-    def readinto(self, buffer: bytearray) -> int:
+    def readinto(self, buffer: bytearray | memoryview) -> int:
         data = self._next_bytes(len(buffer))
         buffer[: len(data)] = data
         return len(data)
@@ -117,10 +121,34 @@ class ChannelTransport(_ChannelPipe):
         return f"exited with status {self._status}"
 
 
-def open_via_process(gateway: Any, argv: List[str], timeout: float) -> ChannelTransport:
+def open_via_process(gateway: Carrier, argv: List[str], timeout: float) -> ChannelTransport:
     """Spawn ``argv`` inside ``gateway``'s worker host; return a transport to it."""
     channel = _open_relay(gateway, ("spawn", list(argv)), argv[0], timeout)
     return ChannelTransport(channel, f"via {gateway.id}: {argv[0]}")
+
+
+def open_popen_via(
+    fields: SpecFields, config: WorkerConfig, context: OpenContext
+) -> ChannelTransport:
+    """A worker started on the ``via=`` gateway's host (``popen//via=ID``), given ``config``."""
+    fields.refuse(["sudo"], "with popen via= (yet)")
+    via = context.carrier(fields, "via")
+    info = via._rinfo()
+    python = fields.python or info.executable
+    transport = open_via_process(via, bootstrap.stage1_argv(python), fields.timeout())
+    same = python == info.executable and same_minor_python(info)
+    return send_bootstrap(transport, config, same)
+
+
+def same_minor_python(info: Any) -> bool:
+    """Can code objects compiled here run there? (same minor version, final releases)"""
+    theirs = tuple(getattr(info, "version_info", ()))
+    return (
+        len(theirs) >= 4
+        and theirs[:2] == tuple(sys.version_info[:2])
+        and theirs[3] == "final"
+        and sys.version_info.releaselevel == "final"
+    )
 
 
 class ChannelSocket(_ChannelPipe):
@@ -166,7 +194,7 @@ class ChannelSocket(_ChannelPipe):
         return self.channel.isclosed()
 
 
-def open_via_tcp(gateway: Any, host: str, port: int, timeout: float) -> ChannelSocket:
+def open_via_tcp(gateway: Carrier, host: str, port: int, timeout: float) -> ChannelSocket:
     """A TCP connection to host:port made from ``gateway``'s worker host."""
     channel = _open_relay(gateway, ("tcp", host, int(port), timeout), f"{host}:{port}", timeout)
     return ChannelSocket(channel, f"via {gateway.id}: {host}:{port}")

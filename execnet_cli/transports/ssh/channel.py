@@ -50,7 +50,7 @@ class ChunkPipe:
                 self._event.set()
             self._cond.notify()
 
-    def readinto(self, buffer: bytearray, timeout: Optional[float] = None) -> int:
+    def readinto(self, buffer: bytearray | memoryview, timeout: Optional[float] = None) -> int:
         """Wait for data (or the end: 0), then move up to ``len(buffer)`` bytes."""
         with self._cond:
             if not self._size:

@@ -84,11 +84,22 @@ MAX_JUMP_DEPTH = 8
 
 @dataclass(frozen=True)
 class CommandLine:
-    """The ``ssh=`` value taken apart: destination, options in order, ``-F`` file."""
+    """The ``ssh=`` value taken apart (the ssh target): destination, options in order,
+    ``-F`` file."""
 
     host: str
     options: Tuple[Tuple[str, str], ...] = ()
     config_file: Optional[str] = None
+
+    def render(self) -> str:
+        """The ``ssh=`` value for this target, quoted so that it parses back the same."""
+        flags = {option: flag for flag, option in FLAG_OPTIONS.items()}
+        words: List[str] = []
+        for key, value in self.options:
+            words += [flags[key], value] if key in flags else ["-o", f"{key}={value}"]
+        if self.config_file is not None:
+            words += ["-F", self.config_file]
+        return shlex.join([*words, self.host])
 
 
 @dataclass(frozen=True)
@@ -397,10 +408,40 @@ def resolve_jumps(line: CommandLine, value: str, config_text: str, depth: int) -
 
 def settings_for(value: str, ssh_config: Optional[str] = None) -> SSHSettings:
     """Settings for a spec's ``ssh=`` value and optional ``ssh_config=`` file."""
-    line = parse_command_line(value)
+    return settings_for_line(parse_command_line(value), ssh_config)
+
+
+def settings_for_line(line: CommandLine, ssh_config: Optional[str] = None) -> SSHSettings:
+    """Settings for an ssh target (a parsed ``ssh=`` value, or one built from typed values
+    by ``command_line``) and optional ``ssh_config=`` file."""
     if line.config_file and ssh_config and line.config_file != ssh_config:
-        raise SpecError(f"ssh={value!r}: -F {line.config_file} and ssh_config={ssh_config} differ")
+        raise SpecError(
+            f"ssh host {line.host!r}: -F {line.config_file} and ssh_config={ssh_config} differ"
+        )
     return resolve(line, load_config_text(line.config_file or ssh_config))
+
+
+def command_line(
+    host: str,
+    *,
+    port: Optional[int] = None,
+    user: Optional[str] = None,
+    identity_file: Optional[str] = None,
+    proxy_jump: Optional[str] = None,
+    connect_timeout: Optional[float] = None,
+) -> CommandLine:
+    """An ssh target from typed values (an inventory host): no shell words to split, so a
+    path with a space stays one path, and 1.5 seconds stay 1.5."""
+    given = (
+        ("port", port),
+        ("user", user),
+        ("identityfile", identity_file),
+        ("proxyjump", proxy_jump),
+        ("connecttimeout", connect_timeout),
+    )
+    options = tuple((key, str(value)) for key, value in given if value)
+    check_names(host, options, host)
+    return CommandLine(host, options)
 
 
 # -- value helpers ---------------------------------------------------------------------

@@ -29,10 +29,12 @@ import time
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from ... import bootstrap
-from ...errors import AuthenticationFailed, ConnectFailed, InterpreterNotFound
+from ...errors import AuthenticationFailed, BootstrapError, ConnectFailed, InterpreterNotFound
+from ..base import PassiveTransport
+from ..opening import OpenContext, SpecFields, WorkerConfig, send_bootstrap
 from .channel import ChunkPipe, run_detached, send_signal, send_window_adjust
 from .connect import WINDOW_SIZE, Connection, StreamOpener, connect
-from .settings import SSHSettings
+from .settings import SSHSettings, settings_for_line
 
 log = logging.getLogger("execnet_cli.ssh")
 
@@ -51,11 +53,8 @@ _password_lock = threading.Lock()
 _sudo_password: Optional[str] = None
 
 
-class SSHTransport:
+class SSHTransport(PassiveTransport):
     """The transport verb set over one paramiko exec channel (see ``transports.base``)."""
-
-    #: The worker's pid over there (set once it is ready): lets ``kill`` reach it.
-    remote_pid: Optional[int] = None
 
     def __init__(
         self,
@@ -70,6 +69,8 @@ class SSHTransport:
         self.settings = settings
         self.python = python
         self._sudo = sudo
+        #: The worker's pid over there (from its ready message): lets ``kill`` reach it.
+        self.remote_pid: Optional[int] = None
         self._tail = bytearray()
         self._tail_lock = threading.Lock()
         self._closed = False
@@ -81,7 +82,7 @@ class SSHTransport:
 
     # -- the verb set ------------------------------------------------------------------------
 
-    def readinto(self, buffer: bytearray) -> int:
+    def readinto(self, buffer: bytearray | memoryview) -> int:
         pipe = self.channel.in_buffer
         if not isinstance(pipe, ChunkPipe):  # a paramiko without the hooks we use
             data = self.channel.recv(len(buffer))
@@ -165,6 +166,13 @@ class SSHTransport:
             return "ended without an exit status (killed by a signal, or the connection was lost)"
         return f"exited with status {self.channel.exit_status}"
 
+    def worker_ready(self, pid: Optional[int]) -> None:
+        self.remote_pid = pid
+
+    def startup_error(self, error: Exception) -> Exception:
+        """The worker died before it was ready: say why, from the remote's stderr."""
+        return bootstrap_failure(self, error)
+
     # -- remote stderr -------------------------------------------------------------------------
 
     def stderr_text(self) -> str:
@@ -197,24 +205,45 @@ class SSHTransport:
 # -- opening -----------------------------------------------------------------------------
 
 
+def open_ssh(fields: SpecFields, config: WorkerConfig, context: OpenContext) -> SSHTransport:
+    """A worker over ssh, given ``config``.
+
+    With ``via=ID``, the TCP connection to the ssh server is made from that gateway's
+    host (a tunnel over one of its channels): keys and known hosts stay local, the
+    bastion needs only Python, as with OpenSSH's ProxyJump.
+    """
+    opener: Optional[StreamOpener] = None
+    if fields.via:
+        from ..via import open_via_tcp
+
+        carrier = context.carrier(fields, "via")
+
+        def opener(host: str, port: int, timeout: float) -> Any:
+            return open_via_tcp(carrier, host, port, timeout)
+
+    assert fields.ssh is not None
+    settings = settings_for_line(fields.ssh, fields.ssh_config)
+    python = fields.python or "python3"
+    transport = open_ssh_transport(settings, python, fields.sudo, fields.connect_timeout, opener)
+    return send_bootstrap(transport, config, same_python=False)
+
+
 def open_ssh_transport(
     settings: SSHSettings,
     python: str,
-    sudo: Union[str, bool, None] = None,
+    sudo: Optional[str] = None,
     timeout: Optional[float] = None,
     opener: Optional[StreamOpener] = None,
 ) -> SSHTransport:
-    """Connect, (check sudo), and start ``python`` with the stage-1 bootstrap.
+    """Connect, (check that sudo becomes user ``sudo``), and start ``python`` with the
+    stage-1 bootstrap.
 
     ``opener`` makes the TCP connection from elsewhere (``via=``, see ``connect``).
     """
     connection = connect(settings, timeout, opener)
     try:
         command = shlex.join(bootstrap.stage1_argv(python))
-        wanted = sudo if sudo is True else str(sudo or "").strip()
-        if isinstance(wanted, str) and wanted.lower() in ("", "false", "no", "0"):
-            wanted = ""
-        prefix, password = sudo_prefix(connection, wanted, timeout) if wanted else ("", None)
+        prefix, password = sudo_prefix(connection, sudo, timeout) if sudo else ("", None)
         channel = open_channel(connection, prefix + command)
         transport = SSHTransport(connection, channel, settings, python, (prefix, password))
         if password is not None:
@@ -272,15 +301,11 @@ def run_probe(
 
 
 def sudo_prefix(
-    connection: Connection, sudo: Union[str, bool], timeout: Optional[float]
+    connection: Connection, user: str, timeout: Optional[float]
 ) -> Tuple[str, Optional[str]]:
-    """The sudo words to put before the command, and the password to feed, if any."""
+    """The sudo words to put before the command (to become ``user``, checked by the spec),
+    and the password to feed, if any."""
     where = connection.settings.describe()
-    user = "root" if sudo is True or str(sudo).lower() == "true" else str(sudo)
-    if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$", user):
-        from ...errors import SpecError
-
-        raise SpecError(f"{where}: sudo={user!r} is not a user name")
     wait = timeout or 30.0
     target = f"-u {shlex.quote(user)} --"
     status, errors = run_probe(connection, f"sudo -n {target} true", b"", wait)
@@ -321,8 +346,6 @@ def sudo_password(where: str) -> str:
 
 def bootstrap_failure(transport: SSHTransport, exc: BaseException) -> Exception:
     """The error for a worker that died before it was ready, with its remote stderr."""
-    from ...errors import BootstrapError
-
     where = transport.settings.describe()
     errors = transport.stderr_text()
     status = transport.wait(0)
@@ -338,4 +361,4 @@ def bootstrap_failure(transport: SSHTransport, exc: BaseException) -> Exception:
     )
 
 
-__all__: List[str] = ["SSHTransport", "bootstrap_failure", "open_ssh_transport"]
+__all__: List[str] = ["SSHTransport", "bootstrap_failure", "open_ssh", "open_ssh_transport"]
