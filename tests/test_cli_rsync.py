@@ -330,3 +330,9 @@ def test_a_signal_stops_the_sync_and_reports_every_host(
 
 def temporaries(root: Path) -> list:
     return [p for p in root.rglob("*.xnet-tmp") if p.is_file()]
+
+
+def test_a_pattern_selecting_no_host_is_status_5(lab: Path) -> None:
+    result = xnet(lab, "src", "local&bad:site")
+    assert result.exit_code == 5, result.output
+    assert not any((lab / host / "site").exists() for host in HOSTS)

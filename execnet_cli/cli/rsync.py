@@ -350,8 +350,8 @@ def rsync(
 
     \b
     Exit status: 0 all synced, 1 some host failed (or some file was not written),
-    3 some unreachable (none failed), 2 usage or inventory error, 70 internal error,
-    130 interrupted.
+    4 some timed out, 3 some unreachable, 2 usage or inventory error, 5 no host
+    selected, 70 internal error, 128+N stopped by signal N (130 Ctrl-C).
     """
     begin = started()
     direction = parse_arguments(source, destination)
@@ -370,8 +370,6 @@ def rsync(
     if not direction.pull and not os.path.lexists(direction.local):
         options.fail(f"{direction.local}: no such file or directory")
     inventory, hosts = options.select_hosts(inventories, direction.pattern)
-    if not hosts:
-        options.fail(f"no host matches {direction.pattern!r}")
     with options.user_errors():
         carriers = carriers_for(hosts, inventory.host)
     places = _places(direction, hosts, dest_path, whole_file)
