@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
 import zlib
 from array import array
 from itertools import accumulate, compress, count, repeat
@@ -272,6 +273,47 @@ class _Ops:
     def drain(self):
         pending, self.pending = self.pending, []
         return pending
+
+
+def copies_all(ops, blocks):
+    """Whether ``ops`` copy the old file's blocks, all and in order: nothing changed."""
+    expected = 0
+    for op in ops:
+        if isinstance(op, bytes) or op[0] != expected:
+            return False
+        expected += op[1]
+    return expected == blocks
+
+
+class Signing:
+    """The sender's own file's block signature, computed in a thread while the receiver
+    computes its old file's (hashing releases the GIL): the match then only looks blocks
+    up. ``opener()`` gives an fd on the file; ``done()`` is called once the result is in."""
+
+    def __init__(self, opener, block, done):
+        self.block = block
+        self.result = None
+        self.done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(opener, done), name="xnet-rsync-sign", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, opener, done):
+        fd = None
+        try:
+            fd = opener()
+            self.result = signature(fd, os.fstat(fd).st_size, self.block)
+        except Exception:  # a changed or unreadable file: matched without it
+            self.result = None
+        finally:
+            if fd is not None:
+                os.close(fd)
+            self.done.set()
+            done()
+
+    def join(self):
+        self._thread.join()
 
 
 def copy_range(source, target, offset, length):

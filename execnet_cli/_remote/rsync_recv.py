@@ -28,21 +28,19 @@ from .rsync_tree import (
     check_relpath,
     create_temp,
     credit,
+    error_message,
     fd_sha256,
     identity,
     open_regular,
     pack_needs,
     remove_stale_temps,
+    set_meta,
     unpack_entries,
 )
 
 #: Report progress ("ack") after this many bytes of one streamed file.
 CREDIT_BYTES = 1 << 20
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
-
-
-def _message(exc):
-    return exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
 
 
 class Receiver:
@@ -134,7 +132,7 @@ class Receiver:
     def error(self, relpath, exc):
         """Report what could not be done at ``relpath``, by its path here, and go on."""
         path = os.path.join(self.root, *relpath.split("/")) if relpath else self.root
-        self.errors.append((path, _message(exc)))
+        self.errors.append((path, error_message(exc)))
         self.all_errors.append(self.errors[-1])
         self.error_count += 1
 
@@ -396,7 +394,7 @@ class Receiver:
                 if isinstance(data, bytes):
                     if how == "delta":
                         raise RsyncProtocolError(f"whole data for {entry[0]!r}, asked as a delta")
-                    self.write_file(path, entry, _writer(data))
+                    self.write_file(path, entry, writer(data))
                     self.stats["literal"] += len(data)
                 elif data is None:
                     if how == "new":
@@ -535,19 +533,11 @@ class Receiver:
         self.send(("done", self.stats))
 
 
-def _writer(data):
+def writer(data):
+    """A ``write_file`` body writing ``data``."""
+
     def write(fd):
         write_all(fd, data)
         return len(data)
 
     return write
-
-
-def set_meta(path, mode, mtime_ns):
-    """Mode and mtime of the regular file at ``path``, through an fd (never a link)."""
-    fd = open_regular(path)
-    try:
-        os.fchmod(fd, stat.S_IMODE(mode))
-        os.utime(fd, ns=(mtime_ns, mtime_ns))
-    finally:
-        os.close(fd)

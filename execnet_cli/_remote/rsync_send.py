@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import os
 import queue
-import threading
 import time
 from collections import deque
 
-from .rsync_delta import Matcher, block_size, signature
+from .rsync_delta import Matcher, Signing, block_size, copies_all
 from .rsync_tree import (
     ITEM,
     Changed,
@@ -104,7 +103,7 @@ class Sender:
         self.deadline = deadline
         self.events = queue.SimpleQueue()
         self.skipped = {}  # index -> why, for files found changed when opened
-        self.precomputed = {}  # index -> _Signing of our file, for deltas
+        self.precomputed = {}  # index -> rsync_delta.Signing of our file, for deltas
         self._live = None
         for target in self.targets:
             target.channel.setcallback(
@@ -274,7 +273,11 @@ class Sender:
             last = index
             target.needs.append((index, how, arg))
             if how == "delta" and entry[2] >= PRECOMPUTE_MIN and index not in self.precomputed:
-                self.precomputed[index] = _Signing(self, index, block_size(entry[2]))
+                self.precomputed[index] = Signing(
+                    lambda index=index: self.tree.open(index),
+                    block_size(entry[2]),
+                    lambda: self.events.put((None, "signed")),
+                )
             if how != "list":
                 target.need_count += 1
                 target.files_total += 1
@@ -461,7 +464,7 @@ class Sender:
         if not started:
             if total is None:
                 answer = (index, _CHANGED)
-            elif old_size == size and _copies_all(pending, -(-old_size // block)):
+            elif old_size == size and copies_all(pending, -(-old_size // block)):
                 answer = (index, None)  # the same content: only its mtime differed
             else:
                 answer = None
@@ -493,54 +496,11 @@ class Sender:
         return literal
 
 
-class _Signing:
-    """Our file's own block signature, computed in a thread while the receiver computes its
-    old file's (hashing releases the GIL): the match then only looks blocks up."""
-
-    def __init__(self, sender, index, block):
-        self.block = block
-        self.result = None
-        self.done = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(sender, index), name="xnet-rsync-sign", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, sender, index):
-        try:
-            fd = sender.tree.open(index)
-        except (Changed, OSError):
-            fd = None
-        try:
-            if fd is not None:
-                self.result = signature(fd, os.fstat(fd).st_size, self.block)
-        except OSError:
-            pass
-        finally:
-            if fd is not None:
-                os.close(fd)
-            self.done.set()
-            sender.events.put((None, "signed"))
-
-    def join(self):
-        self._thread.join()
-
-
 _CHANGED = "changed while it was read"
 
 
 class _Stop(Exception):
     """Every target ran out of time."""
-
-
-def _copies_all(ops, blocks):
-    """Whether ``ops`` copy the old file's blocks, all and in order: nothing changed."""
-    expected = 0
-    for op in ops:
-        if isinstance(op, bytes) or op[0] != expected:
-            return False
-        expected += op[1]
-    return expected == blocks
 
 
 def _read_exactly(fd, size):

@@ -454,3 +454,18 @@ def remove_stale_temps(directory, names=None):
                 except OSError:
                     pass
     return removed
+
+
+def set_meta(path, mode, mtime_ns):
+    """Mode and mtime of the regular file at ``path``, through an fd (never a link)."""
+    fd = open_regular(path)
+    try:
+        os.fchmod(fd, stat.S_IMODE(mode))
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
+    finally:
+        os.close(fd)
+
+
+def error_message(exc):
+    """What a report says of an error met at a path: its reason alone."""
+    return exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
