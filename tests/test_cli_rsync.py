@@ -336,3 +336,9 @@ def test_a_pattern_selecting_no_host_is_status_5(lab: Path) -> None:
     result = xnet(lab, "src", "local&bad:site")
     assert result.exit_code == 5, result.output
     assert not any((lab / host / "site").exists() for host in HOSTS)
+
+
+def test_dry_run_of_a_synced_tree_says_up_to_date(lab: Path) -> None:
+    assert xnet(lab, "src", "local1:site").exit_code == 0
+    result = xnet(lab, "--dry-run", "src", "local1:site")
+    assert result.exit_code == 0 and result.stdout.splitlines()[1] == "dry run: up to date"

@@ -114,6 +114,8 @@ def files(count: int) -> str:
 def summary(result: SyncResult) -> str:
     """One host's sync in a line (the same for hosts that did the same)."""
     if result.dry_run:
+        if not result.files and not result.deleted and not result.made:
+            return "dry run: up to date"
         parts = [f"{files(result.files)} ({human(result.file_bytes)}) to send"]
         if result.deleted:
             parts.append(f"{len(result.deleted)} to delete")
