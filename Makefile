@@ -1,7 +1,7 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: install test lint bench clean
+.PHONY: install test faults lint bench clean
 
 install:
 	$(PYTHON) -m pip install -e '.[dev]'
@@ -9,6 +9,11 @@ install:
 test:
 	$(PYTHON) -m pip install -q -e '.[dev]'
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# The fault suite, slow cases included; prints what each case measured (the README's
+# Reliability table) and writes it to faults-table.md.
+faults:
+	XNET_FAULTS_TABLE=faults-table.md $(PYTHON) -m pytest -m faults -p no:cacheprovider $(PYTEST_ARGS)
 
 lint:
 	$(PYTHON) -m ruff check execnet_cli tests bench
