@@ -65,6 +65,7 @@ PACKAGE_ONLY_WHOLE = (
 )
 #: What else the alias's ``execnet.gateway_base`` has (``execnet_cli/compat/``).
 GATEWAY_BASE_ONLY_WHOLE = (
+    "ChannelFactory",
     "ChannelFile",
     "ChannelFileRead",
     "ChannelFileWrite",

@@ -2,6 +2,10 @@
 
 - ``ChannelFile``, ``ChannelFileWrite``, ``ChannelFileRead``: the classes of
   ``channel.makefile("w" / "r")``.
+- ``ChannelFactory(gateway)``: execnet's view of a gateway's channels (``new``,
+  ``channels``, and the far-side events ``_local_close``/``_local_receive``, which here
+  go through the gateway's own dispatch, as if the frame had arrived). Our gateways keep
+  their channels in a registry and have no ``_channelfactory`` attribute.
 - ``Unserializer(stream, channel_or_gateway, strconfig).load(versioned)``: reads one value
   in execnet's format (``_remote/compat_format.py``); channel references in it become
   channels of the given gateway (of the given channel's gateway), as in execnet.
@@ -9,10 +13,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from .._remote import compat_format
+from .._remote import compat_format, serializer
 from .._remote.channel import Channel
+from .._remote.framing import Frame
+from .._remote.protocol import MessageType
 
 try:  # the channel files moved to a module of their own
     from .._remote.channelfiles import ChannelFileRead, ChannelFileWrite  # type: ignore
@@ -53,3 +59,53 @@ class Unserializer:
             (self.py2str_as_py3str, self.py3str_as_py2str),
             self.channelfactory,
         )
+
+
+class ChannelFactory:
+    """The channels of one of our gateways, as execnet's ``ChannelFactory`` shows them."""
+
+    def __init__(self, gateway: Any, startcount: int = 1) -> None:
+        self.gateway = gateway
+        self._registry = gateway._channels  # an execnet_cli gateway's registry
+
+    def new(self, id: Optional[int] = None) -> Channel:
+        """A new channel (a fresh id), or the channel of ``id``."""
+        return self._registry.new(id)
+
+    def channels(self) -> List[Channel]:
+        """The channels alive now."""
+        return list(self._channels.values())
+
+    @property
+    def _channels(self) -> Dict[int, Channel]:
+        registry = self._registry
+        weak = getattr(registry, "_channels", None)  # id -> channel, weakly
+        if weak is not None:
+            return dict(weak.items())
+        found = {}
+        for id, inbox in list(registry._inboxes.items()):  # id -> inbox (weak channel)
+            channel = inbox.channel()
+            if channel is not None:
+                found[id] = channel
+        return found
+
+    @property
+    def count(self) -> int:
+        return self._registry.count()
+
+    def _local_close(self, id: int, remoteerror: Any = None, sendonly: bool = False) -> None:
+        """The far side closed channel ``id`` (with ``remoteerror``), or only its sending
+        direction (``sendonly``)."""
+        if sendonly:
+            self.gateway._dispatch(Frame(MessageType.CHANNEL_LAST_MESSAGE, id, b""))
+        elif remoteerror is not None:
+            text = serializer.dumps(str(getattr(remoteerror, "formatted", remoteerror)))
+            self.gateway._dispatch(Frame(MessageType.CHANNEL_CLOSE_ERROR, id, text))
+        else:
+            self.gateway._dispatch(Frame(MessageType.CHANNEL_CLOSE, id, b""))
+
+    def _local_receive(self, id: int, data: bytes) -> None:
+        """Data for channel ``id`` arrived, in execnet's format (``dumps_internal``)."""
+        item = compat_format.loads_internal(data, self._registry.new)
+        payload = serializer.dumps(item, Channel)
+        self.gateway._dispatch(Frame(MessageType.CHANNEL_DATA, id, payload))

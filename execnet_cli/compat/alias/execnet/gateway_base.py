@@ -38,6 +38,7 @@ from execnet_cli._remote.execmodel import ExecModel, get_execmodel
 from execnet_cli._remote.worker import MAIN_THREAD_BUSY as MAIN_THREAD_ONLY_DEADLOCK_TEXT
 from execnet_cli._remote.worker import WorkerGateway
 from execnet_cli.compat.channels import (
+    ChannelFactory,
     ChannelFile,
     ChannelFileRead,
     ChannelFileWrite,
@@ -71,6 +72,7 @@ __all__ = [
     "NO_ENDMARKER_WANTED",
     "BaseGateway",
     "Channel",
+    "ChannelFactory",
     "ChannelFile",
     "ChannelFileRead",
     "ChannelFileWrite",
