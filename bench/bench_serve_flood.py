@@ -44,7 +44,7 @@ from common import Results, Targets, add_common_args, median, print_table  # noq
 from proc_helpers import IdleFlood  # noqa: E402
 
 import execnet_cli  # noqa: E402
-from execnet_cli._remote import sockets as hs  # noqa: E402
+from execnet_cli._remote import handshake as hs  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 LEGIT_ADDRESS = "127.0.0.1"

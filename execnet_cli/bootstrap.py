@@ -20,7 +20,7 @@ import importlib.util
 import marshal
 import os
 import sys
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 REMOTE_PACKAGE = "execnet_cli._remote"
 REMOTE_MODULES = (
@@ -31,7 +31,9 @@ REMOTE_MODULES = (
     "protocol",
     "execmodel",
     "reading",
+    "sending",
     "channel",
+    "channelfiles",
     "engine",
     "fdio",
     "worker",
@@ -63,8 +65,7 @@ _xnet_bundle = marshal.loads(_xnet_read(int(_xnet_read(12))))
 class _XnetImporter(object):
     def __init__(self, bundle):
         self.package = bundle["package"]
-        self.modules = bundle["modules"]
-        self.kind = bundle["kind"]
+        self.modules = bundle["modules"]  # name -> source text, or a marshalled code object
     def find_spec(self, fullname, path=None, target=None):
         if fullname == self.package:
             return ModuleSpec(fullname, self, is_package=True)
@@ -80,15 +81,14 @@ class _XnetImporter(object):
             module.__path__ = []
             return
         data = self.modules[name.rpartition(".")[2]]
-        if self.kind == "code":
-            code = marshal.loads(data)
-        else:
+        if isinstance(data, str):
             code = compile(data, name.replace(".", "/") + ".py", "exec")
+        else:
+            code = marshal.loads(data)
         exec(code, module.__dict__)
     def get_source(self, fullname):
-        if self.kind == "source" and fullname != self.package:
-            return self.modules[fullname.rpartition(".")[2]]
-        return None
+        data = self.modules.get(fullname.rpartition(".")[2])
+        return data if isinstance(data, str) and fullname != self.package else None
 sys.meta_path.insert(0, _XnetImporter(_xnet_bundle))
 __import__(_xnet_bundle["package"] + ".worker")
 sys.modules[_xnet_bundle["package"] + ".worker"].main(_xnet_bundle["config"])
@@ -122,19 +122,43 @@ def same_interpreter(python: str) -> bool:
         return False
 
 
+@functools.cache
+def module_payload(name: str, kind: str) -> Any:
+    """One ``_remote`` module as its worker importer takes it: source text, or (``kind``
+    "code", for a worker that is this very interpreter) a marshalled code object."""
+    spec = importlib.util.find_spec(f"{REMOTE_PACKAGE}.{name}")
+    assert spec is not None and spec.loader is not None and spec.origin is not None
+    if kind == "code":
+        return marshal.dumps(spec.loader.get_code(spec.name))  # type: ignore[attr-defined]
+    with open(spec.origin, encoding="utf-8") as source:
+        return source.read()
+
+
+def with_siblings(names: Iterable[str]) -> List[str]:
+    """``names`` and every ``_remote`` module they import, at any depth, in import order
+    (what a worker needs to import them: ``Gateway.remote_modules``)."""
+    import ast
+
+    order: List[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        for node in ast.walk(ast.parse(module_payload(name, "source"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                targets = [node.module] if node.module else [a.name for a in node.names]
+                for target in targets:
+                    visit(target.partition(".")[0])
+        order.append(name)
+
+    for name in names:
+        visit(name)
+    return order
+
+
 @functools.lru_cache(maxsize=2)
 def _module_payloads(kind: str) -> Dict[str, Any]:
-    modules: Dict[str, Any] = {}
-    for name in REMOTE_MODULES:
-        spec = importlib.util.find_spec(f"{REMOTE_PACKAGE}.{name}")
-        assert spec is not None and spec.loader is not None and spec.origin is not None
-        if kind == "code":
-            code = spec.loader.get_code(spec.name)  # type: ignore[attr-defined]
-            modules[name] = marshal.dumps(code)
-        else:
-            with open(spec.origin, encoding="utf-8") as source:
-                modules[name] = source.read()
-    return modules
+    return {name: module_payload(name, kind) for name in REMOTE_MODULES}
 
 
 def bootstrap_bytes(config: Dict[str, Any], same_python: bool) -> bytes:
@@ -142,7 +166,6 @@ def bootstrap_bytes(config: Dict[str, Any], same_python: bool) -> bytes:
     kind = "code" if same_python else "source"
     bundle = {
         "package": WORKER_PACKAGE,
-        "kind": kind,
         "modules": _module_payloads(kind),
         "config": config,
     }

@@ -6,13 +6,12 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Set
 
 from . import bootstrap
 from ._remote.channel import Channel
 from ._remote.engine import BaseGateway
-from ._remote.errors import ChannelClosed, DataFormatError
-from ._remote.framing import encode_frame
+from ._remote.errors import DataFormatError
 from ._remote.protocol import MessageType
 from ._remote.serializer import dumps_parts, loads
 from .errors import BootstrapError
@@ -53,6 +52,15 @@ _RINFO_SOURCE = (
 )
 
 
+#: Worker side of ``Gateway.remote_modules``: add sources to the bootstrap's importer.
+_ADD_MODULES_SOURCE = """
+import sys
+importer = [f for f in sys.meta_path if type(f).__name__ == "_XnetImporter"][0]
+importer.modules.update(channel.receive())
+channel.send(importer.package)
+"""
+
+
 class Gateway(BaseGateway):
     """A worker interpreter and the connection to it."""
 
@@ -71,6 +79,8 @@ class Gateway(BaseGateway):
         #: one does it, the other waits for it (the transport is closed exactly once).
         self._finish_lock = threading.Lock()
         self._finished = False
+        self._modules_lock = threading.Lock()
+        self._shipped_modules: Set[str] = set(bootstrap.REMOTE_MODULES)
 
     def __repr__(self) -> str:
         state = "receive-live" if self.hasreceiver() else "not-receiving"
@@ -148,6 +158,25 @@ class Gateway(BaseGateway):
             channel.waitclose()
         return self._rinfo_cache
 
+    def remote_modules(self, *names: str, timeout: Optional[float] = 30.0) -> str:
+        """Make ``_remote`` modules that not every worker needs importable in this one, as
+        submodules of the package this returns (``xnet_remote``), with the siblings they
+        import; each crosses once.
+
+        The far halves of features (a socket server, ...) live there as modules with sibling
+        imports instead of being sent whole as ``__channelexec__`` code.
+        """
+        with self._modules_lock:
+            needed = bootstrap.with_siblings(names)
+            missing = [name for name in needed if name not in self._shipped_modules]
+            if missing:
+                channel = self.remote_exec(_ADD_MODULES_SOURCE)
+                channel.send({name: bootstrap.module_payload(name, "source") for name in missing})
+                channel.receive(timeout)
+                channel.waitclose(timeout)
+                self._shipped_modules.update(missing)
+        return bootstrap.WORKER_PACKAGE
+
     def reconfigure(self, py2str_as_py3str: bool = True, py3str_as_py2str: bool = False) -> None:
         """Accepted for execnet compatibility; there is nothing to reconfigure."""
 
@@ -169,17 +198,8 @@ class Gateway(BaseGateway):
         group = self._group
         if group is not None:
             group._unregister(self)
-        if self._write_lock.acquire(timeout=1.0):
-            try:
-                self._write_locked(encode_frame(MessageType.GATEWAY_TERMINATE, 0))
-            except ChannelClosed:
-                pass
-            finally:
-                self._write_closed = True
-                self._write_lock.release()
-            self._io.close_write()
-        else:  # a send is stuck on a full pipe: only killing the worker frees it
-            self._io.kill()
+        if not self._sender.finish(MessageType.GATEWAY_TERMINATE, timeout=1.0):
+            self._io.kill()  # a send is stuck on a full pipe: only killing the worker frees it
 
     def _finish_exit(self, deadline: float) -> None:
         with self._finish_lock:

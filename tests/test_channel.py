@@ -246,3 +246,29 @@ def test_timeout_while_another_thread_reads(gw):
     other.send(None)
     reader.join(10)
     other.waitclose(10)
+
+
+def test_data_arriving_after_a_local_close_is_dropped(gw):
+    """Rule 6: data that crossed our close on the wire never shows up after EOFError.
+
+    The receiver thread is held in a callback of another channel while the far side's
+    item for ``sub`` waits behind it; ``sub`` is closed here meanwhile (which must not
+    wait for that callback either).
+    """
+    sub = gw.newchannel()
+    control = gw.remote_exec("sub = channel.receive()\nchannel.send('stall')\nsub.send('late')")
+    stalled, release = threading.Event(), threading.Event()
+
+    def stall(item: object) -> None:
+        stalled.set()
+        release.wait(10)
+
+    control.setcallback(stall)
+    control.send(sub)
+    assert stalled.wait(10)
+    sub.close()
+    release.set()
+    control.waitclose(10)
+    for _ in range(2):
+        with pytest.raises(EOFError):
+            sub.receive(1)

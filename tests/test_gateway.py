@@ -279,3 +279,23 @@ def test_errors_inside_shipped_modules_show_their_lines():
         assert "_execute" not in text  # the worker's own frame is left out
     finally:
         gateway.exit()
+
+
+def test_remote_modules_are_importable_once_sent(tmp_path):
+    """A _remote module outside the bootstrap bundle (the socket server's) becomes a
+    submodule of the worker's package, with its sibling imports; sending it again is free."""
+    gw = execnet_cli.makegateway("popen//python=/usr/bin/python3")
+    try:
+        missing = gw.remote_exec(
+            "import importlib.util as u; channel.send(u.find_spec('xnet_remote.handshake'))"
+        )
+        assert missing.receive(10) is None
+        package = gw.remote_modules("sockets")
+        assert package == "xnet_remote" and gw.remote_modules("sockets") == package
+        probe = gw.remote_exec(
+            f"from {package} import sockets, handshake\n"
+            "channel.send((sockets.tune_socket is handshake.tune_socket, handshake.TAG))"
+        )
+        assert probe.receive(10) == (True, b"xnet-socket-auth/1")
+    finally:
+        gw.exit()

@@ -4,15 +4,36 @@ import threading
 
 import pytest
 
+from execnet_cli._remote import protocol
 from execnet_cli._remote.protocol import (
+    CLOSE,
+    CLOSED_HERE,
+    CONNECTION_LOST,
+    FAR_CLOSE,
+    FAR_CLOSED,
+    FAR_CLOSED_WITH_ERROR,
+    FAR_DONE,
+    FAR_DONE_SENDING,
+    FAR_ERROR,
+    LOST,
+    OPEN,
+    TRANSITIONS,
     ChannelIds,
-    CloseReason,
+    ChannelState,
+    ChannelStateError,
     MessageType,
     SendOutcome,
     check_exec_request,
-    reason_for_close_message,
-    send_outcome,
 )
+
+STATES = [OPEN, FAR_DONE_SENDING, CLOSED_HERE, FAR_CLOSED, FAR_CLOSED_WITH_ERROR, CONNECTION_LOST]
+EVENTS = [CLOSE, FAR_CLOSE, FAR_ERROR, FAR_DONE, LOST]
+
+
+def state_in(state) -> ChannelState:
+    channel = ChannelState()
+    channel.state = state
+    return channel
 
 
 def test_controller_ids_are_odd_worker_ids_even():
@@ -37,22 +58,85 @@ def test_ids_unique_across_threads():
 
 
 def test_send_rules():
-    assert send_outcome(None) is SendOutcome.SEND
-    assert send_outcome(CloseReason.FAR_CLOSED) is SendOutcome.DISCARD
-    for reason in (
-        CloseReason.CLOSED_HERE,
-        CloseReason.FAR_CLOSED_WITH_ERROR,
-        CloseReason.CONNECTION_LOST,
-    ):
-        assert send_outcome(reason) is SendOutcome.RAISE
+    """Rule 5: discard only after a normal far close; raise after any other close."""
+    outcomes = {state: state.send for state in STATES}
+    assert outcomes == {
+        OPEN: SendOutcome.SEND,
+        FAR_DONE_SENDING: SendOutcome.SEND,
+        CLOSED_HERE: SendOutcome.RAISE,
+        FAR_CLOSED: SendOutcome.DISCARD,
+        FAR_CLOSED_WITH_ERROR: SendOutcome.RAISE,
+        CONNECTION_LOST: SendOutcome.RAISE,
+    }
 
 
-def test_close_messages_map_to_reasons():
-    assert reason_for_close_message(MessageType.CHANNEL_CLOSE) is CloseReason.FAR_CLOSED
-    assert (
-        reason_for_close_message(MessageType.CHANNEL_CLOSE_ERROR)
-        is CloseReason.FAR_CLOSED_WITH_ERROR
+def test_only_an_open_channel_takes_data():
+    assert [state for state in STATES if state.receiving] == [OPEN]
+
+
+def test_the_table_covers_every_state():
+    assert set(TRANSITIONS) == set(STATES)
+    assert all(
+        set(row) <= set(EVENTS) and set(row.values()) <= set(STATES) for row in TRANSITIONS.values()
     )
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: e.name)
+def test_open_channel_transitions(event):
+    expected = {
+        CLOSE: CLOSED_HERE,
+        FAR_CLOSE: FAR_CLOSED,
+        FAR_ERROR: FAR_CLOSED_WITH_ERROR,
+        FAR_DONE: FAR_DONE_SENDING,
+        LOST: CONNECTION_LOST,
+    }
+    channel = ChannelState()
+    assert channel.apply(event) is OPEN
+    assert channel.state is expected[event]
+
+
+def test_first_close_reason_sticks_but_closing_here_ends_discarding():
+    channel = state_in(FAR_CLOSED)
+    for event in (FAR_CLOSE, FAR_ERROR, FAR_DONE, LOST):
+        channel.apply(event)
+        assert channel.state is FAR_CLOSED
+    channel.apply(CLOSE)
+    assert channel.state is CLOSED_HERE  # a later send raises instead of discarding
+    for state in (CLOSED_HERE, FAR_CLOSED_WITH_ERROR, CONNECTION_LOST):
+        channel = state_in(state)
+        channel.apply(CLOSE)
+        assert channel.state is state
+
+
+def test_far_errors_are_kept_in_every_state_before_the_end():
+    for state in STATES[:-1]:
+        channel = state_in(state)
+        channel.apply(FAR_ERROR, ValueError("first"))
+        channel.apply(FAR_ERROR, ValueError("second"))
+        assert [str(e) for e in channel.errors] == ["first", "second"]
+
+
+def test_lost_records_why():
+    channel = ChannelState()
+    reason = EOFError("gone")
+    channel.apply(LOST, reason)
+    assert channel.lost is reason and channel.errors == []
+
+
+@pytest.mark.parametrize("event", [FAR_CLOSE, FAR_ERROR, FAR_DONE, LOST], ids=lambda e: e.name)
+def test_nothing_comes_from_the_far_side_after_the_end(event):
+    channel = state_in(CONNECTION_LOST)
+    with pytest.raises(
+        ChannelStateError, match=f"{event.name} is illegal in state CONNECTION_LOST"
+    ):
+        channel.apply(event)
+    assert channel.state is CONNECTION_LOST
+
+
+def test_the_rules_are_written_at_the_top():
+    doc = protocol.__doc__ or ""
+    for name in [s.name for s in STATES] + [e.name for e in EVENTS]:
+        assert name in doc, name
 
 
 def test_message_kinds_have_stable_wire_values():

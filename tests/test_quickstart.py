@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import execnet_cli as execnet
 
@@ -29,12 +28,12 @@ def test_quickstart_script_as_written(tmp_path):
     assert out.stderr == ""
 
 
-def run_quickstart(delay: float = 0.0) -> str:
+def run_quickstart(close_first: bool = False) -> str:
     gateway = execnet.makegateway()
     channel = gateway.remote_exec("channel.send('hello from remote!')")
     message = channel.receive()
-    if delay:
-        time.sleep(delay)  # the remote's close surely arrives first (execnet raises here)
+    if close_first:
+        channel.waitclose(10)  # the remote's close has arrived: execnet's send raises now
     channel.send("hello from local!")
     channel.waitclose()
     gateway.exit()
@@ -47,4 +46,4 @@ def test_quickstart_200_times():
 
 
 def test_quickstart_when_close_arrives_first():
-    assert run_quickstart(delay=0.5) == "Received from remote: hello from remote!"
+    assert run_quickstart(close_first=True) == "Received from remote: hello from remote!"

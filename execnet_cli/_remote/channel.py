@@ -1,8 +1,10 @@
 """Channels: the two-way, message-based conversation between two execution points.
 
-Used on both sides of a gateway. A channel's state changes only through the
-gateway's receiver thread (far-side events) or through this side's own calls
-(``close``); the rules are in ``protocol``. Items wait in a ``SimpleQueue`` (C-level,
+Used on both sides of a gateway. ``Channel`` is the handle user code holds, with
+execnet's API. What arrives for a channel and its state live in its ``Inbox``, which
+the ``ChannelRegistry`` owns: every state change is a ``protocol.ChannelState``
+transition made by the registry under its receive lock, whether the gateway's reader
+reports a far-side event or this side closes. Items wait in a ``SimpleQueue`` (C-level,
 far cheaper than ``queue.Queue``) until received, or go straight to a callback.
 """
 
@@ -10,19 +12,33 @@ from __future__ import annotations
 
 import threading
 from _queue import Empty, SimpleQueue
+from _weakref import ref
 from time import monotonic
 
-from .errors import ChannelClosed, RemoteError, TimeoutError
+from .errors import ChannelClosed, DataFormatError, RemoteError, TimeoutError
 from .logs import get_logger
-from .protocol import CloseReason, MessageType, SendOutcome, send_outcome
+from .protocol import (
+    CLOSE,
+    CONNECTION_LOST,
+    FAR_CLOSE,
+    FAR_DONE,
+    FAR_ERROR,
+    LOST,
+    OPEN,
+    ChannelState,
+    MessageType,
+    SendOutcome,
+)
 from .reading import BUSY, LED, PASSIVE
-from .serializer import dumps_parts
+from .serializer import dumps_parts, loads
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+    from typing import Any, Callable, Dict, Iterator, Optional
 
-    from .engine import BaseGateway
+    from .protocol import Event, State
+    from .reading import StreamReader
+    from .sending import Sender
 
     Callback = Callable[[Any], Any]
 
@@ -47,16 +63,14 @@ class Channel:
 
     RemoteError = RemoteError
     TimeoutError = TimeoutError
-    _executing = False
 
-    def __init__(self, gateway: BaseGateway, id: int) -> None:
-        self.gateway = gateway
-        self.id = id
-        self._items: Optional[SimpleQueue] = SimpleQueue()
-        self._send_closed: Optional[CloseReason] = None  # why send no longer works
-        self._receive_closed = threading.Event()  # nothing more will arrive
-        self._remote_errors: List[RemoteError] = []
-        self._lost_error: Optional[BaseException] = None
+    def __init__(self, registry: ChannelRegistry, inbox: Inbox) -> None:
+        self.gateway = registry.gateway
+        self.id = inbox.id
+        self._registry = registry
+        self._inbox = inbox
+        self._sender = registry.sender
+        self._reader = registry.reader
 
     def __repr__(self) -> str:
         return f"<Channel id={self.id} {'closed' if self.isclosed() else 'open'}>"
@@ -70,22 +84,24 @@ class Channel:
         with an error, or the connection is gone. After a normal close by the far side
         the item is discarded (logged at debug level): the far side has finished.
         """
-        reason = self._send_closed
-        if reason is not None:
-            outcome = send_outcome(reason)
+        state = self._inbox.state
+        if state is not OPEN:
+            outcome = state.send
             if outcome is SendOutcome.DISCARD:
-                log.debug("discarding item for %r: %s", self, reason.value)
+                log.debug("discarding item for %r: %s", self, state.value)
                 return
-            raise ChannelClosed(f"cannot send to {self!r}: {reason.value}{self._error_suffix()}")
+            if outcome is SendOutcome.RAISE:
+                raise ChannelClosed(f"cannot send to {self!r}: {state.value}{self._error_suffix()}")
         parts = dumps_parts(item, Channel)
-        self.gateway._send(MessageType.CHANNEL_DATA, self.id, parts)
+        self._sender.send(MessageType.CHANNEL_DATA, self.id, parts)
 
     def _error_suffix(self) -> str:
-        if self._remote_errors:
-            last = self._remote_errors[-1].formatted.strip().splitlines()
+        inbox = self._inbox
+        if inbox.errors:
+            last = str(inbox.errors[-1]).strip().splitlines()
             return f" ({last[-1] if last else 'remote error'})"
-        if self._lost_error is not None:
-            return f" ({self._lost_error})"
+        if inbox.lost is not None:
+            return f" ({inbox.lost})"
         return ""
 
     # -- receiving -----------------------------------------------------------------
@@ -96,7 +112,7 @@ class Channel:
         Raises EOFError once the channel is closed and drained, RemoteError if the
         far side closed it with an error, TimeoutError when the time runs out.
         """
-        items = self._items
+        items = self._inbox.items
         if items is None:
             raise OSError(f"{self!r} has a callback; receive() is not available")
         try:  # an empty queue is the common case of a loop: no exception for it
@@ -113,7 +129,7 @@ class Channel:
 
     def _wait_for_item(self, items: SimpleQueue, timeout: Optional[float]) -> Any:
         """Wait for the next item, reading the stream ourselves when nobody else does."""
-        reader = self.gateway._reader
+        reader = self._reader
         deadline = None if timeout is None else monotonic() + timeout
 
         def arrived() -> bool:
@@ -132,9 +148,10 @@ class Channel:
                     raise self.TimeoutError(f"no item within {timeout!r} seconds") from None
 
     def _end_description(self) -> str:
-        if self._lost_error is not None:
-            return str(self._lost_error)
-        return (self._send_closed or CloseReason.FAR_CLOSED).value
+        inbox = self._inbox
+        if inbox.lost is not None:
+            return str(inbox.lost)
+        return inbox.state.value
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -154,47 +171,19 @@ class Channel:
         in the gateway's receiver thread. With an ``endmarker``, the callback gets it
         once when the channel closes.
         """
-        gateway = self.gateway
-        with gateway._receive_lock:
-            items = self._items
-            if items is None:
-                raise OSError(f"{self!r} has a callback already")
-            self._items = None
-            while True:
-                try:
-                    item = items.get_nowait()
-                except Empty:
-                    if not self._receive_closed.is_set():
-                        gateway._channels.set_callback(self, callback, endmarker)
-                    break
-                if item is _END:
-                    if endmarker is not NO_ENDMARKER_WANTED:
-                        callback(endmarker)
-                    break
-                callback(item)
+        self._registry.set_callback(self._inbox, callback, endmarker)
 
     # -- closing -------------------------------------------------------------------
 
     def isclosed(self) -> bool:
         """True once the channel is closed (it may still hold items to receive)."""
-        return self._send_closed is not None or self._receive_closed.is_set()
+        return self._inbox.state is not OPEN
 
     def close(self, error: Any = None) -> None:
         """Close the channel, with an optional error text for the other side."""
-        if self._executing:
+        if self._inbox.executing:
             raise OSError("cannot explicitly close the channel of a running remote_exec")
-        self._close_here(error)
-
-    def _close_here(self, error: Any = None) -> None:
-        if self._send_closed is None and not self._receive_closed.is_set():
-            if error is not None:
-                parts = dumps_parts(str(error))
-                self.gateway._send_quietly(MessageType.CHANNEL_CLOSE_ERROR, self.id, parts)
-            else:
-                self.gateway._send_quietly(MessageType.CHANNEL_CLOSE, self.id, ())
-        if self._send_closed in (None, CloseReason.FAR_CLOSED):
-            self._send_closed = CloseReason.CLOSED_HERE
-        self._mark_receive_closed()
+        self._registry.close(self._inbox, error)
 
     def waitclose(self, timeout: Optional[float] = None) -> None:
         """Wait until the other side closed the channel (or the connection ended).
@@ -207,15 +196,16 @@ class Channel:
         error = self._getremoteerror()
         if error is not None:
             raise error
-        if self._lost_error is not None and self._send_closed is CloseReason.CONNECTION_LOST:
-            raise EOFError(str(self._lost_error))
+        inbox = self._inbox
+        if inbox.lost is not None and inbox.state is CONNECTION_LOST:
+            raise EOFError(str(inbox.lost))
 
     def _wait_closed(self, timeout: Optional[float]) -> bool:
         """Wait for the receive side to close, reading the stream when nobody else does."""
-        closed = self._receive_closed
+        closed = self._inbox.closed
         if closed.is_set():
             return True
-        reader = self.gateway._reader
+        reader = self._reader
         deadline = None if timeout is None else monotonic() + timeout
         while not closed.is_set():
             outcome = reader.lead(closed.is_set, deadline)
@@ -227,14 +217,16 @@ class Channel:
                 return closed.is_set()
         return True
 
-    def _getremoteerror(self) -> Optional[RemoteError]:
-        """The error the far side closed with (execnet API, used by pytest-xdist)."""
-        if self._remote_errors:
-            return self._remote_errors[0]
-        return None
+    def _getremoteerror(self) -> Optional[BaseException]:
+        """The error the far side closed with (execnet API, used by pytest-xdist): a
+        RemoteError."""
+        errors = self._inbox.errors
+        return errors[0] if errors else None
 
     def makefile(self, mode: str = "w", proxyclose: bool = False) -> Any:
         """A file object over this channel: "w" sends what is written, "r" reads items."""
+        from .channelfiles import ChannelFileRead, ChannelFileWrite  # rarely used: on demand
+
         if mode == "w":
             return ChannelFileWrite(self, proxyclose)
         if mode == "r":
@@ -244,57 +236,62 @@ class Channel:
     def reconfigure(self, py2str_as_py3str: bool = True, py3str_as_py2str: bool = False) -> None:
         """Accepted for execnet compatibility; there are no Python 2 strings to map."""
 
-    # -- events from the receiver thread ---------------------------------------------
-
-    def _far_closed(self, reason: CloseReason, error: Optional[RemoteError]) -> None:
-        if error is not None:
-            self._remote_errors.append(error)
-        if self._send_closed is None:
-            self._send_closed = reason
-        self._mark_receive_closed()
-
-    def _far_done_sending(self) -> None:
-        self._mark_receive_closed()
-
-    def _connection_lost(self, exc: BaseException) -> None:
-        self._lost_error = exc
-        if self._send_closed is None:
-            self._send_closed = CloseReason.CONNECTION_LOST
-        self._mark_receive_closed()
-
-    def _mark_receive_closed(self) -> None:
-        if not self._receive_closed.is_set():
-            self._receive_closed.set()
-            items = self._items
-            if items is not None:
-                items.put(_END)
-            self.gateway._channels.finished(self)
-
     def __del__(self) -> None:
         try:
-            if self._send_closed is None and not self._receive_closed.is_set():
-                msg = (
-                    MessageType.CHANNEL_LAST_MESSAGE
-                    if self._items is None
-                    else MessageType.CHANNEL_CLOSE
-                )
-                self.gateway._send_deferred(msg, self.id)
+            self._registry.dropped(self._inbox)
         except Exception:  # interpreter shutdown or a dead gateway: nothing to tell
             pass
 
 
+class Inbox(ChannelState):
+    """One channel's receiving end and state, shared by its handle and the registry.
+
+    The handle reads it; only the registry changes it (``ChannelState.apply`` and the
+    delivery of items), under its receive lock.
+    """
+
+    __slots__ = ("callback", "channel", "closed", "endmarker", "executing", "id", "items")
+
+    def __init__(self, id: int) -> None:
+        super().__init__()
+        self.id = id
+        self.items: Optional[SimpleQueue] = SimpleQueue()  # None once a callback takes over
+        self.callback: Optional[Callback] = None  # set while a callback receives
+        self.endmarker: object = NO_ENDMARKER_WANTED
+        self.closed = threading.Event()  # the receiving direction ended
+        self.channel: Callable[[], Optional[Channel]] = _no_channel  # a weak reference
+        self.executing = False  # remote_exec code runs with this channel (worker side)
+
+
+def _no_channel() -> None:
+    return None
+
+
 class ChannelRegistry:
-    """The channels of one gateway by id, and the callbacks of those that have one."""
+    """The channels of one gateway by id: creation, delivery, and every state change.
 
-    def __init__(self, gateway: BaseGateway, allocate: Callable[[], int]) -> None:
-        import weakref
+    The gateway's reader reports far-side events here (``deliver``, ``far_closed``,
+    ``far_done_sending``, ``connection_lost``); channels report this side's
+    (``close``, ``set_callback``, ``dropped``). ``sender`` and ``reader`` are what a
+    channel uses of its gateway.
+    """
 
-        self._gateway = gateway
+    def __init__(
+        self, gateway: Any, allocate: Callable[[], int], sender: Sender, reader: StreamReader
+    ) -> None:
+        self.gateway = gateway
+        self.sender = sender
+        self.reader = reader
         self._allocate = allocate
-        self._channels: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-        self._callbacks: Dict[int, Tuple[Callback, object, Channel]] = {}
-        self._lock = threading.Lock()
-        self._finished = False
+        #: Every live channel's inbox; a channel's ``__del__`` removes its own.
+        self._inboxes: Dict[int, Inbox] = {}
+        #: Channels with a callback: nobody may hold them, so they are kept here.
+        self._kept: Dict[int, Channel] = {}
+        self._lock = threading.Lock()  # ids and creation
+        self._receive_lock = threading.RLock()  # state changes and delivery
+        self._lost: Optional[BaseException] = None
+
+    # -- lookup ----------------------------------------------------------------------
 
     def new(self, id: Optional[int] = None) -> Channel:
         """A new channel, with a fresh id or (for ids chosen by the far side) ``id``."""
@@ -302,116 +299,153 @@ class ChannelRegistry:
             if id is None:
                 id = self._allocate()
             else:
-                existing = self._channels.get(id)
-                if existing is not None:
-                    return existing
-            channel = Channel(self._gateway, id)
-            self._channels[id] = channel
-            if self._finished:
-                channel._connection_lost(EOFError("the gateway connection is gone"))
-            return channel
+                existing = self._inboxes.get(id)
+                channel = existing.channel() if existing is not None else None
+                if channel is not None:
+                    return channel
+            inbox = Inbox(id)
+            channel = Channel(self, inbox)
+            inbox.channel = ref(channel)
+            self._inboxes[id] = inbox
+            lost = self._lost
+        if lost is not None:  # the stream ended before: so did this channel
+            self._apply(inbox, LOST, lost)
+        return channel
 
     def get(self, id: int) -> Optional[Channel]:
-        return self._channels.get(id)
+        """The live channel with ``id``, if any."""
+        inbox = self._inboxes.get(id)
+        return inbox.channel() if inbox is not None else None
 
     def count(self) -> int:
-        return len(self._channels)
+        """How many channels are alive."""
+        return len(self._inboxes)
 
-    def set_callback(self, channel: Channel, callback: Callback, endmarker: object) -> None:
-        # The channel is kept alive here: with a callback, nobody may hold it.
-        self._callbacks[channel.id] = (callback, endmarker, channel)
+    # -- far-side events (the gateway's reader) --------------------------------------
 
-    def callback_for(self, id: int) -> Optional[Tuple[Callback, object, Channel]]:
-        return self._callbacks.get(id)
+    def deliver(self, id: int, payload: Any) -> None:
+        """Rule 6: decode a data payload and hand it to the channel's queue or callback."""
+        with self._receive_lock:
+            inbox = self._inboxes.get(id)
+            if inbox is None or not inbox.state.receiving:
+                log.debug("gateway %r: dropping data for channel %d", self.gateway.id, id)
+                return
+            try:
+                item = loads(payload, self.new)
+            except DataFormatError as exc:
+                error: Optional[RemoteError] = RemoteError(
+                    f"undecodable data on channel {id}: {exc}"
+                )
+            else:
+                items = inbox.items
+                if items is not None:
+                    items.put(item)
+                    return
+                error = None
+                callback = inbox.callback
+        if error is not None:
+            self._apply(inbox, FAR_ERROR, error)
+        elif callback is not None:  # a receiving inbox has a queue or a callback
+            try:
+                callback(item)
+            except Exception:
+                log.exception("gateway %r: callback of channel %d failed", self.gateway.id, id)
 
-    def finished(self, channel: Channel) -> None:
-        """A channel's receive side ended: fire its endmarker, forget its callback."""
-        entry = self._callbacks.pop(channel.id, None)
-        if entry is not None:
-            callback, endmarker, _ = entry
-            if endmarker is not NO_ENDMARKER_WANTED:
-                try:
-                    callback(endmarker)
-                except Exception:
-                    log.exception("endmarker callback of %r failed", channel)
+    def far_closed(self, id: int, error: Optional[RemoteError]) -> None:
+        """The far side closed channel ``id``, with ``error`` or normally."""
+        inbox = self._inboxes.get(id)
+        if inbox is not None:
+            self._apply(inbox, FAR_CLOSE if error is None else FAR_ERROR, error)
+        elif error is not None:
+            log.warning("gateway %r: error on a dropped channel: %s", self.gateway.id, error)
+
+    def far_done_sending(self, id: int) -> None:
+        """The far side sends no more on channel ``id`` (it dropped its channel)."""
+        inbox = self._inboxes.get(id)
+        if inbox is not None:
+            self._apply(inbox, FAR_DONE)
 
     def connection_lost(self, exc: BaseException) -> None:
-        """End every channel: the connection is gone."""
+        """The stream ended: end every channel, and every channel made from now on."""
         with self._lock:
-            self._finished = True
-            channels = list(self._channels.values())
-        for entry in list(self._callbacks.values()):
-            if entry[2] not in channels:
-                channels.append(entry[2])
-        for channel in channels:
-            channel._connection_lost(exc)
+            self._lost = exc
+            inboxes = list(self._inboxes.values())
+        for inbox in inboxes:
+            self._apply(inbox, LOST, exc)
 
+    # -- this side's events (channels, and the worker running code) ------------------
 
-class _ChannelFile:
-    def __init__(self, channel: Channel, proxyclose: bool) -> None:
-        self.channel = channel
-        self._proxyclose = proxyclose
-
-    def isatty(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        if self._proxyclose:
-            self.channel.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self.channel.isclosed() else "open"
-        return f"<{type(self).__name__} channel={self.channel.id} {state}>"
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class ChannelFileWrite(_ChannelFile):
-    """Each ``write`` sends its text (or bytes) as one item."""
-
-    def write(self, out: Any) -> int:
-        self.channel.send(out)
-        return len(out)
-
-    def flush(self) -> None:
-        pass
-
-
-class ChannelFileRead(_ChannelFile):
-    """Reads the text of the items received, as one stream."""
-
-    def __init__(self, channel: Channel, proxyclose: bool) -> None:
-        super().__init__(channel, proxyclose)
-        self._buffer: Optional[str] = ""
-
-    def read(self, n: int = -1) -> str:
-        try:
-            while self._buffer is not None and (n < 0 or len(self._buffer) < n):
-                self._buffer += self.channel.receive()
-        except EOFError:
-            pass
-        buffer = self._buffer or ""
-        if n < 0:
-            out, rest = buffer, ""
+    def close(self, inbox: Inbox, error: Any = None) -> None:
+        """Close a channel from this side; tell the far side if it was open."""
+        if self._apply(inbox, CLOSE) is not OPEN:
+            return
+        if error is not None:
+            parts = dumps_parts(str(error))
+            self.sender.send_quietly(MessageType.CHANNEL_CLOSE_ERROR, inbox.id, parts)
         else:
-            out, rest = buffer[:n], buffer[n:]
-        self._buffer = rest
-        return out
+            self.sender.send_quietly(MessageType.CHANNEL_CLOSE, inbox.id, ())
 
-    def readline(self) -> str:
-        buffer = self._buffer or ""
-        while "\n" not in buffer:
+    def set_executing(self, channel: Channel, executing: bool) -> None:
+        """Mark ``channel`` as the one of running remote code: its code may not close it."""
+        self._inboxes[channel.id].executing = executing
+
+    def set_callback(self, inbox: Inbox, callback: Callback, endmarker: object) -> None:
+        """Items queued go to ``callback`` now, in this thread; later ones as they come."""
+        with self._receive_lock:
+            items = inbox.items
+            if items is None:
+                raise OSError(f"{inbox.channel()!r} has a callback already")
+            inbox.items = None
+            while True:
+                try:
+                    item = items.get_nowait()
+                except Empty:
+                    channel = inbox.channel()  # alive: its own setcallback runs
+                    if inbox.state.receiving and channel is not None:
+                        inbox.callback = callback
+                        inbox.endmarker = endmarker
+                        self._kept[inbox.id] = channel
+                    break
+                if item is _END:
+                    if endmarker is not NO_ENDMARKER_WANTED:
+                        callback(endmarker)
+                    break
+                callback(item)
+
+    def dropped(self, inbox: Inbox) -> None:
+        """Rule 4: a channel is being collected; if it was open, tell the far side.
+
+        Runs in ``__del__``: it must not block, so the notice is deferred.
+        """
+        if self._inboxes.get(inbox.id) is not inbox:
+            return  # a newer channel object has the id now
+        self._inboxes.pop(inbox.id, None)
+        if inbox.state is OPEN:
+            msgtype = (
+                MessageType.CHANNEL_LAST_MESSAGE
+                if inbox.items is None
+                else MessageType.CHANNEL_CLOSE
+            )
+            self.sender.send_later(msgtype, inbox.id)
+
+    # -- transitions -----------------------------------------------------------------
+
+    def _apply(self, inbox: Inbox, event: Event, error: Optional[BaseException] = None) -> State:
+        """Make one state transition; if it ends the receiving direction, wake waiters,
+        end the queue, and give a callback its endmarker (outside the lock)."""
+        with self._receive_lock:
+            before = inbox.apply(event, error)
+            if not before.receiving or inbox.state.receiving:
+                return before
+            inbox.closed.set()
+            items = inbox.items
+            if items is not None:
+                items.put(_END)
+            callback, inbox.callback = inbox.callback, None
+            kept = self._kept.pop(inbox.id, None)  # alive until its endmarker is given
+        if callback is not None and inbox.endmarker is not NO_ENDMARKER_WANTED:
             try:
-                buffer += self.channel.receive()
-            except EOFError:
-                break
-        i = buffer.find("\n")
-        if i < 0:
-            line, self._buffer = buffer, ""
-        else:
-            line, self._buffer = buffer[: i + 1], buffer[i + 1 :]
-        return line
+                callback(inbox.endmarker)
+            except Exception:
+                log.exception("gateway %r: endmarker callback of %r failed", self.gateway.id, kept)
+        return before

@@ -39,7 +39,7 @@ from array import array
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Dict, List, Sequence, Tuple
+    from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 #: Descriptors a request carries: the worker's stdin, stdout and stderr.
 REQUEST_FDS = 3
@@ -49,11 +49,17 @@ MAX_REQUEST = 1 << 20
 FINAL_REAP = 1.0
 
 
-def serve(control_fd: int, preload: Sequence[Tuple[str, Any]] = ()) -> None:
+def serve(
+    control_fd: int,
+    preload: Sequence[Tuple[str, Any]],
+    run_worker: Callable[[Dict[str, Any]], None],
+) -> None:
     """Run the fork server on ``control_fd`` until the controller closes it.
 
     ``preload`` names modules to import before the first fork, each with the file the
-    controller has it from (or None), so every worker starts with them imported.
+    controller has it from (or None), so every worker starts with them imported. A
+    forked child calls ``run_worker`` with its request's settings (``worker.main``:
+    passed in, so this module needs nothing of the worker's).
     """
     _signal.signal(_signal.SIGINT, _no_op)  # a terminal's Ctrl-C is the controller's to handle
     control = _socket.socket(fileno=control_fd)
@@ -67,12 +73,13 @@ def serve(control_fd: int, preload: Sequence[Tuple[str, Any]] = ()) -> None:
     if not problem and not _single_threaded():
         problem = "the fork server has threads of its own: forking is unsafe"
     _send(control, ("ready", os.getpid(), problem))
+    watched: List[Any] = [control, wake_r]
     while True:
-        readable = select.select([control, wake_r], [], [])[0]
+        readable = select.select(watched, [], [])[0]
         if wake_r in readable:
             _drain(wake_r)
             _reap(control)
-        if control in readable and not _handle_request(control, wake_r, wake_w):
+        if control in readable and not _handle_request(control, run_worker, wake_r, wake_w):
             break
     deadline = time.monotonic() + FINAL_REAP  # no child left a zombie of this process
     while _reap(control) and time.monotonic() < deadline:
@@ -126,7 +133,9 @@ def _report_exit(control: Any, pid: int, status: int) -> None:
     _send(control, ("exited", pid, os.waitstatus_to_exitcode(status)), (), _socket.MSG_DONTWAIT)
 
 
-def _handle_request(control: Any, wake_r: int, wake_w: int) -> bool:
+def _handle_request(
+    control: Any, run_worker: Callable[[Dict[str, Any]], None], wake_r: int, wake_w: int
+) -> bool:
     """Fork one worker; False when the controller closed the socket."""
     try:
         data, ancillary, flags, _ = control.recvmsg(
@@ -153,7 +162,7 @@ def _handle_request(control: Any, wake_r: int, wake_w: int) -> bool:
         _close_all(fds)
         return _send(control, ("failed", request_id, f"{type(exc).__name__}: {exc}"))
     if pid == 0:
-        _become_worker(request, fds, control, wake_r, wake_w)  # never returns
+        _become_worker(request, fds, run_worker, control, wake_r, wake_w)  # never returns
     _close_all(fds)
     try:
         pidfd = os.pidfd_open(pid)
@@ -181,7 +190,13 @@ def _close_all(fds: List[int]) -> None:
             pass
 
 
-def _become_worker(request: Dict[str, Any], fds: List[int], control: Any, *wake: int) -> None:
+def _become_worker(
+    request: Dict[str, Any],
+    fds: List[int],
+    run_worker: Callable[[Dict[str, Any]], None],
+    control: Any,
+    *wake: int,
+) -> None:
     """In the child: take the worker's descriptors and settings, then run the worker."""
     try:
         _signal.set_wakeup_fd(-1)
@@ -195,9 +210,7 @@ def _become_worker(request: Dict[str, Any], fds: List[int], control: Any, *wake:
         os.environ.update(request["env"])
         os.umask(request["umask"])
         os.chdir(request["cwd"])
-        from .worker import main
-
-        main(request["config"])
+        run_worker(request["config"])
     except BaseException:
         try:
             import traceback

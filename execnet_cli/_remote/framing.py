@@ -19,9 +19,11 @@ from .errors import FrameTooLarge, LoadError
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, List, Optional, Sequence, Union
+    from typing import Any, List, Optional, Sequence, Tuple, Union
 
     Buffer = Union[bytes, bytearray, memoryview]
+    #: What the decoder hands out: (message type, channel id, payload).
+    FrameTuple = Tuple[int, int, Buffer]
 
 HEADER = struct.Struct(">BII")
 HEADER_SIZE = HEADER.size
@@ -160,7 +162,7 @@ class FrameDecoder:
             return None
         return big[self._big_fill :]
 
-    def big_filled(self, count: int) -> List[Frame]:
+    def big_filled(self, count: int) -> List[FrameTuple]:
         """``count`` bytes were read into ``big_target()``; return the frame if complete."""
         self._big_fill += count
         big = self._big
@@ -182,7 +184,7 @@ class FrameDecoder:
         """Bytes received that do not yet form a whole frame."""
         return len(self._pending) + self._big_fill
 
-    def feed(self, data: Buffer) -> List[Frame]:
+    def feed(self, data: Buffer) -> List[FrameTuple]:
         """Consume ``data`` and return the frames it completes, in order.
 
         Frames come as plain ``(type, channel, payload)`` tuples: this is the hot path.
@@ -228,7 +230,7 @@ class FrameDecoder:
             f"frame announces {length} payload bytes, more than the maximum {self._max_payload}"
         )
 
-    def _fill_big(self, view: memoryview, frames: List[Frame]) -> int:
+    def _fill_big(self, view: memoryview, frames: List[FrameTuple]) -> int:
         """Copy from ``view`` into the large payload; return how much was used."""
         big = self._big
         assert big is not None
@@ -242,7 +244,7 @@ class FrameDecoder:
             self._big_fill = 0
         return take
 
-    def _complete_pending(self, view: memoryview, pos: int, frames: List[Frame]) -> int:
+    def _complete_pending(self, view: memoryview, pos: int, frames: List[FrameTuple]) -> int:
         """Finish the frame started in ``_pending`` using bytes from ``view[pos:]``."""
         pending = self._pending
         if len(pending) < HEADER_SIZE:

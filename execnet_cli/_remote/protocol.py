@@ -1,4 +1,4 @@
-"""The gateway protocol, without I/O: message kinds, channel ids and channel state rules.
+"""The gateway protocol, without I/O: message kinds, channel ids and channel states.
 
 Rules, in one place:
 
@@ -11,20 +11,40 @@ Rules, in one place:
    ``CHANNEL_CLOSE_ERROR`` with the formatted traceback on failure.
 4. A channel has two directions. Closing is one message from the closing side and
    ends both directions; ``CHANNEL_LAST_MESSAGE`` ends only the sender's direction
-   (its object was dropped, but it still accepts data for its callback).
-5. What ``send`` does once a channel is closed depends on who closed it and how
-   (``send_outcome``): after a normal close by the far side the item is discarded
-   (the far side finished and cannot want it: execnet raised here, racing with the
-   far side's exit); after a close by this side, or by the far side with an error,
-   or after the connection was lost, ``send`` raises and says which happened.
-6. Data for a channel id the receiver does not know (already closed and dropped) is
-   discarded.
+   (its object was dropped, but it still accepts data for its callback). A channel
+   object dropped while open closes it (``CHANNEL_CLOSE``, or ``CHANNEL_LAST_MESSAGE``
+   when it had a callback).
+5. What ``send`` does once a channel is closed depends on who closed it and how (each
+   state's ``send``): after a normal close by the far side the item is discarded (the
+   far side finished and cannot want it: execnet raised here, racing with the far
+   side's exit); after a close by this side, or by the far side with an error, or
+   after the connection was lost, ``send`` raises and says which happened.
+6. Data is taken only while the channel receives (``OPEN``). Data for a channel id the
+   receiver does not know (already closed and dropped), or for a channel whose
+   receiving direction has ended, is discarded.
 7. ``GATEWAY_TERMINATE`` asks the worker to stop; the worker ends every channel and
    exits. End of stream means the same. ``WORKER_READY`` is the worker's first
    message, carrying its interpreter facts, so the controller knows the bootstrap
    worked before it returns a gateway.
 8. ``STATUS`` on a fresh channel asks the worker for its status; the answer is one
    data item on that channel, then a close.
+
+Channel states (rule 4, 5, 6), as this side sees a channel; ``TRANSITIONS`` is the
+whole table and ``ChannelState.apply`` the only place a state changes:
+
+- ``OPEN``: both directions work. Only here does the channel take data.
+- ``FAR_DONE_SENDING``: the far side sends no more (``CHANNEL_LAST_MESSAGE``); this
+  side may still send.
+- ``CLOSED_HERE``, ``FAR_CLOSED``, ``FAR_CLOSED_WITH_ERROR``, ``CONNECTION_LOST``: closed,
+  for the reason the name gives. The first reason sticks, except that closing here
+  after a normal far close makes later sends raise instead of discarding.
+
+Events: ``CLOSE`` (this side closes), ``FAR_CLOSE``, ``FAR_ERROR`` (a close with an
+error, or data that cannot be decoded), ``FAR_DONE`` (``CHANNEL_LAST_MESSAGE``) and
+``LOST`` (the stream ended). Far events are legal in every state before the stream
+ends, because both sides' messages may cross (a late close changes nothing but the
+errors recorded); after it ends, only this side's ``CLOSE`` is: anything else is a
+bug of ours and raises ``ChannelStateError``.
 """
 
 from __future__ import annotations
@@ -32,9 +52,11 @@ from __future__ import annotations
 import itertools
 import threading
 
+from .errors import XnetError
+
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Optional, Tuple
+    from typing import Dict, List, Optional, Tuple
 
     ExecRequest = Tuple[str, Optional[str], Optional[str], dict]
 
@@ -60,7 +82,7 @@ class MessageType:
         return f"UNKNOWN({value})"
 
 
-class _Named:
+class Named:
     """A named constant whose ``value`` is its description."""
 
     __slots__ = ("name", "value")
@@ -73,37 +95,116 @@ class _Named:
         return f"<{self.name}>"
 
 
-class CloseReason:
-    """Why a channel no longer takes data, as seen from this side."""
-
-    CLOSED_HERE = _Named("CLOSED_HERE", "closed by this side")
-    FAR_CLOSED = _Named("FAR_CLOSED", "closed by the far side")
-    FAR_CLOSED_WITH_ERROR = _Named("FAR_CLOSED_WITH_ERROR", "closed by the far side with an error")
-    CONNECTION_LOST = _Named("CONNECTION_LOST", "the gateway connection is gone")
-
-
 class SendOutcome:
-    """What ``Channel.send`` must do in a given state."""
+    """What ``Channel.send`` does in a given state (rule 5)."""
 
-    SEND = _Named("SEND", "send")
-    DISCARD = _Named("DISCARD", "discard")
-    RAISE = _Named("RAISE", "raise")
-
-
-def send_outcome(reason: Optional[_Named]) -> _Named:
-    """Rule 5: the fate of an item sent on a channel closed for ``reason``."""
-    if reason is None:
-        return SendOutcome.SEND
-    if reason is CloseReason.FAR_CLOSED:
-        return SendOutcome.DISCARD
-    return SendOutcome.RAISE
+    SEND = Named("SEND", "send")
+    DISCARD = Named("DISCARD", "discard")
+    RAISE = Named("RAISE", "raise")
 
 
-def reason_for_close_message(msgtype: int) -> _Named:
-    """Rule 4: the close reason a received close message sets."""
-    if msgtype == MessageType.CHANNEL_CLOSE_ERROR:
-        return CloseReason.FAR_CLOSED_WITH_ERROR
-    return CloseReason.FAR_CLOSED
+class Event(Named):
+    """Something that happens to a channel (see the module's rules)."""
+
+    __slots__ = ()
+
+
+class State(Named):
+    """A channel state: ``value`` says why it no longer takes data, once it does not."""
+
+    __slots__ = ("receiving", "send")
+
+    def __init__(self, name: str, value: str, receiving: bool, send: Named) -> None:
+        super().__init__(name, value)
+        self.receiving = receiving  # rule 6: data is taken
+        self.send = send  # rule 5: what send does
+
+
+OPEN = State("OPEN", "open", True, SendOutcome.SEND)
+FAR_DONE_SENDING = State("FAR_DONE_SENDING", "the far side sends no more", False, SendOutcome.SEND)
+CLOSED_HERE = State("CLOSED_HERE", "closed by this side", False, SendOutcome.RAISE)
+FAR_CLOSED = State("FAR_CLOSED", "closed by the far side", False, SendOutcome.DISCARD)
+FAR_CLOSED_WITH_ERROR = State(
+    "FAR_CLOSED_WITH_ERROR", "closed by the far side with an error", False, SendOutcome.RAISE
+)
+CONNECTION_LOST = State(
+    "CONNECTION_LOST", "the gateway connection is gone", False, SendOutcome.RAISE
+)
+
+CLOSE = Event("CLOSE", "this side closes")
+FAR_CLOSE = Event("FAR_CLOSE", "the far side closed")
+FAR_ERROR = Event("FAR_ERROR", "the far side closed with an error, or sent undecodable data")
+FAR_DONE = Event("FAR_DONE", "the far side sends no more")
+LOST = Event("LOST", "the stream ended")
+
+_FAR_EVENTS = (FAR_CLOSE, FAR_ERROR, FAR_DONE, LOST)
+
+
+def _stays(state: State) -> Dict[Event, State]:
+    """A closed state that no far event changes."""
+    return dict.fromkeys(_FAR_EVENTS, state)
+
+
+#: state -> {event: next state}; an event missing for a state is illegal there.
+TRANSITIONS: Dict[State, Dict[Event, State]] = {
+    OPEN: {
+        CLOSE: CLOSED_HERE,
+        FAR_CLOSE: FAR_CLOSED,
+        FAR_ERROR: FAR_CLOSED_WITH_ERROR,
+        FAR_DONE: FAR_DONE_SENDING,
+        LOST: CONNECTION_LOST,
+    },
+    FAR_DONE_SENDING: {
+        CLOSE: CLOSED_HERE,
+        FAR_CLOSE: FAR_CLOSED,
+        FAR_ERROR: FAR_CLOSED_WITH_ERROR,
+        FAR_DONE: FAR_DONE_SENDING,
+        LOST: CONNECTION_LOST,
+    },
+    CLOSED_HERE: {CLOSE: CLOSED_HERE, **_stays(CLOSED_HERE)},
+    FAR_CLOSED: {CLOSE: CLOSED_HERE, **_stays(FAR_CLOSED)},
+    FAR_CLOSED_WITH_ERROR: {
+        CLOSE: FAR_CLOSED_WITH_ERROR,
+        **_stays(FAR_CLOSED_WITH_ERROR),
+    },
+    CONNECTION_LOST: {CLOSE: CONNECTION_LOST},
+}
+
+
+class ChannelStateError(XnetError, RuntimeError):
+    """An event the state table does not allow: an internal error, never the far side's."""
+
+
+class ChannelState:
+    """One channel's state and what the far side reported; ``apply`` alone changes it.
+
+    Not thread-safe by itself: the owner (``channel.ChannelRegistry``) serialises calls.
+    """
+
+    __slots__ = ("errors", "lost", "state")
+
+    def __init__(self) -> None:
+        self.state: State = OPEN
+        self.errors: List[BaseException] = []  # errors the far side closed with, in order
+        self.lost: Optional[BaseException] = None  # why the stream ended, once it has
+
+    def apply(self, event: Event, error: Optional[BaseException] = None) -> State:
+        """Make the transition ``event`` causes; return the state before it.
+
+        ``error``: for ``FAR_ERROR`` the remote error (kept even when the state stays),
+        for ``LOST`` why the stream ended.
+        """
+        before = self.state
+        after = TRANSITIONS[before].get(event)
+        if after is None:
+            raise ChannelStateError(f"channel event {event.name} is illegal in state {before.name}")
+        if error is not None:
+            if event is LOST:
+                self.lost = error
+            else:
+                self.errors.append(error)
+        self.state = after
+        return before
 
 
 class ChannelIds:

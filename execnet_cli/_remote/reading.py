@@ -36,7 +36,9 @@ from .logs import get_logger
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, List, Optional, Tuple
+    from typing import Any, Callable, Deque, List, Optional, Tuple
+
+    from .framing import FrameTuple
 
 log = get_logger("execnet_cli.gateway")
 
@@ -78,7 +80,7 @@ class StreamReader:
         self,
         io: Any,
         name: str,
-        dispatch: Callable[[tuple], bool],
+        dispatch: Callable[[FrameTuple], bool],
         on_closed: Callable[[BaseException], None],
         on_end: Callable[[BaseException], None],
     ) -> None:
@@ -92,7 +94,11 @@ class StreamReader:
         self._decoder = FrameDecoder()
         self._buffer = aligned_buffer(FRAME_SKEW + SLOT_SPACE)  # pages are touched on use
         self._view = memoryview(self._buffer)
-        self._readv = io.readinto_many  # scatter reads, or None (transports/base.py)
+        readv = io.readinto_many  # scatter reads, or None (transports/base.py)
+        self._scatter = readv is not None  # else one slot per read (see _plan_slots)
+        self._readv: Callable[[List[memoryview]], int] = readv or (
+            lambda slots: io.readinto(slots[0])
+        )
         self._small_slot = self._view[FRAME_SKEW : FRAME_SKEW + READ_BUFFER_SIZE]
         self._slots: List[memoryview] = []  # where a read that starts a frame puts frames
         self._slot_size = 0  # the frame size the slots are laid out for (0: small frames)
@@ -102,7 +108,7 @@ class StreamReader:
         self._wanting = 0
         self._last_release = 0.0
         self._owner: object = None  # who holds the role: a thread ident, or BACKGROUND
-        self._backlog: deque = deque()  # frames read but not yet dispatched
+        self._backlog: Deque[FrameTuple] = deque()  # frames read but not yet dispatched
         self.ended = False
         self.reason: Optional[BaseException] = None
         self._wake_lock = threading.Lock()
@@ -177,7 +183,7 @@ class StreamReader:
             log.exception("gateway %r: reading failed", self._name)
             self._end(EOFError(f"gateway {self._name!r}: reading failed ({exc!r})"))
 
-    def _read_slots(self, decoder: FrameDecoder) -> Tuple[int, List[tuple]]:
+    def _read_slots(self, decoder: FrameDecoder) -> Tuple[int, List[FrameTuple]]:
         """A read that starts a frame, after big ones: into the slots, each frame where its
         value's data starts a page (framing.PAGE). Frames of another size than planned
         still decode (a frame across slots is copied together), only slower."""
@@ -186,7 +192,7 @@ class StreamReader:
             count = self._io.readinto(slots[0])
             return count, self._slot_filled(slots[0], count) if count else []
         count = self._readv(slots)
-        frames: List[tuple] = []
+        frames: List[FrameTuple] = []
         left = count
         for slot in slots:
             if left <= 0:
@@ -200,7 +206,7 @@ class StreamReader:
             left -= len(slot)
         return count, frames
 
-    def _slot_filled(self, slot: memoryview, filled: int) -> List[tuple]:
+    def _slot_filled(self, slot: memoryview, filled: int) -> List[FrameTuple]:
         """``filled`` bytes of ``slot`` hold the start of a frame. If the frame fits the
         slot exactly, its rest is read into the slot too (``_partial``): no copy."""
         if filled < len(slot):
@@ -222,7 +228,7 @@ class StreamReader:
             return
         stride = -(-(FRAME_SKEW + frame_size) // PAGE) * PAGE
         count = min(SLOTS, (SLOT_SPACE - frame_size) // stride + 1)
-        if self._readv is None:
+        if not self._scatter:
             count = 1
         view = self._view
         self._slots = [
@@ -347,7 +353,7 @@ class StreamReader:
                 while not self.ended:
                     self._read_once(None)
             else:
-                self._background_with_handover()
+                self._background_with_handover(self._fd)
         finally:
             if not self.ended:
                 self._end(EOFError(f"gateway {self._name!r}: reader stopped"))
@@ -359,12 +365,12 @@ class StreamReader:
                         os.close(fd)
                 self._wake_r = self._wake_w = -1
 
-    def _background_with_handover(self) -> None:
+    def _background_with_handover(self, fd: int) -> None:
         import select
 
         assert self._fd is not None
         poller = select.poll()
-        poller.register(self._fd, select.POLLIN)
+        poller.register(fd, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
         state = self._state
         role = self._role

@@ -1,25 +1,9 @@
-"""An authenticated socket gateway server, and the handshake both ends speak.
+"""An authenticated socket gateway server.
 
 Unlike execnet's socket server, which runs whatever a client sends, this one starts a
-worker only for a client that proved it knows the shared secret. The secret never
-crosses the wire; both sides prove knowledge of it with HMAC-SHA256 over fresh nonces.
+worker only for a client that proved it knows the shared secret (the handshake, in
+``handshake.py``: the secret never crosses the wire).
 
-Handshake (fixed-size messages; ``TAG`` names protocol and version)::
-
-    server -> client  HELLO   TAG "S" server_nonce[32]
-    client -> server  PROOF   TAG "C" client_nonce[32] client_mac[32]
-    server -> client  ACCEPT  TAG "A" magic[4] server_mac[32]    or  REFUSE  TAG "R" 0[36]
-
-    client_mac = HMAC(secret, TAG 0 "client" 0 server_nonce client_nonce)
-    server_mac = HMAC(secret, TAG 0 "server" 0 server_nonce client_nonce magic)
-
-Rules: the server's nonce is fresh per connection, so a recorded PROOF is worthless
-later; the client's nonce is fresh too, so a recorded ACCEPT cannot fool a client; the
-role labels keep one side's MAC from being reflected as the other's. ``magic`` is the
-server interpreter's bytecode magic: a client with the same one sends code objects
-(no compile on the far side). The client sends the bootstrap only after checking
-``server_mac``. Everything after the handshake is the plain gateway stream: neither
-encrypted nor integrity-protected (use ssh on untrusted networks).
 
 Who gets a handshake slot. Clients that have proved nothing yet must not delay those
 who can. They are told apart only by behaviour, so the rules never cut off a client that
@@ -52,14 +36,12 @@ After ACCEPT the server starts ``[python, "-c", STAGE1]`` with the accepted sock
 stdin and stdout, and closes its own copy: the worker talks to the client directly, the
 server never relays bytes and never executes anything a client sent.
 
-Stdlib only, Python 3.8+, no sibling imports: this file is also shipped whole through
-``remote_exec`` (``installvia=``) and then runs as ``__channelexec__``.
+Stdlib only, Python 3.8+, one sibling (``handshake``): for ``installvia=`` both are
+made importable in a worker (``Gateway.remote_modules``) and ``serve_over_channel`` runs there.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import os
 import selectors
@@ -70,15 +52,24 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from .handshake import (
+    CLIENT_PROOF_SIZE,
+    TAG,
+    HandshakeError,
+    SecretMismatch,
+    accept_verdict,
+    bytecode_magic,
+    check_client_proof,
+    new_nonce,
+    proof_prefix_ok,
+    refuse_verdict,
+    server_hello,
+    tune_socket,
+)
+from .refusals import LOG_BURST, LOG_INTERVAL, RefusalLog, stderr_log
+
 Buffer = Union[bytes, bytearray, memoryview]
 
-TAG = b"xnet-socket-auth/1"
-NONCE_SIZE = 32
-MAC_SIZE = 32
-MAGIC_SIZE = 4
-SERVER_HELLO_SIZE = len(TAG) + 1 + NONCE_SIZE
-CLIENT_PROOF_SIZE = len(TAG) + 1 + NONCE_SIZE + MAC_SIZE
-VERDICT_SIZE = len(TAG) + 1 + MAGIC_SIZE + MAC_SIZE
 
 #: Seconds a client has to complete the handshake before the server drops it.
 HANDSHAKE_TIMEOUT = 10.0
@@ -97,126 +88,8 @@ ACCEPT_BATCH = 64
 STOP_GRACE = 1.0
 #: Longest sleep of the accept loop: how often it reaps workers and checks for a stop.
 TICK = 0.2
-#: Refusals logged one line each per LOG_INTERVAL seconds; the rest are counted per
-#: address and reason and summed up in one line when the interval ends.
-LOG_BURST = 20
-LOG_INTERVAL = 10.0
-#: Addresses a summary line names one by one (the others are counted together).
-LOG_SUMMARY_ADDRESSES = 5
-#: Seconds of silence before keepalive probes start on a connection (see tune_socket).
-KEEPALIVE_IDLE = 15
-#: Seconds between keepalive probes, and unanswered probes that end the connection.
-KEEPALIVE_INTERVAL = 5
-KEEPALIVE_COUNT = 6
-#: Seconds without an acknowledgement (of data or probes) that end a connection (Linux).
-USER_TIMEOUT = 45.0
 #: Environment variables the workers do not inherit (the secret stays in the server).
 PRIVATE_ENV = ("XNET_SECRET", "XNET_SUDO_PASSWORD")
-
-
-class HandshakeError(Exception):
-    """The peer does not speak this handshake (garbage, wrong protocol or version)."""
-
-
-class SecretMismatch(HandshakeError):
-    """The peer's proof does not match our secret."""
-
-
-class Refused(HandshakeError):
-    """The server refused our proof: we do not have its secret."""
-
-
-# -- the handshake, sans I/O: bytes in, bytes out ---------------------------------------
-
-
-def bytecode_magic() -> bytes:
-    """This interpreter's marshal/bytecode magic (which code objects it can load)."""
-    import importlib.util
-
-    return bytes(importlib.util.MAGIC_NUMBER[:MAGIC_SIZE]).ljust(MAGIC_SIZE, b"\0")
-
-
-def new_nonce() -> bytes:
-    return os.urandom(NONCE_SIZE)
-
-
-def compute_mac(
-    secret: bytes, role: bytes, server_nonce: bytes, client_nonce: bytes, extra: bytes = b""
-) -> bytes:
-    """HMAC-SHA256 binding the protocol tag, the prover's role and both nonces."""
-    if len(server_nonce) != NONCE_SIZE or len(client_nonce) != NONCE_SIZE:
-        raise ValueError(f"nonces must be {NONCE_SIZE} bytes")
-    message = b"".join([TAG, b"\0", role, b"\0", server_nonce, client_nonce, extra])
-    return hmac.new(secret, message, hashlib.sha256).digest()
-
-
-def server_hello(server_nonce: bytes) -> bytes:
-    return TAG + b"S" + server_nonce
-
-
-def parse_server_hello(data: Buffer) -> bytes:
-    """The server's nonce; HandshakeError unless ``data`` is a HELLO of this version."""
-    _expect(data, b"S", SERVER_HELLO_SIZE, "greeting")
-    return bytes(data[len(TAG) + 1 :])
-
-
-def client_proof(secret: bytes, server_nonce: bytes, client_nonce: bytes) -> bytes:
-    mac = compute_mac(secret, b"client", server_nonce, client_nonce)
-    return TAG + b"C" + client_nonce + mac
-
-
-def proof_prefix_ok(data: Buffer) -> bool:
-    """False as soon as a partial PROOF cannot become a valid one (reject garbage early)."""
-    expected = TAG + b"C"
-    head = bytes(data[: len(expected)])
-    return expected.startswith(head)
-
-
-def check_client_proof(secret: bytes, server_nonce: bytes, data: Buffer) -> bytes:
-    """The client's nonce if its proof is right; SecretMismatch or HandshakeError if not."""
-    _expect(data, b"C", CLIENT_PROOF_SIZE, "proof")
-    start = len(TAG) + 1
-    client_nonce = bytes(data[start : start + NONCE_SIZE])
-    mac = bytes(data[start + NONCE_SIZE :])
-    expected = compute_mac(secret, b"client", server_nonce, client_nonce)
-    if not hmac.compare_digest(mac, expected):
-        raise SecretMismatch("the client's proof does not match the secret")
-    return client_nonce
-
-
-def accept_verdict(secret: bytes, server_nonce: bytes, client_nonce: bytes, magic: bytes) -> bytes:
-    if len(magic) != MAGIC_SIZE:
-        raise ValueError(f"magic must be {MAGIC_SIZE} bytes")
-    mac = compute_mac(secret, b"server", server_nonce, client_nonce, magic)
-    return TAG + b"A" + magic + mac
-
-
-def refuse_verdict() -> bytes:
-    return TAG + b"R" + bytes(MAGIC_SIZE + MAC_SIZE)
-
-
-def check_verdict(secret: bytes, server_nonce: bytes, client_nonce: bytes, data: Buffer) -> bytes:
-    """The server's bytecode magic if it accepted us and proved the secret.
-
-    Raises Refused if the server refused us, SecretMismatch if its proof is wrong,
-    HandshakeError for anything else.
-    """
-    if len(data) == VERDICT_SIZE and bytes(data[: len(TAG) + 1]) == TAG + b"R":
-        raise Refused("the server refused our proof")
-    _expect(data, b"A", VERDICT_SIZE, "verdict")
-    start = len(TAG) + 1
-    magic = bytes(data[start : start + MAGIC_SIZE])
-    mac = bytes(data[start + MAGIC_SIZE :])
-    expected = compute_mac(secret, b"server", server_nonce, client_nonce, magic)
-    if not hmac.compare_digest(mac, expected):
-        raise SecretMismatch("the server's proof does not match the secret")
-    return magic
-
-
-def _expect(data: Buffer, kind: bytes, size: int, what: str) -> None:
-    if len(data) != size or bytes(data[: len(TAG) + 1]) != TAG + kind:
-        head = bytes(data[:24])
-        raise HandshakeError(f"unexpected {what} {head!r}... ({len(data)} bytes): not {TAG!r}")
 
 
 # -- the server -------------------------------------------------------------------------
@@ -235,75 +108,6 @@ def bind_listener(host: str, port: int, backlog: int = 128) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def _stderr_log(line: str) -> None:
-    try:
-        sys.stderr.write(f"xnet serve: {line}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
-class RefusalLog:
-    """Refused connections for the log, throttled: a flood must not flood the log too.
-
-    The first ``burst`` refusals of an interval are written as they come, one line each;
-    the rest are counted per address and reason, and written as one line when the
-    interval ends (``tick``) or the server stops (``flush``). A flood of any size so
-    costs at most ``burst + 1`` lines per interval.
-    """
-
-    def __init__(
-        self, write: Callable[[str], None], burst: int = LOG_BURST, interval: float = LOG_INTERVAL
-    ) -> None:
-        self.write = write
-        self.burst = burst
-        self.interval = interval
-        self._started = 0.0
-        self._ends = 0.0
-        self._written = 0
-        self._held: Dict[str, Dict[str, int]] = {}
-
-    def add(self, peer: str, source: str, message: str, now: float) -> None:
-        if now >= self._ends:
-            self.flush(now)
-            self._started, self._ends, self._written = now, now + self.interval, 0
-        if self._written < self.burst:
-            self._written += 1
-            self.write(f"{peer} {message}")
-            return
-        reasons = self._held.setdefault(source, {})
-        reasons[message] = reasons.get(message, 0) + 1
-
-    def due(self) -> Optional[float]:
-        """When the next summary line is due; None when nothing is held back."""
-        return self._ends if self._held else None
-
-    def tick(self, now: float) -> None:
-        if self._held and now >= self._ends:
-            self.flush(now)
-
-    def flush(self, now: float) -> None:
-        """Write the summary of what was held back, if anything."""
-        if not self._held:
-            return
-        totals = {source: sum(reasons.values()) for source, reasons in self._held.items()}
-        ranked = sorted(totals, key=totals.__getitem__, reverse=True)
-        parts = []
-        for source in ranked[:LOG_SUMMARY_ADDRESSES]:
-            reasons = sorted(self._held[source].items(), key=lambda item: -item[1])
-            detail = ", ".join(f"{count} {message}" for message, count in reasons)
-            parts.append(f"{source}: {totals[source]} ({detail})")
-        others = ranked[LOG_SUMMARY_ADDRESSES:]
-        if others:
-            parts.append(f"{len(others)} other addresses: {sum(totals[s] for s in others)}")
-        elapsed = max(0.0, min(now, self._ends) - self._started)
-        self.write(
-            f"{sum(totals.values())} more connections refused or dropped in {elapsed:.0f}s, "
-            f"not logged one by one: {'; '.join(parts)}"
-        )
-        self._held = {}
 
 
 class _Pending:
@@ -346,7 +150,7 @@ class SocketServer:
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         max_pending: int = MAX_PENDING,
         max_clients: Optional[int] = None,
-        log: Callable[[str], None] = _stderr_log,
+        log: Callable[[str], None] = stderr_log,
         log_accepted: bool = True,
         log_burst: int = LOG_BURST,
         log_interval: float = LOG_INTERVAL,
@@ -688,34 +492,6 @@ class SocketServer:
         self._reap()
 
 
-def tune_socket(sock: socket.socket) -> None:
-    """No Nagle delay on small round trips, and a dead peer found in under a minute.
-
-    A peer whose host died sends no FIN: without keepalive its worker (or our gateway)
-    waits for the kernel default of two hours. Silence of ``KEEPALIVE_IDLE`` seconds
-    starts probes; ``USER_TIMEOUT`` seconds without an answer (or with data sent and not
-    acknowledged) ends the connection. Where the platform lacks an option it is skipped.
-    """
-    options = [
-        (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
-        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
-    ]
-    idle = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)  # macOS
-    for option, value in (
-        (idle, KEEPALIVE_IDLE),
-        (getattr(socket, "TCP_KEEPINTVL", None), KEEPALIVE_INTERVAL),
-        (getattr(socket, "TCP_KEEPCNT", None), KEEPALIVE_COUNT),
-        (getattr(socket, "TCP_USER_TIMEOUT", None), int(USER_TIMEOUT * 1000)),
-    ):
-        if option is not None:
-            options.append((socket.IPPROTO_TCP, option, value))
-    for level, option, value in options:
-        try:
-            sock.setsockopt(level, option, value)
-        except OSError:
-            pass
-
-
 def _send_small(conn: socket.socket, data: bytes) -> None:
     """Send a handshake message; it fits any fresh socket buffer, so all or nothing."""
     if conn.send(data) != len(data):
@@ -774,7 +550,3 @@ def serve_over_channel(channel: Any) -> None:
     bound_host, bound_port = server.address
     channel.send(("listening", bound_host, bound_port))
     server.serve_forever()
-
-
-if __name__ == "__channelexec__":
-    serve_over_channel(channel)  # type: ignore[name-defined]  # noqa: F821

@@ -23,38 +23,59 @@ import threading
 CHUNK = 1 << 20
 
 
-def _pump_process_output(channel, process) -> None:  # type: ignore[no-untyped-def]
-    fd = process.stdout.fileno()
-    try:
-        while True:
-            data = os.read(fd, CHUNK)
-            if not data:
-                break
-            channel.send(data)
-        channel.send(process.wait())
-    except OSError:  # the controller went away (ChannelClosed is an OSError)
-        pass
+def _relay(channel, read, write, end_input, kill, exit_status, stop, close) -> None:  # type: ignore[no-untyped-def]
+    """Relay between ``channel`` and one endpoint until the controller closes the channel.
 
+    Items from the controller: bytes (``write``), ``"eof"`` (``end_input``), ``"kill"``
+    (``kill``; it returns True to end the relay). A pump thread sends what ``read`` gives,
+    then ``exit_status()``; ``stop`` then ``close`` end the endpoint, the pump in between.
+    """
 
-def _pump_socket_output(channel, sock) -> None:  # type: ignore[no-untyped-def]
+    def pump() -> None:
+        try:
+            while True:
+                data = read()
+                if not data:
+                    break
+                channel.send(data)
+            channel.send(exit_status())
+        except OSError:  # the controller went away (ChannelClosed is an OSError)
+            pass
+
+    channel.send("ok")
+    pumping = threading.Thread(target=pump, daemon=True)
+    pumping.start()
     try:
-        while True:
-            try:
-                data = sock.recv(CHUNK)
-            except OSError:
-                data = b""
-            if not data:
+        for item in channel:
+            if isinstance(item, bytes):
+                try:
+                    write(item)
+                except OSError:
+                    pass  # the far end is gone; its exit status follows
+            elif item == "eof":
+                end_input()
+            elif item == "kill" and kill():
                 break
-            channel.send(data)
-        channel.send(0)
-    except OSError:  # the controller went away (ChannelClosed is an OSError)
-        pass
+    finally:
+        stop()
+        pumping.join(5)
+        close()
 
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def _quietly(action):  # type: ignore[no-untyped-def]
+    def run() -> None:
+        try:
+            action()
+        except OSError:
+            pass
+
+    return run
 
 
 def relay_process(channel, argv) -> None:  # type: ignore[no-untyped-def]
@@ -65,63 +86,51 @@ def relay_process(channel, argv) -> None:  # type: ignore[no-untyped-def]
         bufsize=0,
         start_new_session=True,
     )
-    channel.send("ok")
-    pump = threading.Thread(target=_pump_process_output, args=(channel, process), daemon=True)
-    pump.start()
-    stdin_fd = process.stdin.fileno()
-    try:
-        for item in channel:
-            if isinstance(item, bytes):
-                try:
-                    _write_all(stdin_fd, item)
-                except OSError:
-                    pass  # the process is gone; its exit status follows
-            elif item == "eof":
-                process.stdin.close()
-            elif item == "kill":
-                process.kill()
-    finally:
-        try:
-            process.stdin.close()
-        except OSError:
-            pass
+    stdin, stdout = process.stdin, process.stdout
+    assert stdin is not None and stdout is not None  # both are pipes (PIPE above)
+    stdin_fd, stdout_fd = stdin.fileno(), stdout.fileno()
+
+    def stop() -> None:
+        _quietly(stdin.close)()
         try:
             process.wait(5)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        pump.join(5)
-        process.stdout.close()
+
+    _relay(
+        channel,
+        read=lambda: os.read(stdout_fd, CHUNK),
+        write=lambda data: _write_all(stdin_fd, data),
+        end_input=stdin.close,
+        kill=lambda: process.kill(),  # None: go on until the controller closes
+        exit_status=process.wait,
+        stop=stop,
+        close=stdout.close,
+    )
 
 
 def relay_tcp(channel, host, port, timeout) -> None:  # type: ignore[no-untyped-def]
     sock = socket.create_connection((host, port), timeout)
     sock.settimeout(None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    channel.send("ok")
-    pump = threading.Thread(target=_pump_socket_output, args=(channel, sock), daemon=True)
-    pump.start()
-    try:
-        for item in channel:
-            if isinstance(item, bytes):
-                try:
-                    sock.sendall(item)
-                except OSError:
-                    pass
-            elif item == "eof":
-                try:
-                    sock.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
-            elif item == "kill":
-                break
-    finally:
+
+    def read() -> bytes:
         try:
-            sock.shutdown(socket.SHUT_RDWR)
+            return sock.recv(CHUNK)
         except OSError:
-            pass
-        pump.join(5)
-        sock.close()
+            return b""
+
+    _relay(
+        channel,
+        read=read,
+        write=sock.sendall,
+        end_input=_quietly(lambda: sock.shutdown(socket.SHUT_WR)),
+        kill=lambda: True,
+        exit_status=lambda: 0,
+        stop=_quietly(lambda: sock.shutdown(socket.SHUT_RDWR)),
+        close=sock.close,
+    )
 
 
 if __name__ == "__channelexec__":

@@ -68,7 +68,7 @@ class WorkerGateway(BaseGateway):
                 with self._state_lock:
                     self._main_busy = False  # before the close: the next request may come
                     self._task_done()  # notifies _idle waiters
-                channel._close_here(error)
+                channel.close(error)
         finally:
             self._main_done.set()
         self._wait_for_tasks(EXIT_GRACE)
@@ -80,7 +80,7 @@ class WorkerGateway(BaseGateway):
         try:
             request = check_exec_request(loads(payload))
         except Exception as exc:
-            channel._close_here(f"malformed exec request: {exc}")
+            channel.close(f"malformed exec request: {exc}")
             return
         with self._state_lock:
             self._executing += 1
@@ -105,13 +105,13 @@ class WorkerGateway(BaseGateway):
                 self._main_queue.put((channel, request))
                 return
             self._task_done()
-        channel._close_here(MAIN_THREAD_BUSY)
+        channel.close(MAIN_THREAD_BUSY)
 
     def _run_in_thread(self, channel: Channel, request: ExecRequest) -> None:
         error = self._execute(channel, request)
         with self._state_lock:
             self._task_done()
-        channel._close_here(error)
+        channel.close(error)
 
     def _task_done(self) -> None:
         self._executing -= 1
@@ -122,7 +122,7 @@ class WorkerGateway(BaseGateway):
         source, filename, call_name, kwargs = request
         filename = filename or f"<remote exec {channel.id}>"
         namespace: Dict[str, Any] = {"channel": channel, "__name__": "__channelexec__"}
-        channel._executing = True
+        self._channels.set_executing(channel, True)
         try:
             _remember_source(filename, source)
             code = compile(source, filename, "exec")
@@ -132,7 +132,7 @@ class WorkerGateway(BaseGateway):
         except BaseException as exc:  # everything, SystemExit included, goes back
             return _format_error(exc)
         finally:
-            channel._executing = False
+            self._channels.set_executing(channel, False)
         return None
 
     def _handle_status(self, channel_id: int) -> None:
@@ -144,7 +144,7 @@ class WorkerGateway(BaseGateway):
                 "execqsize": self._main_queue.qsize(),
             }
         channel.send(status)
-        channel._close_here()
+        channel.close()
 
     # -- ending ---------------------------------------------------------------------
 
@@ -171,7 +171,8 @@ def _remember_source(filename: str, source: str) -> None:
 
 
 def _format_error(exc: BaseException) -> str:
-    """The traceback text, starting at the remote code (our own frame is left out)."""
+    """The traceback text, starting at the remote code: its first entry, the frame that
+    caught ``exc`` (``WorkerGateway._execute``, the only caller), is ours and left out."""
     try:
         import linecache
         import traceback
@@ -179,7 +180,7 @@ def _format_error(exc: BaseException) -> str:
         for filename, source in _SOURCES.items():
             linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         tb = exc.__traceback__
-        if tb is not None and tb.tb_frame.f_code is WorkerGateway._execute.__code__:
+        if tb is not None:
             tb = tb.tb_next
         return "".join(traceback.format_exception(type(exc), exc, tb))
     except Exception:
@@ -269,7 +270,7 @@ def main(config: Dict[str, Any]) -> None:
     if control_fd is not None:
         from .forkserver import serve
 
-        serve(control_fd, config.get("preload") or [])
+        serve(control_fd, config.get("preload") or [], main)
     read_fd, write_fd = take_stdio()
     ignore_terminal_interrupt()
     apply_config(config)

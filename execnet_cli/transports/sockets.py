@@ -1,6 +1,6 @@
 """Socket gateways: connect to an authenticated ``xnet serve`` server, prove the secret.
 
-The handshake (``_remote.sockets``) happens before a single byte of code is sent:
+The handshake (``_remote.handshake``) happens before a single byte of code is sent:
 the client proves it knows the shared secret, and the server proves it too, so the
 bootstrap never goes to an impostor. After that the socket carries the plain gateway
 stream, straight to the worker process the server started for us.
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Tuple
 
 from .. import bootstrap
-from .._remote import sockets as handshake
+from .._remote import handshake
 from .._remote.fdio import FdIO
-from ..errors import AuthenticationFailed, ConnectFailed, HostNotFound, SpecError
+from ..errors import AuthenticationFailed, ConnectFailed, HostNotFound, SpecError, XnetError
 from .base import TransportBase
 from .opening import OpenContext, SpecFields, WorkerConfig, send_bootstrap
 
@@ -35,7 +35,7 @@ MIN_SECRET_LENGTH = 16
 CONNECT_TIMEOUT = 10.0
 
 
-class SecretError(ValueError):
+class SecretError(XnetError, ValueError):
     """No usable secret; the message says how to fix it. Callers translate it."""
 
 
@@ -364,10 +364,18 @@ def install_server(
 ) -> Tuple[Any, str, int]:
     """Start a one-client socket server inside ``gateway``; (its channel, host, port).
 
-    The server's code is ``_remote/sockets.py``, sent with ``remote_exec``; it
-    stops when the channel closes, so closing the channel is how we end it.
+    The server's code is ``_remote/sockets.py`` (and its ``handshake``), made importable
+    there once; it stops when the channel closes, so closing the channel is how we end it.
     """
-    channel = gateway.remote_exec(handshake)
+    try:
+        package = gateway.remote_modules("sockets", timeout=timeout)
+    except (EOFError, OSError, XnetError) as exc:
+        raise ConnectFailed(
+            f"{where}: could not send the socket server to gateway {gateway.id!r}: {exc}"
+        ) from exc
+    channel = gateway.remote_exec(
+        f"from {package} import sockets\nsockets.serve_over_channel(channel)"
+    )
     try:
         channel.send(
             {

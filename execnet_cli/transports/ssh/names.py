@@ -105,26 +105,23 @@ def jump_error(value: str) -> Optional[str]:
     return None
 
 
-def check_host_name(name: str, where: str) -> str:
-    """``name``, or a ``SpecError`` saying where it came from and which character is bad."""
-    problem = host_name_error(name)
-    if problem:
-        raise SpecError(f"{where}: {problem}")
-    return name
-
-
-def check_user_name(name: str, where: str) -> str:
-    problem = user_name_error(name)
-    if problem:
-        raise SpecError(f"{where}: {problem}")
-    return name
-
-
-def check_jump(value: str, where: str) -> str:
-    problem = jump_error(value)
+def _checked(value: str, problem: Optional[str], where: str) -> str:
+    """``value``, or a ``SpecError`` saying where it came from and what is wrong with it."""
     if problem:
         raise SpecError(f"{where}: {problem}")
     return value
+
+
+def check_host_name(name: str, where: str) -> str:
+    return _checked(name, host_name_error(name), where)
+
+
+def check_user_name(name: str, where: str) -> str:
+    return _checked(name, user_name_error(name), where)
+
+
+def check_jump(value: str, where: str) -> str:
+    return _checked(value, jump_error(value), where)
 
 
 def expand_proxy_command(

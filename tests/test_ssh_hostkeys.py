@@ -105,7 +105,7 @@ def test_a_symlinked_file_is_updated_where_it_lives(sshd_host, tmp_path):
 
 RECORD = """\
 import sys
-from test_hostkeys import public_key
+from test_ssh_hostkeys import public_key
 from execnet_cli.transports.ssh.hostkeys import record_host_key
 from execnet_cli.transports.ssh.settings import SSHSettings
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from execnet_cli._remote import sockets as hs
+from execnet_cli._remote import handshake as hs
 
 SECRET = b"correct horse battery staple"
 OTHER = b"incorrect horse battery staple"
