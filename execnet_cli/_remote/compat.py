@@ -210,7 +210,8 @@ def _controller_package() -> Any:
     if ENGINE_PACKAGE == "execnet_cli._remote":  # loaded from disk: this is the package
         return os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ""
     importer = _engine_importer()
-    if importer is None or getattr(importer, "kind", None) != "code":
+    # code objects (bytes) travel only to a worker that is the controller's interpreter
+    if importer is None or not isinstance(importer.modules.get("compat"), bytes):
         return None, (
             f"its engine ({sys.executable}, Python {sys.version.split()[0]}) was sent as "
             "source, not loaded from the controller's files (an ssh, socket or sudo worker, "
@@ -252,7 +253,7 @@ def _share_engine(home: str) -> None:
     package = module_from_spec(spec)
     sys.modules[spec.name] = package
     spec.loader.exec_module(package)
-    sys.modules["execnet_cli"]._remote = package  # type: ignore[attr-defined]
+    setattr(sys.modules["execnet_cli"], "_remote", package)  # noqa: B010 - as an import binds it
     importer = _engine_importer()
     for name in sorted(importer.modules if importer is not None else ()):
         module = __import__(f"{ENGINE_PACKAGE}.{name}", fromlist=["_"])

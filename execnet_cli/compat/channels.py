@@ -17,13 +17,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .._remote import compat_format, serializer
 from .._remote.channel import Channel
+from .._remote.channelfiles import ChannelFileRead, ChannelFileWrite
 from .._remote.framing import Frame
 from .._remote.protocol import MessageType
-
-try:  # the channel files moved to a module of their own
-    from .._remote.channelfiles import ChannelFileRead, ChannelFileWrite  # type: ignore
-except ImportError:
-    from .._remote.channel import ChannelFileRead, ChannelFileWrite  # noqa: F401
 
 #: The common base of both channel files.
 ChannelFile = ChannelFileWrite.__bases__[0]
@@ -78,12 +74,8 @@ class ChannelFactory:
 
     @property
     def _channels(self) -> Dict[int, Channel]:
-        registry = self._registry
-        weak = getattr(registry, "_channels", None)  # id -> channel, weakly
-        if weak is not None:
-            return dict(weak.items())
         found = {}
-        for id, inbox in list(registry._inboxes.items()):  # id -> inbox (weak channel)
+        for id, inbox in list(self._registry._inboxes.items()):  # id -> inbox (weak channel)
             channel = inbox.channel()
             if channel is not None:
                 found[id] = channel
@@ -109,3 +101,6 @@ class ChannelFactory:
         item = compat_format.loads_internal(data, self._registry.new)
         payload = serializer.dumps(item, Channel)
         self.gateway._dispatch(Frame(MessageType.CHANNEL_DATA, id, payload))
+
+
+__all__ = ["ChannelFactory", "ChannelFile", "ChannelFileRead", "ChannelFileWrite", "Unserializer"]

@@ -20,6 +20,7 @@ import sys
 import traceback
 from typing import Any, Callable, Dict, Optional, Protocol, Tuple, Type
 
+from .._remote.errors import XnetError
 from .._remote.execmodel import ExecModel, get_execmodel
 from .._remote.framing import HEADER, HEADER_SIZE, Frame
 from .._remote.protocol import MessageType
@@ -66,7 +67,7 @@ class Event(Protocol):
     def wait(self, timeout: Optional[float] = None) -> bool: ...
 
 
-class GatewayReceivedTerminate(Exception):
+class GatewayReceivedTerminate(XnetError):
     """A GATEWAY_TERMINATE message was handled (``Message.received``): the receiving
     gateway is to stop."""
 
