@@ -8,8 +8,13 @@ import ast
 import types
 from typing import Any, Callable, List
 
+from execnet_cli._remote.channel import Channel
+from execnet_cli.compat.wire import IO, Message
 from execnet_cli.gateway import Gateway, RemoteStatus, RInfo
 from execnet_cli.source import non_builtin_globals, prepare_request
+from execnet_cli.spec import XSpec
+
+from .multi import Group
 
 
 def rinfo_source(channel) -> None:  # type: ignore[no-untyped-def]
@@ -42,4 +47,14 @@ def _source_of_function(function: Callable[..., Any]) -> str:
     return prepare_request(function, {})[0]
 
 
-__all__ = ["Gateway", "RInfo", "RemoteStatus", "rinfo_source"]
+__all__ = [
+    "IO",
+    "Channel",
+    "Gateway",
+    "Group",
+    "Message",
+    "RInfo",
+    "RemoteStatus",
+    "XSpec",
+    "rinfo_source",
+]

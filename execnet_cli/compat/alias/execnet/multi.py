@@ -5,8 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Any, Sequence, Union
 
-from execnet_cli._remote.channel import NO_ENDMARKER_WANTED
-from execnet_cli.compat.workerpool import safe_terminate
+from execnet_cli._remote.channel import NO_ENDMARKER_WANTED, Channel
+from execnet_cli._remote.execmodel import ExecModel, get_execmodel
+from execnet_cli.compat.tracing import trace
+from execnet_cli.compat.workerpool import WorkerPool, safe_terminate
 from execnet_cli.group import Group as _Group
 from execnet_cli.group import MultiChannel, default_group, makegateway, set_execmodel
 from execnet_cli.spec import XSpec
@@ -41,10 +43,15 @@ class Group(_Group, metaclass=_GroupType):
 
 __all__ = [
     "NO_ENDMARKER_WANTED",
+    "Channel",
+    "ExecModel",
     "Group",
     "MultiChannel",
+    "WorkerPool",
     "default_group",
+    "get_execmodel",
     "makegateway",
     "safe_terminate",
     "set_execmodel",
+    "trace",
 ]
