@@ -1,5 +1,10 @@
 """Workers on every CPython from 3.8 to the newest found here (issue 13, "across versions").
 
+Also a script: ``python tests/test_execnet_interpreters.py --controllers all|ends
+[--skip-version X.Y]`` prints the CPython 3.10+ interpreters found (every one, or the
+oldest and the newest), one path a line, for ``make test-matrix``; what is missing or
+skipped is said on stderr.
+
 The interpreters are found, not named: ``python3`` and ``python3.N`` on PATH, the
 versions under the pyenv root (``$PYENV_ROOT``, ``pyenv root``, or ``~/.pyenv``), and
 this one; each is asked what it is. A version between 3.8 and the newest found that is
@@ -203,3 +208,43 @@ def test_the_versions_found_are_reported():
     found = find_interpreters()
     assert tuple(sys.version_info[:2]) in found
     print({f"{a}.{b}": path for (a, b), path in sorted(found.items())})
+
+
+#: The oldest Python our controller supports (pyproject's requires-python).
+OLDEST_CONTROLLER = (3, 10)
+
+
+def controllers(which: str, skip: str = "") -> List[str]:
+    """Paths of the controller Pythons to test: "all" found, or the oldest and newest."""
+    found = {v: p for v, p in find_interpreters().items() if v >= OLDEST_CONTROLLER}
+    versions = sorted(found)
+    if which == "ends" and versions:
+        versions = sorted({versions[0], versions[-1]})
+    chosen = []
+    for version in versions:
+        name = f"{version[0]}.{version[1]}"
+        if name == skip:
+            print(f"test-matrix: Python {name} skipped (tested already)", file=sys.stderr)
+        else:
+            chosen.append(found[version])
+    if not chosen:
+        print("test-matrix: no other controller Python found: nothing to run", file=sys.stderr)
+    newest = max(versions, default=OLDEST_CONTROLLER)
+    for minor in range(OLDEST_CONTROLLER[1], newest[1] + 1):
+        if (3, minor) not in found and which == "all":
+            print(
+                f"test-matrix: no CPython 3.{minor} found (looked on PATH and under "
+                f"{pyenv_root()}): skipped",
+                file=sys.stderr,
+            )
+    return chosen
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="CPython controllers for make test-matrix")
+    parser.add_argument("--controllers", choices=["all", "ends"], default="all")
+    parser.add_argument("--skip-version", default="", help="X.Y: leave this version out")
+    arguments = parser.parse_args()
+    print("\n".join(controllers(arguments.controllers, arguments.skip_version)))
