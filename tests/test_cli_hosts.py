@@ -131,8 +131,8 @@ def test_tree_shows_only_groups_with_selected_hosts(lab: Path) -> None:
     assert "db02" in out and "web" not in out and "bastion" not in out
 
 
-def _assert_one_line_error(result: Result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
+def _assert_one_line_error(result: Result, *fragments: str, status: int = 2) -> None:
+    assert result.exit_code == status, result.output
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
@@ -170,8 +170,9 @@ def test_bad_pattern_is_one_line(lab: Path) -> None:
     _assert_one_line_error(result, "'prdo'", "column 5", "close names: prod")
 
 
-def test_empty_selection_is_an_error(lab: Path) -> None:
-    _assert_one_line_error(xnet("web&db", "-i", str(lab)), "selects no hosts")
+def test_empty_selection_has_its_own_status(lab: Path) -> None:
+    _assert_one_line_error(xnet("web&db", "-i", str(lab)), "selects no hosts", status=5)
+    _assert_one_line_error(xnet("~nothing", "-i", str(lab)), "matches no host", status=5)
 
 
 def test_missing_inventory_file(env: Path) -> None:

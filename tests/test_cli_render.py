@@ -13,15 +13,19 @@ from rich.console import Console
 from execnet_cli.cli.render import (
     GatherRenderer,
     JsonRenderer,
+    Painter,
     Renderer,
     StreamRenderer,
+    clean,
     outcome_label,
     summary_line,
 )
 from execnet_cli.fleet.events import (
     ERROR,
     FAILED,
+    INTERRUPTED,
     OK,
+    TIMED_OUT,
     UNREACHABLE,
     Event,
     Exited,
@@ -69,7 +73,7 @@ def render_gathered(verbose: bool = False) -> tuple[str, str]:
     names = ["web01", "web02", "web03", "web04", "db01"]
     renderer = GatherRenderer(out, err, result, names, verbose)
     feed(result, renderer, run_events())
-    assert renderer.finish(1.234) is None
+    assert renderer.finish(lambda: 1.234) is None
     return text_of(out), text_of(err)
 
 
@@ -106,8 +110,12 @@ def test_summary_line() -> None:
     for event in (S("a1"), S("a2"), S("b1"), S("b2"), Exited("a1", 0, 0.1), Exited("a2", 0, 0.1)):
         result.add(event)
     assert summary_line(result, 0.5).plain == "2 ok, 0 failed, 0 unreachable in 0.50 s"
-    interrupted = summary_line(result, 2, interrupted=True).plain
-    assert interrupted == "2 ok, 0 failed, 0 unreachable, 2 interrupted (b[1-2]) in 2.00 s"
+    result.add(Failed("b1", INTERRUPTED, "interrupted", 2))
+    result.add(Failed("b2", INTERRUPTED, "interrupted", 2))
+    result.add(Failed("c1", TIMED_OUT, "timed out after 1 s", 1))
+    assert summary_line(result, 2).plain == (
+        "2 ok, 0 failed, 1 timed out (c1), 0 unreachable, 2 interrupted (b[1-2]) in 2.00 s"
+    )
 
 
 def test_summary_names_hosts_with_errors_only_when_there_are_some() -> None:
@@ -124,7 +132,7 @@ def test_host_output_is_not_markup_and_not_wrapped() -> None:
     long = "x" * 250
     markup = Output("a", "out", "[bold]not markup[/bold] :smile:\n")
     feed(result, renderer, [S("a"), markup, Output("a", "out", long + "\n"), Exited("a", 0, 0.1)])
-    renderer.finish(0.1)
+    renderer.finish(lambda: 0.1)
     lines = text_of(out).splitlines()
     assert lines[1:] == ["[bold]not markup[/bold] :smile:", long]
 
@@ -133,7 +141,7 @@ def test_streamed_output_is_prefixed_by_host() -> None:
     out, err, result = console(), console(), GroupResult()
     renderer = StreamRenderer(out, err, result, ["web01", "web02", "web03", "web04", "db01"])
     feed(result, renderer, run_events())
-    assert renderer.finish(0.5) is None
+    assert renderer.finish(lambda: 0.5) is None
     assert text_of(out).splitlines() == ["web03: same", "web01: same", "web02: same", "web04: same"]
     assert text_of(err).splitlines() == [
         "web03: warn",
@@ -165,7 +173,7 @@ def test_json_lines_one_per_host() -> None:
     file, result = io.StringIO(), GroupResult()
     renderer = JsonRenderer(file, result)
     feed(result, renderer, run_events())
-    assert renderer.finish(0.5) is None
+    assert renderer.finish(lambda: 0.5) is None
     records = [json.loads(line) for line in file.getvalue().splitlines()]
     assert [r["name"] for r in records] == ["web02", "web03", "web01", "web04", "db01"]
     web04 = records[3]
@@ -178,15 +186,21 @@ def test_json_lines_one_per_host() -> None:
         "error": "ValueError: boom",
         "traceback": TRACEBACK,
         "duration": 0.2,
+        "log": "",
     }
     assert records[4]["status"] == "unreachable" and records[4]["exit_code"] is None
 
 
-def test_interrupted_run_names_unfinished_hosts() -> None:
+def test_interrupted_hosts_keep_their_output() -> None:
     out, err, result = console(), console(), GroupResult()
     renderer = GatherRenderer(out, err, result, ["a", "b"])
     feed(result, renderer, [S("a"), S("b"), Output("b", "out", "partial\n"), Exited("a", 0, 0.1)])
-    renderer.finish(3.0, interrupted=True)
+    feed(result, renderer, [Failed("b", INTERRUPTED, "interrupted", 2.0)])
+    renderer.finish(lambda: 3.0)
+    lines = text_of(out).splitlines()
+    assert lines[0].startswith("a (1) ---")
+    assert lines[1].startswith("b (1): interrupted ---")
+    assert lines[2:] == ["partial"]  # "interrupted" once, in the header
     assert text_of(err) == "1 ok, 0 failed, 0 unreachable, 1 interrupted (b) in 3.00 s\n"
 
 
@@ -194,7 +208,7 @@ def test_an_error_is_shown_with_its_one_line() -> None:
     out, err, result = console(), console(), GroupResult()
     renderer = GatherRenderer(out, err, result, ["a"], verbose=True)
     feed(result, renderer, [S("a"), Failed("a", ERROR, "TypeError: bad", 0.1, "TypeError: bad")])
-    renderer.finish(0.1)
+    renderer.finish(lambda: 0.1)
     lines = text_of(out).splitlines()
     assert lines[0].startswith("a (1): error ---") and lines[1:] == ["TypeError: bad"]
     assert text_of(err).startswith("0 ok, 0 failed, 0 unreachable, 1 error (a) in ")
@@ -226,3 +240,43 @@ def test_importing_the_renderers_does_not_import_the_runner() -> None:
     short = {m.removeprefix("execnet_cli.") for m in loaded}
     leaked = [m for m in short if m.startswith(forbidden) and m not in pure]
     assert leaked == []
+
+
+def test_a_spilled_output_is_streamed_into_its_json_record() -> None:
+    file, result = io.StringIO(), GroupResult()
+    renderer = JsonRenderer(file, result)
+    text = "".join(f'line {i} "quoted" \\ é \udcff\n' for i in range(30_000))
+    feed(result, renderer, [S("a"), Output("a", "out", text), Output("a", "err", "e\n")])
+    feed(result, renderer, [Output("a", "log", "note\n"), Exited("a", 0, 0.5)])
+    assert result["a"].output.spilled
+    assert file.getvalue() == json.dumps(result["a"].as_dict()) + "\n"
+    assert json.loads(file.getvalue())["stdout"] == text
+    result.close()
+
+
+def test_streamed_lines_each_get_their_prefix() -> None:
+    out, err, result = console(), console(), GroupResult()
+    renderer = StreamRenderer(out, err, result, ["a"])
+    feed(result, renderer, [S("a"), Output("a", "out", "1\n2\n\n3"), Output("a", "log", "w\n")])
+    assert text_of(out) == "a: 1\na: 2\na: \na: 3\n"
+    assert text_of(err) == "a: w\n"
+
+
+def test_clean_drops_escape_sequences_and_shows_other_controls() -> None:
+    assert clean("\x1b[1;31mred\x1b[0m") == "red"
+    assert clean("a\x1b]0;title\x07b\x1b]8;;http://x\x1b\\link") == "ablink"
+    assert clean("tab\tand\r\nline") == "tab\tand\r\nline"
+    assert clean("é plain") == "é plain" and clean("é \x1b[1mbold") == "é bold"  # not ASCII
+    assert clean("bell\x07 back\x08 cr\rnul\x00 del\x7f c1\x9b lone\x1b") == (
+        "bell\\x07 back\\x08 cr\\x0dnul\\x00 del\\x7f c1\\x9b lone\\x1b"
+    )
+
+
+def test_colors_only_on_a_terminal() -> None:
+    plain = Painter(console())
+    assert plain.codes("red") == ("", "")
+    styled = Painter(Console(file=io.StringIO(), force_terminal=True, color_system="standard"))
+    start, end = styled.codes("red")
+    assert (start, end) == ("\x1b[31m", "\x1b[0m")
+    styled.write("x\ny\n", "red", "h: ")
+    assert styled.console.file.getvalue() == f"h: {start}x{end}\nh: {start}y{end}\n"  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ from execnet_cli.fleet.events import OUTCOMES, Event, Exited, Failed, Output, St
 from execnet_cli.fleet.results import GroupResult, HostResult
 from execnet_cli.inventory import HostSet
 
-OK, FAILED, UNREACHABLE, ERROR = OUTCOMES  # the words --json prints, in the order reports use
+OK, FAILED, TIMED_OUT, UNREACHABLE, INTERRUPTED, ERROR = OUTCOMES  # the words --json prints
 
 
 def fed(events: Iterable[Event]) -> GroupResult:
@@ -24,7 +24,7 @@ def printed(name: str, text: str, exit_code: int = 0) -> list[Event]:
 
 
 def test_outcomes_are_the_json_words() -> None:
-    assert OUTCOMES == ("ok", "failed", "unreachable", "error")
+    assert OUTCOMES == ("ok", "failed", "timed out", "unreachable", "interrupted", "error")
 
 
 def test_events_build_host_results() -> None:
@@ -45,6 +45,7 @@ def test_events_build_host_results() -> None:
         "error": None,
         "traceback": None,
         "duration": 0.5,
+        "log": "",
     }
 
 

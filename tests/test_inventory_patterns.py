@@ -28,7 +28,6 @@ from execnet_cli.inventory import HostSet, PatternError, Term, expand, parse_pat
         ("n[1-3,5],x", [("|", "n[1-3,5]", 1), ("|", "x", 10)]),
         ("~(?:web|db)0[1,2]!x", [("|", "~(?:web|db)0[1,2]", 1), ("!", "x", 19)]),
         (" web , db ", [("|", "web", 2), ("|", "db", 8)]),
-        ("web,", [("|", "web", 1)]),
     ],
 )
 def test_parse_pattern(pattern: str, terms: list[tuple[str, str, int]]) -> None:
@@ -40,7 +39,18 @@ def test_term_kinds() -> None:
 
 
 @pytest.mark.parametrize(
-    ("pattern", "column"), [("", 1), (" , ", 1), ("a&&b", 3), ("a!&b", 3), ("a&", 3), ("a,!", 4)]
+    ("pattern", "column"),
+    [
+        ("", 1),
+        (" , ", 1),
+        ("a&&b", 3),
+        ("a!&b", 3),
+        ("a&", 3),
+        ("a,!", 4),
+        ("web,", 5),
+        ("a,,b", 3),
+        (",a", 1),
+    ],
 )
 def test_parse_pattern_errors(pattern: str, column: int) -> None:
     with pytest.raises(PatternError) as info:

@@ -4,13 +4,20 @@ Subcommands are imported only when invoked (or listed by ``--help``): ``xnet ser
 must not pay for rich and PyYAML, which only the inventory commands need.
 ``xnet --debug CMD`` logs ``execnet_cli`` at DEBUG level on stderr for that command (the
 traceback of an internal error among it).
+
+A closed standard output (``xnet hosts | head -1``) ends any command quietly, with the
+status SIGPIPE gives other tools (141): no traceback, no "Broken pipe", no summary.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, Dict, List, Optional
 
 import click
@@ -21,14 +28,27 @@ from .._version import __version__
 SUBCOMMANDS: Dict[str, str] = {
     "compat-path": "execnet_cli.cli.compat:compat_path",
     "hosts": "execnet_cli.cli.hosts:hosts",
+    "ping": "execnet_cli.cli.ping:ping",
     "run": "execnet_cli.cli.run:run",
     "serve": "execnet_cli.cli.serve:serve",
     "sh": "execnet_cli.cli.run:sh",
+    "shell": "execnet_cli.cli.shell:shell",
 }
+#: The status after a write to a closed pipe: as SIGPIPE ends other tools (128 + 13).
+EXIT_CLOSED_OUTPUT = 128 + signal.SIGPIPE
 
 
 class LazyGroup(click.Group):
     """A click group that imports a subcommand's module on first use."""
+
+    #: When the command started (``time.monotonic``): what the summary's time counts from.
+    started_at: Optional[float] = None
+
+    def main(self, args: Optional[Sequence[str]] = None, *pos: Any, **kwargs: Any) -> Any:
+        # From the command line (no args given): the process's start, interpreter start-up
+        # and imports included; from a caller (a test's CliRunner): now.
+        self.started_at = process_started() if args is None else time.monotonic()
+        return super().main(args, *pos, **kwargs)
 
     def list_commands(self, ctx: click.Context) -> List[str]:
         return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
@@ -40,6 +60,38 @@ class LazyGroup(click.Group):
         module_name, _, attribute = target.partition(":")
         command: Any = getattr(importlib.import_module(module_name), attribute)
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            _quiet_closed_output()
+            raise click.exceptions.Exit(EXIT_CLOSED_OUTPUT) from None
+
+
+def process_started() -> float:
+    """When this process started, on ``time.monotonic``'s clock (Linux /proc; else now)."""
+    now = time.monotonic()
+    try:
+        with open("/proc/self/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # field 22, starttime: clock ticks after boot
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return now
+    return now - age if 0 <= age < 60 else now
+
+
+def _quiet_closed_output() -> None:
+    """Point stdout and stderr at /dev/null: nothing more to write, and nothing to complain
+    about at exit (Python flushes ``sys.stdout`` then, which would fail again)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass  # not a real file (a test's capture): nothing will be flushed to it
+    os.close(devnull)
 
 
 def debug_logging() -> Callable[[], None]:
@@ -67,6 +119,21 @@ def debug_logging() -> Callable[[], None]:
 )
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """Run Python and shell commands on many hosts at once, over execnet_cli gateways."""
+    """Run Python and shell commands on many hosts at once, over execnet_cli gateways.
+
+    \b
+    Exit status (the first that applies):
+      128+N  stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)
+      141    standard output closed (| head)
+      70     internal error (xnet --debug shows it)
+      1      some host failed
+      4      some host timed out, none failed
+      3      some host unreachable, none failed or timed out
+      0      all ok (or within --tolerate)
+      2      bad usage, inventory or pattern
+      5      the pattern selected no host
+    """
+    started = getattr(ctx.command, "started_at", None)
+    ctx.meta["xnet.started"] = time.monotonic() if started is None else started
     if debug:
         ctx.call_on_close(debug_logging())

@@ -1,7 +1,8 @@
 """Options and error reporting shared by the ``xnet`` commands that read an inventory.
 
-``hosts`` uses them now; ``run``, ``sh`` and friends take the same ``-i`` option and report
-inventory and pattern errors the same way: one line on stderr, exit status 2, no traceback.
+``hosts``, ``run``, ``sh`` and ``ping`` take the same ``-i`` option and report inventory and
+pattern errors the same way: one line on stderr, exit status 2, no traceback; a pattern
+that selects no host is status 5 (``NoHostSelected``: nothing wrong with it, nothing to do).
 """
 
 from __future__ import annotations
@@ -12,12 +13,21 @@ from typing import NoReturn
 
 import click
 
-from ..inventory import Host, Inventory, InventoryError, PatternError, load_inventory
+from ..inventory import (
+    Host,
+    Inventory,
+    InventoryError,
+    NoHostSelected,
+    PatternError,
+    load_inventory,
+)
 
-__all__ = ["EXIT_USAGE", "fail", "inventory_option", "select_hosts", "user_errors"]
+__all__ = ["EXIT_NO_HOST", "EXIT_USAGE", "fail", "inventory_option", "select_hosts", "user_errors"]
 
 #: Exit status for a bad inventory, pattern or command line (click uses 2 for usage errors).
 EXIT_USAGE = 2
+#: Exit status when the pattern selects no host (see ``exitcodes``).
+EXIT_NO_HOST = 5
 
 inventory_option = click.option(
     "-i",
@@ -41,6 +51,8 @@ def user_errors() -> Iterator[None]:
     """Turn the errors a user can fix (inventory, pattern) into ``fail``."""
     try:
         yield
+    except NoHostSelected as exc:
+        fail(str(exc), EXIT_NO_HOST)
     except (InventoryError, PatternError) as exc:
         fail(str(exc))
 

@@ -8,92 +8,203 @@ Results go to the ``out`` console, everything about the run itself (progress, th
 and in streamed mode the remote stderr and per-host errors) to the ``err`` console, so
 ``xnet run ... > file`` keeps only what the hosts printed. Styles show only on a terminal:
 rich drops them for pipes and files, where the layout stays plain ASCII.
+
+Host output is written straight to the console's file (``Painter``), never through
+``Console.print``: rich lays out every line it prints, which cost 15 s for 100,000 lines;
+a file write costs nothing. What hosts print is cleaned on the way (``clean``): terminal
+escape sequences are dropped and other control characters shown as ``\\xNN``, so a host
+cannot recolor, retitle or rewrite our terminal; ``--raw`` keeps them. JSON keeps the data
+as it was (JSON escapes it).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Optional, Protocol, TextIO
+import re
+from collections.abc import Callable, Sequence
+from typing import Protocol, TextIO
 
-from rich.console import Console
-from rich.rule import Rule
-from rich.status import Status
+from rich.console import COLOR_SYSTEMS, Console
+from rich.style import Style
 from rich.text import Text
 
-from ..fleet.events import ERROR, FAILED, OK, UNREACHABLE, Event, Exited, Failed, Output
+from ..fleet.events import (
+    ERROR,
+    FAILED,
+    INTERRUPTED,
+    OK,
+    TIMED_OUT,
+    UNREACHABLE,
+    Event,
+    Exited,
+    Failed,
+    Output,
+)
 from ..fleet.results import GroupResult, HostResult
 from ..inventory import HostSet
 
 __all__ = [
     "GatherRenderer",
     "JsonRenderer",
+    "Painter",
     "Renderer",
     "StreamRenderer",
+    "clean",
+    "header",
     "outcome_label",
     "summary_line",
 ]
 
 _HOST_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta")
-#: Each outcome in the summary, in its order: (outcome, style, always shown).
-_SUMMARY = ((OK, "green", True), (FAILED, "red", True), (UNREACHABLE, "yellow", True))
+#: Each outcome in the summary, in its order: (outcome, style, shown even when none).
+_SUMMARY = (
+    (OK, "green", True),
+    (FAILED, "red", True),
+    (TIMED_OUT, "magenta", False),
+    (UNREACHABLE, "yellow", True),
+    (INTERRUPTED, "red", False),
+    (ERROR, "bold red", False),
+)
+_STREAM_STYLES = {"out": "", "err": "red", "log": "yellow"}
+#: Escape sequences (CSI, OSC, DCS/PM/APC/SOS strings, two-byte ones), a lone ESC, and the
+#: other control characters but tab and newline (a carriage return only before a newline).
+_CONTROL = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[P^_X][^\x1b]*\x1b\\"
+    r"|[ -/]*[0-~])?|[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f-\x9f]|\r(?!\n)"
+)
+
+#: Any character ``_CONTROL`` may match (a quick test), as a pattern and as ASCII bytes.
+_ANY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
+
+Elapsed = Callable[[], float]
 
 
 class Renderer(Protocol):
     """What the CLI drives: each event as it comes (after the ``GroupResult`` the renderer
-    draws from has taken it), then the end of the run. Renderers draw and keep nothing."""
+    draws from has taken it), then the end of the run (``elapsed()``: the seconds since
+    the command started, asked when the summary is written), then ``close``."""
 
     def handle(self, event: Event) -> None: ...
 
-    def finish(self, wall: float, interrupted: bool = False) -> None: ...
+    def finish(self, elapsed: Elapsed) -> None: ...
+
+    def close(self) -> None: ...
 
 
-def _strip_newline(text: str) -> str:
-    return text[:-1] if text.endswith("\n") else text
+def _escape(match: re.Match[str]) -> str:
+    text = match.group()
+    if text.startswith("\x1b") and len(text) > 1:
+        return ""  # a whole escape sequence: dropped
+    return f"\\x{ord(text):02x}"
 
 
-def _print(console: Console, text: Text) -> None:
-    """One line, never wrapped or cropped: host output is shown as it was written."""
-    console.print(text, soft_wrap=True, highlight=False)
+def clean(text: str) -> str:
+    """``text`` without terminal escape sequences, other controls shown as ``\\xNN``.
+
+    Most output has none: that is checked first, fast (ASCII text as bytes: ~1 GB/s).
+    """
+    if text.isascii():
+        data = text.encode("ascii")
+        if len(data.translate(None, _CONTROL_BYTES)) == len(data):
+            return text
+    elif not _ANY_CONTROL.search(text):
+        return text
+    return _CONTROL.sub(_escape, text)
+
+
+class Painter:
+    """Writes text straight to a console's file: styled on a terminal, never wrapped or cut."""
+
+    def __init__(self, console: Console, raw: bool = False) -> None:
+        self.console = console
+        self.raw = raw
+        system = console.color_system
+        self._system = COLOR_SYSTEMS[system] if system and not console.no_color else None
+        self._codes: dict[str, tuple[str, str]] = {}
+
+    def codes(self, style: str) -> tuple[str, str]:
+        """The escape codes that start and end ``style`` ("" without colors)."""
+        if not style or self._system is None:
+            return "", ""
+        found = self._codes.get(style)
+        if found is None:
+            start, _, end = (
+                Style.parse(style).render("\0", color_system=self._system).partition("\0")
+            )
+            found = self._codes[style] = (start, end)
+        return found
+
+    def write(self, text: str, style: str = "", prefix: str = "") -> None:
+        """Host text (whole lines or a last piece), one line per line, ``prefix`` on each."""
+        if not text:
+            return
+        if not self.raw:
+            text = clean(text)
+        if text.endswith("\n"):
+            text = text[:-1]
+        start, end = self.codes(style)
+        if start:
+            text = text.replace("\n", f"{end}\n{start}")
+        if prefix:
+            text = text.replace("\n", "\n" + prefix)
+        self.console.file.write(f"{prefix}{start}{text}{end}\n")
+
+    def flush(self) -> None:
+        self.console.file.flush()
 
 
 def outcome_label(result: HostResult) -> str:
     """How a host ended, in a word or two: "" for success, else "failed", "exit 3", ..."""
     if result.status == OK:
         return ""
-    if result.status in (UNREACHABLE, ERROR):
+    if result.status != FAILED:
         return result.status
     if result.detail is None and result.exit_code is not None:
         return f"exit {result.exit_code}"
     return "failed"
 
 
-def summary_line(result: GroupResult, wall: float, interrupted: bool = False) -> Text:
+def header(console: Console, names: HostSet, label: str = "") -> Text:
+    """``web[01-03] (3): failed ------``: the rule above a block, as wide as the console.
+
+    A title wider than that is kept whole (a terminal wraps it; a pipe gets it as one
+    line): a header is never cut.
+    """
+    title = Text(f"{names} ({len(names)})", style="bold")
+    if label:
+        title.append(f": {label}", style="bold red")
+    dash = "─" if console.is_terminal else "-"
+    title.append(" ")
+    title.append(dash * max(3, console.width - title.cell_len), style="dim")
+    return title
+
+
+def summary_line(result: GroupResult, wall: float) -> Text:
     """``3 ok, 1 failed (web02), 1 unreachable (db01) in 0.42 s``, colored on a terminal.
 
-    Hosts that hit a bug of ours (``1 error (web03)``) are named only when there are some,
-    and, after an interrupt, the hosts that started but did not finish.
+    Hosts that timed out, were interrupted or hit a bug of ours (``1 error (web03)``) are
+    named only when there are some.
     """
-    parts: list[tuple[str, str]] = []
-    for outcome, style, always in (*_SUMMARY, (ERROR, "bold red", False)):
+    line = Text()
+    for outcome, style, always in _SUMMARY:
         names = result.hosts(outcome)
         if not names and not always:
             continue
+        if line:
+            line.append(", ")
         word = "errors" if outcome == ERROR and len(names) > 1 else outcome
         count = f"{len(names)} {word}"
         if names and outcome != OK:
             count += f" ({names})"
-        parts.append((count, style if names else ""))
-    unfinished = result.unfinished if interrupted else HostSet()
-    if unfinished:
-        parts.append((f"{len(unfinished)} interrupted ({unfinished})", "red"))
-    line = Text()
-    for i, (text, style) in enumerate(parts):
-        if i:
-            line.append(", ")
-        line.append(text, style=style)
+        line.append(count, style=style if names else "")
     line.append(f" in {wall:.2f} s")
     return line
+
+
+def _print(console: Console, text: Text) -> None:
+    """One line of ours, never wrapped or cut."""
+    console.print(text, soft_wrap=True, highlight=False)
 
 
 class _ConsoleRenderer:
@@ -106,96 +217,123 @@ class _ConsoleRenderer:
         result: GroupResult,
         hosts: Sequence[str] = (),
         verbose: bool = False,
+        raw: bool = False,
     ) -> None:
         self.out, self.err, self.result, self.verbose = out, err, result, verbose
         self.hosts = tuple(hosts)
+        self.out_painter, self.err_painter = Painter(out, raw), Painter(err, raw)
         self._start()
 
     def _start(self) -> None:
         """What a renderer sets up once it is constructed."""
 
-    def finish(self, wall: float, interrupted: bool = False) -> None:
-        _print(self.err, summary_line(self.result, wall, interrupted))
+    def finish(self, elapsed: Elapsed) -> None:
+        self.out_painter.flush()
+        _print(self.err, summary_line(self.result, elapsed()))
+
+    def close(self) -> None:
+        """Nothing to undo."""
 
 
 class GatherRenderer(_ConsoleRenderer):
     """Shows each distinct output once, under the folded set of hosts that printed it."""
 
-    _status: Optional[Status] = None
-
-    def _start(self) -> None:
-        if self.err.is_terminal and self.hosts:
-            self._status = self.err.status(self._progress_text(), spinner="dots")
-            self._status.start()
-
-    def _progress_text(self) -> Text:
-        done = len(self.result)
-        text = Text(f"{done}/{len(self.hosts)} hosts done")
-        not_ok = done - self.result.count(OK)
-        if not_ok:
-            text.append(f", {not_ok} not ok", style="red")
-        return text
-
     def handle(self, event: Event) -> None:
-        if self._status is not None and isinstance(event, (Exited, Failed)):
-            self._status.update(self._progress_text())
+        """Nothing until the end: the output is gathered first."""
 
-    def finish(self, wall: float, interrupted: bool = False) -> None:
-        if self._status is not None:
-            self._status.stop()
-        dash = "─" if self.out.is_terminal else "-"
+    def finish(self, elapsed: Elapsed) -> None:
+        self.close()
+        painter = self.out_painter
         for names, result in self.result.gathered(self.verbose):
             label = outcome_label(result)
-            title = Text(f"{names} ({len(names)})", style="bold")
-            if label:
-                title.append(f": {label}", style="bold red")
-            self.out.print(Rule(title, align="left", characters=dash, style="dim"))
+            _print(self.out, header(self.out, names, label))
             for stream, text in result.output:
-                _print(self.out, Text(_strip_newline(text), style="red" if stream == "err" else ""))
-            for line in result.error_lines(self.verbose):
-                _print(self.out, Text(line, style="bold red"))
-        super().finish(wall, interrupted)
+                painter.write(text, _STREAM_STYLES.get(stream, ""))
+            for line in _said(result, label, self.verbose):
+                painter.write(line, "bold red")
+        super().finish(elapsed)
+
+
+def _said(result: HostResult, label: str, verbose: bool) -> list[str]:
+    """The error's lines, unless they only repeat the label (``interrupted``)."""
+    lines = result.error_lines(verbose)
+    return [] if lines == [label] else lines
 
 
 class StreamRenderer(_ConsoleRenderer):
     """``host: line`` as lines arrive; remote stderr and host errors go to our stderr."""
 
     def _start(self) -> None:
-        self._styles = {h: _HOST_STYLES[i % len(_HOST_STYLES)] for i, h in enumerate(self.hosts)}
+        styles = {h: _HOST_STYLES[i % len(_HOST_STYLES)] for i, h in enumerate(self.hosts)}
+        self._prefixes: dict[tuple[str, bool], str] = {}
+        self._styles = styles
 
-    def _line(self, host: str, text: str, style: str = "") -> Text:
-        line = Text(f"{host}: ", style=self._styles.get(host, "bold"))
-        line.append(text, style=style)
-        return line
+    def _prefix(self, host: str, painter: Painter) -> str:
+        key = (host, painter is self.err_painter)
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            start, end = painter.codes(self._styles.get(host, "bold"))
+            prefix = self._prefixes[key] = f"{start}{clean(host)}: {end}"
+        return prefix
 
     def handle(self, event: Event) -> None:
         if isinstance(event, Output):
-            console = self.out if event.stream == "out" else self.err
-            _print(console, self._line(event.host, _strip_newline(event.text)))
+            painter = self.out_painter if event.stream == "out" else self.err_painter
+            style = _STREAM_STYLES.get(event.stream, "")
+            painter.write(event.text, style, self._prefix(event.host, painter))
             return
         result = self.result.get(event.host) if isinstance(event, (Exited, Failed)) else None
         if result is None or result.ok:
             return
         label = outcome_label(result)
-        lines = result.error_lines(self.verbose)
+        lines = _said(result, label, self.verbose)
+        prefix = self._prefix(result.name, self.err_painter)
         if len(lines) == 1:
-            _print(self.err, self._line(result.name, f"{label}: {lines[0]}", "red"))
-            return
-        _print(self.err, self._line(result.name, label, "red"))
-        for line in lines:
-            _print(self.err, self._line(result.name, line, "red"))
+            self.err_painter.write(f"{label}: {lines[0]}", "red", prefix)
+        else:  # none (the label says it all), or a traceback: a line each
+            self.err_painter.write("\n".join([label, *lines]), "red", prefix)
 
 
 class JsonRenderer:
-    """One JSON object per host and line, written as each host finishes."""
+    """One JSON object per host and line, written as each host finishes.
+
+    A host's output too large for memory is read back from the spill file in pieces and
+    written as it is read, so a record is never built whole.
+    """
 
     def __init__(self, file: TextIO, result: GroupResult) -> None:
         self.file, self.result = file, result
 
     def handle(self, event: Event) -> None:
         if isinstance(event, (Exited, Failed)) and event.host in self.result:
-            self.file.write(json.dumps(self.result[event.host].as_dict()) + "\n")
+            write_record(self.file, self.result[event.host])
             self.file.flush()
 
-    def finish(self, wall: float, interrupted: bool = False) -> None:
+    def finish(self, elapsed: Elapsed) -> None:
         """Nothing more: every host was written as it finished."""
+
+    def close(self) -> None:
+        """Nothing to undo."""
+
+
+_STREAM_FIELDS = {"stdout": "out", "stderr": "err", "log": "log"}
+
+
+def write_record(file: TextIO, result: HostResult) -> None:
+    """``result.as_dict()`` as one JSON line, its output streamed if it was spilled."""
+    if not result.output.spilled:
+        file.write(json.dumps(result.as_dict()) + "\n")
+        return
+    file.write("{")
+    for i, (key, value) in enumerate(result.as_dict(streams=False).items()):
+        file.write(f"{', ' if i else ''}{json.dumps(key)}: ")
+        stream = _STREAM_FIELDS.get(key)
+        if stream is None:
+            file.write(json.dumps(value))
+            continue
+        file.write('"')
+        for name, text in result.output:
+            if name == stream:
+                file.write(json.dumps(text)[1:-1])  # escapes are per character: pieces join
+        file.write('"')
+    file.write("}\n")

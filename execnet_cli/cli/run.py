@@ -2,15 +2,22 @@
 
 The command layer only picks hosts, builds the job, feeds each event to a ``GroupResult``
 and a renderer, and maps the outcomes to an exit status (``exitcodes``); running is
-``runner``'s, showing is ``render``'s.
+``runner``'s, showing is ``render``'s (and ``live``'s, at a terminal).
+
+SIGINT, SIGTERM and SIGHUP stop the run rather than the process (``stopping``): every
+gateway is ended, every host is reported (``interrupted`` if it had not ended, with what
+it printed), the summary is written, and the status is 128 + the signal's number.
 """
 
 from __future__ import annotations
 
 import functools
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional
@@ -18,15 +25,29 @@ from typing import Any, Optional
 import click
 from rich.console import Console
 
+from ..fleet.events import OK
 from ..fleet.jobs import Job, python_job, shell_job
 from ..fleet.results import GroupResult
 from ..fleet.runner import DEFAULT_FANOUT, Runner, carriers_for
 from ..inventory import Host, Inventory
-from .exitcodes import EXIT_INTERRUPTED, exit_status
+from .exitcodes import Tolerance, exit_status, signal_status
 from .options import fail, inventory_option, select_hosts, user_errors
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
 
-__all__ = ["RunOptions", "read_code", "run", "run_options", "sh"]
+__all__ = [
+    "RunOptions",
+    "fanout_option",
+    "leave_if_stopped",
+    "read_code",
+    "run",
+    "run_options",
+    "sh",
+    "started",
+    "stopping",
+]
+
+#: The signals that stop a run.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -40,8 +61,19 @@ class RunOptions:
     as_json: bool
     gather: bool
     verbose: bool
+    raw: bool
+    tolerance: Tolerance
 
 
+fanout_option = click.option(
+    "-f",
+    "--fanout",
+    type=click.IntRange(min=1),
+    default=DEFAULT_FANOUT,
+    metavar="N",
+    show_default=True,
+    help="Hosts worked on at once (connecting and running).",
+)
 _RUN_OPTIONS = (
     inventory_option,
     click.option(
@@ -53,15 +85,7 @@ _RUN_OPTIONS = (
         metavar="PATTERN",
         help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts).",
     ),
-    click.option(
-        "-f",
-        "--fanout",
-        type=click.IntRange(min=1),
-        default=DEFAULT_FANOUT,
-        metavar="N",
-        show_default=True,
-        help="Hosts worked on at once (connecting and running).",
-    ),
+    fanout_option,
     click.option(
         "-t",
         "--timeout",
@@ -79,7 +103,31 @@ _RUN_OPTIONS = (
         "'host: line' as lines arrive.",
     ),
     click.option("-v", "--verbose", is_flag=True, help="Show remote tracebacks in full."),
+    click.option(
+        "--raw",
+        is_flag=True,
+        help="Show host output as it is: terminal escape sequences and control characters "
+        "included (by default they are dropped or shown as \\xNN).",
+    ),
+    click.option(
+        "--tolerate",
+        "tolerance",
+        default="0",
+        metavar="N[%]",
+        callback=lambda ctx, param, value: _tolerance(value),
+        help="Exit 0 when at most N hosts (or N% of them) failed, timed out or were "
+        "unreachable. Default 0.",
+    ),
 )
+
+
+def _tolerance(text: str) -> Tolerance:
+    try:
+        return Tolerance.parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 _FIELDS = tuple(f.name for f in fields(RunOptions))
 
 
@@ -123,35 +171,94 @@ def read_code(code: str) -> tuple[str, str]:
     return source, filename
 
 
+def started() -> float:
+    """When this command started (``time.monotonic``): the summary's time counts from it."""
+    context = click.get_current_context(silent=True)
+    meta = context.meta if context is not None else {}
+    return float(meta.setdefault("xnet.started", time.monotonic()))
+
+
+@contextmanager
+def stopping(stop: Callable[[], None]) -> Iterator[list[int]]:
+    """While the block runs, SIGINT, SIGTERM and SIGHUP call ``stop`` (once) instead of
+    ending the process; the list names the signal received, if any. A second signal
+    while the run is already stopping is ignored: ending it is bounded anyway.
+    """
+    received: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if not received:
+            received.append(signum)
+            stop()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # only the main thread may set handlers (a library caller's thread)
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield received
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def leave_if_stopped(received: list[int], quiet: bool = False) -> None:
+    """After a run ``stopping`` saw a signal: say so (unless ``quiet``) and leave with 128+N."""
+    if received:
+        if not quiet:
+            name = signal.Signals(received[0]).name
+            click.echo(f"xnet: stopped by {name}; every gateway was ended", err=True)
+        raise click.exceptions.Exit(signal_status(received[0]))
+
+
 def _execute(job: Job, options: RunOptions) -> None:
     """Run ``job`` on the selected hosts, show it, and leave with the table's status.
 
     Each event goes to the result first, then to the renderer, which draws from it.
     """
+    begin = started()
+    if options.as_json and not options.gather:
+        raise click.UsageError("--json and --no-gather cannot be combined (--json streams already)")
     inventory, hosts = select_hosts(options.inventories, options.pattern)
     carriers = _carriers(inventory, hosts)
     result = GroupResult()
     renderer = _renderer(options, result, [h.name for h in hosts])
-    start = time.monotonic()
     try:
-        with Runner(hosts, job, fanout=options.fanout, carriers=carriers) as runner:
+        with (
+            Runner(
+                hosts, job, fanout=options.fanout, carriers=carriers, capture_strays=True
+            ) as runner,
+            stopping(runner.stop) as received,
+        ):
             for event in runner.events():
                 result.add(event)
                 renderer.handle(event)
-    except KeyboardInterrupt:
-        renderer.finish(time.monotonic() - start, interrupted=True)
-        click.echo("xnet: interrupted; every gateway was ended", err=True)
-        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-    renderer.finish(time.monotonic() - start)
-    raise click.exceptions.Exit(exit_status(result.outcomes))
+            renderer.finish(lambda: time.monotonic() - begin)
+    finally:
+        renderer.close()
+        result.close()
+    leave_if_stopped(received, quiet=options.as_json)
+    bad = len(result) - result.count(OK)
+    status = exit_status(result.outcomes, bad, len(hosts), options.tolerance)
+    if status == 0 and bad and not options.as_json:
+        click.echo(
+            f"xnet: {bad} of {len(hosts)} hosts not ok, tolerated (--tolerate {options.tolerance})",
+            err=True,
+        )
+    raise click.exceptions.Exit(status)
 
 
 def _renderer(options: RunOptions, result: GroupResult, names: list[str]) -> Renderer:
     if options.as_json:
         return JsonRenderer(sys.stdout, result)
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
-    kind = GatherRenderer if options.gather else StreamRenderer
-    return kind(out, err, result, names, options.verbose)
+    if not options.gather:
+        return StreamRenderer(out, err, result, names, options.verbose, options.raw)
+    if err.is_terminal and names:
+        from .live import LiveRenderer  # only a terminal pays for rich's Live
+
+        return LiveRenderer(out, err, result, names, options.verbose, options.raw)
+    return GatherRenderer(out, err, result, names, options.verbose, options.raw)
 
 
 def _carriers(inventory: Inventory, hosts: list[Host]) -> list[Host]:
@@ -176,8 +283,14 @@ def run(code: str, options: RunOptions) -> None:
       xnet run --json 'import os; print(os.cpu_count())' | jq -r .stdout
 
     \b
-    Exit status: 0 all ok, 1 some host failed, 3 some unreachable (none failed),
-    2 usage or inventory error, 70 internal error (see --debug), 130 interrupted.
+    At a terminal a live table shows each host while it works; then each distinct
+    output is shown once under the hosts that printed it.
+
+    \b
+    Exit status (the first that applies): 128+N stopped by signal N (130 Ctrl-C),
+    70 internal error (see --debug), 1 some host failed, 4 some host timed out,
+    3 some host unreachable, 0 all ok (or within --tolerate); 2 usage or inventory
+    error, 5 the pattern selected no host, 141 stdout closed (| head).
     """
     source, filename = read_code(code)
     _execute(python_job(source, filename, options.timeout), options)
@@ -198,9 +311,10 @@ def sh(command: str, options: RunOptions) -> None:
       xnet sh -i lab.yaml --hosts 'web,!web03' --no-gather 'tail -n 20 /var/log/syslog'
 
     \b
-    Exit status: 0 all exited 0, 1 some host exited non-zero or failed, 3 some
-    unreachable (none failed), 2 usage or inventory error, 70 internal error (see
-    --debug), 130 interrupted.
+    Exit status (the first that applies): 128+N stopped by signal N (130 Ctrl-C),
+    70 internal error (see --debug), 1 some host exited non-zero or failed, 4 some
+    host timed out, 3 some host unreachable, 0 all exited 0 (or within --tolerate);
+    2 usage or inventory error, 5 the pattern selected no host, 141 stdout closed.
     """
     if command == "-":
         command = sys.stdin.read()

@@ -1,18 +1,26 @@
 """What a run on many hosts reports, one event at a time, and the outcomes a host can have.
 
     Started(host)                   the host's turn came: connecting now
-    Output(host, stream, text)      one line (or a last, unterminated piece) of out or err
+    Running(host)                   its gateway is open and the job was sent
+    Output(host, stream, text)      whole lines (or a last, unterminated piece) of a stream
     Exited(host, exit_code, ...)    the job ran to its end; 0 is success
     Failed(host, outcome, error...) it could not; ``outcome`` says why:
-        FAILED       the job raised, timed out, or its worker was lost
+        FAILED       the job raised, or its worker was lost while running it
+        TIMED_OUT    the job ran longer than its timeout (and was killed)
         UNREACHABLE  the gateway did not open (a connection error: refused, host key,
                      authentication, no such interpreter, ...)
+        INTERRUPTED  the run was stopped (Ctrl-C, SIGTERM, SIGHUP) before the host ended
         ERROR        a bug on our side (an unexpected exception): its traceback is logged
                      at debug level, only its last line travels here
 
-Every host gets ``Started`` then any ``Output`` then exactly one ``Exited`` or ``Failed``.
-Values only: this module imports nothing of the package, so whatever consumes events
-(results, renderers) does not pull in gateways or transports.
+Streams: ``out`` and ``err`` are what the job printed; ``log`` is what is not the job's
+but about this host: the worker's own stderr (e.g. the remote shell's complaints over ssh)
+and xnet's log records about its gateway ("corrupt stream ...").
+
+Every host gets ``Started``, maybe ``Running``, then any ``Output`` then exactly one
+``Exited`` or ``Failed``; a host stopped before its turn came gets only ``Failed``
+(``INTERRUPTED``). Values only: this module imports nothing of the package, so whatever
+consumes events (results, renderers) does not pull in gateways or transports.
 """
 
 from __future__ import annotations
@@ -23,19 +31,25 @@ from typing import Optional, Union
 __all__ = [
     "ERROR",
     "FAILED",
+    "INTERRUPTED",
     "OK",
     "OUTCOMES",
+    "STREAMS",
+    "TIMED_OUT",
     "UNREACHABLE",
     "Event",
     "Exited",
     "Failed",
     "Output",
+    "Running",
     "Started",
 ]
 
-OK, FAILED, UNREACHABLE, ERROR = "ok", "failed", "unreachable", "error"
+OK, FAILED, TIMED_OUT, UNREACHABLE = "ok", "failed", "timed out", "unreachable"
+INTERRUPTED, ERROR = "interrupted", "error"
 #: Every outcome, in the order reports list them (problems last, next to the summary).
-OUTCOMES = (OK, FAILED, UNREACHABLE, ERROR)
+OUTCOMES = (OK, FAILED, TIMED_OUT, UNREACHABLE, INTERRUPTED, ERROR)
+STREAMS = ("out", "err", "log")
 
 
 @dataclass(frozen=True)
@@ -44,10 +58,15 @@ class Started:
 
 
 @dataclass(frozen=True)
+class Running:
+    host: str
+
+
+@dataclass(frozen=True)
 class Output:
     host: str
-    stream: str  # "out" or "err"
-    text: str  # one line with its "\n", or the last piece of a stream without one
+    stream: str  # "out", "err" or "log"
+    text: str  # whole lines, each with its "\n", or the last piece of a stream without one
 
 
 @dataclass(frozen=True)
@@ -61,11 +80,11 @@ class Exited:
 @dataclass(frozen=True)
 class Failed:
     host: str
-    status: str  # FAILED, UNREACHABLE or ERROR
+    status: str  # FAILED, TIMED_OUT, UNREACHABLE, INTERRUPTED or ERROR
     error: str  # one line
     duration: float
     detail: Optional[str] = None  # the remote traceback or the full message
     exit_code: Optional[int] = None
 
 
-Event = Union[Started, Output, Exited, Failed]
+Event = Union[Started, Running, Output, Exited, Failed]

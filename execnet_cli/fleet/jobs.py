@@ -15,10 +15,12 @@ from typing import Any, Optional, Union
 from .._remote.jobs import run_python, run_shell
 from ..source import prepare_request
 
-__all__ = ["SH_TIMEOUT_GRACE", "Job", "call_source", "python_job", "shell_job"]
+__all__ = ["SH_TIMED_OUT", "SH_TIMEOUT_GRACE", "Job", "call_source", "python_job", "shell_job"]
 
 #: With a timeout, how much longer we wait for ``sh`` to report its own timeout.
 SH_TIMEOUT_GRACE = 3.0
+#: How ``run_shell`` starts its reason when it killed the command at the timeout.
+SH_TIMED_OUT = "timed out after "
 
 
 @dataclass(frozen=True)

@@ -4,39 +4,64 @@ A ``GroupResult`` is fed the run's events (``add``) as they come, so the command
 hand each event to it and to a renderer, and a library caller gets it back from
 ``run_job``. Like Fabric's ``GroupResult`` it is a mapping (host name -> ``HostResult``, in
 the order hosts finished) that also says which hosts ended which way (``ok``, ``failed``,
-``unreachable``, ``errored``: ``HostSet``s). It carries no exit status: ``outcomes`` says
-which kinds of ending occurred, and the command line's one table turns that into a number.
+``timed_out``, ``unreachable``, ``interrupted``, ``errored``: ``HostSet``s). It carries no
+exit status: ``outcomes`` says which kinds of ending occurred, and the command line's one
+table turns that into a number. While the run goes on, ``progress`` says what each
+unfinished host is doing (what a live display draws).
 
 The gathered view works like ClusterShell's ``MsgTree``: identical output from many hosts
 is stored once, and ``gathered()`` lists each distinct (outcome, output, error) once with
-the folded set of hosts that had it.
+the folded set of hosts that had it. Output is kept by ``output.HostOutput``: in memory
+while small, in a temporary file past a bound, so any amount of it costs bounded memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from ..inventory import HostSet, natural_key
-from .events import ERROR, FAILED, OK, OUTCOMES, UNREACHABLE, Event, Exited, Output, Started
+from .events import (
+    ERROR,
+    FAILED,
+    INTERRUPTED,
+    OK,
+    OUTCOMES,
+    TIMED_OUT,
+    UNREACHABLE,
+    Event,
+    Exited,
+    Output,
+    Running,
+    Started,
+)
+from .output import HostOutput, Spool
 
-__all__ = ["GroupResult", "HostResult"]
+__all__ = ["CONNECTING", "RUNNING", "GroupResult", "HostProgress", "HostResult", "HostRow"]
 
-Pieces = tuple[tuple[str, str], ...]  # (stream, text) in arrival order
+#: What an unfinished host is doing (``HostProgress.state``, ``HostRow.state``).
+CONNECTING, RUNNING = "connecting", "running"
 #: What hosts must share to be gathered: outcome, exit code, output, error, detail.
-_BlockKey = tuple[str, Optional[int], Pieces, Optional[str], Optional[str]]
+_BlockKey = tuple[str, Optional[int], tuple[bytes, int], Optional[str], Optional[str]]
 _RANK = {outcome: rank for rank, outcome in enumerate(OUTCOMES)}
+_NO_OUTPUT = HostOutput(Spool()).freeze()
 
 
 @dataclass(frozen=True)
 class HostResult:
-    """What one host did: its outcome (``status``), its output in arrival order, its error."""
+    """What one host did: its outcome (``status``), its output in arrival order, its error.
+
+    ``output`` iterates ``(stream, text)`` runs in arrival order (a run: consecutive
+    output of one stream, joined); ``stdout``/``stderr``/``log`` are each stream whole.
+    """
 
     name: str
     status: str
     exit_code: Optional[int] = None
-    output: Pieces = ()
+    output: HostOutput = _NO_OUTPUT
     error: Optional[str] = None
     detail: Optional[str] = None
     duration: float = 0.0
@@ -47,51 +72,125 @@ class HostResult:
 
     @property
     def stdout(self) -> str:
-        return "".join(text for stream, text in self.output if stream == "out")
+        return self.output.text("out")
 
     @property
     def stderr(self) -> str:
-        return "".join(text for stream, text in self.output if stream == "err")
+        return self.output.text("err")
+
+    @property
+    def log(self) -> str:
+        """What was not the job's output but about this host (see ``events``)."""
+        return self.output.text("log")
 
     def error_lines(self, full: bool = False) -> list[str]:
         """The error as lines: its one line, or with ``full`` the traceback or whole message."""
         text = self.detail if full and self.detail else self.error
         return text.rstrip("\n").splitlines() if text else []
 
-    def as_dict(self) -> dict[str, Any]:
-        """The ``--json`` record."""
+    def as_dict(self, streams: bool = True) -> dict[str, Any]:
+        """The ``--json`` record (``streams=False``: with None for stdout, stderr and log,
+        for a writer that streams them from a large output)."""
         return {
             "name": self.name,
             "status": self.status,
             "exit_code": self.exit_code,
-            "stdout": self.stdout,
-            "stderr": self.stderr,
+            "stdout": self.stdout if streams else None,
+            "stderr": self.stderr if streams else None,
             "error": self.error,
             "traceback": self.detail,
             "duration": round(self.duration, 6),
+            "log": self.log if streams else None,
         }
 
 
-class GroupResult(Mapping[str, HostResult]):
-    """Every finished host's ``HostResult``, built from the run's events."""
+@dataclass
+class HostProgress:
+    """An unfinished host: connecting or running, since when, and its last line so far."""
 
-    def __init__(self) -> None:
+    name: str
+    state: str
+    started: float  # on the result's clock (time.monotonic)
+    output: HostOutput
+    last_line: str = ""
+
+
+class HostRow(NamedTuple):
+    """One host as a live display shows it: ``state`` is CONNECTING, RUNNING or its outcome."""
+
+    name: str
+    state: str
+    elapsed: float  # seconds so far, or its duration once ended
+    exit_code: Optional[int]
+    last_line: str
+    error: Optional[str] = None  # the one line of a host that did not succeed
+
+
+class GroupResult(Mapping[str, HostResult]):
+    """Every finished host's ``HostResult``, built from the run's events.
+
+    It is fed from one thread; another (a live display) may read it meanwhile, through
+    ``rows()`` only.
+    """
+
+    def __init__(
+        self, spool: Optional[Spool] = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._spool = spool if spool is not None else Spool()
+        self._clock = clock
         self._results: dict[str, HostResult] = {}
-        self._pending: dict[str, list[tuple[str, str]]] = {}  # started, not finished
+        self._progress: dict[str, HostProgress] = {}  # started, not finished
         self._by_outcome: dict[str, list[str]] = {outcome: [] for outcome in OUTCOMES}
-        self._pieces: dict[Pieces, Pieces] = {}  # each distinct output, stored once
+        self._outputs: dict[tuple[bytes, int], HostOutput] = {}  # each distinct output once
         self._blocks: dict[_BlockKey, list[str]] = {}
+        self._last_lines: dict[str, str] = {}  # of ended hosts
+        self._lock = threading.Lock()
 
     def add(self, event: Event) -> Optional[HostResult]:
         """Take one event; return the host's result when the event ends that host."""
-        if isinstance(event, Started):
-            self._pending.setdefault(event.host, [])
-            return None
+        with self._lock:
+            return self._add(event)
+
+    def rows(self) -> list[HostRow]:
+        """Every host started so far, finished or not, as of now (safe from another thread)."""
+        now = self._clock()
+        with self._lock:
+            rows = [
+                HostRow(p.name, p.state, now - p.started, None, p.last_line)
+                for p in self._progress.values()
+            ]
+            rows += [
+                HostRow(
+                    r.name,
+                    r.status,
+                    r.duration,
+                    r.exit_code,
+                    self._last_lines.get(r.name, ""),
+                    r.error,
+                )
+                for r in self._results.values()
+            ]
+        return rows
+
+    def _add(self, event: Event) -> Optional[HostResult]:
         if isinstance(event, Output):
-            self._pending.setdefault(event.host, []).append((event.stream, event.text))
+            going = self._progress.get(event.host) or self._begin(event.host)
+            going.output.add(event.stream, event.text)
+            if event.stream != "log":
+                going.last_line = _last_line(event.text) or going.last_line
             return None
-        output = tuple(self._pending.pop(event.host, ()))
-        output = self._pieces.setdefault(output, output)
+        if isinstance(event, Started):
+            self._begin(event.host)
+            return None
+        if isinstance(event, Running):
+            (self._progress.get(event.host) or self._begin(event.host)).state = RUNNING
+            return None
+        if event.host in self._results:
+            return None  # ended already: a late word about it changes nothing
+        progress: Optional[HostProgress] = self._progress.pop(event.host, None)
+        output = self._stored(progress.output if progress is not None else None)
+        if progress is not None and progress.last_line:
+            self._last_lines[event.host] = progress.last_line
         if isinstance(event, Exited):
             status = OK if event.exit_code == 0 else FAILED
             result = HostResult(
@@ -109,9 +208,30 @@ class GroupResult(Mapping[str, HostResult]):
             )
         self._results[event.host] = result
         self._by_outcome.setdefault(result.status, []).append(event.host)
-        key = (result.status, result.exit_code, output, result.error, result.detail)
+        key = (result.status, result.exit_code, output.key, result.error, result.detail)
         self._blocks.setdefault(key, []).append(event.host)
         return result
+
+    def _begin(self, name: str) -> HostProgress:
+        progress = HostProgress(name, CONNECTING, self._clock(), HostOutput(self._spool))
+        self._progress[name] = progress
+        return progress
+
+    def _stored(self, output: Optional[HostOutput]) -> HostOutput:
+        """``output`` frozen, or the identical one stored before it (kept once)."""
+        if output is None:
+            return _NO_OUTPUT
+        output.freeze()
+        known = self._outputs.get(output.key)
+        if known is not None:
+            output.discard()
+            return known
+        self._outputs[output.key] = output
+        return output
+
+    def close(self) -> None:
+        """Remove the temporary file large outputs were kept in: their text is gone."""
+        self._spool.close()
 
     # -- the mapping ---------------------------------------------------------------------
 
@@ -143,13 +263,23 @@ class GroupResult(Mapping[str, HostResult]):
 
     @property
     def failed(self) -> HostSet:
-        """Hosts where the job raised, exited non-zero, timed out or lost its worker."""
+        """Hosts where the job raised, exited non-zero or lost its worker."""
         return self.hosts(FAILED)
+
+    @property
+    def timed_out(self) -> HostSet:
+        """Hosts whose job ran longer than its timeout."""
+        return self.hosts(TIMED_OUT)
 
     @property
     def unreachable(self) -> HostSet:
         """Hosts whose gateway did not open."""
         return self.hosts(UNREACHABLE)
+
+    @property
+    def interrupted(self) -> HostSet:
+        """Hosts the run was stopped before they ended."""
+        return self.hosts(INTERRUPTED)
 
     @property
     def errored(self) -> HostSet:
@@ -163,8 +293,18 @@ class GroupResult(Mapping[str, HostResult]):
 
     @property
     def unfinished(self) -> HostSet:
-        """Hosts that started but have no result (the run was interrupted)."""
-        return HostSet(self._pending)
+        """Hosts that started but have no result (yet)."""
+        return HostSet(self._progress)
+
+    @property
+    def progress(self) -> Mapping[str, HostProgress]:
+        """The unfinished hosts, by name: what each is doing (a live view, not a copy)."""
+        return self._progress
+
+    def elapsed(self, name: str) -> float:
+        """Seconds since ``name`` started (0 if it has not), on the result's clock."""
+        progress = self._progress.get(name)
+        return 0.0 if progress is None else self._clock() - progress.started
 
     # -- the gathered view ---------------------------------------------------------------
 
@@ -181,6 +321,14 @@ class GroupResult(Mapping[str, HostResult]):
         blocks = [(HostSet(names), self._results[names[0]]) for names in merged.values()]
         blocks.sort(key=_block_order)
         return blocks
+
+
+def _last_line(text: str) -> str:
+    """The last line of ``text`` with something on it (looked for in its last 4 KiB)."""
+    for line in reversed(text[-4096:].splitlines()):
+        if line.strip():
+            return line
+    return ""
 
 
 def _block_order(block: tuple[HostSet, HostResult]) -> tuple[int, list]:

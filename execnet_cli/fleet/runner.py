@@ -7,11 +7,16 @@ the job on each, and reports what happens as ``events`` (``Started``, ``Output``
 
 How a host that did not get its job done is classified (``events`` names the outcomes):
 only a connection error while opening (``CONNECTION_ERRORS``) makes it "unreachable"; the
-job raising, timing out or losing its worker makes it "failed"; any other exception is a
-bug of ours, "error", with its traceback logged at debug level (``xnet --debug``).
+job raising or losing its worker makes it "failed" (a lost worker says how it ended: "the
+worker exited with status 3", "killed by signal 9"); running past the job's timeout makes
+it "timed out"; ``stop()`` (the CLI calls it on SIGINT, SIGTERM, SIGHUP) makes every host
+not yet ended "interrupted", with what it printed so far; any other exception is a bug of
+ours, "error", with its traceback logged at debug level (``xnet --debug``).
 
 What runs remotely is a ``jobs.Job``; its output travels over the job's channel, never
-through the worker's stderr, and is cut into lines here.
+through the worker's stderr, and is cut at line ends here (an event carries whole lines).
+With ``capture_strays``, log records and ssh stderr about a host become its ``log``
+stream (``strays``).
 
 Hosts with ``via=`` need their carrier's gateway first: tasks are queued by via depth, so
 a carrier's task always starts before its dependents' (no pool deadlock), and carriers stay
@@ -31,8 +36,22 @@ from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
 from ..gateway import Gateway
 from ..group import Group
 from ..inventory import Host
-from .events import ERROR, FAILED, UNREACHABLE, Event, Exited, Failed, Output, Started
-from .jobs import Job
+from . import strays
+from .collect import CLOSED, Budget, Collector, LineSplitter
+from .events import (
+    ERROR,
+    FAILED,
+    INTERRUPTED,
+    TIMED_OUT,
+    UNREACHABLE,
+    Event,
+    Exited,
+    Failed,
+    Output,
+    Running,
+    Started,
+)
+from .jobs import SH_TIMED_OUT, Job
 from .results import GroupResult
 
 __all__ = [
@@ -51,6 +70,8 @@ DEFAULT_FANOUT = 64
 KILL_WAIT = 1.0
 #: Bound on joining the pool threads when the run is closed.
 JOIN_WAIT = 5.0
+#: How often a pool thread waiting for its job looks at the clock (timeouts).
+_POLL = 0.25
 #: What opening a gateway raises when the host cannot be reached: our connection errors
 #: (``HostNotFound`` and its kinds), and the OS-level ones a transport let through
 #: (refused, reset, timed out: ``OSError``; the stream ended: ``EOFError``).
@@ -90,7 +111,7 @@ class _Cancelled(Exception):
 def _not_opened(name: str, exc: Exception, duration: float) -> Failed:
     """The end of a host whose gateway did not open: unreachable, interrupted, or our bug."""
     if isinstance(exc, _Cancelled):
-        return Failed(name, FAILED, "interrupted", duration)
+        return Failed(name, INTERRUPTED, "interrupted", duration)
     if isinstance(exc, CONNECTION_ERRORS):
         return Failed(name, UNREACHABLE, _one_line(exc), duration, f"{type(exc).__name__}: {exc}")
     return _bug(name, exc, duration)
@@ -111,27 +132,26 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-class _LineSplitter:
-    """Cuts a stream's text pieces into lines, so renderers always get whole lines."""
+def _worker_end(gateway: Gateway) -> tuple[str, Optional[int]]:
+    """How a worker that went away mid-job ended: ("the worker exited with status 3", 3).
 
-    def __init__(self) -> None:
-        self.pending = ""
-
-    def feed(self, text: str) -> list[str]:
-        data = self.pending + text
-        cut = data.rfind("\n") + 1
-        self.pending = data[cut:]
-        return data[:cut].splitlines(True) if cut else []
-
-    def rest(self) -> list[str]:
-        data, self.pending = self.pending, ""
-        return [data] if data else []
+    A signal is reported as a shell would, 128 + N; a transport that cannot tell (a
+    socket) says the connection was lost.
+    """
+    transport = gateway.transport
+    code = transport.wait(KILL_WAIT)
+    describe = getattr(transport, "exit_description", None)
+    if describe is None or code is None:
+        return "the worker was lost (the connection to it closed)", None
+    return f"the worker {describe()}", (128 - code if code < 0 else code)
 
 
 class Runner:
     """Runs a job on hosts; iterate ``events()`` in one thread, and close (``with``) at the end.
 
-    Closing ends every gateway of the run, also after an exception or Ctrl-C.
+    Closing ends every gateway of the run, also after an exception or Ctrl-C. ``stop()``
+    ends the run early but completely: ``events()`` then reports every host not yet
+    ended as interrupted, with what it printed so far.
     """
 
     def __init__(
@@ -141,24 +161,35 @@ class Runner:
         *,
         fanout: int = DEFAULT_FANOUT,
         carriers: Sequence[Host] = (),
+        capture_strays: bool = False,
     ) -> None:
         if fanout < 1:
             raise ValueError("fanout must be at least 1")
         self.hosts = list(hosts)
         self.job = job
         self.fanout = fanout
+        self.capture_strays = capture_strays
         self.group = Group()
         self._selected = {h.name for h in self.hosts}
         everyone = {h.name: h for h in [*carriers, *self.hosts]}
         self._carrier_names = {h.via for h in everyone.values() if h.via}
         self._slots = {name: _Slot() for name in everyone}
+        self._by_address: dict[str, list[str]] = {}
+        for host in self.hosts:
+            self._by_address.setdefault(host.address, []).append(host.name)
         self._tasks: queue.SimpleQueue[Optional[Host]] = queue.SimpleQueue()
         for host in sorted(everyone.values(), key=lambda h: _depth(h, everyone)):
             self._tasks.put(host)
-        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[Optional[Event]] = queue.SimpleQueue()  # None: wake up
+        self._budget = Budget()  # output in events not consumed yet
         self._cancel = threading.Event()
+        self._stopping = False
+        self._closed = False
         self._threads: list[threading.Thread] = []
         self._complete = False  # every selected host reported its end
+        self._started: dict[str, float] = {}  # host -> when its turn came
+        self._serving: dict[Optional[int], str] = {}  # pool thread ident -> its host
+        self._ended: set[str] = set()  # hosts whose end event was put
 
     def __enter__(self) -> Runner:
         return self
@@ -166,27 +197,72 @@ class Runner:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def stop(self) -> None:
+        """End the run early (safe from a signal handler): see ``events``."""
+        self._stopping = True
+        self._events.put(None)  # SimpleQueue.put is reentrant: wakes the consumer
+
     def events(self) -> Iterator[Event]:
-        """Start the pool and yield every host's events until each host is done."""
+        """Start the pool and yield every host's events until each host is done.
+
+        After ``stop()``, the gateways are ended, what they had sent is yielded, and
+        then ``Failed(INTERRUPTED)`` for each host that had not ended (in host order).
+        """
+        if self.capture_strays:
+            with strays.capture(self._owner, self._report_stray):
+                yield from self._events_until_done()
+        else:
+            yield from self._events_until_done()
+
+    def _events_until_done(self) -> Iterator[Event]:
         count = min(self.fanout, len(self._slots))
         for number in range(count):
             self._tasks.put(None)  # one stop mark per thread
             thread = threading.Thread(target=self._work, name=f"xnet-run-{number}", daemon=True)
             self._threads.append(thread)
             thread.start()
-        remaining = len(self._selected)
-        while remaining:
+        remaining = set(self._selected)
+        while remaining and not self._stopping:
             try:
                 event = self._events.get(timeout=0.2)  # a timeout keeps Ctrl-C responsive
             except queue.Empty:
                 continue
-            if isinstance(event, (Exited, Failed)):
-                remaining -= 1
-            yield event
-        self._complete = True
+            if event is not None and self._take(event, remaining):
+                yield event
+        self._complete = not remaining
+        if remaining:
+            yield from self._interrupted(remaining)
+
+    def _take(self, event: Event, remaining: set[str]) -> bool:
+        """Whether to yield ``event``: one end per host, nothing about a host after it."""
+        if isinstance(event, Output) and event.stream != "log":
+            self._budget.release(len(event.text))
+        if event.host not in remaining:
+            return False
+        if isinstance(event, (Exited, Failed)):
+            remaining.discard(event.host)
+        return True
+
+    def _interrupted(self, remaining: set[str]) -> Iterator[Event]:
+        self.close()  # ends every gateway; the pool's last events are queued by now
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if event is not None and self._take(event, remaining):
+                yield event
+        now = time.monotonic()
+        for host in self.hosts:
+            if host.name in remaining:
+                started = self._started.get(host.name, now)
+                yield Failed(host.name, INTERRUPTED, "interrupted", now - started)
 
     def close(self) -> None:
         """End every gateway (asked, waited for with a bound, then killed) and the pool."""
+        if self._closed:
+            return
+        self._closed = True
         self._cancel.set()
         try:
             while True:
@@ -202,25 +278,56 @@ class Runner:
             thread.join(max(0.0, deadline - time.monotonic()))
         self.group.terminate(KILL_WAIT)  # gateways that finished opening meanwhile
 
+    # -- strays (see ``strays``) -----------------------------------------------------------
+
+    def _owner(self, thread: threading.Thread) -> Optional[str]:
+        """The selected host ``thread`` works for, if any."""
+        name = self._serving.get(thread.ident)
+        if name is not None:
+            return name
+        for prefix in ("xnet-receiver-", "xnet-ssh-stderr-"):
+            if thread.name.startswith(prefix):
+                key = thread.name[len(prefix) :]
+                if prefix == "xnet-receiver-":  # a gateway's id is its host's name
+                    return key if key in self._selected else None
+                names = self._by_address.get(key, [])
+                return names[0] if len(names) == 1 else None
+        return None
+
+    def _report_stray(self, name: str, text: str) -> bool:
+        if name in self._ended:
+            return False
+        self._events.put(Output(name, "log", text))
+        return True
+
     # -- the pool ------------------------------------------------------------------------
 
     def _work(self) -> None:
+        ident = threading.get_ident()
         while not self._cancel.is_set():
             host = self._tasks.get()
             if host is None:
                 return
             start = time.monotonic()
+            self._serving[ident] = host.name
             try:
                 self._serve(host, start)
             except Exception as exc:  # a bug here must not hang the consumer
                 if host.name in self._selected:
-                    self._events.put(_bug(host.name, exc, time.monotonic() - start))
+                    self._end(_bug(host.name, exc, time.monotonic() - start))
+            finally:
+                self._serving.pop(ident, None)
+
+    def _end(self, event: Event) -> None:
+        self._ended.add(event.host)
+        self._events.put(event)
 
     def _serve(self, host: Host, start: float) -> None:
         name = host.name
         selected = name in self._selected
         slot = self._slots[name]
         if selected:
+            self._started[name] = start
             self._events.put(Started(name))
         try:
             gateway = self._open(host)
@@ -228,14 +335,15 @@ class Runner:
             slot.error = _one_line(exc)
             slot.done.set()
             if selected:
-                self._events.put(_not_opened(name, exc, time.monotonic() - start))
+                self._end(_not_opened(name, exc, time.monotonic() - start))
             return
         slot.gateway = gateway
         slot.done.set()
         if not selected:
             return
         try:
-            self._events.put(self._execute(gateway, name, start))
+            self._events.put(Running(name))
+            self._end(self._execute(gateway, name, start))
         finally:
             if name not in self._carrier_names:
                 gateway.exit(KILL_WAIT if self._cancel.is_set() else None)
@@ -259,47 +367,77 @@ class Runner:
     def _execute(self, gateway: Gateway, name: str, start: float) -> Event:
         """Run the job on an open gateway, putting its output; return the final event."""
         job = self.job
+        collector = Collector()
         try:
             channel = gateway.remote_exec(job.source)
-        except ChannelClosed as exc:  # the worker died right after it said ready
-            return Failed(name, FAILED, f"worker lost: {exc}", time.monotonic() - start)
+            channel.setcallback(collector.on_item, endmarker=CLOSED)
+        except ChannelClosed:  # the worker died right after it said ready
+            return self._lost(gateway, name, start)
         deadline = None if job.timeout is None else time.monotonic() + job.timeout
-        splitters = {"out": _LineSplitter(), "err": _LineSplitter()}
+        splitters = {"out": LineSplitter(), "err": LineSplitter()}
+        try:
+            while not collector.ended:
+                wait = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
+                if wait <= 0:
+                    self._emit(name, collector.take(0), splitters, flush=True)
+                    gateway.exit(0)  # stuck in user code: only killing frees it
+                    error = f"timed out after {job.timeout:g} s"
+                    return Failed(name, TIMED_OUT, error, time.monotonic() - start)
+                self._emit(name, collector.take(wait), splitters)
+            self._emit(name, collector.take(0), splitters, flush=True)
+        finally:
+            collector.stop()
+        if collector.exit is not None:
+            _, code, text = collector.exit
+            return _job_end(job, name, int(code), text, time.monotonic() - start)
+        try:
+            channel.waitclose(0)
+        except RemoteError as exc:
+            return Failed(name, FAILED, _one_line(exc), time.monotonic() - start, str(exc))
+        except (EOFError, channel.TimeoutError):
+            pass
+        return self._lost(gateway, name, start)
 
-        def flush() -> None:
+    def _emit(
+        self, name: str, pieces: list[tuple[str, str]], splitters: dict, flush: bool = False
+    ) -> None:
+        """Put ``pieces`` as events of whole lines (``flush``: the last pieces too)."""
+        for stream, text in _runs(pieces):
+            self._put(name, stream, splitters[stream].feed(text))
+        if flush:
             for stream, splitter in splitters.items():
-                for line in splitter.rest():
-                    self._events.put(Output(name, stream, line))
+                self._put(name, stream, splitter.rest())
 
-        while True:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                item = channel.receive(wait)
-            except channel.TimeoutError:
-                flush()
-                gateway.exit(0)  # stuck in user code: only killing frees it
-                error = f"timed out after {job.timeout:g} s"
-                return Failed(name, FAILED, error, time.monotonic() - start)
-            except RemoteError as exc:
-                flush()
-                return Failed(name, FAILED, _one_line(exc), time.monotonic() - start, str(exc))
-            except EOFError as exc:
-                flush()
-                error = "interrupted" if self._cancel.is_set() else f"worker lost: {exc}"
-                return Failed(name, FAILED, error, time.monotonic() - start)
-            if not isinstance(item, tuple) or not item:
-                continue
-            if item[0] in splitters and len(item) == 2 and isinstance(item[1], str):
-                for line in splitters[item[0]].feed(item[1]):
-                    self._events.put(Output(name, item[0], line))
-            elif item[0] == "exit" and len(item) == 3:
-                flush()
-                code, text = int(item[1]), item[2]
-                duration = time.monotonic() - start
-                if job.kind == "run" and text:  # an exception: its traceback is the detail
-                    last = text.strip().splitlines()[-1]
-                    return Failed(name, FAILED, last, duration, text, code)
-                return Exited(name, code, duration, text)
+    def _put(self, name: str, stream: str, text: str) -> None:
+        if text:
+            self._budget.acquire(len(text), self._cancel)
+            self._events.put(Output(name, stream, text))
+
+    def _lost(self, gateway: Gateway, name: str, start: float) -> Failed:
+        """The end of a host whose worker went away: we ended it, or it died (how?)."""
+        if self._cancel.is_set():
+            return Failed(name, INTERRUPTED, "interrupted", time.monotonic() - start)
+        error, code = _worker_end(gateway)
+        return Failed(name, FAILED, error, time.monotonic() - start, exit_code=code)
+
+
+def _runs(pieces: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    """Consecutive pieces of one stream, joined."""
+    start = 0
+    for i in range(1, len(pieces) + 1):
+        if i == len(pieces) or pieces[i][0] != pieces[start][0]:
+            yield pieces[start][0], "".join(text for _, text in pieces[start:i])
+            start = i
+
+
+def _job_end(job: Job, name: str, code: int, text: Optional[str], duration: float) -> Event:
+    """The end event for the job's own report: its exit code and why (or its traceback)."""
+    if job.kind == "run" and text:  # an exception: its traceback is the detail
+        last = text.strip().splitlines()[-1]
+        return Failed(name, FAILED, last, duration, text, code)
+    if job.kind == "sh" and text and text.startswith(SH_TIMED_OUT):
+        return Failed(name, TIMED_OUT, text, duration, None, code)
+    return Exited(name, code, duration, text)
 
 
 def _depth(host: Host, hosts: Mapping[str, Host]) -> int:
@@ -318,10 +456,13 @@ def run_job(
     fanout: int = DEFAULT_FANOUT,
     carriers: Sequence[Host] = (),
     on_event: Optional[Callable[[Event], None]] = None,
+    capture_strays: bool = False,
 ) -> GroupResult:
     """Run ``job`` on ``hosts`` and return every host's result (library use, tests)."""
     result = GroupResult()
-    with Runner(hosts, job, fanout=fanout, carriers=carriers) as runner:
+    with Runner(
+        hosts, job, fanout=fanout, carriers=carriers, capture_strays=capture_strays
+    ) as runner:
         for event in runner.events():
             result.add(event)
             if on_event is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from .hostset import HostSet, fold, natural_key, natural_sorted
 from .model import DEFAULT_INVENTORY, Host, Inventory, load_inventory
 from .patterns import Term, parse_pattern, select
-from .ranges import MAX_EXPANSION, PatternError, expand, expand_list
+from .ranges import MAX_EXPANSION, NoHostSelected, PatternError, expand, expand_list
 from .schema import InventoryError, Mark
 from .sources import find_inventories
 
@@ -30,6 +30,7 @@ __all__ = [
     "Inventory",
     "InventoryError",
     "Mark",
+    "NoHostSelected",
     "PatternError",
     "Term",
     "expand",

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from ..suggest import close_matches
 from .hostset import HostSet, fold
-from .ranges import PatternError, expand, top_level
+from .ranges import NoHostSelected, PatternError, expand, top_level
 
-__all__ = ["PatternError", "Term", "parse_pattern", "select"]
+__all__ = ["NoHostSelected", "PatternError", "Term", "parse_pattern", "select"]
 
 #: Separators and the operation of the term they start: ``,`` and ``:`` union.
 _OPS = {",": "|", ":": "|", "&": "&", "!": "!"}
@@ -53,7 +53,10 @@ def parse_pattern(pattern: str) -> tuple[Term, ...]:
     term, alone (``web&prod``) or after a separator (``web:&prod``, ``all,!db``); ``&!`` is ``!``
     (an intersection with a complement is a difference). Separators
     inside ``[]``, ``()`` or ``{}`` belong to the term, so ranges and regexes keep theirs.
+    An empty term (``a,,b``, ``a,``) is an error: it is a slip, never a way to say nothing.
     """
+    if not pattern.strip(", :\t"):
+        raise PatternError("empty pattern", pattern, 1)
     terms: list[Term] = []
     op, explicit, start = "|", False, 0
 
@@ -66,6 +69,8 @@ def parse_pattern(pattern: str) -> tuple[Term, ...]:
         elif explicit:
             sym = "&" if op == "&" else "!"
             raise PatternError(f"expected a name after {sym!r}", pattern, end + 1)
+        else:  # "a,,b", "a,", ",a": a slip, never a way to say nothing
+            raise PatternError("empty term (a separator with no name after it)", pattern, end + 1)
 
     for i, ch in top_level(pattern, _SEPARATORS):
         pending = pattern[start:i].strip()
@@ -79,8 +84,6 @@ def parse_pattern(pattern: str) -> tuple[Term, ...]:
             op, explicit = _OPS[ch], True
         start = i + 1
     flush(len(pattern))
-    if not terms:
-        raise PatternError("empty pattern", pattern, 1)
     return tuple(terms)
 
 
@@ -137,7 +140,7 @@ def _match_term(
             found.update(members.names)
     found.update(filter(matcher, all_hosts.names))
     if not found:
-        raise PatternError(f"{term.text!r} matches no host or group", pattern, term.column)
+        raise NoHostSelected(f"{term.text!r} matches no host or group", pattern, term.column)
     return frozenset(found)
 
 
@@ -168,7 +171,7 @@ def select(
         if t.op == "!":
             result = result - _match_term(t, pattern, universe, groups)
     if not result:
-        raise PatternError("selects no hosts", pattern)
+        raise NoHostSelected("selects no hosts", pattern)
     if len(result) == len(universe) and result == universe.names:
         return universe  # keeps its sorted order, computed once
     return HostSet(result)

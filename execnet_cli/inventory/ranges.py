@@ -64,6 +64,11 @@ class PatternError(XnetError, ValueError):
         return f"in pattern {self.pattern!r}{where}: {self.message}"
 
 
+class NoHostSelected(PatternError):
+    """A well-formed pattern that selects no host (a glob or regex matching nothing, or
+    set algebra leaving nothing): not a typo, so the command line says it apart."""
+
+
 # --------------------------------------------------------------------------- scanning
 
 

@@ -1,0 +1,161 @@
+"""``xnet ping``: is each host reachable, with which Python, on which platform, how fast.
+
+It runs a tiny job through the same runner as ``xnet run`` and times its events as they
+arrive: ``connect`` is from the host's turn to its gateway being open (the handshake and
+the worker's start), ``rtt`` from then to the job's answer (one request and its reply,
+plus running three lines of Python). Exit status as for ``run`` (``exitcodes``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import click
+from rich.console import Console
+
+from ..fleet.events import FAILED, OK, Event, Exited, Failed, Running, Started
+from ..fleet.jobs import python_job
+from ..fleet.results import GroupResult
+from ..fleet.runner import Runner, carriers_for
+from .exitcodes import exit_status
+from .options import inventory_option, select_hosts, user_errors
+from .render import clean, summary_line
+from .run import fanout_option, leave_if_stopped, started, stopping
+
+__all__ = ["PROBE", "Ping", "ping"]
+
+#: What each host runs: its Python's version and its system, release and machine, one
+#: line split by tabs (os.uname: platform.platform() reads the interpreter's binary).
+PROBE = (
+    "import os, sys\n"
+    "u = os.uname()\n"
+    "print(sys.version.split()[0], f'{u.sysname} {u.release} {u.machine}', sep='\\t')\n"
+)
+
+
+@dataclass
+class Ping:
+    """One host's answer (or why there is none); times in seconds."""
+
+    name: str
+    status: str = ""
+    python: Optional[str] = None
+    platform: Optional[str] = None
+    connect: Optional[float] = None
+    rtt: Optional[float] = None
+    error: Optional[str] = None
+    log: str = ""  # what xnet logged or the worker said on stderr about this host
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``--json`` record (times in milliseconds)."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "python": self.python,
+            "platform": self.platform,
+            "connect_ms": _ms(self.connect),
+            "rtt_ms": _ms(self.rtt),
+            "error": self.error,
+            "log": self.log,
+        }
+
+    def cells(self) -> list[str]:
+        if self.status != OK:
+            return [self.name, self.status, clean(self.error or ""), "", "", ""]
+        return [
+            self.name,
+            self.status,
+            self.python or "?",
+            self.platform or "?",
+            f"{_ms(self.connect)} ms",
+            f"{_ms(self.rtt)} ms",
+        ]
+
+
+def _ms(seconds: Optional[float]) -> Optional[float]:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+class _Timer:
+    """Stamps each host's events as they arrive and makes a ``Ping`` of them."""
+
+    def __init__(self, result: GroupResult) -> None:
+        self.result = result
+        self.stamps: dict[tuple[str, str], float] = {}
+        self.pings: dict[str, Ping] = {}
+
+    def handle(self, event: Event) -> None:
+        now = time.monotonic()
+        if isinstance(event, (Started, Running)):
+            self.stamps[(event.host, type(event).__name__)] = now
+        elif isinstance(event, (Exited, Failed)) and event.host in self.result:
+            self.pings[event.host] = self._ping(event.host, now)
+
+    def _ping(self, name: str, now: float) -> Ping:
+        result = self.result[name]
+        begun = self.stamps.get((name, "Started"))
+        running = self.stamps.get((name, "Running"))
+        answer = Ping(name, result.status, error=result.error)
+        if begun is not None and running is not None:
+            answer.connect, answer.rtt = running - begun, now - running
+        answer.log = result.log
+        if result.ok:
+            facts = result.stdout.rstrip("\n").split("\t")
+            if len(facts) == 2:
+                answer.python, answer.platform = facts
+            else:
+                answer.status, answer.error = FAILED, f"unexpected answer: {result.stdout!r}"
+        return answer
+
+
+def _aligned(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+
+
+@click.command("ping")
+@click.argument("pattern", required=False, default="all")
+@inventory_option
+@fanout_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line.")
+def ping(pattern: str, inventories: tuple[str, ...], fanout: int, as_json: bool) -> None:
+    """Reach every host PATTERN selects (default: all): Python version, platform, timing.
+
+    \b
+    Columns: HOST STATUS PYTHON PLATFORM CONNECT RTT, sorted by host; CONNECT is the
+    time to open the gateway, RTT one request and its answer on it.
+    Exit status as for xnet run: 0 all reachable, 3 some unreachable, 5 no host.
+    """
+    begin = started()
+    inventory, hosts = select_hosts(inventories, pattern)
+    with user_errors():
+        carriers = carriers_for(hosts, inventory.host)
+    result = GroupResult()
+    timer = _Timer(result)
+    try:
+        with (
+            Runner(
+                hosts, python_job(PROBE), fanout=fanout, carriers=carriers, capture_strays=True
+            ) as runner,
+            stopping(runner.stop) as received,
+        ):
+            for event in runner.events():
+                result.add(event)
+                timer.handle(event)
+    finally:
+        result.close()
+    pings = [timer.pings[h.name] for h in hosts if h.name in timer.pings]
+    if as_json:
+        for answer in pings:
+            click.echo(json.dumps(answer.as_dict()))
+    elif pings:
+        heading = ["HOST", "STATUS", "PYTHON", "PLATFORM", "CONNECT", "RTT"]
+        for line in _aligned([heading, *(p.cells() for p in pings)]):
+            click.echo(line)
+        err = Console(stderr=True, highlight=False)
+        err.print(summary_line(result, time.monotonic() - begin), soft_wrap=True)
+    leave_if_stopped(received, quiet=as_json)
+    raise click.exceptions.Exit(exit_status(result.outcomes))

@@ -1,0 +1,81 @@
+"""``xnet shell --sh HOST``: a login shell on a remote pseudo-terminal, over popen and ssh."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pexpect
+from shell_helpers import (
+    Target,
+    popen_target,
+    spawned,
+    target_fixture,  # noqa: F401 (the target fixture)
+    wait_end,
+)
+
+#: Runs the shell, then shows our terminal's modes: raw mode must have been undone.
+AFTER = "; echo status=$?; stty -a | grep -o -- '-\\?icanon'"
+
+
+def in_sh(target: Target) -> list[str]:
+    return ["/bin/sh", "-c", shlex.join(target.args("--sh")) + AFTER]
+
+
+def ready(child) -> None:  # noqa: ANN001 (a pexpect child)
+    """Wait until the remote shell reads commands (its start-up may drop what came before)."""
+    for _ in range(30):
+        child.sendline("echo ready-$((1+1))")
+        if child.expect(["ready-2", pexpect.TIMEOUT], timeout=1) == 0:
+            return
+    raise AssertionError("the remote shell did not answer")
+
+
+def command(child, line: str, marker: str) -> None:  # noqa: ANN001 (a pexpect child)
+    """Type a shell command; wait for its output (the marker, made by the shell itself)."""
+    child.sendline(line)
+    child.expect(marker)
+
+
+def test_window_size_resize_and_exit_status(target: Target) -> None:
+    with spawned(in_sh(target), target.env, rows=24, cols=80) as child:
+        ready(child)
+        command(child, "stty size; echo size-$((2+2))", "24 80\r\nsize-4")
+        child.setwinsize(40, 100)  # SIGWINCH for xnet, which sends the new size
+        command(child, "stty size; echo size-$((3+3))", "40 100\r\nsize-6")
+        child.sendline("exit 3")
+        child.expect("status=3\r\nicanon")
+        assert wait_end(child) == 0
+
+
+def test_terminal_is_restored_when_the_connection_is_lost(tmp_path: Path) -> None:
+    target = popen_target(tmp_path)
+    with spawned(in_sh(target), target.env) as child:
+        ready(child)
+        child.sendline("kill -9 $PPID")  # the worker, which holds the terminal's master side
+        child.expect("connection lost")
+        child.expect("status=1\r\nicanon")
+        assert wait_end(child) == 0
+
+
+def test_ctrl_c_goes_to_the_remote_shell(tmp_path: Path) -> None:
+    target = popen_target(tmp_path)
+    with spawned(target.args("--sh"), target.env) as child:
+        ready(child)
+        child.sendline("sleep 60")
+        for _ in range(20):  # a Ctrl-C that lands before sleep starts is bash's: again
+            child.sendcontrol("c")
+            child.sendline("echo still-$((2+3))")
+            if child.expect(["still-5", pexpect.TIMEOUT], timeout=2) == 0:
+                break
+        else:
+            raise AssertionError("Ctrl-C did not reach the remote sleep")
+        child.sendcontrol("d")
+        assert wait_end(child) == 0
+
+
+def test_sh_takes_one_host(tmp_path: Path) -> None:
+    target = popen_target(tmp_path, "web")
+    with spawned(target.args("--sh"), target.env) as child:
+        child.expect("--sh takes one host; 'web' selects 3 \\(web\\[01-03\\]\\)")
+        assert wait_end(child) == 2
