@@ -309,7 +309,8 @@ def test_the_execnet_alias_preloads_pytest_for_xdist_workers(tmp_path):
     alias = subprocess.run(
         [sys.executable, "-m", "execnet_cli.compat"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    env = {**os.environ, "PYTHONPATH": alias}
+    paths = [alias, *os.environ.get("PYTHONPATH", "").split(os.pathsep)]  # ours after it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     out = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
     )
