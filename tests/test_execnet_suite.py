@@ -193,8 +193,10 @@ def test_execnets_own_suite_through_the_alias(tmp_path):
     )
     listed = {name for name in worse if name.split("[")[0] in DIFFERENCES}
     unlisted = [f"{name}: {ours.get(name)}" for name in worse if name not in listed]
-    counts = {kind: list(ours.values()).count(kind) for kind in set(ours.values())}
-    print(f"execnet: {len(real)} tests; alias: {counts}; listed differences: {len(listed)}")
+    for engine, found in (("execnet", real), ("alias", ours)):
+        counts = {kind: list(found.values()).count(kind) for kind in sorted(set(found.values()))}
+        print(f"{engine}: {len(found)} tests: {counts}")
+    print(f"differences listed and seen: {len(listed)}")
     better = sorted(n for n, kind in ours.items() if kind == "passed" and real.get(n) != "passed")
     if better:
         print("passing through the alias only:", *better, sep="\n  ")
