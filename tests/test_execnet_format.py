@@ -106,6 +106,8 @@ def test_forged_sizes_are_refused_before_allocating():
     for op in (b"K", b"A", b"N", b"H"):  # list, bytes, str, long int
         with pytest.raises(LoadError):
             fmt.loads(b"\x02" + op + b"\x7f\xff\xff\xffQ")
+        with pytest.raises(LoadError):  # from a file, whose length is unknown
+            fmt.load(io.BytesIO(b"\x02" + op + b"\x7f\xff\xff\xffQ"))
     with pytest.raises(LoadError):
         fmt.loads(b"\x02@\x7f\xff\xff\xffQ")  # a tuple of more items than exist
     with pytest.raises(LoadError):

@@ -11,6 +11,7 @@ allocated. Channels travel by id and are only loaded with a gateway's channel fa
 from __future__ import annotations
 
 import struct
+import sys
 
 from . import channel, errors
 
@@ -27,7 +28,8 @@ COMPLEX_FORMAT_SIZE = struct.calcsize(COMPLEX_FORMAT)
 _INT4 = struct.Struct("!i")
 #: Longest int in decimal we write or read (CPython's own default conversion limit).
 MAX_INT_DIGITS = 4300
-#: Items a list read from a stream may announce (from bytes: at most what the rest holds).
+#: Items a list read from a stream may announce (from bytes: at most what the rest holds):
+#: a list grows to the index of each item set, so this bounds what one item can allocate.
 MAX_STREAM_LIST = 1 << 22
 #: Bytes read from a stream at once while collecting a long string.
 _READ_CHUNK = 1 << 20
@@ -158,6 +160,10 @@ class BytesReader:
     def left(self) -> int:
         return len(self.data) - self.pos
 
+    def list_limit(self) -> int:
+        """The most items a list can announce: each needs bytes of its own."""
+        return self.left()
+
     def read(self, n: int) -> bytes:
         part = self.data[self.pos : self.pos + n]
         self.pos += len(part)
@@ -171,7 +177,11 @@ class StreamReader:
         self.stream = stream
 
     def left(self) -> int:
-        return MAX_STREAM_LIST * 8
+        """Unknown: sizes are believed, and the data read in chunks as it comes."""
+        return sys.maxsize
+
+    def list_limit(self) -> int:
+        return MAX_STREAM_LIST
 
     def read(self, n: int) -> bytes:
         parts = []
@@ -273,7 +283,7 @@ def _load_one(
         return _NOTHING
     size = _INT4.unpack(_exact(reader, 4, "size"))[0]
     if op == opcode.NEWLIST:
-        if not 0 <= size <= reader.left():
+        if not 0 <= size <= reader.list_limit():
             raise errors.LoadError(f"a list of {size} items is longer than the data")
         made: List[Any] = [None] * min(size, 1 << 16)  # grown by SETITEM up to its size
         limits[id(made)] = size
@@ -290,6 +300,8 @@ def _load_one(
             if op == opcode.SET
             else frozenset(items)
         )
+    if op in (opcode.LONGINT, opcode.LONGLONG) and size > MAX_INT_DIGITS:
+        raise errors.LoadError(f"an int of {size} digits (at most {MAX_INT_DIGITS} are read)")
     data = _exact(reader, size, "string")
     if op == opcode.BYTES:
         return data
@@ -300,7 +312,7 @@ def _load_one(
     if op == opcode.PY2STRING:
         return data.decode("latin-1") if strconfig[0] else data
     if op in (opcode.LONGINT, opcode.LONGLONG):
-        if size > MAX_INT_DIGITS or not data.lstrip(b"-").isdigit():
+        if not data.lstrip(b"-").isdigit():
             raise errors.LoadError(f"not an int of at most {MAX_INT_DIGITS} digits: {data[:40]!r}")
         return int(data)
     raise errors.LoadError(f"unknown opcode {op!r} - wire protocol corruption?")
