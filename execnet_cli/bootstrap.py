@@ -42,6 +42,7 @@ REMOTE_MODULES = (
     "worker",
     "forkserver",
     "compat",
+    "compat_format",
 )
 #: Version 4 of marshal is read by every Python 3.4+, for the source form of the bundle.
 MARSHAL_VERSION = 4

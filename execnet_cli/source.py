@@ -72,7 +72,9 @@ def _function_request(func: types.FunctionType, kwargs: Dict[str, Any]) -> ExecR
             f"function {name!r} uses global names {', '.join(sorted(bad))}; only builtins "
             "are available remotely (import inside the function, pass values as kwargs)"
         )
-    return source, inspect.getsourcefile(func), name, dict(kwargs)
+    # Blank lines first, so the worker's tracebacks give the lines of the function's file.
+    padding = "\n" * (code.co_firstlineno - 1)
+    return padding + source, inspect.getsourcefile(func), name, dict(kwargs)
 
 
 def non_builtin_globals(tree: ast.AST, code: types.CodeType) -> set:

@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from proc_helpers import run_in_threads, wait_gone
+from proc_helpers import pid_alive, run_in_threads, wait_gone
 
 import execnet_cli
 from execnet_cli.errors import BootstrapError
@@ -321,7 +322,7 @@ def test_preloaded_modules_are_imported_in_every_worker(group):
 
 
 def test_a_preload_that_fails_or_differs_means_no_forking(group, tmp_path, monkeypatch, caplog):
-    caplog.set_level("DEBUG", logger="execnet_cli.connect")
+    caplog.set_level("DEBUG", logger="execnet_cli")
     group.set_forkserver_preload(["xnet_no_such_module"])
     assert isinstance(group.makegateway().transport, PopenTransport)
     assert "preloading xnet_no_such_module failed: ModuleNotFoundError" in caplog.text
@@ -364,7 +365,8 @@ def test_the_execnet_alias_preloads_pytest_for_xdist_workers(tmp_path):
     alias = subprocess.run(
         [sys.executable, "-m", "execnet_cli.compat"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    env = {**os.environ, "PYTHONPATH": alias}
+    paths = [alias, *os.environ.get("PYTHONPATH", "").split(os.pathsep)]  # ours after it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     out = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
     )
@@ -398,3 +400,96 @@ def test_a_terminated_group_keeps_its_preload_for_new_servers(group):
     gateway = group.makegateway()  # a new server for a group used again
     assert isinstance(gateway.transport, ForkedTransport)
     assert gateway.remote_exec(MODULE_LOADED.format(name="fractions")).receive(30)
+
+
+def fork_server_pid(gateway: execnet_cli.Gateway) -> int:
+    assert isinstance(gateway.transport, ForkedTransport)
+    return gateway.transport.server.process.pid
+
+
+def open_in_home(group, monkeypatch, home: str) -> execnet_cli.Gateway:
+    """A gateway opened while HOME (read when an interpreter starts) is ``home``."""
+    monkeypatch.setenv("HOME", home)
+    gateway = group.makegateway("execmodel=main_thread_only//popen")
+    assert gateway.remote_exec("import os; channel.send(os.environ['HOME'])").receive(30) == home
+    return gateway
+
+
+def test_a_fork_server_module_imported_again_never_fails_an_open(group, monkeypatch):
+    """Issue 13: pytest's pytester drops the modules a run imported; the next run imports
+    the fork server module again, whose ForkUnavailable is another class than the one the
+    group's servers raise. No error of the fork server may reach an open."""
+    from execnet_cli import transports
+    from execnet_cli.transports import forkserver
+
+    open_in_home(group, monkeypatch, "/nonexistent/home-first").exit()
+    monkeypatch.delitem(sys.modules, forkserver.__name__)
+    monkeypatch.delattr(transports, "forkserver")
+    for i in range(forkserver.MAX_SERVERS + 2):
+        open_in_home(group, monkeypatch, f"/nonexistent/home-{i}").exit()
+
+
+def test_a_few_hundred_environments_each_open_and_never_more_servers_than_kept(group, monkeypatch):
+    """Issue 13: a program that changes its start-up environment for every gateway (tests
+    that set HOME each) gets every gateway, from at most MAX_SERVERS fork servers."""
+    from execnet_cli.transports.forkserver import MAX_SERVERS
+
+    servers = group._context.fork_servers()
+    homes = iter([f"/nonexistent/home-{i}" for i in range(200)])
+    lock = threading.Lock()
+    seen: list[tuple[str, str, int]] = []
+
+    def open_some() -> None:
+        while True:
+            with lock:  # the environment is the process's: one change and open at a time
+                home = next(homes, None)
+                if home is None:
+                    return
+                monkeypatch.setenv("HOME", home)
+                gateway = group.makegateway("execmodel=main_thread_only//popen")
+                seen.append((home, type(gateway.transport).__name__, len(servers)))
+            # the workers run and end concurrently
+            reported = gateway.remote_exec("import os; channel.send(os.environ['HOME'])")
+            assert reported.receive(30) == home
+            gateway.exit()
+
+    assert run_in_threads(open_some, 4, timeout=300) == []
+    assert len(seen) == 200
+    assert max(count for _, _, count in seen) == MAX_SERVERS
+    forked = [home for home, kind, _ in seen if kind == "ForkedTransport"]
+    assert len(forked) == MAX_SERVERS  # one-off environments are not worth a server
+
+
+def test_an_environment_seen_again_takes_the_place_of_the_least_recently_used_server(
+    group, monkeypatch
+):
+    from execnet_cli.transports.forkserver import MAX_SERVERS
+
+    homes = [f"/nonexistent/home-{i}" for i in range(MAX_SERVERS + 1)]
+    servers = []
+    for home in homes[:MAX_SERVERS]:
+        gateway = open_in_home(group, monkeypatch, home)
+        servers.append(fork_server_pid(gateway))
+        gateway.exit()
+    open_in_home(group, monkeypatch, homes[1]).exit()  # home-0's server is now the oldest
+    once = open_in_home(group, monkeypatch, homes[-1])
+    assert isinstance(once.transport, PopenTransport)  # a one-off: an interpreter starts
+    again = open_in_home(group, monkeypatch, homes[-1])
+    assert isinstance(again.transport, ForkedTransport)
+    assert wait_gone(servers[0])
+    assert all(pid_alive(pid) for pid in servers[1:])
+    once.exit()
+    again.exit()
+
+
+def test_servers_with_workers_are_not_retired(group, monkeypatch):
+    from execnet_cli.transports.forkserver import MAX_SERVERS
+
+    held = [open_in_home(group, monkeypatch, f"/nonexistent/home-{i}") for i in range(MAX_SERVERS)]
+    for _ in range(2):
+        extra = open_in_home(group, monkeypatch, "/nonexistent/home-extra")
+        assert isinstance(extra.transport, PopenTransport)
+        extra.exit()
+    for gateway in held:
+        assert gateway.remote_exec("channel.send(6 * 7)").receive(30) == 42
+        gateway.exit()

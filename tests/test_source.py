@@ -31,8 +31,14 @@ def recursive(channel, n=3):
 def test_pure_function_accepted():
     source, filename, call, kwargs = prepare_request(ok, {"a": 4})
     assert call == "ok" and kwargs == {"a": 4}
-    assert source.startswith("def ok(channel, a, b=2):")
+    assert source.lstrip("\n").startswith("def ok(channel, a, b=2):")
     assert filename.endswith("test_source.py")
+
+
+def test_a_functions_lines_keep_their_numbers_in_the_file():
+    """As in execnet: a worker's traceback names the function's lines as in its file."""
+    source = prepare_request(ok, {})[0]
+    assert source.index("def ok") == ok.__code__.co_firstlineno - 1
 
 
 def test_recursion_is_not_a_global():

@@ -141,8 +141,11 @@ def summary_counts(stdout: str) -> Dict[str, int]:
     raise AssertionError(f"no summary line in:\n{stdout[-3000:]}")
 
 
-def compare(ours: Run, theirs: Run, engine_tests: int = ENGINE_TESTS) -> None:
-    """Identical outcomes and counts; each run's records name the engine it should use."""
+def compare(ours: Run, theirs: Run, engine_tests: int = ENGINE_TESTS, whole: bool = True) -> None:
+    """Identical outcomes and counts; each run's records name the engine it should use.
+
+    ``whole``: our workers can import the controller's execnet_cli (popen of the same
+    interpreter), so their ``execnet`` is the whole alias; else the engine-only module."""
     assert ours.outcomes == theirs.outcomes, diff(ours.outcomes, theirs.outcomes)
     assert ours.summary == theirs.summary, (ours.summary, theirs.summary)
     assert ours.returncode == theirs.returncode, (ours.output[-3000:], theirs.output[-3000:])
@@ -157,7 +160,9 @@ def compare(ours: Run, theirs: Run, engine_tests: int = ENGINE_TESTS) -> None:
     assert len(theirs.workers()) == engine_tests, theirs.records
     for record in ours.workers():
         assert record["xnet_alias"] and record["xnet_remote_loaded"], record
-        assert record["execnet_file"].endswith("compat.py"), record
+        # issue 13: the whole alias package, over the worker's own engine
+        assert record["execnet_file"].startswith(ALIAS) == whole, record
+        assert record["has_group"] == whole and record["engine_channel"], record
     for record in theirs.workers():
         assert not record["xnet_alias"] and not record["xnet_remote_loaded"], record
         assert record["execnet_file"] == REAL_EXECNET_FILE, record
@@ -268,7 +273,7 @@ def test_ssh_with_rsyncdir(project: Path, tmp_path: Path, sshd_host: SshdHost) -
         ours, theirs = ours_f.result(), theirs_f.result()
     ours.records += read_records(Path(str(record).replace("ENGINE", "xnet")))
     theirs.records += read_records(Path(str(record).replace("ENGINE", "execnet")))
-    compare(ours, theirs)
+    compare(ours, theirs, whole=False)  # an ssh worker's engine came as source
     assert "replacing crashed worker" in ours.output
     synced = tmp_path / "remote-xnet" / project.name / "conftest.py"
     assert synced.read_text() == (project / "conftest.py").read_text()
@@ -331,7 +336,7 @@ def test_controller_and_worker_gateway_base_agree(tmp_path: Path) -> None:
         "import execnet, execnet.gateway_base as local\n"
         "gw = execnet.makegateway()\n"
         "ch = gw.remote_exec('import execnet.gateway_base as gb; "
-        'channel.send((sorted(n for n in vars(gb) if not n.startswith("_")), '
+        "channel.send((sorted(gb.__all__), "
         'gb.loads(gb.dumps([1, "x"]), py2str_as_py3str=True)))\')\n'
         "names, value = ch.receive()\n"
         "gw.exit()\n"

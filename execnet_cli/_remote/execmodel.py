@@ -45,6 +45,27 @@ class ExecModel:
 
         return queue
 
+    @property
+    def subprocess(self) -> Any:
+        """The ``subprocess`` module (execnet's models offer green variants here)."""
+        import subprocess
+
+        return subprocess
+
+    @property
+    def socket(self) -> Any:
+        """The ``socket`` module."""
+        import socket
+
+        return socket
+
+    def fdopen(self, fd: int, mode: str, bufsize: int = 1, closefd: bool = True) -> Any:
+        """``os.fdopen``; text in UTF-8 (execnet's signature)."""
+        import os
+
+        encoding = None if "b" in mode else "utf-8"
+        return os.fdopen(fd, mode, bufsize, encoding=encoding, closefd=closefd)
+
     def start(self, func: Callable[..., Any], args: Tuple[Any, ...] = ()) -> threading.Thread:
         thread = threading.Thread(target=func, args=args, daemon=True)
         thread.start()

@@ -14,6 +14,14 @@ shares with its siblings is what the interpreter fixed at start: the hash seed a
 ``LD_*``, ``LANG``, ``HOME``, ``TZ``...) equals the server's are forked; others, and specs
 with ``spawn`` or another ``python=``, start a new interpreter as before.
 ``XNET_POPEN_FORK=0`` turns forking off.
+
+The fork server is an optimisation: it never fails an open. ``ForkServers.fork`` returns
+None wherever forking does not apply (the opener then starts an interpreter), so no
+``ForkUnavailable`` reaches a caller, even one holding another copy of this module (pytest's
+``pytester`` drops and re-imports modules between runs). A group keeps at most
+``MAX_SERVERS`` servers: a program that changes its environment for every gateway (tests
+that set ``HOME`` each) starts interpreters for one-off environments; an environment seen
+again replaces the least recently used server that has no worker left.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .. import bootstrap
@@ -52,6 +61,9 @@ STATUS_TIMEOUT = 2.0
 STOP_TIMEOUT = 3.0
 #: Fork servers one group keeps at most (one per distinct start-up environment).
 MAX_SERVERS = 4
+#: Start-up environments remembered as asked for while the servers were all taken: one
+#: asked for again earns a server in place of the least recently used idle one.
+REMEMBERED_KEYS = 64
 #: Environment variables read when an interpreter starts, which a fork cannot change.
 STARTUP_PREFIXES = ("PYTHON", "LC_", "LD_", "MALLOC_")
 STARTUP_NAMES = frozenset({"LANG", "LANGUAGE", "HOME", "TZ", "GLIBC_TUNABLES"})
@@ -114,6 +126,9 @@ class ForkServer:
         self._exits: Dict[int, int] = {}
         self._request_ids = itertools.count(1)
         self._usable = False
+        #: Forked workers whose transport is not closed yet (a server with none is idle).
+        self.open_workers = 0
+        self._count_lock = threading.Lock()  # not _lock: a fork holds that while it waits
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._control = ours
         config = {"forkserver_fd": theirs.fileno(), "preload": preload_plan(preload)}
@@ -185,7 +200,19 @@ class ForkServer:
         finally:
             os.close(child_in)
             os.close(child_out)
+        with self._count_lock:
+            self.open_workers += 1
         return ForkedTransport(self, message[2], fds[0], from_child, to_child)
+
+    def release(self) -> None:
+        """A forked worker's transport was closed (the worker has ended or is killed)."""
+        with self._count_lock:
+            self.open_workers -= 1
+
+    @property
+    def idle(self) -> bool:
+        """No forked worker depends on this server for its exit status."""
+        return self.open_workers <= 0
 
     def _reply(self, request_id: int) -> Tuple[Tuple[Any, ...], List[int]]:
         """The answer to request ``request_id``; stale answers on the way (to a request
@@ -320,6 +347,7 @@ class ForkedTransport(FdIO, TransportBase):
             pidfd, self._pidfd = self._pidfd, None
         if pidfd is not None:
             os.close(pidfd)
+            self.server.release()
 
     def describe(self) -> str:
         return f"popen pid {self.pid} (forked from {self.server.python})"
@@ -336,20 +364,36 @@ class ForkedTransport(FdIO, TransportBase):
 
 
 class ForkServers:
-    """A group's fork servers, started on first use and stopped with the group."""
+    """A group's fork servers, started on first use and stopped with the group.
+
+    At most ``MAX_SERVERS``, one per start-up environment, least recently used first.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._servers: Dict[Tuple[Any, ...], ForkServer] = {}
+        self._servers: OrderedDict[Tuple[Any, ...], ForkServer] = OrderedDict()
         self._failed: set = set()
+        #: Keys asked for while every server was taken, oldest first (``REMEMBERED_KEYS``).
+        self._asked: OrderedDict[Tuple[Any, ...], None] = OrderedDict()
         #: Modules a new server imports before it forks (``Group.set_forkserver_preload``).
         self.preload: Tuple[str, ...] = ()
 
+    def __len__(self) -> int:
+        return len(self._servers)
+
     def fork(
         self, python: str, config: Dict[str, Any], extra_env: Dict[str, str]
-    ) -> ForkedTransport:
+    ) -> Optional[ForkedTransport]:
         """Fork a worker of ``python`` with our environment plus ``extra_env`` (the spec's
-        ``env:``), or raise ForkUnavailable."""
+        ``env:``); None where forking does not apply (the caller starts an interpreter)."""
+        try:
+            server = self._server_for(python, extra_env)
+            return server.fork(config, bootstrap.worker_environ(extra_env))
+        except ForkUnavailable as exc:
+            log.debug("gateway %s: starting an interpreter, not forking: %s", config.get("id"), exc)
+            return None
+
+    def _server_for(self, python: str, extra_env: Dict[str, str]) -> ForkServer:
         changed = [k for k, v in extra_env.items() if read_at_startup(k) and os.environ.get(k) != v]
         if changed:
             raise ForkUnavailable(f"the spec sets {', '.join(changed)}, read at start-up")
@@ -358,18 +402,38 @@ class ForkServers:
             if key in self._failed:
                 raise ForkUnavailable("forking failed before for this interpreter")
             server = self._servers.get(key)
-            if server is None or not server.usable:
-                if server is not None:
-                    server.stop()
-                    del self._servers[key]
-                if len(self._servers) >= MAX_SERVERS:
-                    raise ForkUnavailable("this group has as many fork servers as it keeps")
-                try:
-                    server = self._servers[key] = ForkServer(python, self.preload)
-                except ForkUnavailable:
-                    self._failed.add(key)
-                    raise
-        return server.fork(config, bootstrap.worker_environ(extra_env))
+            if server is not None and server.usable:
+                self._servers.move_to_end(key)
+                return server
+            if server is not None:
+                del self._servers[key]
+                server.stop()
+            if len(self._servers) >= MAX_SERVERS:
+                self._retire_one_for(key)
+            try:
+                server = self._servers[key] = ForkServer(python, self.preload)
+            except ForkUnavailable:
+                self._failed.add(key)
+                raise
+            return server
+
+    def _retire_one_for(self, key: Tuple[Any, ...]) -> None:
+        """Make room for ``key``'s server: stop the least recently used idle server, if
+        ``key`` was asked for before (a one-off environment is not worth a server); else
+        ForkUnavailable."""
+        if key not in self._asked:
+            self._asked[key] = None
+            while len(self._asked) > REMEMBERED_KEYS:
+                self._asked.popitem(last=False)
+            raise ForkUnavailable("every fork server this group keeps is taken")
+        for old_key, server in self._servers.items():
+            if server.idle:
+                del self._servers[old_key]
+                del self._asked[key]
+                log.debug("retiring the fork server for %s, unused the longest", server.python)
+                server.stop()
+                return
+        raise ForkUnavailable("every fork server this group keeps has workers")
 
     def stop(self) -> None:
         """Stop every server (more start on the next fork: the group may be used again)."""

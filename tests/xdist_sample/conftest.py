@@ -19,12 +19,20 @@ def pytest_sessionstart(session):
 
 
 def _describe(execnet):
+    engine = sys.modules.get("xnet_remote.channel")
+    try:
+        group = getattr(execnet, "Group", None)
+    except ImportError:  # a worker that cannot import the controller's execnet_cli
+        group = None
     return {
         "pid": os.getpid(),
         "execnet_file": getattr(execnet, "__file__", None),
         "xnet_alias": bool(getattr(execnet, "__xnet_alias__", False)),
         "execnet_version": getattr(execnet, "__version__", None),
         "xnet_remote_loaded": "xnet_remote.worker" in sys.modules,
+        # the whole API, with the channel class the worker's engine really uses
+        "has_group": callable(group),
+        "engine_channel": engine is not None and execnet.Channel is engine.Channel,
     }
 
 

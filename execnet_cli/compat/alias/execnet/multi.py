@@ -1,10 +1,14 @@
-"""``execnet.multi`` of the alias: groups and multi-channels."""
+"""``execnet.multi`` of the alias: groups, multi-channels and ``safe_terminate``."""
 
 from __future__ import annotations
 
 import sys
-from typing import Sequence, Union
+from typing import Any, Sequence, Union
 
+from execnet_cli._remote.channel import NO_ENDMARKER_WANTED, Channel
+from execnet_cli._remote.execmodel import ExecModel, get_execmodel
+from execnet_cli.compat.tracing import trace
+from execnet_cli.compat.workerpool import WorkerPool, safe_terminate
 from execnet_cli.group import Group as _Group
 from execnet_cli.group import MultiChannel, default_group, makegateway, set_execmodel
 from execnet_cli.spec import XSpec
@@ -15,7 +19,17 @@ from execnet_cli.spec import XSpec
 XDIST_WORKER_PRELOAD = ("pytest",)
 
 
-class Group(_Group):
+class _GroupType(type):
+    """Every execnet_cli Group (``default_group`` too) is an ``execnet.Group``."""
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        return isinstance(instance, _Group)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, _Group)
+
+
+class Group(_Group, metaclass=_GroupType):
     """execnet_cli's Group; in a pytest-xdist controller its workers start with pytest
     imported (the fork server preloads it)."""
 
@@ -27,4 +41,17 @@ class Group(_Group):
             self.makegateway(xspec)
 
 
-__all__ = ["Group", "MultiChannel", "default_group", "makegateway", "set_execmodel"]
+__all__ = [
+    "NO_ENDMARKER_WANTED",
+    "Channel",
+    "ExecModel",
+    "Group",
+    "MultiChannel",
+    "WorkerPool",
+    "default_group",
+    "get_execmodel",
+    "makegateway",
+    "safe_terminate",
+    "set_execmodel",
+    "trace",
+]

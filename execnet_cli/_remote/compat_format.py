@@ -1,0 +1,339 @@
+"""execnet's serialization format (version 2), for the alias's ``dumps``/``loads``.
+
+The alias speaks it on both sides of a gateway (``compat``), so values stored by either
+execnet load in the other. Implemented from the format's description: a stream of
+one-byte opcodes for a stack machine, ``STOP`` last; sizes and ints of 4 bytes, big
+endian. Exact types only, no eval; every malformed input is a LoadError (EOFError where
+an opcode should start, as in execnet), and sizes are checked before anything is
+allocated. Channels travel by id and are only loaded with a gateway's channel factory.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+
+from . import channel, errors
+
+TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Callable, Dict, List, Optional, Tuple
+
+DUMPFORMAT_VERSION = b"\x02"
+FOUR_BYTE_INT_MAX = 2147483647
+FLOAT_FORMAT = "!d"
+FLOAT_FORMAT_SIZE = struct.calcsize(FLOAT_FORMAT)
+COMPLEX_FORMAT = "!dd"
+COMPLEX_FORMAT_SIZE = struct.calcsize(COMPLEX_FORMAT)
+_INT4 = struct.Struct("!i")
+#: Longest int in decimal we write or read (CPython's own default conversion limit).
+MAX_INT_DIGITS = 4300
+#: Items a list read from a stream may announce (from bytes: at most what the rest holds):
+#: a list grows to the index of each item set, so this bounds what one item can allocate.
+MAX_STREAM_LIST = 1 << 22
+#: Bytes read from a stream at once while collecting a long string.
+_READ_CHUNK = 1 << 20
+
+
+class opcode:
+    """execnet's opcodes: one byte each, the wire values of version 2."""
+
+    BUILDTUPLE = b"@"
+    BYTES = b"A"
+    CHANNEL = b"B"
+    FALSE = b"C"
+    FLOAT = b"D"
+    FROZENSET = b"E"
+    INT = b"F"
+    LONG = b"G"
+    LONGINT = b"H"
+    LONGLONG = b"I"
+    NEWDICT = b"J"
+    NEWLIST = b"K"
+    NONE = b"L"
+    PY2STRING = b"M"
+    PY3STRING = b"N"
+    SET = b"O"
+    SETITEM = b"P"
+    STOP = b"Q"
+    TRUE = b"R"
+    UNICODE = b"S"
+    COMPLEX = b"T"
+
+
+def bchr(n: int) -> bytes:
+    """The byte ``n`` (execnet's helper, kept for code that builds its stream by hand)."""
+    return bytes((n,))
+
+
+def _int4(n: int, what: str) -> bytes:
+    if not -FOUR_BYTE_INT_MAX - 1 <= n <= FOUR_BYTE_INT_MAX:
+        raise errors.DumpError(f"{what} is too long for execnet's format ({n})")
+    return _INT4.pack(n)
+
+
+def _sized(op: bytes, data: bytes, what: str) -> bytes:
+    return op + _int4(len(data), what) + data
+
+
+def dumps_internal(obj: Any, channel_type: Any = None) -> bytes:
+    """``obj`` in execnet's format without the version byte (what a channel carries).
+
+    Iterative: ``todo`` holds values still to write and opcodes to emit after them.
+    """
+    channel_type = channel_type or channel.Channel
+    out: List[bytes] = []
+    todo: List[Tuple[bool, Any]] = [(True, obj)]
+    active: set = set()  # ids of the lists and dicts being written: a cycle is an error
+    while todo:
+        is_value, value = todo.pop()
+        if not is_value:
+            if type(value) is int:
+                active.discard(value)
+            else:
+                out.append(value)
+            continue
+        tp = type(value)
+        if value is None:
+            out.append(opcode.NONE)
+        elif tp is bool:
+            out.append(opcode.TRUE if value else opcode.FALSE)
+        elif tp is int:
+            if -FOUR_BYTE_INT_MAX - 1 <= value <= FOUR_BYTE_INT_MAX:
+                out.append(opcode.INT + _INT4.pack(value))
+            else:
+                try:
+                    digits = str(value).encode("ascii")
+                except ValueError as exc:  # beyond the interpreter's int-to-str limit
+                    raise errors.DumpError(f"int too large for execnet's format: {exc}") from None
+                out.append(_sized(opcode.LONGINT, digits, "int"))
+        elif tp is str:
+            try:
+                encoded = value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise errors.DumpError(f"strings must be utf-8 encodable: {exc}") from None
+            out.append(_sized(opcode.PY3STRING, encoded, "string"))
+        elif tp is bytes:
+            out.append(_sized(opcode.BYTES, value, "bytes"))
+        elif tp is float:
+            out.append(opcode.FLOAT + struct.pack(FLOAT_FORMAT, value))
+        elif tp is complex:
+            out.append(opcode.COMPLEX + struct.pack(COMPLEX_FORMAT, value.real, value.imag))
+        elif tp is list or tp is dict:
+            if id(value) in active:
+                raise errors.DumpError(f"recursive structure: a {tp.__name__} contains itself")
+            active.add(id(value))
+            todo.append((False, id(value)))
+            pairs = enumerate(value) if tp is list else value.items()
+            for key, item in reversed(list(pairs)):
+                todo += ((False, opcode.SETITEM), (True, item), (True, key))
+            out.append(opcode.NEWDICT if tp is dict else opcode.NEWLIST + _int4(len(value), "list"))
+        elif tp is tuple or tp is set or tp is frozenset:
+            op = opcode.BUILDTUPLE if tp is tuple else opcode.SET if tp is set else opcode.FROZENSET
+            todo.append((False, op + _int4(len(value), tp.__name__)))
+            todo += ((True, item) for item in reversed(list(value)))
+        elif tp is channel_type:
+            out.append(opcode.CHANNEL + _int4(value.id, "channel id"))
+        else:
+            raise errors.DumpError(f"can't serialize {tp}")
+    out.append(opcode.STOP)
+    return b"".join(out)
+
+
+def dumps(obj: Any) -> bytes:
+    """``obj`` as bytes in execnet's format (version byte first)."""
+    return DUMPFORMAT_VERSION + dumps_internal(obj)
+
+
+def dump(byteio: Any, obj: Any) -> None:
+    """Write ``obj`` in execnet's format to a binary file."""
+    byteio.write(dumps(obj))
+
+
+class BytesReader:
+    """Reads a bytes-like value; knows how much is left."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = bytes(data)
+        self.pos = 0
+
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
+    def list_limit(self) -> int:
+        """The most items a list can announce: each needs bytes of its own."""
+        return self.left()
+
+    def read(self, n: int) -> bytes:
+        part = self.data[self.pos : self.pos + n]
+        self.pos += len(part)
+        return part
+
+
+class StreamReader:
+    """Reads a file object (``read(n)``), in bounded chunks."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def left(self) -> int:
+        """Unknown: sizes are believed, and the data read in chunks as it comes."""
+        return sys.maxsize
+
+    def list_limit(self) -> int:
+        return MAX_STREAM_LIST
+
+    def read(self, n: int) -> bytes:
+        parts = []
+        while n > 0:
+            part = self.stream.read(min(n, _READ_CHUNK))
+            if not part:
+                break
+            parts.append(bytes(part))
+            n -= len(part)
+        return b"".join(parts)
+
+
+def _exact(reader: Any, n: int, what: str) -> bytes:
+    if n < 0:
+        raise errors.LoadError(f"negative size {n} for {what}")
+    if n > reader.left():
+        raise errors.LoadError(f"{what} of {n} bytes is longer than the data")
+    data = reader.read(n)
+    if len(data) != n:
+        raise errors.LoadError(f"truncated data: {what} cut short")
+    return data
+
+
+def load_from(
+    reader: Any,
+    versioned: bool,
+    strconfig: Tuple[bool, bool] = (False, False),
+    channel_factory: Optional[Callable[[int], Any]] = None,
+) -> Any:
+    """One value in execnet's format from ``reader`` (``BytesReader``/``StreamReader``).
+
+    ``strconfig`` is execnet's (py2str_as_py3str, py3str_as_py2str); ``channel_factory``
+    makes the channel of an id (only a gateway has one).
+    """
+    if versioned:
+        version = reader.read(1)
+        if version != DUMPFORMAT_VERSION:
+            raise errors.LoadError(f"wrong dumpformat version {version!r}")
+    stack: List[Any] = []
+    limits: Dict[int, int] = {}  # id of a list being filled -> items it announced
+    try:
+        while True:
+            op = reader.read(1)
+            if not op:
+                raise EOFError("end of data where an opcode should start")
+            if op == opcode.STOP:
+                if len(stack) != 1:
+                    raise errors.LoadError("internal unserialization error")
+                return stack[0]
+            stack.append(_load_one(op, reader, stack, limits, strconfig, channel_factory))
+            if stack[-1] is _NOTHING:
+                stack.pop()
+    except (TypeError, ValueError, UnicodeDecodeError, struct.error) as exc:
+        raise errors.LoadError(f"malformed data: {type(exc).__name__}: {exc}") from None
+
+
+_NOTHING = object()  # what SETITEM leaves on the stack: nothing
+
+
+def _load_one(
+    op: bytes,
+    reader: Any,
+    stack: List[Any],
+    limits: Dict[int, int],
+    strconfig: Tuple[bool, bool],
+    channel_factory: Optional[Callable[[int], Any]],
+) -> Any:
+    """The value one opcode makes (``_NOTHING`` for SETITEM, which fills a container)."""
+    if op == opcode.NONE:
+        return None
+    if op == opcode.TRUE or op == opcode.FALSE:
+        return op == opcode.TRUE
+    if op in (opcode.INT, opcode.LONG):
+        return _INT4.unpack(_exact(reader, 4, "int"))[0]
+    if op in (opcode.FLOAT, opcode.COMPLEX):
+        if op == opcode.FLOAT:
+            return struct.unpack(FLOAT_FORMAT, _exact(reader, FLOAT_FORMAT_SIZE, "float"))[0]
+        return complex(*struct.unpack(COMPLEX_FORMAT, _exact(reader, COMPLEX_FORMAT_SIZE, "a")))
+    if op == opcode.CHANNEL:
+        cid = _INT4.unpack(_exact(reader, 4, "channel id"))[0]
+        if channel_factory is None:
+            raise errors.LoadError("a channel can only be loaded by a gateway's channel")
+        return channel_factory(cid)
+    if op == opcode.NEWDICT:
+        return {}
+    if op == opcode.SETITEM:
+        if len(stack) < 3:
+            raise errors.LoadError("not enough items for setitem")
+        value, key = stack.pop(), stack.pop()
+        target = stack[-1]
+        if type(target) is list and type(key) is int and 0 <= key < limits.get(id(target), 0):
+            if key >= len(target):
+                target.extend([None] * (key + 1 - len(target)))
+            target[key] = value
+        elif type(target) is dict:
+            target[key] = value
+        else:
+            raise errors.LoadError("setitem on something that is not a list or dict being built")
+        return _NOTHING
+    size = _INT4.unpack(_exact(reader, 4, "size"))[0]
+    if op == opcode.NEWLIST:
+        if not 0 <= size <= reader.list_limit():
+            raise errors.LoadError(f"a list of {size} items is longer than the data")
+        made: List[Any] = [None] * min(size, 1 << 16)  # grown by SETITEM up to its size
+        limits[id(made)] = size
+        return made
+    if op in (opcode.BUILDTUPLE, opcode.SET, opcode.FROZENSET):
+        if not 0 <= size <= len(stack):
+            raise errors.LoadError(f"a collection of {size} items, {len(stack)} on the stack")
+        items = stack[len(stack) - size :]
+        del stack[len(stack) - size :]
+        return (
+            tuple(items)
+            if op == opcode.BUILDTUPLE
+            else set(items)
+            if op == opcode.SET
+            else frozenset(items)
+        )
+    if op in (opcode.LONGINT, opcode.LONGLONG) and size > MAX_INT_DIGITS:
+        raise errors.LoadError(f"an int of {size} digits (at most {MAX_INT_DIGITS} are read)")
+    data = _exact(reader, size, "string")
+    if op == opcode.BYTES:
+        return data
+    if op == opcode.UNICODE:
+        return data.decode("utf-8")
+    if op == opcode.PY3STRING:
+        return data if strconfig[1] else data.decode("utf-8")
+    if op == opcode.PY2STRING:
+        return data.decode("latin-1") if strconfig[0] else data
+    if op in (opcode.LONGINT, opcode.LONGLONG):
+        if not data.lstrip(b"-").isdigit():
+            raise errors.LoadError(f"not an int of at most {MAX_INT_DIGITS} digits: {data[:40]!r}")
+        return int(data)
+    raise errors.LoadError(f"unknown opcode {op!r} - wire protocol corruption?")
+
+
+def loads(bytestring: Any, py2str_as_py3str: bool = False, py3str_as_py2str: bool = False) -> Any:
+    """The value ``dumps`` made (execnet's format; trailing bytes are ignored, as there)."""
+    reader = BytesReader(bytestring)
+    return load_from(reader, True, (py2str_as_py3str, py3str_as_py2str))
+
+
+def load(io: Any, py2str_as_py3str: bool = False, py3str_as_py2str: bool = False) -> Any:
+    """One value in execnet's format from a binary file."""
+    return load_from(StreamReader(io), True, (py2str_as_py3str, py3str_as_py2str))
+
+
+def loads_internal(
+    bytestring: Any,
+    channel_factory: Optional[Callable[[int], Any]] = None,
+    strconfig: Optional[Tuple[bool, bool]] = None,
+) -> Any:
+    """A value ``dumps_internal`` made; channels need ``channel_factory``."""
+    config = (True, False) if strconfig is None else strconfig
+    return load_from(BytesReader(bytestring), False, config, channel_factory)
