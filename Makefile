@@ -7,7 +7,7 @@ MATRIX_DIR ?= .matrix
 MATRIX ?= all
 MATRIX_SKIP ?=
 
-.PHONY: install test test-matrix test-execnet-suite faults lint bench clean
+.PHONY: install test test-matrix test-execnet-suite test-xdist-suite faults lint bench clean
 
 install:
 	$(PYTHON) -m pip install -e '.[dev]'
@@ -38,10 +38,16 @@ test-matrix:
 	done; \
 	if [ -n "$$failed" ]; then echo "test-matrix: failed on Python$$failed"; exit 1; fi
 
-# execnet's own test suite (its sdist's testing/) through our alias and through execnet,
-# compared test by test; the differences allowed are listed in tests/test_execnet_suite.py.
+# execnet's own test suite (its sdist's testing/; ~2 min) and pytest-xdist's (~15 min), each
+# through our alias and through execnet, compared test by test; the differences allowed are
+# listed in tests/test_execnet_suite.py.
 test-execnet-suite:
-	XNET_EXECNET_SUITE=1 $(PYTHON) -m pytest -p no:cacheprovider -s tests/test_execnet_suite.py
+	XNET_EXECNET_SUITE=1 $(PYTHON) -m pytest -p no:cacheprovider -s -k execnet \
+		tests/test_execnet_suite.py
+
+test-xdist-suite:
+	XNET_XDIST_SUITE=1 $(PYTHON) -m pytest -p no:cacheprovider -s -k xdist \
+		tests/test_execnet_suite.py
 
 lint:
 	$(PYTHON) -m ruff check execnet_cli tests bench
