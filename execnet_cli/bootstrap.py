@@ -20,8 +20,9 @@ import importlib.util
 import marshal
 import os
 import sys
-import threading
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+from . import parsing
 
 REMOTE_PACKAGE = "execnet_cli._remote"
 REMOTE_MODULES = (
@@ -137,18 +138,12 @@ def module_payload(name: str, kind: str) -> Any:
         return source.read()
 
 
-#: CPython's ast.parse is not safe from several threads at once (3.11: "AST constructor
-#: recursion depth mismatch", seen with pulls from several hosts).
-_PARSE_LOCK = threading.Lock()
-
-
 @functools.cache
 def _sibling_imports(name: str) -> Tuple[str, ...]:
     """The ``_remote`` modules that module ``name`` imports (relative imports)."""
     import ast
 
-    with _PARSE_LOCK:
-        tree = ast.parse(module_payload(name, "source"))
+    tree = parsing.parse(module_payload(name, "source"))
     found: List[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 1:

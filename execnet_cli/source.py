@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import builtins
 import textwrap
-import threading
 import types
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+
+from . import parsing
 
 if TYPE_CHECKING:  # ast, dis and inspect load lazily: most callers send plain text
     import ast
 
 ExecRequest = Tuple[str, Optional[str], Optional[str], Dict[str, Any]]
-
-#: CPython 3.11's ast.parse is not safe from several threads at once ("AST constructor
-#: recursion depth mismatch", seen with Group.remote_exec from a thread pool).
-_PARSE_LOCK = threading.Lock()
 
 
 def prepare_request(source: Any, kwargs: Dict[str, Any]) -> ExecRequest:
@@ -60,8 +57,7 @@ def _function_request(func: types.FunctionType, kwargs: Dict[str, Any]) -> ExecR
         source = textwrap.dedent(inspect.getsource(func))
     except (OSError, TypeError) as exc:
         raise ValueError(f"cannot get the source of function {name!r}: {exc}") from exc
-    with _PARSE_LOCK:
-        tree = ast.parse(source)
+    tree = parsing.parse(source)
     if not tree.body or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
         raise ValueError(f"{name!r} is not defined by a plain 'def' statement")
     if tree.body[0].decorator_list:

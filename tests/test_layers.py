@@ -28,7 +28,7 @@ FLOORS: Tuple[Tuple[str, ...], ...] = (
     ("spec",),
     ("transports",),
     ("bootstrap", "source"),
-    ("errors", "suggest"),
+    ("errors", "suggest", "parsing"),
     ("_remote", "_version"),
 )
 FLOOR_OF: Dict[str, int] = {part: level for level, parts in enumerate(FLOORS) for part in parts}

@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-import ast
 import types
 from typing import Any, Callable, List
 
 from execnet_cli._remote.channel import Channel
 from execnet_cli.compat.wire import IO, Message
 from execnet_cli.gateway import Gateway, RemoteStatus, RInfo
+from execnet_cli.parsing import parse
 from execnet_cli.source import non_builtin_globals, prepare_request
 from execnet_cli.spec import XSpec
 
@@ -37,7 +37,7 @@ def rinfo_source(channel) -> None:  # type: ignore[no-untyped-def]
 
 def _find_non_builtin_globals(source: str, codeobj: types.CodeType) -> List[str]:
     """The global names ``source`` (the code of ``codeobj``) reads that are not builtins."""
-    return sorted(non_builtin_globals(ast.parse(source), codeobj))
+    return sorted(non_builtin_globals(parse(source), codeobj))
 
 
 def _source_of_function(function: Callable[..., Any]) -> str:
