@@ -21,6 +21,13 @@ if TYPE_CHECKING:  # pragma: no cover
 F_SETPIPE_SZ = 1031  # Linux fcntl: resize a pipe's kernel buffer
 
 
+def write_all(fd: int, data: Buffer) -> None:
+    """Write all of ``data`` to ``fd`` (a pipe or a pty may take it in pieces)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def enlarge_pipe(fd: int, size: int = 1 << 20) -> None:
     """Grow a pipe's kernel buffer (Linux): fewer syscalls and wake-ups per MiB moved."""
     try:

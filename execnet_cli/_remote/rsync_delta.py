@@ -29,6 +29,8 @@ from array import array
 from itertools import accumulate, compress, count, repeat
 from operator import mod, sub
 
+from .fdio import write_all
+
 #: Files smaller than this are always sent whole.
 DELTA_MIN = 256 * 1024
 #: Bytes of the strong checksum kept per block.
@@ -336,12 +338,6 @@ def copy_range(source, target, offset, length):
         write_all(target, data)
         offset += len(data)
         length -= len(data)
-
-
-def write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 class Patcher:

@@ -18,7 +18,8 @@ import shutil
 import stat
 from collections import deque
 
-from .rsync_delta import DELTA_MIN, Patcher, block_size, signature, write_all
+from .fdio import write_all
+from .rsync_delta import DELTA_MIN, Patcher, block_size, signature
 from .rsync_tree import (
     TEMP_NAME,
     Changed,

@@ -14,6 +14,8 @@ import os
 import signal
 import threading
 
+from .fdio import write_all
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Dict, Optional
@@ -141,13 +143,3 @@ class PtyRelay:
                 except ChildProcessError:
                     return
                 time.sleep(0.02)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-if __name__ == "__channelexec__":
-    serve_pty(channel, channel.receive()[1])  # type: ignore[name-defined]  # noqa: F821

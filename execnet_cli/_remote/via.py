@@ -20,6 +20,8 @@ import socket
 import subprocess
 import threading
 
+from .fdio import write_all
+
 CHUNK = 1 << 20
 
 
@@ -62,12 +64,6 @@ def _relay(channel, read, write, end_input, kill, exit_status, stop, close) -> N
         close()
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def _quietly(action):  # type: ignore[no-untyped-def]
     def run() -> None:
         try:
@@ -101,7 +97,7 @@ def relay_process(channel, argv) -> None:  # type: ignore[no-untyped-def]
     _relay(
         channel,
         read=lambda: os.read(stdout_fd, CHUNK),
-        write=lambda data: _write_all(stdin_fd, data),
+        write=lambda data: write_all(stdin_fd, data),
         end_input=stdin.close,
         kill=lambda: process.kill(),  # None: go on until the controller closes
         exit_status=process.wait,
@@ -133,11 +129,12 @@ def relay_tcp(channel, host, port, timeout) -> None:  # type: ignore[no-untyped-
     )
 
 
-if __name__ == "__channelexec__":
-    request = channel.receive()  # type: ignore[name-defined]  # noqa: F821
+def serve(channel) -> None:  # type: ignore[no-untyped-def]
+    """Relay what the controller's first item asks for: ("spawn", argv) or ("tcp", ...)."""
+    request = channel.receive()
     if request[0] == "spawn":
-        relay_process(channel, request[1])  # type: ignore[name-defined]  # noqa: F821
+        relay_process(channel, request[1])
     elif request[0] == "tcp":
-        relay_tcp(channel, *request[1:])  # type: ignore[name-defined]  # noqa: F821
+        relay_tcp(channel, *request[1:])
     else:
         raise ValueError(f"unknown relay request {request[0]!r}")

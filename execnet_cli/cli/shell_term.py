@@ -19,7 +19,6 @@ import tty
 from types import FrameType
 from typing import Any, Optional
 
-from .._remote import shell_pty
 from ..gateway import Gateway
 
 __all__ = ["Terminal", "window_size"]
@@ -63,7 +62,10 @@ class Terminal:
         before the shell said)."""
         rows, cols = window_size((self.out_fd, self.in_fd))
         options = {"rows": rows, "cols": cols, "term": term or os.environ.get("TERM") or "xterm"}
-        channel = self.gateway.remote_exec(shell_pty)
+        package = self.gateway.remote_modules("shell_pty")
+        channel = self.gateway.remote_exec(
+            f"from {package} import shell_pty\nshell_pty.serve_pty(channel, channel.receive()[1])"
+        )
         channel.setcallback(self._on_item, endmarker=_END)
         channel.send(("pty", options))
         handlers = self._install_handlers()

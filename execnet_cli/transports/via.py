@@ -29,9 +29,10 @@ Buffer = Any
 
 
 def _open_relay(gateway: Carrier, request: tuple, what: str, timeout: float) -> Any:
-    channel = gateway.remote_exec(relay)
-    channel.send(request)
     try:
+        package = gateway.remote_modules("via", timeout=timeout)  # sent once per gateway
+        channel = gateway.remote_exec(f"from {package} import via\nvia.serve(channel)")
+        channel.send(request)
         answer = channel.receive(timeout)
     except RemoteError as exc:
         last = str(exc).strip().splitlines()[-1]
