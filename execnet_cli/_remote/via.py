@@ -1,6 +1,7 @@
 """The far half of ``via=``: a relay that runs inside an existing gateway.
 
-Sent with ``remote_exec(relay_module)``. The first item says what to relay to:
+Made importable in the via gateway once (``Gateway.remote_modules``); ``serve`` runs
+per relay. The first item says what to relay to:
 
 - ``("spawn", argv)``: start ``argv`` (a worker's stage-1 command) and pump bytes
   between the channel and its stdin/stdout;
