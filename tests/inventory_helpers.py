@@ -18,6 +18,18 @@ from execnet_cli.inventory import Inventory, InventoryError, fast_reader
 EXAMPLES = Path(__file__).resolve().parent.parent / "inventories"
 
 #: Our format: ranges, children, host variables, env, a relayed popen worker, an ungrouped host.
+#: Three local popen hosts (local2 marked to fail by the jobs that look for it) and one
+#: whose interpreter does not exist: what xnet run / sh and the runner are tried on.
+LOCAL = """\
+groups:
+  local:
+    hosts: local[1-3]
+    vars: {transport: popen}
+hosts:
+  local2: {env: {XNET_TEST_BOOM: "1"}}
+  bad: {transport: popen, python: /nonexistent/python}
+"""
+
 LAB = """\
 vars:
   user: deploy

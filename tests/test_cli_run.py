@@ -9,19 +9,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from inventory_helpers import LOCAL
 
 from execnet_cli.cli import main
 from execnet_cli.group import Group
 
-INVENTORY = """\
-groups:
-  local:
-    hosts: local[1-3]
-    vars: {transport: popen}
-hosts:
-  local2: {env: {XNET_TEST_BOOM: "1"}}
-  bad: {transport: popen, python: /nonexistent/python}
-"""
+INVENTORY = LOCAL
 
 RAISE_ON_LOCAL2 = """\
 import os

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from inventory_helpers import LOCAL
 from sshd_fixtures import SshdHost
 
 from execnet_cli._remote.jobs import run_python
@@ -29,18 +30,14 @@ from execnet_cli.fleet.results import GroupResult
 from execnet_cli.fleet.runner import Runner, carriers_for, run_job
 from execnet_cli.inventory import Host, Inventory
 
-INVENTORY = """\
-groups:
-  local:
-    hosts: local[1-3]
-    vars: {transport: popen}
-hosts:
-  local2: {env: {XNET_TEST_BOOM: "1"}}
-  bad: {transport: popen, python: /nonexistent/python}
+INVENTORY = (
+    LOCAL
+    + """\
   hub: {transport: popen}
   leaf: {transport: popen, via: hub}
   lost: {transport: popen, via: bad}
 """
+)
 
 RAISE_ON_LOCAL2 = """\
 import os, sys
