@@ -7,7 +7,7 @@ MATRIX_DIR ?= .matrix
 MATRIX ?= all
 MATRIX_SKIP ?=
 
-.PHONY: install test test-matrix test-execnet-suite test-xdist-suite lint bench clean
+.PHONY: install test test-matrix test-execnet-suite test-xdist-suite faults lint bench clean
 
 install:
 	$(PYTHON) -m pip install -e '.[dev]'
@@ -15,6 +15,11 @@ install:
 test:
 	$(PYTHON) -m pip install -q -e '.[dev]'
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# The fault suite, slow cases included; prints what each case measured (the README's
+# Reliability table) and writes it to faults-table.md.
+faults:
+	XNET_FAULTS_TABLE=faults-table.md $(PYTHON) -m pytest -m faults -p no:cacheprovider $(PYTEST_ARGS)
 
 # The whole suite under every controller Python we claim (3.10+) that is found here, each
 # in its own venv with the dev dependencies; the interpreters are found, not named.

@@ -52,6 +52,7 @@ _LAZY = {
     "makegateway": (".group", "makegateway"),
     "set_execmodel": (".group", "set_execmodel"),
     "XSpec": (".spec", "XSpec"),
+    "RSync": (".rsync", "RSync"),
 }
 
 
@@ -85,6 +86,7 @@ __all__ = [
     "InterpreterNotFound",
     "LoadError",
     "MultiChannel",
+    "RSync",
     "RemoteError",
     "SpecError",
     "TimeoutError",

@@ -20,12 +20,15 @@ import importlib.util
 import marshal
 import os
 import sys
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+import threading
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 REMOTE_PACKAGE = "execnet_cli._remote"
 REMOTE_MODULES = (
     "errors",
     "logs",
+    "wireformat",
+    "loadguards",
     "serializer",
     "framing",
     "protocol",
@@ -134,21 +137,36 @@ def module_payload(name: str, kind: str) -> Any:
         return source.read()
 
 
+#: CPython's ast.parse is not safe from several threads at once (3.11: "AST constructor
+#: recursion depth mismatch", seen with pulls from several hosts).
+_PARSE_LOCK = threading.Lock()
+
+
+@functools.cache
+def _sibling_imports(name: str) -> Tuple[str, ...]:
+    """The ``_remote`` modules that module ``name`` imports (relative imports)."""
+    import ast
+
+    with _PARSE_LOCK:
+        tree = ast.parse(module_payload(name, "source"))
+    found: List[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            targets = [node.module] if node.module else [a.name for a in node.names]
+            found += [target.partition(".")[0] for target in targets]
+    return tuple(found)
+
+
 def with_siblings(names: Iterable[str]) -> List[str]:
     """``names`` and every ``_remote`` module they import, at any depth, in import order
     (what a worker needs to import them: ``Gateway.remote_modules``)."""
-    import ast
-
     order: List[str] = []
 
     def visit(name: str) -> None:
         if name in order:
             return
-        for node in ast.walk(ast.parse(module_payload(name, "source"))):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                targets = [node.module] if node.module else [a.name for a in node.names]
-                for target in targets:
-                    visit(target.partition(".")[0])
+        for sibling in _sibling_imports(name):
+            visit(sibling)
         order.append(name)
 
     for name in names:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .errors import SpecError
 from .gateway import Gateway, start_gateway, worker_config
 from .spec import XSpec
+from .transports.descriptors import exhausted, make_room
 from .transports.opening import OpenContext, opener_for
 
 
@@ -19,5 +20,12 @@ def open_gateway(spec: XSpec, remote_execmodel: str, context: OpenContext) -> Ga
     if fields.kind is None:
         raise SpecError(f"{fields.where} names no transport (popen, ssh or socket)")
     opener = opener_for(fields.kind, fields)
-    transport = opener(fields, worker_config(spec, remote_execmodel), context)
-    return start_gateway(transport, spec, remote_execmodel)
+    make_room()
+    try:
+        transport = opener(fields, worker_config(spec, remote_execmodel), context)
+        return start_gateway(transport, spec, remote_execmodel)
+    except Exception as exc:  # our errors keep the OSError they come from as their cause
+        clear = exhausted(exc)
+        if clear is None:
+            raise
+        raise clear from exc

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterator, Set
 
 import pytest
+from faults_helpers import figures, pytest_terminal_summary  # noqa: F401  (make faults)
 from proc_helpers import wait_until
 from sshd_fixtures import *  # noqa: F403
 

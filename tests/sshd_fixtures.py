@@ -62,7 +62,7 @@ AllowTcpForwarding yes
 X11Forwarding no
 PrintMotd no
 PrintLastLog no
-MaxStartups 200:30:400
+MaxStartups {max_startups}
 MaxSessions 50
 SetEnv SHLVL=1
 LogLevel ERROR
@@ -158,8 +158,12 @@ class SshdHost:
 class SshdCluster:
     """sshd hosts on 127.0.0.2, .3, ... sharing one client key and one known_hosts file."""
 
-    def __init__(self, sshd: str, workdir: Optional[Path] = None) -> None:
+    def __init__(
+        self, sshd: str, workdir: Optional[Path] = None, max_startups: str = "200:30:400"
+    ) -> None:
         self.sshd = sshd
+        #: sshd's MaxStartups for the hosts started from now on ("10:30:100": its default).
+        self.max_startups = max_startups
         self._own_dir = workdir is None
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="xnet-sshd-"))
         self.dir.chmod(0o755)  # test users' sshd must read authorized_keys here
@@ -204,6 +208,7 @@ class SshdCluster:
                     host_key=host_key,
                     pid_file=pid_file,
                     authorized_keys=self.authorized_keys,
+                    max_startups=self.max_startups,
                 )
             )
             pid_file.unlink(missing_ok=True)

@@ -15,8 +15,6 @@ from execnet_cli.errors import XnetError
 
 #: name -> why it stays outside the tree
 OUTSIDE_THE_TREE = {
-    # the remote half of rsync runs as a sent module; its errors reach us as RemoteError
-    "execnet_cli._remote.rsync.RsyncProtocolError": "sent module",
     # an internal signal of the fork servers: the open falls back to spawning
     "execnet_cli.transports.forkserver.ForkUnavailable": "internal",
 }

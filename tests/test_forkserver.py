@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -215,6 +216,61 @@ def test_a_killed_server_spares_its_workers_and_is_replaced(group):
     replacement.exit()
     # its reaper was killed: the worker's status is lost, which is said, not invented
     assert gateway.transport.exit_description().startswith("ended (its exit status was lost")
+
+
+def test_a_stopped_server_is_retired_and_the_open_spawns(group, caplog):
+    """Issue 16, defect 9: a SIGSTOPped fork server never answers; the open must not wait
+    for it (it cost 10 s), but retire it (killed and reaped) and start an interpreter."""
+    caplog.set_level("DEBUG", logger="execnet_cli.forkserver")
+    gateway = group.makegateway()
+    worker = probe(gateway)["pid"]
+    server = parent_of(worker)
+    os.kill(server, signal.SIGSTOP)
+    started = time.monotonic()
+    spawned = group.makegateway()
+    took = time.monotonic() - started
+    assert isinstance(spawned.transport, PopenTransport)
+    assert took < 5.0, f"the open waited {took:.1f} s for a stopped fork server"
+    assert not os.path.exists(f"/proc/{server}")  # killed and reaped, no zombie
+    assert f"fork server pid {server} retired" in caplog.text
+    assert probe(spawned)["ppid"] == os.getpid()
+    assert gateway.remote_exec("channel.send(6 * 7)").receive(30) == 42  # spared
+    group.terminate(5)
+    assert wait_gone(worker), "the stopped server's worker outlived its group"
+    assert isinstance(group.makegateway().transport, ForkedTransport)  # a new server
+
+
+def test_a_server_that_never_answers_is_retired_at_the_reply_deadline(group, caplog):
+    """A server that runs but does not answer (here: its answers go elsewhere) is retired
+    after REPLY_TIMEOUT, and the open starts an interpreter."""
+    import socket
+
+    caplog.set_level("DEBUG", logger="execnet_cli.forkserver")
+    gateway = group.makegateway()
+    server = gateway.transport.server
+    silent, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    real, server._control = server._control, silent
+    try:
+        spawned = group.makegateway()
+        assert isinstance(spawned.transport, PopenTransport)
+        assert f"fork server pid {server.process.pid} retired: no answer in 2 s" in caplog.text
+        assert server.process.returncode is not None  # killed and reaped
+    finally:
+        real.close()
+        peer.close()
+
+
+def test_workers_ending_at_once_keep_their_exit_status(group):
+    """Hundreds of workers ending at once overflow the server's socket with exit reports;
+    none may be dropped (each dropped one cost its gateway a 2 s wait and its status)."""
+    gateways = [group.makegateway() for _ in range(400)]
+    for gateway in gateways:  # ended while nobody reads the server's socket
+        os.kill(gateway.transport.pid, signal.SIGKILL)
+    for gateway in gateways:
+        assert wait_gone(gateway.transport.pid)
+    group.terminate(30)
+    lost = [gw.id for gw in gateways if gw.transport.returncode != -signal.SIGKILL]
+    assert lost == []
 
 
 def test_a_killed_controller_leaves_no_server_and_no_worker(tmp_path):

@@ -5,17 +5,19 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import struct
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
+from rsync_helpers import make_tree, snapshot
 
 import execnet_cli
 from execnet_cli import rsync as rsync_module
-from execnet_cli._remote import rsync as rsync_worker
+from execnet_cli._remote import rsync_tree
 from execnet_cli._remote.channel import Channel
 from execnet_cli.gateway import Gateway
-from execnet_cli.rsync import RSync, RSyncError
+from execnet_cli.rsync import RSync, RSyncError, program
 
 
 @pytest.fixture
@@ -44,35 +46,6 @@ def sync(source: Path, gw: Any, dest: Path, **options: Any) -> RecordingRSync:
     return rsync
 
 
-def make_tree(root: Path) -> None:
-    (root / "pkg" / "sub").mkdir(parents=True)
-    (root / "empty").mkdir()
-    (root / "top.txt").write_text("top\n")
-    (root / "pkg" / "__init__.py").write_text("")
-    (root / "pkg" / "mod.py").write_text("x = 1\n")
-    (root / "pkg" / "sub" / "data.bin").write_bytes(bytes(range(256)) * 10)
-    script = root / "run.sh"
-    script.write_text("#!/bin/sh\necho hi\n")
-    script.chmod(0o755)
-
-
-def snapshot(root: Path) -> Dict[str, Tuple[str, Any, int]]:
-    """relpath -> (kind, content or link target, permission bits), mtimes for files."""
-    found: Dict[str, Tuple[str, Any, int]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            rel = path.relative_to(root).as_posix()
-            st = path.lstat()
-            if stat.S_ISLNK(st.st_mode):
-                found[rel] = ("link", os.readlink(path), 0)
-            elif stat.S_ISDIR(st.st_mode):
-                found[rel] = ("dir", None, 0)
-            else:
-                found[rel] = ("file", (path.read_bytes(), st.st_mtime_ns), stat.S_IMODE(st.st_mode))
-    return found
-
-
 # -- whole trees --------------------------------------------------------------------------
 
 
@@ -82,7 +55,14 @@ def test_new_tree_is_copied_exactly(gw: Gateway, tmp_path: Path) -> None:
     make_tree(source)
     rsync = sync(source, gw, dest)
     assert snapshot(dest) == snapshot(source)
-    expected = ["pkg/__init__.py", "pkg/mod.py", "pkg/sub/data.bin", "run.sh", "top.txt"]
+    expected = [
+        "naïve ✓.txt",
+        "pkg/__init__.py",
+        "pkg/mod.py",
+        "pkg/sub/data.bin",
+        "run.sh",
+        "top.txt",
+    ]
     assert sorted(rsync.sent) == expected
     assert (dest / "empty").is_dir() and not list((dest / "empty").iterdir())
 
@@ -343,8 +323,8 @@ def test_verbose_reports_sent_files(gw: Gateway, tmp_path: Path, capsys: Any) ->
 
 
 def raw_worker(gw: Gateway, dest: Path) -> Any:
-    channel = gw.remote_exec(rsync_worker)
-    channel.send(("rsync", rsync_worker.PROTOCOL, str(dest), {}))
+    channel = program.start(gw)
+    channel.send(("rsync", rsync_tree.PROTOCOL, "push", str(dest), {}))
     return channel
 
 
@@ -361,28 +341,30 @@ ROOT = ("", "d", 0, 0, 0o755, None)
         [ROOT, ("link", "l", 0, 0, 0, ".."), ("link/evil", "d", 0, 0, 0o755, None)],
         [ROOT, ("x", "q", 0, 0, 0, None)],
         [("../up", "d", 0, 0, 0o755, None)],
+        [ROOT, ("a", "f", 1, 0, 0o644, None), ("a", "f", 1, 0, 0o644, None)],
     ],
-    ids=["dotdot", "nested-dotdot", "absolute", "no-parent", "through-link", "kind", "root"],
+    ids=["dotdot", "nested-dotdot", "absolute", "no-parent", "through-link", "kind", "root", "dup"],
 )
 def test_worker_refuses_paths_that_escape(gw: Gateway, tmp_path: Path, entries: list) -> None:
     dest = tmp_path / "box" / "dest"
     dest.parent.mkdir()
     channel = raw_worker(gw, dest)
-    channel.send(("entries", entries))
+    channel.send(("entries", rsync_tree.pack_entries(entries)))
     channel.send(("end_entries", len(entries)))
     with pytest.raises(execnet_cli.RemoteError, match="RsyncProtocolError"):
-        channel.waitclose(10)
+        while True:
+            channel.receive(10)
     assert sorted(p.name for p in (tmp_path / "box").iterdir()) in ([], ["dest"])
     assert not (tmp_path / "evil").exists() and not (tmp_path / "box" / "evil").exists()
 
 
 def test_worker_refuses_data_it_did_not_ask_for(gw: Gateway, tmp_path: Path) -> None:
     channel = raw_worker(gw, tmp_path / "dest")
-    channel.send(("entries", [ROOT]))
+    channel.send(("entries", rsync_tree.pack_entries([ROOT])))
     channel.send(("end_entries", 1))
     assert channel.receive(10) == ("need_end", 0)
-    channel.send(("file", "passwd"))
-    with pytest.raises(execnet_cli.RemoteError, match="not the next needed file"):
+    channel.send(("batch", [(0, b"data")]))
+    with pytest.raises(execnet_cli.RemoteError, match="not the next needed"):
         channel.waitclose(10)
 
 
@@ -391,29 +373,39 @@ while True:
     msg = channel.receive()
     if msg[0] == "end_entries":
         break
-channel.send(("need", [(WANTED, None)]))
+channel.send(("need", WANTED, [], 99))
 channel.send(("need_end", 1))
 channel.receive()
 """
 
 
-@pytest.mark.parametrize("wanted", ["../../etc/passwd", "/etc/passwd", "not-in-manifest"])
+@pytest.mark.parametrize(
+    "wanted",
+    [
+        rsync_tree.pack_needs([(99, "new", None)]),
+        rsync_tree.pack_needs([(0, "new", None)]),
+        b"\x01\x00",
+        struct.pack("<IB", 1, 3 | 8),
+        [(1, "new", None)],
+    ],
+    ids=["beyond", "a-directory", "truncated", "how", "unpacked"],
+)
 def test_controller_refuses_requests_outside_the_manifest(
-    gw: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wanted: str
+    gw: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wanted: object
 ) -> None:
     source = tmp_path / "src"
     source.mkdir()
     (source / "real.txt").write_text("x")
     fake = FAKE_WORKER.replace("WANTED", repr(wanted))
-    monkeypatch.setattr(gw, "remote_exec", lambda module: Gateway.remote_exec(gw, fake))
+    monkeypatch.setattr(program, "start", lambda gateway: Gateway.remote_exec(gateway, fake))
     rsync = RecordingRSync(source)
     rsync.add_target(gw, tmp_path / "dest")
-    with pytest.raises(RSyncError, match="unknown"):
+    with pytest.raises(RSyncError, match="protocol error"):
         rsync.send()
     assert rsync.sent == []
 
 
-def test_remote_failure_is_raised(gw: Gateway, tmp_path: Path) -> None:
+def test_remote_failure_is_reported_with_its_path(gw: Gateway, tmp_path: Path) -> None:
     source = tmp_path / "src"
     source.mkdir()
     (source / "f").write_text("x")
@@ -421,16 +413,19 @@ def test_remote_failure_is_raised(gw: Gateway, tmp_path: Path) -> None:
     blocker.write_text("a file where the destination's parent should be")
     rsync = RecordingRSync(source)
     rsync.add_target(gw, blocker / "dest")
-    with pytest.raises(execnet_cli.RemoteError):
+    with pytest.raises(RSyncError, match=f"{blocker / 'dest'}: Not a directory"):
         rsync.send()
+    rsync.add_target(gw, blocker / "dest")
+    (result,) = rsync.send(check=False)
+    assert result.ok and result.errors == ((str(blocker / "dest"), "Not a directory"),)
 
 
 def test_check_relpath() -> None:
-    assert rsync_worker.check_relpath("") == []
-    assert rsync_worker.check_relpath("a/b.txt") == ["a", "b.txt"]
+    assert rsync_tree.check_relpath("") == []
+    assert rsync_tree.check_relpath("a/b.txt") == ["a", "b.txt"]
     for bad in ["..", "a/..", "./a", "a//b", "/a", "a/", "a\x00b", 3]:
-        with pytest.raises(rsync_worker.RsyncProtocolError):
-            rsync_worker.check_relpath(bad)
+        with pytest.raises(rsync_tree.RsyncProtocolError):
+            rsync_tree.check_relpath(bad)
 
 
 def test_rsync_error_is_in_the_error_tree():
@@ -439,3 +434,266 @@ def test_rsync_error_is_in_the_error_tree():
 
     assert FromRsync is RSyncError
     assert issubclass(RSyncError, XnetError) and issubclass(RSyncError, OSError)
+
+
+# -- the rest of the tree: dir mtimes, names, edge files, excludes, dry runs -------------
+
+
+def dir_mtimes(root: Path) -> Dict[str, int]:
+    found = {"": root.stat().st_mtime_ns}
+    for path in root.rglob("*"):
+        if path.is_dir() and not path.is_symlink():
+            found[path.relative_to(root).as_posix()] = path.stat().st_mtime_ns
+    return found
+
+
+def test_directory_mtimes_unicode_names_and_empty_files_are_kept(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    (source / "deep" / "er" / "empty").mkdir(parents=True)
+    (source / "déjà vu ✓").mkdir()
+    (source / "déjà vu ✓" / "naïve файл.txt").write_text("unicode")
+    (source / "zero").write_bytes(b"")
+    (source / "deep" / "er" / "f").write_text("x")
+    (source / "private").mkdir(mode=0o700)
+    for i, path in enumerate(sorted(source.rglob("*"), reverse=True)):
+        os.utime(path, ns=(10**18 + i, 10**18 + i), follow_symlinks=False)
+    os.utime(source, ns=(10**18, 10**18))
+    sync(source, gw, dest)
+    assert snapshot(dest) == snapshot(source)
+    assert dir_mtimes(dest) == dir_mtimes(source)
+    assert (dest / "zero").read_bytes() == b""
+    (source / "deep" / "er" / "f").write_text("changed")
+    os.utime(source / "deep" / "er", ns=(10**17, 10**17))
+    sync(source, gw, dest)
+    assert dir_mtimes(dest) == dir_mtimes(source)
+
+
+def test_single_file_onto_a_directory_is_an_error_naming_it(gw: Gateway, tmp_path: Path) -> None:
+    source = tmp_path / "app.conf"
+    source.write_text("setting = 1\n")
+    dest = tmp_path / "dest" / "app.conf"
+    (dest / "inner").mkdir(parents=True)
+    (dest / "inner" / "keep.txt").write_text("precious tree")
+    rsync = RecordingRSync(source)
+    rsync.add_target(gw, dest, delete=True)
+    with pytest.raises(RSyncError, match=f"cannot sync file {source} onto directory {dest}"):
+        rsync.send()
+    assert (dest / "inner" / "keep.txt").read_text() == "precious tree"
+
+
+def test_directory_onto_a_file_is_an_error(gw: Gateway, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    dest = tmp_path / "dest"
+    dest.write_text("a file")
+    rsync = RecordingRSync(tmp_path / "src")
+    rsync.add_target(gw, dest, delete=True)
+    with pytest.raises(RSyncError, match="not a directory"):
+        rsync.send()
+    assert dest.read_text() == "a file"
+
+
+def test_excludes_leave_out_and_protect_from_delete(gw: Gateway, tmp_path: Path) -> None:
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    (source / "build").mkdir(parents=True)
+    (source / "build" / "out.o").write_text("o")
+    (source / "pkg").mkdir()
+    (source / "pkg" / "a.py").write_text("a")
+    (source / "pkg" / "a.pyc").write_text("c")
+    (source / "pkg" / "keep.pyc").write_text("k")
+    (dest / "pkg").mkdir(parents=True)
+    (dest / "pkg" / "local.pyc").write_text("remote's own cache")
+    (dest / "build").mkdir()
+    (dest / "build" / "remote-only").write_text("protected by /build")
+    (dest / "stale.txt").write_text("not in the source: deleted")
+    rsync = RecordingRSync(source, excludes=["*.pyc", "!keep.pyc", "/build"])
+    rsync.add_target(gw, dest, delete=True)
+    (result,) = rsync.send()
+    assert sorted(rsync.sent) == ["pkg/a.py", "pkg/keep.pyc"]
+    assert (dest / "pkg" / "local.pyc").read_text() == "remote's own cache"
+    assert (dest / "build" / "remote-only").exists() and not (dest / "build" / "out.o").exists()
+    assert not (dest / "stale.txt").exists()
+    assert result.deleted == ("stale.txt",)
+
+
+def test_dry_run_changes_nothing_and_lists_what_would(gw: Gateway, tmp_path: Path) -> None:
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    source.mkdir()
+    make_tree(source)
+    sync(source, gw, dest)
+    (source / "top.txt").write_text("new top, longer\n")
+    (source / "newdir").mkdir()
+    (source / "newdir" / "n.txt").write_text("n")
+    (dest / "extra").write_text("would go")
+    before = snapshot(dest)
+    rsync = RecordingRSync(source)
+    rsync.add_target(gw, dest, delete=True, dry_run=True)
+    (result,) = rsync.send()
+    assert snapshot(dest) == before
+    assert not (dest / "newdir").exists()
+    assert rsync.sent == []
+    assert sorted(p for what, p in result.changes if what == "send") == ["newdir/n.txt", "top.txt"]
+    assert ("make", "newdir") in result.changes
+    assert result.deleted == ("extra",) and result.files == 2
+
+
+def test_dry_run_with_checksum_lists_only_real_changes(gw: Gateway, tmp_path: Path) -> None:
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    source.mkdir()
+    make_tree(source)
+    sync(source, gw, dest)
+    os.utime(source / "top.txt", ns=(5, 5))  # same content, another mtime
+    target = dest / "run.sh"
+    mtime = target.stat().st_mtime_ns
+    target.write_text("#!/bin/sh\necho HI\n")  # same size, same mtime, other content
+    os.utime(target, ns=(mtime, mtime))
+    rsync = RecordingRSync(source)
+    rsync.add_target(gw, dest, dry_run=True, checksum=True)
+    (result,) = rsync.send()
+    assert [p for what, p in result.changes if what == "send"] == ["run.sh"]
+
+
+def test_source_missing_raises(gw: Gateway, tmp_path: Path) -> None:
+    rsync = RecordingRSync(tmp_path / "nothing-here")
+    rsync.add_target(gw, tmp_path / "dest")
+    with pytest.raises(FileNotFoundError):
+        rsync.send()
+
+
+def test_top_level_name(tmp_path: Path) -> None:
+    assert execnet_cli.RSync is RSync
+    assert "RSync" in execnet_cli.__all__
+
+
+# -- many targets, one read ------------------------------------------------------------------
+
+
+def bytes_read() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io")
+def test_each_file_is_read_once_for_all_targets(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "d").mkdir(parents=True)
+    for i in range(40):
+        (source / "d" / f"small{i}").write_bytes(os.urandom(20_000))
+    (source / "big.bin").write_bytes(os.urandom(6 << 20))
+    total = sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
+    group = execnet_cli.Group(["popen"] * 4)
+    try:
+        rsync = RecordingRSync(source)
+        for i, gateway in enumerate(group):
+            rsync.add_target(gateway, tmp_path / f"dest{i}")
+        before = bytes_read()
+        results = rsync.send()
+        read = bytes_read() - before
+    finally:
+        group.terminate(10)
+    assert all(r.files == 41 for r in results)
+    for i in range(4):
+        assert snapshot(tmp_path / f"dest{i}") == snapshot(source)
+    assert total <= read < 1.5 * total  # once, plus the acks and a little: not four times
+
+
+# -- block deltas through a gateway ------------------------------------------------------------
+
+
+def test_append_to_a_big_file_travels_as_a_delta(gw: Gateway, tmp_path: Path) -> None:
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    source.mkdir()
+    big = source / "big.bin"
+    big.write_bytes(os.urandom(24 << 20))
+    sync(source, gw, dest, delta=True)
+    with big.open("ab") as out:
+        out.write(os.urandom(1 << 20))
+    rsync = RecordingRSync(source)
+    rsync.add_target(gw, dest, delta=True)
+    (result,) = rsync.send()
+    assert rsync.sent == ["big.bin"]
+    assert (dest / "big.bin").read_bytes() == big.read_bytes()
+    assert result.literal == 1 << 20
+    assert result.matched == 24 << 20
+    assert (1 << 20) < result.wire_bytes < (1 << 20) * 1.1
+    assert result.file_bytes == 25 << 20
+
+
+def test_delta_of_an_unchanged_big_file_with_a_new_mtime_sends_nothing(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    source.mkdir()
+    (source / "big.bin").write_bytes(os.urandom(3 << 20))
+    sync(source, gw, dest, delta=True)
+    os.utime(source / "big.bin", ns=(7, 7))
+    inode = (dest / "big.bin").stat().st_ino
+    rsync = RecordingRSync(source)
+    rsync.add_target(gw, dest, delta=True)
+    (result,) = rsync.send()
+    assert rsync.sent == [] and result.literal == 0
+    assert (dest / "big.bin").stat().st_mtime_ns == 7
+    assert (dest / "big.bin").stat().st_ino == inode  # not rewritten
+
+
+def test_special_files_are_skipped_and_reported(gw: Gateway, tmp_path: Path) -> None:
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    source.mkdir()
+    os.mkfifo(source / "pipe")
+    (source / "f").write_text("x")
+    rsync = RecordingRSync(source)
+    rsync.add_target(gw, dest)
+    (result,) = rsync.send()
+    assert rsync.sent == ["f"] and not (dest / "pipe").exists()
+    assert result.skipped == (("pipe", "not a file, directory or symlink"),)
+
+
+def test_one_delta_for_targets_with_the_same_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from execnet_cli._remote import rsync_send
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "big.bin").write_bytes(os.urandom(2 << 20))
+    built = []
+    original = rsync_send.Matcher
+
+    def counting(*args: Any) -> Any:
+        built.append(args[0])
+        return original(*args)
+
+    monkeypatch.setattr(rsync_send, "Matcher", counting)
+    group = execnet_cli.Group(["popen"] * 3)
+    try:
+        for i, gateway in enumerate(group):
+            sync(source, gateway, tmp_path / f"dest{i}")
+        with (source / "big.bin").open("ab") as out:
+            out.write(b"more")
+        rsync = RecordingRSync(source)
+        for i, gateway in enumerate(group):
+            rsync.add_target(gateway, tmp_path / f"dest{i}", delta=True)
+        results = rsync.send()
+    finally:
+        group.terminate(10)
+    assert len(built) == 1
+    assert [r.literal for r in results] == [4, 4, 4]
+    for i in range(3):
+        assert (tmp_path / f"dest{i}" / "big.bin").read_bytes() == (source / "big.bin").read_bytes()
+
+
+def test_a_name_that_is_not_utf8_is_skipped_and_reported(gw: Gateway, tmp_path: Path) -> None:
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    source.mkdir()
+    (source / "ok.txt").write_text("fine")
+    odd = os.fsencode(str(source)) + b"/bad-\xff-name"
+    with open(odd, "wb") as out:
+        out.write(b"latin-1 name")
+    rsync = RecordingRSync(source)
+    rsync.add_target(gw, dest)
+    (result,) = rsync.send()
+    assert rsync.sent == ["ok.txt"]
+    assert [why for _, why in result.skipped] == ["its name is not valid UTF-8"]

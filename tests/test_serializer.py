@@ -5,16 +5,26 @@ from __future__ import annotations
 import enum
 import io
 import math
+import os
+import pickle
 import struct
-from typing import Any, List
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import execnet_cli
+from execnet_cli._remote import loadguards, serializer
 from execnet_cli._remote.errors import DataFormatError, DumpError, LoadError
 from execnet_cli._remote.serializer import (
     BIG_SEGMENT,
+    MAX_DEPTH,
     VERSION,
     dump,
     dumps,
@@ -25,6 +35,13 @@ from execnet_cli._remote.serializer import (
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 NESTED = settings(FAST, max_examples=60)
+
+
+def patch_limit(monkeypatch: pytest.MonkeyPatch, name: str, value: Any) -> None:
+    """Set a bound where loads and its guards read it (serializer imports it from loadguards)."""
+    for module in (serializer, loadguards):
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, value)
 
 
 def canon(value: Any) -> Any:
@@ -322,25 +339,397 @@ def test_huge_declared_sizes_fail_before_allocating(op: int) -> None:
         load(io.BytesIO(data))
 
 
-def test_a_million_nested_lists_load_without_recursion() -> None:
-    depth = 1_000_000
-    value = loads(bytes((VERSION,)) + b"\x10\x01" * depth + b"\x00")
-    for _ in range(depth):
-        (value,) = value
-    assert value is None
-    with pytest.raises(LoadError, match="truncated"):
-        loads(bytes((VERSION,)) + b"\x10\x01" * (depth // 10))
+# -- nesting depth -----------------------------------------------------------------------------
+
+# Each way one container can hold another: (outermost opening, opening of each further level,
+# closing of the outermost); the innermost value is None (0x00). Keys and set members must be
+# hashable, so below a dict key or a set member the levels are tuples.
+LEVELS = {
+    "list": (b"", b"\x10\x01", b""),
+    "tuple": (b"", b"\x0e\x01", b""),
+    "dict value": (b"", b"\x12\x01\x80", b""),  # {0: {0: ...}}
+    "dict key": (b"\x12\x01", b"\x0e\x01", b"\x80"),  # {((...,),): 0}
+    "set member": (b"\x14\x01", b"\x0e\x01", b""),  # {((...,),)}
+    "frozenset member": (b"", b"\x16\x01", b""),  # frozenset({frozenset({...})})
+}
+
+
+def nested(kind: str, depth: int) -> bytes:
+    """Data for None inside `depth` containers, nested the way `kind` says."""
+    outermost, level, closing = LEVELS[kind]
+    levels = depth - 1 if outermost else depth
+    return bytes((VERSION,)) + outermost + level * levels + b"\x00" + closing
+
+
+def depth_of(value: Any) -> int:
+    depth = 0
+    while value is not None:
+        depth += 1
+        if not value:  # an empty container
+            break
+        (value,) = value.items() if type(value) is dict else value
+        if type(value) is tuple and len(value) == 2:  # a dict item (key, value)
+            value = value[0] if value[1] == 0 else value[1]
+    return depth
+
+
+@pytest.mark.parametrize("kind", list(LEVELS))
+def test_nesting_up_to_max_depth_loads(kind: str) -> None:
+    """...and the value survives repr, ==, hash and pickle at the default recursion limit."""
+    value = loads(nested(kind, MAX_DEPTH))
+    assert depth_of(value) == MAX_DEPTH
+    assert repr(value).count("None") == 1
+    assert value == loads(nested(kind, MAX_DEPTH))
+    if type(value) in (tuple, frozenset):
+        assert hash(value) == hash(loads(nested(kind, MAX_DEPTH)))
+    assert pickle.loads(pickle.dumps(value)) == value
+    assert loads(dumps(value)) == value
+
+
+@pytest.mark.parametrize("kind", list(LEVELS))
+def test_nesting_past_max_depth_is_a_load_error(kind: str) -> None:
+    with pytest.raises(LoadError, match=f"nested deeper than {MAX_DEPTH}"):
+        loads(nested(kind, MAX_DEPTH + 1))
+    with pytest.raises(LoadError, match=f"nested deeper than {MAX_DEPTH}"):
+        load(io.BytesIO(nested(kind, MAX_DEPTH + 1)))
+
+
+@pytest.mark.parametrize("op", [0x10, 0x0E, 0x12, 0x14, 0x16])
+def test_an_empty_container_past_max_depth_is_a_load_error(op: int) -> None:
+    data = bytes((VERSION,)) + b"\x10\x01" * MAX_DEPTH + bytes((op, 0))
+    with pytest.raises(LoadError, match=f"nested deeper than {MAX_DEPTH}"):
+        loads(data)
+    assert depth_of(loads(bytes((VERSION,)) + b"\x10\x01" * (MAX_DEPTH - 1) + b"\x10\x00")) == (
+        MAX_DEPTH
+    )
+
+
+def test_a_very_deep_tuple_in_a_set_is_a_load_error_not_a_crash() -> None:
+    """Issue #16: hashing a 150,000-deep tuple overflowed the C stack (exit 139)."""
+    data = b"\x01\x14\x01" + b"\x0e\x01" * 150_000 + b"\x00"
+    script = (
+        "import sys\n"
+        "from execnet_cli._remote.serializer import loads\n"
+        "from execnet_cli._remote.errors import LoadError\n"
+        "try:\n"
+        "    loads(sys.stdin.buffer.read())\n"
+        "except LoadError as exc:\n"
+        "    print(exc)\n"
+        "else:\n"
+        "    sys.exit('loaded')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(execnet_cli.__file__).parent.parent))
+    result = subprocess.run(
+        [sys.executable, "-c", script], input=data, capture_output=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr[-500:])
+    assert f"nested deeper than {MAX_DEPTH}".encode() in result.stdout
+
+
+def test_a_million_nested_lists_fail_fast_without_recursion() -> None:
+    data = bytes((VERSION,)) + b"\x10\x01" * 1_000_000 + b"\x00"
+    expected = f"offset {2 * MAX_DEPTH + 1} is nested deeper than {MAX_DEPTH}"
+    with pytest.raises(LoadError, match=expected):
+        loads(data)
+
+
+def chain(kind: str, depth: int) -> Any:
+    """None inside `depth` containers, the outermost of `kind` (a set holds a tuple chain)."""
+    inner = "tuple" if kind == "set" else kind
+    value: Any = None
+    for level in range(depth):
+        kind_here = kind if level == depth - 1 else inner
+        if kind_here == "list":
+            value = [value]
+        elif kind_here == "tuple":
+            value = (value,)
+        elif kind_here == "dict":
+            value = {"k": value}
+        elif kind_here == "set":
+            value = {value}
+        else:
+            value = frozenset({value})
+    return value
+
+
+@pytest.mark.parametrize("kind", ["list", "tuple", "dict", "set", "frozenset"])
+def test_dumps_refuses_what_loads_would_refuse(kind: str) -> None:
+    value = chain(kind, MAX_DEPTH)
+    assert depth_of(loads(dumps(value))) == MAX_DEPTH
+    deeper = chain(kind, MAX_DEPTH + 1) if kind != "set" else [value]
+    for refused in (deeper, [1, {"k": (deeper,)}]):
+        with pytest.raises(DumpError, match=f"nested deeper than {MAX_DEPTH}"):
+            dumps(refused)
+        with pytest.raises(DumpError, match=f"nested deeper than {MAX_DEPTH}"):
+            dumps_parts([b"x" * BIG_SEGMENT, refused])
 
 
 def test_deep_structures_dump_and_load() -> None:
-    depth = 100_000
     value: Any = "leaf"
-    for i in range(depth):
+    for i in range(MAX_DEPTH):
         value = [value] if i % 2 else {"k": value}
     back = loads(dumps(value))
-    for i in reversed(range(depth)):
+    for i in reversed(range(MAX_DEPTH)):
         back = back[0] if i % 2 else back["k"]
     assert back == "leaf"
+
+
+# -- hash flooding -----------------------------------------------------------------------------
+
+HASH_MODULUS = 2**61 - 1  # an int hashes to itself modulo this prime (on 64-bit CPython)
+
+
+def colliding_ints(count: int, residue: int = 12345) -> List[int]:
+    """Distinct ints (beyond 64 bits) that all have the same hash."""
+    return [k * HASH_MODULUS + residue for k in range(1, count + 1)]
+
+
+FLOODS = ["set", "frozenset", "dict", "tuple keys", "frozenset keys", "floats and ints"]
+FLOODS += ["complex", "in a list"]
+
+
+def encoded(op: int, items: List[Any]) -> bytes:
+    """A container (op: 0x12 dict, of key, value ... items; 0x14 set; ...) of items, encoded
+    here: building such a set in Python to dump it would take as long as the attack."""
+    count = len(items) // 2 if op == 0x12 else len(items)
+    return bytes((op + 1,)) + struct.pack("<I", count) + b"".join(dumps(i)[1:] for i in items)
+
+
+@pytest.fixture(scope="module")
+def flood_data() -> Dict[str, bytes]:
+    """Containers of ~380 KiB whose keys collide: each took seconds to load (issue #16)."""
+    keys: List[Any] = colliding_ints(34_000)
+    floats: List[Any] = [float(2 ** (61 * k)) for k in range(16)]  # hash 1, as 2**61 does
+    shapes = {
+        "set": encoded(0x14, keys),
+        "frozenset": encoded(0x16, keys),
+        "dict": encoded(0x12, [x for key in keys for x in (key, 0)]),
+        "tuple keys": encoded(0x14, [(7, key) for key in keys[:20_000]]),
+        "frozenset keys": encoded(0x14, [frozenset({key}) for key in keys[:20_000]]),
+        "floats and ints": encoded(0x14, floats + colliding_ints(30_000, residue=1)),
+        "complex": encoded(0x14, [complex(1000003.0 * t, -t) for t in range(2, 25_000)]),
+        "in a list": b"\x10\x02\x44head\x12\x01\x41k\x10\x02"
+        + dumps(1.5)[1:]
+        + encoded(0x14, keys),
+    }
+    assert list(shapes) == FLOODS
+    return {name: bytes((VERSION,)) + data for name, data in shapes.items()}
+
+
+@pytest.mark.parametrize("shape", FLOODS)
+def test_colliding_keys_are_refused_quickly(shape: str, flood_data: Dict[str, bytes]) -> None:
+    """Issue #16 defect 5: the goal is under 0.5 s for any 1 MiB message (generous bound)."""
+    start = time.thread_time()
+    with pytest.raises(LoadError, match="hash flooding: building a .* keys chosen to collide"):
+        loads(flood_data[shape])
+    assert time.thread_time() - start < 2.0
+
+
+def test_colliding_keys_are_refused_from_a_file(flood_data: Dict[str, bytes]) -> None:
+    with pytest.raises(LoadError, match="hash flooding"):
+        load(io.BytesIO(flood_data["dict"]))
+
+
+def test_a_few_colliding_keys_load() -> None:
+    """Collisions cost nothing much in small numbers: refusing is for floods."""
+    value = [set(colliding_ints(64)), dict.fromkeys(colliding_ints(32), 1), set(range(10**5))]
+    roundtrip(value)
+
+
+BIG_REAL_DATA: Dict[str, Callable[[], Any]] = {
+    "ints": lambda: set(range(-(10**5), 10**5)),
+    "big ints": lambda: {2**64 + 7919 * i for i in range(50_000)},
+    "floats": lambda: {i / 7 for i in range(100_000)},
+    "strs": lambda: {f"host{i:06d}.example.org": i for i in range(50_000)},
+    "tuples": lambda: {(i, -i, str(i)) for i in range(50_000)},
+    "frozensets": lambda: {frozenset({i, i + 1, "x"}) for i in range(20_000)},
+    "long strs": lambda: {f"{i}" + "x" * 100_000: i for i in range(100)},
+    "long bytes in tuples": lambda: {(b"%d" % i + bytes(100_000),) for i in range(100)},
+    "huge ints": lambda: {2**12_000 + i for i in range(300)},
+}
+
+
+@pytest.mark.parametrize("shape", list(BIG_REAL_DATA))
+def test_big_real_dicts_and_sets_load(shape: str) -> None:
+    """The hashing time guard leaves real data alone (it builds these in chunks)."""
+    roundtrip(BIG_REAL_DATA[shape]())
+
+
+def test_a_descheduled_thread_is_not_taken_for_a_flood(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wall clock only screens: refusing takes too much CPU time spent hashing."""
+    clock = iter(range(10**9))
+    patch_limit(monkeypatch, "_wall_time", lambda: next(clock) / 100)  # 10 ms per read
+    roundtrip([set(range(10_000)), dict.fromkeys(range(5_000), "v"), frozenset(range(3_000))])
+    with pytest.raises(LoadError, match="hash flooding"):
+        loads(bytes((VERSION,)) + encoded(0x14, colliding_ints(20_000)))
+
+
+# -- memory amplification ----------------------------------------------------------------------
+
+SMALL_ALLOWANCE = 1 << 16
+
+
+def traced_load(data: bytes) -> Tuple[Any, int]:
+    """loads(data) and the memory that the value holds (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        value = loads(data)
+        return value, tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def within_bound(data: bytes) -> None:
+    """loads data: either a value within 20 x len(data) + the allowance, or a memory bomb."""
+    try:
+        value, held = traced_load(data)
+    except LoadError as exc:
+        assert "memory bomb" in str(exc)
+    else:
+        assert held <= 20 * len(data) + serializer.MEMORY_ALLOWANCE, (held, len(data))
+        del value
+
+
+def repeated(op: bytes, size: int) -> bytes:
+    """A list of `size` bytes (about) made of one encoded value `op` over and over."""
+    count = size // len(op)
+    return bytes((VERSION, 0x11)) + struct.pack("<I", count) + op * count
+
+
+AMPLIFIERS = {
+    "empty set": b"\x14\x00",
+    "empty frozenset": b"\x16\x00",
+    "empty dict": b"\x12\x00",
+    "empty list": b"\x10\x00",
+    "{0: 0}": b"\x12\x01\x80\x80",
+    "{0}": b"\x14\x01\x80",
+    "[0]": b"\x10\x01\x80",
+    "(0,)": b"\x0e\x01\x80",
+    "one char U+0100": b"\x42" + "\u0100".encode(),
+    "'ab'": b"\x42ab",
+    "'\\u20ac' as STR1": b"\x08\x03" + "\u20ac".encode(),
+    "'ab' as STR1": b"\x08\x02ab",
+}
+
+
+def test_a_list_of_empty_sets_is_a_memory_bomb() -> None:
+    """Issue #16 defect 6: 4 MB of empty sets took 438 MiB (110 x); refused within 20 x."""
+    data = repeated(b"\x14\x00", 4_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(LoadError, match="memory bomb: by offset"):
+            loads(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 20 * len(data) + serializer.MEMORY_ALLOWANCE
+
+
+@pytest.mark.parametrize("shape", list(AMPLIFIERS))
+def test_amplifiers_stay_within_the_bound(shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    patch_limit(monkeypatch, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
+    for size in (1_000, 100_000):
+        within_bound(repeated(AMPLIFIERS[shape], size))
+
+
+def test_short_encodings_get_no_extra_credit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big set's small keys are credited by their shortest encoding, whatever was sent."""
+    patch_limit(monkeypatch, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
+    for count in (5_000, 30_000):
+        members = b"".join(b"\x0c\x02" + struct.pack("<h", i) for i in range(300, 300 + count))
+        within_bound(bytes((VERSION, 0x15)) + struct.pack("<I", count) + members)
+
+
+def test_channels_count_towards_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    patch_limit(monkeypatch, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
+    data = dumps([FakeChannel(i) for i in range(10_000)], channel_type=FakeChannel)
+    with pytest.raises(LoadError, match="memory bomb"):
+        loads(data, lambda cid: [cid] * 200)  # 1.6 KiB each, as big as a real channel
+
+
+BIG_BUT_LEAN: Dict[str, Callable[[], Any]] = {  # each well past the allowance of 64 KiB
+    "ints": lambda: list(range(30_000)),
+    "set of ints": lambda: set(range(10**10, 10**10 + 20_000)),
+    "dict of strs": lambda: {f"key{i:07d}": f"value {i}" for i in range(10_000)},
+    "dict of small ints": lambda: dict.fromkeys(range(-20_000, 0), 1),
+    "3-letter strs": lambda: [f"{i:03d}" for i in range(1000)] * 20,
+    "pairs": lambda: [(i, i + 1) for i in range(10_000)],
+    "set of pairs": lambda: {(i, -i) for i in range(10_000)},
+    "floats": lambda: [i / 3 for i in range(20_000)],
+}
+
+
+@pytest.mark.parametrize("shape", list(BIG_BUT_LEAN))
+def test_big_values_under_20x_load(shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The estimate is not so coarse that it refuses data well within the bound."""
+    patch_limit(monkeypatch, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
+    original = BIG_BUT_LEAN[shape]()
+    data = dumps(original)
+    value, held = traced_load(data)
+    assert canon(value) == canon(original)
+    assert held <= 20 * len(data) + SMALL_ALLOWANCE
+
+
+@settings(FAST, max_examples=25)
+@given(value=values, count=st.integers(1, 1000))
+def test_repeated_values_stay_within_the_bound(
+    value: Any, count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patch_limit(monkeypatch, "MEMORY_ALLOWANCE", 4096)
+    within_bound(dumps([value] * count))
+
+
+# -- fuzzing the three attack shapes ------------------------------------------------------------
+
+CONTAINER_OPS = [0x0E, 0x10, 0x12, 0x14, 0x16]
+
+
+@NESTED
+@given(st.lists(st.sampled_from(CONTAINER_OPS), min_size=1, max_size=8), st.integers(300, 900))
+def test_fuzzed_nesting_is_bounded(kinds: List[int], depth: int) -> None:
+    """Chains of any container kinds: a value within MAX_DEPTH, else LoadError."""
+    head = b"".join(bytes((kinds[i % len(kinds)], 1)) for i in range(depth))
+    data = bytes((VERSION,)) + head + b"\x80" * (depth * 2)  # dict values and spare bytes
+    try:
+        loads(data)
+    except LoadError as exc:
+        assert depth > MAX_DEPTH or "nested" not in str(exc)
+    else:
+        assert depth <= MAX_DEPTH
+
+
+@settings(FAST, max_examples=15)
+@given(
+    st.sampled_from(["set", "frozenset", "dict", "tuple keys"]),
+    st.integers(1, 2**20),
+    st.integers(5_000, 30_000),
+)
+def test_fuzzed_floods_are_bounded(kind: str, residue: int, count: int) -> None:
+    keys: List[Any] = colliding_ints(count, residue)
+    if kind == "tuple keys":
+        keys = [("k", key) for key in keys]
+    op = {"set": 0x14, "frozenset": 0x16, "dict": 0x12, "tuple keys": 0x14}[kind]
+    items = [x for key in keys for x in (key, None)] if kind == "dict" else keys
+    start = time.thread_time()
+    try:
+        loads(bytes((VERSION,)) + encoded(op, items))
+    except LoadError as exc:
+        assert "hash flooding" in str(exc)
+    assert time.thread_time() - start < 2.0
+
+
+@settings(FAST, max_examples=30)
+@given(
+    ops=st.lists(st.sampled_from(list(AMPLIFIERS.values())), min_size=1, max_size=6), data=st.data()
+)
+def test_fuzzed_amplifiers_stay_within_the_bound(
+    ops: List[bytes], data: st.DataObject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patch_limit(monkeypatch, "MEMORY_ALLOWANCE", SMALL_ALLOWANCE)
+    count = data.draw(st.integers(1, 30_000))
+    body = b"".join(ops[i % len(ops)] for i in range(count))
+    within_bound(bytes((VERSION, 0x11)) + struct.pack("<I", count) + body)
 
 
 # -- what dumps refuses ------------------------------------------------------------------------

@@ -19,7 +19,8 @@ per datagram, descriptors passed with ``SCM_RIGHTS``):
   ``("failed", id, reason)``; ``id`` is the request's, so an answer to a request the
   controller gave up on (interrupted) is recognised and dropped;
 - to the controller: ``("exited", pid, returncode)`` for every child it reaps
-  (``returncode`` as ``subprocess`` gives it: negative for a signal).
+  (``returncode`` as ``subprocess`` gives it: negative for a signal); queued while the
+  controller's socket is full, never dropped.
 
 It ends when the controller's end of the socket closes (group terminated, or the
 controller died): the workers it forked are not its to end; each of them ends on
@@ -36,10 +37,11 @@ import select
 import sys
 import time
 from array import array
+from collections import deque
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, Dict, List, Sequence, Tuple
+    from typing import Any, Callable, Deque, Dict, List, Sequence, Tuple
 
 #: Descriptors a request carries: the worker's stdin, stdout and stderr.
 REQUEST_FDS = 3
@@ -73,16 +75,18 @@ def serve(
     if not problem and not _single_threaded():
         problem = "the fork server has threads of its own: forking is unsafe"
     _send(control, ("ready", os.getpid(), problem))
+    unsent = deque()  # type: Deque[bytes]
     watched: List[Any] = [control, wake_r]
     while True:
-        readable = select.select(watched, [], [])[0]
+        readable = select.select(watched, watched[:1] if unsent else [], [])[0]
         if wake_r in readable:
             _drain(wake_r)
-            _reap(control)
+            _reap(unsent)
+        _flush(control, unsent)
         if control in readable and not _handle_request(control, run_worker, wake_r, wake_w):
             break
     deadline = time.monotonic() + FINAL_REAP  # no child left a zombie of this process
-    while _reap(control) and time.monotonic() < deadline:
+    while _reap(unsent) and time.monotonic() < deadline:
         time.sleep(0.01)
     os._exit(0)
 
@@ -111,26 +115,32 @@ def _single_threaded() -> bool:
         return False
 
 
-def _send(
-    control: Any, message: Tuple[Any, ...], fds: Tuple[int, ...] = (), flags: int = 0
-) -> bool:
+def _send(control: Any, message: Tuple[Any, ...], fds: Tuple[int, ...] = ()) -> bool:
     """Send one message; False when the controller is gone."""
     data = marshal.dumps(message)
     ancillary = []
     if fds:
         ancillary = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array("i", fds).tobytes())]
     try:
-        control.sendmsg([data], ancillary, flags)
+        control.sendmsg([data], ancillary)
         return True
-    except BlockingIOError:
-        return True  # a report nobody has collected yet fills the socket: drop this one
     except OSError:
         return False
 
 
-def _report_exit(control: Any, pid: int, status: int) -> None:
-    """Tell the controller a child ended; never block on a controller that is not reading."""
-    _send(control, ("exited", pid, os.waitstatus_to_exitcode(status)), (), _socket.MSG_DONTWAIT)
+def _flush(control: Any, unsent: Deque[bytes]) -> None:
+    """Send the exit reports the controller has room for; never block on a controller that
+    is not reading (the rest go when its socket drains: a thousand workers ending at once
+    overflow it, and a dropped report would leave their gateways waiting for it)."""
+    while unsent:
+        try:
+            control.send(unsent[0], _socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        except OSError:  # the controller is gone: nobody will ask
+            unsent.clear()
+            return
+        unsent.popleft()
 
 
 def _handle_request(
@@ -222,8 +232,8 @@ def _become_worker(
     os._exit(0)  # pragma: no cover - worker.main leaves through os._exit
 
 
-def _reap(control: Any) -> bool:
-    """Collect ended children and report them; True while some are still running."""
+def _reap(unsent: Deque[bytes]) -> bool:
+    """Collect ended children and queue their exit reports; True while some still run."""
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -231,7 +241,7 @@ def _reap(control: Any) -> bool:
             return False
         if pid == 0:
             return True
-        _report_exit(control, pid, status)
+        unsent.append(marshal.dumps(("exited", pid, os.waitstatus_to_exitcode(status))))
 
 
 def _drain(fd: int) -> None:

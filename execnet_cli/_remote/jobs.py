@@ -127,7 +127,10 @@ def run_shell(channel, command, timeout):
     """Worker side of ``xnet sh``: run the command, stream its output as it comes.
 
     The command gets its own session so that a timeout, or the controller going away
-    (the channel closes), kills it and everything it started.
+    (the channel closes), kills it and everything it started. A background child that
+    keeps the output pipes open (``sleep 100 &``) does not hold the report back: once the
+    command has exited, its pipes get ``pipe_grace`` seconds to drain, then the child is
+    left running and its later output is not collected (as with ``nohup``).
     """
     import codecs
     import os
@@ -145,6 +148,9 @@ def run_shell(channel, command, timeout):
         start_new_session=True,
     )
 
+    pipe_grace = 1.0
+    reported = threading.Event()  # the exit item is sent: nothing may follow it
+
     def pump(pipe, name):
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         fd = pipe.fileno()
@@ -154,13 +160,13 @@ def run_shell(channel, command, timeout):
             if not data:
                 break
             text = decoder.decode(data)
-            if text and sending:
+            if text and sending and not reported.is_set():
                 try:
                     channel.send((name, text))
                 except Exception:
                     sending = False  # the controller is gone; keep draining
         text = decoder.decode(b"", True)
-        if text and sending:
+        if text and sending and not reported.is_set():
             try:
                 channel.send((name, text))
             except Exception:
@@ -175,6 +181,7 @@ def run_shell(channel, command, timeout):
         thread.start()
     deadline = None if timeout is None else time.monotonic() + timeout
     why = None
+    drained_by = None  # once the command has exited: until when its pipes may stay open
     while proc.poll() is None or any(t.is_alive() for t in pumps):
         if why is None and (
             channel.isclosed() or (deadline is not None and time.monotonic() > deadline)
@@ -186,9 +193,15 @@ def run_shell(channel, command, timeout):
                 pass
         for thread in pumps:
             thread.join(0.05)
-        if proc.poll() is not None and why is not None:
-            break
+        if proc.poll() is not None:
+            if why is not None:
+                break
+            if drained_by is None:
+                drained_by = time.monotonic() + pipe_grace
+            elif time.monotonic() > drained_by:
+                break  # a background child holds the pipes open
     code = proc.wait()
+    reported.set()
     if code < 0:  # a signal: report it the way a shell does
         if why is None:
             why = f"killed by signal {-code}"

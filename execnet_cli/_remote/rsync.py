@@ -1,304 +1,67 @@
-"""The remote half of ``RSync``: sent with ``remote_exec(module)``, runs in the worker.
+"""The remote half of rsync: started in a worker by ``execnet_cli.rsync.program``.
 
 Standard library only, Python 3.8 syntax: it runs in whatever interpreter the far side
-has. Nothing from the controller is trusted: every path is checked before it is used.
+has. The worker receives this module and its siblings (``rsync_tree``, ``rsync_delta``,
+``rsync_recv``, ``rsync_send``) as source and runs ``serve(channel)``. The first item
+says which half this side plays:
 
-Protocol (``execnet_cli.rsync`` is the other half; items are tuples, ``PROTOCOL = 1``):
+    ("rsync", 2, "push", destdir, options)   receive into destdir (``rsync_recv``)
+    ("rsync", 2, "pull", srcdir, options)    send srcdir to the controller (``rsync_send``)
 
-    controller -> here                      here -> controller
-    ("rsync", 1, destdir, options)
-    ("entries", [entry, ...])  (batches)
-    ("end_entries", count)
-                                            ("need", [(relpath, sha256 or None), ...])
-                                            ("need_end", count)
-    per needed file, in need order:
-      ("same", relpath)                     ("ack", relpath)
-      ("gone", relpath)                     ("ack", relpath)
-      ("file", relpath), ("chunk", bytes)*, ("eof", size)
-                                            ("got", n) per CREDIT_BYTES written,
-                                            ("ack", relpath) once the file is in place
-                                            (flow control: the ack covers the rest)
-    ("finish",)                             ("done", {"files":, "bytes":, "deleted":})
+The conversation, sender S and receiver R (items are tuples; indexes count manifest
+entries from 0; every message is bounded in size):
 
-An entry is ``(relpath, kind, size, mtime_ns, mode, link_target)``; kind is "d", "f" or
-"l"; relpath "" is the root (destdir itself), others are "/"-joined names whose parent
-is a directory entry sent before them. A file is needed unless its size and mtime match
-(then only a changed mode is fixed); with equal sizes but other mtimes, or with the
-``checksum`` option, the need carries our sha256 so the controller can answer "same".
-A file arrives in a temporary file beside its target, which is renamed into place once
-complete, with the source's mode and mtime. Directory modes are applied at the end
-(always with owner rwx kept, so later syncs can write). With ``delete``, whatever a
-synced directory holds beyond the manifest is removed.
+    S -> R                                   R -> S
+    ("entries", packed entries)  (batches)     ("sig", index, block, old size, weak, strong)
+                                             ("need", packed [(index, how, arg)], [made],
+                                                      entries decided)  per batch
+    ("end_entries", count)                   ("deleted", [relpath])  (with "delete")
+                                             ("need_end", count of needs to answer)
+    answers, in need order:
+      ("batch", [(index, data)])  data: bytes (the whole file), None (same content:
+                                  set mode and mtime), str (not sent: why)
+      ("file", index) ("chunk", bytes)* ("eof", size or None: changed while read)
+      ("delta", index) ("ops", [op])* ("eof", literal bytes or None)
+        op: (first block, count) copies old blocks, bytes are literal data
+                                             ("ack", weight, files answered)
+                                             ("errors", [(relpath, reason)])  any time
+    ("finish",)                              ("done", stats)
+
+An entry is ``(relpath, kind, size, mtime_ns, mode, link_target)``, packed in batches
+(``rsync_tree.pack_entries``); kind is "d", "f" or "l"; relpath "" is the root (destdir
+itself), others are "/"-joined names whose parent is a directory entry sent before them.
+A need's ``how``: "new" (send it whole), "sum" (arg: R's sha256; "same" if S's agrees),
+"delta" (its signature was sent before), "list" (dry run: only reported; arg: R's sha256
+or None). "made" are entries R created or fixed without data (directories, links,
+modes). S keeps at most a window of bytes unacknowledged per receiver; "ack" carries the
+flow-control weight (``rsync_tree.credit``) of what R has consumed.
 """
 
 from __future__ import annotations
 
-import os
-import stat
+from .rsync_recv import Receiver
+from .rsync_send import Sender, Target
+from .rsync_tree import PROTOCOL, Excludes, RsyncProtocolError, Tree
 
-PROTOCOL = 1
-KINDS = ("d", "f", "l")
-NEED_BATCH = 1000
-#: Report progress ("got") after this many bytes of one file: the sender's window moves
-#: on before a big file is complete, and small files cost no message beyond their ack.
-CREDIT_BYTES = 1 << 20
-HASH_BLOCK = 1 << 20
-
-
-class RsyncProtocolError(ValueError):
-    """The controller sent something this side must not act on."""
-
-
-def check_relpath(relpath):
-    """The "/"-separated components of ``relpath``, refusing anything that could escape."""
-    if not isinstance(relpath, str):
-        raise RsyncProtocolError(f"path {relpath!r} is not a string")
-    if relpath == "":
-        return []
-    parts = relpath.split("/")
-    for part in parts:
-        if part in ("", ".", "..") or "\x00" in part or (os.altsep and os.altsep in part):
-            raise RsyncProtocolError(f"refusing path {relpath!r}")
-    return parts
-
-
-def check_entry(entry):
-    """Validate the shape and types of one manifest entry; return it as a tuple."""
-    if not isinstance(entry, (tuple, list)) or len(entry) != 6:
-        raise RsyncProtocolError(f"malformed entry {entry!r}")
-    relpath, kind, size, mtime_ns, mode, target = entry
-    check_relpath(relpath)
-    if kind not in KINDS:
-        raise RsyncProtocolError(f"entry {relpath!r}: unknown kind {kind!r}")
-    for value in (size, mtime_ns, mode):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise RsyncProtocolError(f"entry {relpath!r}: bad number {value!r}")
-    if kind == "l" and (not isinstance(target, str) or not target or "\x00" in target):
-        raise RsyncProtocolError(f"entry {relpath!r}: bad link target {target!r}")
-    return relpath, kind, size, mtime_ns, mode, target
-
-
-def file_sha256(path):
-    import hashlib  # only needed when sizes match and mtimes do not
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        while True:
-            block = source.read(HASH_BLOCK)
-            if not block:
-                break
-            digest.update(block)
-    return digest.hexdigest()
-
-
-class Receiver:
-    """State of one sync into ``destdir``."""
-
-    def __init__(self, channel, destdir, options):
-        self.channel = channel
-        self.destdir = destdir
-        self.delete = bool(options.get("delete"))
-        self.checksum = bool(options.get("checksum"))
-        self.entries = {}  # relpath -> entry
-        self.children = {}  # dir relpath -> set of names in the manifest
-        self.dir_modes = []  # (path, mode) of synced directories
-        self.needed = []  # relpaths, in the order the controller will answer
-        self.stats = {"files": 0, "bytes": 0, "deleted": 0}
-
-    def local_path(self, relpath):
-        return os.path.join(self.destdir, *check_relpath(relpath))
-
-    # -- the manifest ------------------------------------------------------------------
-
-    def add_entry(self, entry):
-        relpath, kind, size, mtime_ns, mode, target = check_entry(entry)
-        if relpath in self.entries:
-            raise RsyncProtocolError(f"duplicate entry {relpath!r}")
-        if relpath == "":
-            if self.entries:
-                raise RsyncProtocolError("the root entry must come first")
-        else:
-            parent, _, name = relpath.rpartition("/")
-            parent_entry = self.entries.get(parent)
-            if parent_entry is None or parent_entry[1] != "d":
-                raise RsyncProtocolError(
-                    f"entry {relpath!r}: its parent was not sent as a directory"
-                )
-            self.children[parent].add(name)
-        self.entries[relpath] = (relpath, kind, size, mtime_ns, mode, target)
-        path = self.local_path(relpath)
-        if relpath == "":
-            parent_dir = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(parent_dir):
-                os.makedirs(parent_dir)
-        try:
-            # destdir itself may be a symlink the user chose; below it, links are ours.
-            st = os.stat(path) if relpath == "" else os.lstat(path)
-        except FileNotFoundError:
-            st = None
-        if kind == "d":
-            self.children[relpath] = set()
-            if st is not None and not stat.S_ISDIR(st.st_mode):
-                self.remove(path)
-                st = None
-            if st is None:
-                os.mkdir(path)
-            self.dir_modes.append((path, stat.S_IMODE(mode) | 0o700))
-        elif kind == "l":
-            if st is not None:
-                if stat.S_ISLNK(st.st_mode) and os.readlink(path) == target:
-                    return
-                self.remove(path)
-            os.symlink(target, path)
-        else:
-            self.compare_file(relpath, path, st, size, mtime_ns, mode)
-
-    def compare_file(self, relpath, path, st, size, mtime_ns, mode):
-        if st is not None and not stat.S_ISREG(st.st_mode):
-            self.remove(path)
-            st = None
-        if st is None or st.st_size != size:
-            self.need(relpath, None)
-        elif st.st_mtime_ns != mtime_ns or self.checksum:
-            self.need(relpath, file_sha256(path))
-        elif stat.S_IMODE(st.st_mode) != stat.S_IMODE(mode):
-            os.chmod(path, stat.S_IMODE(mode))
-
-    def need(self, relpath, digest):
-        self.needed.append((relpath, digest))
-
-    def remove(self, path):
-        st = os.lstat(path)
-        if stat.S_ISDIR(st.st_mode):
-            import shutil
-
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-        self.stats["deleted"] += 1
-
-    def delete_extras(self):
-        for relpath, names in self.children.items():
-            path = self.local_path(relpath)
-            for name in os.listdir(path):
-                if name not in names:
-                    self.remove(os.path.join(path, name))
-
-    def send_needs(self):
-        needed = self.needed
-        for start in range(0, len(needed), NEED_BATCH):
-            self.channel.send(("need", needed[start : start + NEED_BATCH]))
-        self.channel.send(("need_end", len(needed)))
-
-    # -- the data ----------------------------------------------------------------------
-
-    def receive_files(self):
-        pending = [relpath for relpath, _ in self.needed]
-        pending.reverse()
-        while True:
-            msg = self.channel.receive()
-            if not isinstance(msg, tuple) or not msg:
-                raise RsyncProtocolError(f"unexpected message {msg!r:.200}")
-            op = msg[0]
-            if op == "finish":
-                if pending:
-                    raise RsyncProtocolError(f"finish before {len(pending)} needed files")
-                return
-            if op not in ("same", "gone", "file") or len(msg) != 2:
-                raise RsyncProtocolError(f"unexpected message {msg[:2]!r:.200}")
-            if not pending or msg[1] != pending[-1]:
-                raise RsyncProtocolError(f"{op} for {msg[1]!r}, which is not the next needed file")
-            relpath = pending.pop()
-            entry = self.entries[relpath]
-            path = self.local_path(relpath)
-            if op == "file":
-                self.receive_file(path, entry)
-            elif op == "same":
-                set_meta(path, entry)
-            self.channel.send(("ack", relpath))
-
-    def receive_file(self, path, entry):
-        directory, name = os.path.split(path)
-        temp = os.path.join(directory, f".{name}.{os.getpid()}.xnet-tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            written = 0
-            uncredited = 0
-            while True:
-                msg = self.channel.receive()
-                if not isinstance(msg, tuple) or len(msg) != 2:
-                    raise RsyncProtocolError(f"unexpected message in a file: {msg!r:.200}")
-                if msg[0] == "eof":
-                    if msg[1] != written:
-                        raise RsyncProtocolError(
-                            f"file {entry[0]!r}: {msg[1]} bytes announced, {written} received"
-                        )
-                    break
-                if msg[0] != "chunk" or not isinstance(msg[1], bytes):
-                    raise RsyncProtocolError(f"unexpected message in a file: {msg[0]!r:.200}")
-                view = memoryview(msg[1])
-                while view:
-                    view = view[os.write(fd, view) :]
-                written += len(msg[1])
-                uncredited += len(msg[1])
-                if uncredited >= CREDIT_BYTES:
-                    self.channel.send(("got", uncredited))
-                    uncredited = 0
-            os.fchmod(fd, stat.S_IMODE(entry[4]))
-            os.utime(fd, ns=(entry[3], entry[3]))
-        except BaseException:
-            os.close(fd)
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise
-        os.close(fd)
-        os.replace(temp, path)
-        self.stats["files"] += 1
-        self.stats["bytes"] += written
-
-    def finish(self):
-        for path, mode in reversed(self.dir_modes):
-            os.chmod(path, mode)
-
-
-def set_meta(path, entry):
-    os.chmod(path, stat.S_IMODE(entry[4]))
-    os.utime(path, ns=(entry[3], entry[3]))
+__all__ = ["PROTOCOL", "serve"]
 
 
 def serve(channel):
-    """Run one sync: manifest in, needs out, files in, done."""
+    """Play the half the first item asks for, to the end of the sync."""
     first = channel.receive()
-    if not (isinstance(first, tuple) and len(first) == 4 and first[0] == "rsync"):
+    if not (isinstance(first, tuple) and len(first) == 5 and first[0] == "rsync"):
         raise RsyncProtocolError(f"not an rsync request: {first!r:.200}")
-    _, version, destdir, options = first
+    _, version, role, path, options = first
     if version != PROTOCOL:
         raise RsyncProtocolError(f"rsync protocol {version!r}, this side speaks {PROTOCOL}")
-    if not isinstance(destdir, str) or not destdir or not isinstance(options, dict):
-        raise RsyncProtocolError(f"bad destination {destdir!r} or options {options!r}")
-    receiver = Receiver(channel, os.path.expanduser(destdir), options)
-    count = 0
-    while True:
-        msg = channel.receive()
-        if isinstance(msg, tuple) and len(msg) == 2 and msg[0] == "entries":
-            for entry in msg[1]:
-                receiver.add_entry(entry)
-            count += len(msg[1])
-        elif isinstance(msg, tuple) and len(msg) == 2 and msg[0] == "end_entries":
-            if msg[1] != count or "" not in receiver.entries:
-                raise RsyncProtocolError(f"manifest incomplete: {count} of {msg[1]!r} entries")
-            break
-        else:
-            raise RsyncProtocolError(f"unexpected message {msg!r:.200}")
-    if receiver.delete:
-        receiver.delete_extras()
-    receiver.send_needs()
-    receiver.receive_files()
-    receiver.finish()
-    channel.send(("done", receiver.stats))
+    if not isinstance(path, str) or not path or not isinstance(options, dict):
+        raise RsyncProtocolError(f"bad path {path!r:.200} or options {options!r:.200}")
+    if role == "push":
+        Receiver(channel, path, options).run()
+    elif role == "pull":
+        import os
 
-
-if __name__ == "__channelexec__":
-    serve(channel)  # type: ignore[name-defined]  # noqa: F821
+        tree = Tree(os.path.expanduser(path), Excludes(options.get("excludes") or ()))
+        Sender(tree, [Target(channel)]).run()
+    else:
+        raise RsyncProtocolError(f"unknown role {role!r:.50}")

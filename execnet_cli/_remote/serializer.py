@@ -4,46 +4,79 @@ This module is shipped as source to remote interpreters (Python >= 3.8), so it u
 the standard library. It never pickles, evals or marshals: the loader builds values from a
 closed set of builtin types, and any bad input raises ``LoadError`` (a ``DataFormatError``).
 
-Format: one version byte (``1``), then one value as a prefix-form tree of opcodes. A
-container opcode carries its item count and is followed by its items (a dict by key, value,
-key, value ...). Numbers are little-endian; ``u8``/``u32`` are unsigned. Every sized opcode
-has a short form (even opcode, u8 size) and a long form (the next, odd opcode, u32 size).
+The format (opcodes and their payloads) is drawn in ``wireformat.py``.
 
-    ===========  ==============  ===============================================
-    opcode       name            payload
-    ===========  ==============  ===============================================
-    0x00         NONE            -
-    0x01         FALSE           -
-    0x02         TRUE            -
-    0x03         INT8            i64 (ints that fit 64 bits and no FIXINT)
-    0x04         FLOAT           IEEE 754 double (nan, inf, -0.0 kept)
-    0x05         COMPLEX         two doubles: real, imag
-    0x06         CHANNEL         i64 channel id (loads needs a channel factory)
-    0x08 / 0x09  STR1 / STR4     u8 / u32 n, n bytes of UTF-8 ('surrogatepass')
-    0x0A / 0x0B  BYTES1 / 4      u8 / u32 n, n bytes
-    0x0C / 0x0D  BIGINT1 / 4     u8 / u32 n, n bytes of two's complement
-    0x0E / 0x0F  TUPLE1 / 4      u8 / u32 count, then count values
-    0x10 / 0x11  LIST1 / 4       u8 / u32 count, then count values
-    0x12 / 0x13  DICT1 / 4       u8 / u32 count, then count (key, value) pairs
-    0x14 / 0x15  SET1 / 4        u8 / u32 count, then count values
-    0x16 / 0x17  FROZENSET1 / 4  u8 / u32 count, then count values
-    0x40 + n     FIXSTR          a str of n < 64 UTF-8 bytes: the n bytes
-    0x80 + n     FIXINT          the int n, 0 <= n < 128; no payload
-    ===========  ==============  ===============================================
-
-Other opcodes are reserved and rejected. Types are dispatched on their exact type: other
-types, subclasses included (IntEnum, a str subclass), raise ``DumpError``, so a receiver
-never gets a type it did not expect. Both directions are iterative (explicit stacks): depth
-is bounded by memory, never by the recursion limit. ``load`` reads one value from a file
-and raises EOFError at a clean end of file, as execnet does.
+Limits: what any input may make ``loads`` do is bounded (``loadguards.py`` says how).
 """
 
 from __future__ import annotations
 
-import struct
 from itertools import chain
 
 from .errors import DumpError, LoadError
+from .loadguards import (
+    _CHANNEL_CHARGE,
+    _EMPTY_CHARGE,
+    _GUARDED_ITEMS,
+    _PREHASH,
+    _SHORT_STR_CHARGE,
+    HASH_TIME_ALLOWANCE,
+    HASH_TIME_FACTOR,
+    MAX_DEPTH,
+    MEMORY_ALLOWANCE,
+    _build_hashed,
+    _is_key,
+    _sizeof,
+    _too_big,
+    _unused_budget,
+    _wall_time,
+)
+from .wireformat import (
+    BIG_SEGMENT,
+    BYTES1_HDR,
+    CONTAINER_HDR,
+    CONTAINER_OP,
+    EMPTY,
+    FALSE,
+    FIXINT_HDR,
+    FIXSTR_HDR,
+    HDR1,
+    I64,
+    K_DICT,
+    K_LIST,
+    K_TUPLE,
+    MAX_U32,
+    NONE,
+    OP_BIGINT1,
+    OP_BIGINT4,
+    OP_BYTES4,
+    OP_CHANNEL,
+    OP_COMPLEX,
+    OP_FIXINT,
+    OP_FIXSTR,
+    OP_FLOAT,
+    OP_FROZENSET4,
+    OP_INT8,
+    OP_NONE,
+    OP_STR1,
+    OP_STR4,
+    OP_TRUE,
+    OP_TUPLE1,
+    STR1_HDR,
+    TRUE,
+    VERSION,
+    VERSION_BYTE,
+    VERSION_BYTES4,
+    pack_op_c128,
+    pack_op_f64,
+    pack_op_i64,
+    pack_op_u32,
+    pack_u32,
+    unpack_c128,
+    unpack_f64,
+    unpack_i64,
+    unpack_u32,
+)
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,47 +84,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
     ChannelFactory = Callable[[int], Any]
 
-__all__ = ["VERSION", "dump", "dumps", "dumps_parts", "load", "loads"]
-
-VERSION = 1
-#: bytes and encoded str payloads at least this long become their own dumps_parts segment
-BIG_SEGMENT = 1 << 16
-
-OP_NONE, OP_FALSE, OP_TRUE, OP_INT8, OP_FLOAT, OP_COMPLEX, OP_CHANNEL = range(7)
-OP_STR1, OP_STR4, OP_BYTES1, OP_BYTES4, OP_BIGINT1, OP_BIGINT4 = range(0x08, 0x0E)
-OP_TUPLE1, OP_LIST1, OP_DICT1, OP_SET1, OP_FROZENSET1 = range(0x0E, 0x18, 2)
-OP_FROZENSET4 = OP_FROZENSET1 + 1
-OP_FIXSTR, OP_FIXINT = 0x40, 0x80
-# A container's kind is its opcode >> 1 (the same for the u8 and the u32 form).
-K_TUPLE, K_LIST, K_DICT, K_SET, K_FROZENSET = range(OP_TUPLE1 >> 1, (OP_FROZENSET1 >> 1) + 1)
-
-_MAX_U32 = 0xFFFFFFFF
-_I64 = 1 << 63
-_unpack_u32 = struct.Struct("<I").unpack_from
-_unpack_i64 = struct.Struct("<q").unpack_from
-_unpack_f64 = struct.Struct("<d").unpack_from
-_unpack_c128 = struct.Struct("<dd").unpack_from
-_pack_op_i64 = struct.Struct("<Bq").pack
-_pack_op_u32 = struct.Struct("<BI").pack
-_pack_op_f64 = struct.Struct("<Bd").pack
-_pack_op_c128 = struct.Struct("<Bdd").pack
-_pack_u32 = struct.Struct("<I").pack
-
-# Precomputed headers: a list lookup is cheaper than building a 1- or 2-byte bytes object.
-_VERSION_BYTE = bytes((VERSION,))
-_VERSION_BYTES4 = bytes((VERSION, OP_BYTES4))
-_NONE, _FALSE, _TRUE = bytes((OP_NONE,)), bytes((OP_FALSE,)), bytes((OP_TRUE,))
-_FIXINT_HDR = [bytes((OP_FIXINT + n,)) for n in range(128)]
-_FIXSTR_HDR = [bytes((OP_FIXSTR + n,)) for n in range(64)]
-_CONTAINER_OP = {tuple: OP_TUPLE1, list: OP_LIST1, dict: OP_DICT1, set: OP_SET1}
-_CONTAINER_OP[frozenset] = OP_FROZENSET1
-_HDR1 = {
-    op: [bytes((op, n)) for n in range(256)]
-    for op in (OP_STR1, OP_BYTES1, OP_BIGINT1, *_CONTAINER_OP.values())
-}
-_STR1_HDR, _BYTES1_HDR = _HDR1[OP_STR1], _HDR1[OP_BYTES1]
-_CONTAINER_HDR = {tp: _HDR1[op] for tp, op in _CONTAINER_OP.items()}
-_EMPTY = {K_TUPLE: tuple, K_LIST: list, K_DICT: dict, K_SET: set, K_FROZENSET: frozenset}
+__all__ = [
+    "HASH_TIME_ALLOWANCE",
+    "HASH_TIME_FACTOR",
+    "MAX_DEPTH",
+    "MEMORY_ALLOWANCE",
+    "VERSION",
+    "dump",
+    "dumps",
+    "dumps_parts",
+    "load",
+    "loads",
+]
 
 
 def _encode(obj: Any, channel_type: Any, bigs: Optional[List[int]]) -> List[bytes]:
@@ -102,7 +106,7 @@ def _encode(obj: Any, channel_type: Any, bigs: Optional[List[int]]) -> List[byte
     while a shared (acyclic) sub-object is encoded once per reference, like a tree. Every
     cycle passes through a list or a dict: tuples are immutable, and set members hashable.
     """
-    out = [_VERSION_BYTE]
+    out = [VERSION_BYTE]
     append = out.append
     active: Dict[int, None] = {}
     stack: List[Tuple[Any, Optional[int]]] = []
@@ -113,13 +117,13 @@ def _encode(obj: Any, channel_type: Any, bigs: Optional[List[int]]) -> List[byte
                 tp = type(obj)
                 if tp is int:
                     if 0 <= obj < 128:
-                        append(_FIXINT_HDR[obj])
-                    elif -_I64 <= obj < _I64:
-                        append(_pack_op_i64(OP_INT8, obj))
+                        append(FIXINT_HDR[obj])
+                    elif -I64 <= obj < I64:
+                        append(pack_op_i64(OP_INT8, obj))
                     else:
                         raw = obj.to_bytes((obj.bit_length() + 8) >> 3, "little", signed=True)
                         n = len(raw)
-                        append(_HDR1[OP_BIGINT1][n] if n < 256 else _header4(OP_BIGINT4, n))
+                        append(HDR1[OP_BIGINT1][n] if n < 256 else _header4(OP_BIGINT4, n))
                         append(raw)
                 elif tp is str:
                     try:  # the strict codec is faster; it only fails on lone surrogates
@@ -128,35 +132,37 @@ def _encode(obj: Any, channel_type: Any, bigs: Optional[List[int]]) -> List[byte
                         raw = obj.encode("utf-8", "surrogatepass")
                     n = len(raw)
                     if n < 64:
-                        append(_FIXSTR_HDR[n])
+                        append(FIXSTR_HDR[n])
                     elif n < 256:
-                        append(_STR1_HDR[n])
+                        append(STR1_HDR[n])
                     else:
                         append(_header4(OP_STR4, n))
                         if n >= BIG_SEGMENT and bigs is not None:
                             bigs.append(len(out))
                     append(raw)
                 elif obj is None:
-                    append(_NONE)
+                    append(NONE)
                 elif tp is bool:
-                    append(_TRUE if obj else _FALSE)
+                    append(TRUE if obj else FALSE)
                 elif tp is float:
-                    append(_pack_op_f64(OP_FLOAT, obj))
+                    append(pack_op_f64(OP_FLOAT, obj))
                 elif tp is bytes:
                     n = len(obj)
                     if n < 256:
-                        append(_BYTES1_HDR[n])
+                        append(BYTES1_HDR[n])
                     else:
                         append(_header4(OP_BYTES4, n))
                         if n >= BIG_SEGMENT and bigs is not None:
                             bigs.append(len(out))
                     append(obj)
-                elif tp in _CONTAINER_HDR:
+                elif tp in CONTAINER_HDR:
+                    if len(stack) >= MAX_DEPTH:
+                        raise DumpError(_too_deep(f"a {tp.__name__}"))
                     n = len(obj)
                     if n < 256:
-                        append(_CONTAINER_HDR[tp][n])
+                        append(CONTAINER_HDR[tp][n])
                     else:
-                        append(_header4(_CONTAINER_OP[tp] + 1, n))
+                        append(_header4(CONTAINER_OP[tp] + 1, n))
                     if n:
                         key = None
                         if tp is list or tp is dict:
@@ -170,12 +176,12 @@ def _encode(obj: Any, channel_type: Any, bigs: Optional[List[int]]) -> List[byte
                         it = chain.from_iterable(obj.items()) if tp is dict else iter(obj)
                         break
                 elif tp is complex:
-                    append(_pack_op_c128(OP_COMPLEX, obj.real, obj.imag))
+                    append(pack_op_c128(OP_COMPLEX, obj.real, obj.imag))
                 elif channel_type is not None and isinstance(obj, channel_type):
                     cid = getattr(obj, "id", None)
-                    if type(cid) is not int or not -_I64 <= cid < _I64:
+                    if type(cid) is not int or not -I64 <= cid < I64:
                         raise DumpError(f"channel {obj!r} has no 64-bit integer id: {cid!r}")
-                    append(_pack_op_i64(OP_CHANNEL, cid))
+                    append(pack_op_i64(OP_CHANNEL, cid))
                 else:
                     raise DumpError(f"cannot serialize {tp!r}")
             else:
@@ -192,9 +198,9 @@ def _encode(obj: Any, channel_type: Any, bigs: Optional[List[int]]) -> List[byte
 
 def _header4(op: int, n: int) -> bytes:
     """The long-form header; refuse sizes a u32 cannot carry (rather than a struct.error)."""
-    if n > _MAX_U32:
-        raise DumpError(f"cannot serialize an object of {n} bytes or items (max {_MAX_U32})")
-    return _pack_op_u32(op, n)
+    if n > MAX_U32:
+        raise DumpError(f"cannot serialize an object of {n} bytes or items (max {MAX_U32})")
+    return pack_op_u32(op, n)
 
 
 def dumps(obj: Any, channel_type: Any = None) -> bytes:
@@ -208,8 +214,8 @@ def dumps_parts(obj: Any, channel_type: Any = None) -> List[bytes]:
     Every bytes value (and encoded str) of at least BIG_SEGMENT bytes is its own segment,
     the very same object; the small pieces between them are joined.
     """
-    if type(obj) is bytes and BIG_SEGMENT <= len(obj) <= _MAX_U32:  # a chunk of bulk data
-        return [_VERSION_BYTES4 + _pack_u32(len(obj)), obj]
+    if type(obj) is bytes and BIG_SEGMENT <= len(obj) <= MAX_U32:  # a chunk of bulk data
+        return [VERSION_BYTES4 + pack_u32(len(obj)), obj]
     bigs: List[int] = []
     out = _encode(obj, channel_type, bigs)
     segments: List[bytes] = []
@@ -244,7 +250,7 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
         and data.c_contiguous
         and data[1] == OP_BYTES4
         and data[0] == VERSION
-        and _unpack_u32(data, 2)[0] == len(data) - 6
+        and unpack_u32(data, 2)[0] == len(data) - 6
     ):
         return data[6:].tobytes()
     view = flat = None
@@ -264,6 +270,8 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
     items: Optional[List[Any]] = None
     left = kind = 0
     raw: Any = None
+    spent = 0  # memory estimate: bytes beyond 20 per byte of data so far (see "Limits")
+    clock: Optional[List[float]] = None  # the hashing time guard, set up by a big dict or set
     try:
         if not end:
             raise LoadError("truncated data: empty input, expected the format version byte")
@@ -271,9 +279,7 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
             raise LoadError(f"unsupported format version {data[0]} (this side reads version 1)")
         pos = 1
         while True:
-            if pos >= end:
-                raise LoadError(f"truncated data: expected an opcode at offset {pos}")
-            op = data[pos]
+            op = data[pos]  # past the end, an IndexError (see below): no test per value
             pos += 1
             if op >= OP_FIXINT:
                 value = op - OP_FIXINT
@@ -287,13 +293,17 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
                 except UnicodeDecodeError:
                     value = _decode_surrogates(raw, pos)
                 pos = stop
+                if op < 0x44 and op > 0x41:  # OP_FIXSTR + 2 or 3 (literals: faster)
+                    spent += _SHORT_STR_CHARGE[op][len(value)]
+                    if spent > MEMORY_ALLOWANCE:
+                        raise _too_big(spent, end, pos)
             elif op >= OP_STR1:  # a u8 (even opcode) or u32 (odd) size follows
                 if op > OP_FROZENSET4:
                     raise LoadError(f"unknown opcode 0x{op:02x} at offset {pos - 1}")
                 if op & 1:
                     if pos + 4 > end:
                         raise _truncated(op, pos)
-                    n = _unpack_u32(data, pos)[0]
+                    n = unpack_u32(data, pos)[0]
                     pos += 4
                 else:
                     if pos >= end:
@@ -301,15 +311,38 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
                     n = data[pos]
                     pos += 1
                 if op >= OP_TUPLE1:  # a container: n is an item count
-                    if op >> 1 == K_DICT:
+                    if len(stack) >= MAX_DEPTH:  # stack: one entry per open container
+                        start = pos - 5 if op & 1 else pos - 2
+                        raise LoadError(_too_deep(f"a container at offset {start}"))
+                    k = op >> 1  # the container's kind
+                    if k == K_DICT:
                         n *= 2
                     if n > end - pos:  # each item takes at least one byte
-                        raise _truncated(op, pos, f"announces {n} items, {end - pos} bytes follow")
+                        raise _truncated(op, pos, f"announces {n} items, {end - pos} follow")
                     if not n:
-                        value = _EMPTY[op >> 1]()
+                        value = EMPTY[k]()
+                        spent += _EMPTY_CHARGE[k]
+                        if spent > MEMORY_ALLOWANCE:
+                            raise _too_big(spent, end, pos)
                     else:
+                        # A list's or tuple's memory is known now: 56 bytes and 8 per slot,
+                        # with at most n / 8 + 6 spare slots (a list grown by appending), or
+                        # 40 and 8 per item; less 20 x (2 header bytes + n items) plus 20 for
+                        # the parent. The credit of a tuple of 2 items or more (12 per item
+                        # less 20) is left out. A dict's or set's table is measured once built.
+                        if k == K_LIST:
+                            spent += 84 - 11 * n
+                            if spent > MEMORY_ALLOWANCE:
+                                raise _too_big(spent, end, pos)
+                        elif k == K_TUPLE:
+                            if n == 1:
+                                spent += 8
+                                if spent > MEMORY_ALLOWANCE:
+                                    raise _too_big(spent, end, pos)
+                        elif n > _GUARDED_ITEMS and clock is None:
+                            clock = [_wall_time(), 0.0, -1.0]
                         stack.append((items, left, kind))
-                        items, left, kind = [], n, op >> 1
+                        items, left, kind = [], n, k
                         continue
                 else:  # n is a byte count
                     stop = pos + n
@@ -321,15 +354,21 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
                             value = raw.decode() if is_bytes else str(raw, "utf-8")
                         except UnicodeDecodeError:
                             value = _decode_surrogates(raw, pos)
+                        if n == 2 and op == OP_STR1:  # not how dumps writes it
+                            spent += 80 - 60
+                            if spent > MEMORY_ALLOWANCE:
+                                raise _too_big(spent, end, pos)
                     elif op <= OP_BYTES4:
                         value = raw if is_bytes else bytes(raw)
                     else:
                         value = int.from_bytes(raw, "little", signed=True)
                     pos = stop
+                    if n >= _PREHASH and op < OP_BIGINT1 and _is_key(stack, kind, left):
+                        hash(value)  # a key: str and bytes cache their hash (see "Limits")
             elif op == OP_INT8:
                 if pos + 8 > end:
                     raise _truncated(op, pos)
-                value = _unpack_i64(data, pos)[0]
+                value = unpack_i64(data, pos)[0]
                 pos += 8
             elif op <= OP_TRUE:
                 value = None if op == OP_NONE else op == OP_TRUE
@@ -338,13 +377,16 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
                 if stop > end:
                     raise _truncated(op, pos)
                 if op == OP_FLOAT:
-                    value = _unpack_f64(data, pos)[0]
+                    value = unpack_f64(data, pos)[0]
                 elif op == OP_COMPLEX:
-                    value = complex(*_unpack_c128(data, pos))
+                    value = complex(*unpack_c128(data, pos))
                 elif channel_factory is None:
                     raise LoadError(f"channel reference outside a gateway (offset {pos - 1})")
                 else:
-                    value = channel_factory(_unpack_i64(data, pos)[0])
+                    value = channel_factory(unpack_i64(data, pos)[0])
+                    spent += _CHANNEL_CHARGE
+                    if spent > MEMORY_ALLOWANCE:
+                        raise _too_big(spent, end, pos)
                 pos = stop
             else:
                 raise LoadError(f"unknown opcode 0x{op:02x} at offset {pos - 1}")
@@ -354,12 +396,18 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
                 left -= 1
                 if left:
                     break
-                if kind == K_LIST:
-                    value = items
-                elif kind == K_TUPLE:
+                if kind == K_TUPLE:
                     value = tuple(items)
+                elif kind == K_LIST:
+                    value = items
                 else:
-                    value = _build_hashed(kind, items, pos)
+                    value = _build_hashed(kind, items, pos, clock)
+                    charge = _sizeof(value) - 20 * len(items) - 20
+                    if spent + charge > MEMORY_ALLOWANCE:  # what the estimate did not see:
+                        charge -= _unused_budget(items)  # small keys in a big table
+                    spent += charge
+                    if spent > MEMORY_ALLOWANCE:
+                        raise _too_big(spent, end, pos)
                 items, left, kind = stack.pop()
             else:
                 if pos != end:
@@ -369,6 +417,10 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
                 return value
     except LoadError:
         raise
+    except IndexError as exc:
+        if pos >= end:  # the opcode read at the top of the loop
+            raise LoadError(f"truncated data: expected an opcode at offset {pos}") from None
+        raise LoadError(f"cannot load data near offset {pos}: {exc!r}") from exc
     except Exception as exc:  # last line of defence: nothing but LoadError may escape
         raise LoadError(f"cannot load data near offset {pos}: {exc!r}") from exc
     finally:
@@ -379,18 +431,6 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
             view.release()
 
 
-def _build_hashed(kind: int, items: List[Any], pos: int) -> Any:
-    """Build a dict, set or frozenset; unhashable keys or members (lists ...) are refused."""
-    try:
-        if kind == K_DICT:
-            it = iter(items)
-            return dict(zip(it, it))
-        return set(items) if kind == K_SET else frozenset(items)
-    except TypeError as exc:
-        what = "dict key" if kind == K_DICT else "set member"
-        raise LoadError(f"corrupt data: unhashable {what} before offset {pos} ({exc})") from exc
-
-
 def _decode_surrogates(raw: Any, pos: int) -> str:
     """The slow path of UTF-8 decoding: lone surrogates are valid, other errors are not."""
     raw = bytes(raw)  # not a view of the caller's buffer: a traceback may keep this frame
@@ -398,6 +438,10 @@ def _decode_surrogates(raw: Any, pos: int) -> str:
         return raw.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError as exc:
         raise LoadError(f"invalid UTF-8 in the string at offset {pos}: {exc}") from None
+
+
+def _too_deep(what: str) -> str:
+    return f"{what} is nested deeper than {MAX_DEPTH} containers (the serializer's limit)"
 
 
 def _truncated(op: int, pos: int, detail: str = "is cut short") -> LoadError:
@@ -440,7 +484,7 @@ def load(file: IO[bytes], channel_factory: Optional[ChannelFactory] = None) -> A
         size, width, per_item = layout
         if width:
             _read_exact(file, buf, width)
-            n = buf[-1] if width == 1 else _unpack_u32(buf, len(buf) - 4)[0]
+            n = buf[-1] if width == 1 else unpack_u32(buf, len(buf) - 4)[0]
             if per_item:
                 pending += n * per_item
             else:

@@ -29,6 +29,7 @@ SUBCOMMANDS: Dict[str, str] = {
     "compat-path": "execnet_cli.cli.compat:compat_path",
     "hosts": "execnet_cli.cli.hosts:hosts",
     "ping": "execnet_cli.cli.ping:ping",
+    "rsync": "execnet_cli.cli.rsync:rsync",
     "run": "execnet_cli.cli.run:run",
     "serve": "execnet_cli.cli.serve:serve",
     "sh": "execnet_cli.cli.run:sh",

@@ -7,9 +7,9 @@ that selects no host is status 5 (``NoHostSelected``: nothing wrong with it, not
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -22,7 +22,17 @@ from ..inventory import (
     load_inventory,
 )
 
-__all__ = ["EXIT_NO_HOST", "EXIT_USAGE", "fail", "inventory_option", "select_hosts", "user_errors"]
+__all__ = [
+    "EXIT_NO_HOST",
+    "EXIT_USAGE",
+    "fail",
+    "inventory_option",
+    "select_hosts",
+    "timeout_option",
+    "user_errors",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exit status for a bad inventory, pattern or command line (click uses 2 for usage errors).
 EXIT_USAGE = 2
@@ -38,6 +48,18 @@ inventory_option = click.option(
     help="Inventory file or directory (repeatable; later files win). Default: $XNET_INVENTORY, "
     "then ./xnet.yaml, then $XDG_CONFIG_HOME/xnet/inventory.yaml, then local workers.",
 )
+
+
+def timeout_option(help: str) -> Callable[[F], F]:
+    """``-t/--timeout SECONDS``: how long a host may take."""
+    return click.option(
+        "-t",
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        metavar="SECONDS",
+        help=help,
+    )
 
 
 def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:

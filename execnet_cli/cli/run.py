@@ -31,7 +31,7 @@ from ..fleet.results import GroupResult
 from ..fleet.runner import DEFAULT_FANOUT, Runner, carriers_for
 from ..inventory import Host, Inventory
 from .exitcodes import Tolerance, exit_status, signal_status
-from .options import fail, inventory_option, select_hosts, user_errors
+from .options import fail, inventory_option, select_hosts, timeout_option, user_errors
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
 
 __all__ = [
@@ -86,14 +86,9 @@ _RUN_OPTIONS = (
         help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts).",
     ),
     fanout_option,
-    click.option(
-        "-t",
-        "--timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        default=None,
-        metavar="SECONDS",
-        help="Fail a host whose job runs longer (connecting is bounded by the "
-        "inventory's connect_timeout).",
+    timeout_option(
+        "Fail a host whose job runs longer (connecting is bounded by the "
+        "inventory's connect_timeout)."
     ),
     click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line."),
     click.option(

@@ -49,8 +49,12 @@ log = logging.getLogger("execnet_cli.forkserver")
 
 #: Seconds a new fork server may take to report ready before we give up on it.
 READY_TIMEOUT = 10.0
-#: Seconds to wait for the server's answer to a fork request.
-REPLY_TIMEOUT = 10.0
+#: Seconds to wait for the server's answer to a fork request. It answers in about a
+#: millisecond; past this it is hung, and retired: the open starts an interpreter instead.
+REPLY_TIMEOUT = 2.0
+#: Seconds between looks at whether a server we wait for is stopped (SIGSTOP, a
+#: debugger): a stopped server never answers, so it is retired at once.
+STOPPED_CHECK = 0.05
 #: Seconds to wait for a reaped child's exit status once its pidfd says it ended.
 STATUS_TIMEOUT = 2.0
 #: Seconds a stopping server gets before it is killed.
@@ -184,7 +188,7 @@ class ForkServer:
                     socket.send_fds(self._control, [request], [child_in, child_out, 2])
                     message, fds = self._reply(request_id)
                 except (OSError, ValueError) as exc:
-                    self._usable = False
+                    self.retire(str(exc))
                     raise ForkUnavailable(f"the fork server failed: {exc}") from None
             if message[0] != "forked" or len(fds) != 1:
                 _close_all(fds)
@@ -237,9 +241,15 @@ class ForkServer:
 
     def _next(self, timeout: float) -> Optional[Tuple[Tuple[Any, ...], List[int]]]:
         """One message and its descriptors; an exit report is recorded and gives None.
-        ValueError on timeout or a closed socket."""
-        if not select.select([self._control], [], [], timeout)[0]:
-            raise ValueError(f"no answer in {timeout:g} s")
+        ValueError on timeout, a closed socket or a stopped server."""
+        deadline = time.monotonic() + timeout
+        left = timeout
+        while not _readable(self._control.fileno(), min(STOPPED_CHECK, left)):
+            if self.stopped():
+                raise ValueError("the fork server is stopped")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ValueError(f"no answer in {timeout:g} s")
         data, fds, _flags, _address = socket.recv_fds(self._control, 4096, 1)
         if not data:
             raise ValueError("the fork server closed its socket")
@@ -252,15 +262,44 @@ class ForkServer:
             return None
         return message, fds
 
+    def stopped(self) -> bool:
+        """Whether the server is stopped (by a signal or a tracer): it cannot answer."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat", "rb") as stat:
+                return stat.read().rsplit(b") ", 1)[1][:1] in (b"T", b"t")
+        except (OSError, IndexError):
+            return False  # it has ended: the closed socket says so
+
     def stop(self) -> None:
         """End the server (its workers are not its to end: each ends with its gateway)."""
         self._usable = False
         self._control.close()
+        if self.stopped():
+            self.process.kill()  # it would never see the closed socket
         try:
             self.process.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def retire(self, reason: str) -> None:
+        """Kill and reap a server that failed to answer; its workers go on, but their exit
+        statuses are lost with it."""
+        log.debug("fork server pid %d retired: %s", self.process.pid, reason)
+        self._usable = False
+        self._control.close()
+        self.process.kill()
+        self.process.wait()
+
+
+def _readable(fd: int, timeout: Optional[float]) -> bool:
+    """Whether ``fd`` becomes readable within ``timeout`` seconds (None: no limit).
+
+    ``poll``, not ``select``: a controller with a thousand gateways holds descriptors
+    past select's 1,024."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))))
 
 
 def _close_all(fds: List[int]) -> None:
@@ -288,7 +327,7 @@ class ForkedTransport(FdIO, TransportBase):
         """The return code once the worker has ended (-1 if lost), None on timeout."""
         if not self._ended:
             pidfd = self._pidfd
-            if pidfd is None or not select.select([pidfd], [], [], timeout)[0]:
+            if pidfd is None or not _readable(pidfd, timeout):
                 return None
             self._ended = True
             self.returncode = self.server.exit_status(self.pid, STATUS_TIMEOUT)

@@ -13,14 +13,17 @@ no separate MAC); no compression unless asked; a large receive window.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ...errors import AuthenticationFailed, ConnectFailed, HostNotFound
 from .hostkeys import check_host_key, load_known_hosts, preferred_algorithms
@@ -76,21 +79,81 @@ def connect(
     timeout = settings.connect_timeout or timeout or DEFAULT_CONNECT_TIMEOUT
     closers: List[Callable[[], None]] = []
     try:
-        sock = open_stream(settings, timeout, closers, opener)
-        transport = handshake(sock, settings, timeout)
+        hop = None
+        if settings.jump is not None:  # authenticated first, in a slot of the jump host's
+            hop = connect(settings.jump, timeout, opener)
+            closers.append(hop.close)
+        attempt = 1
+        while True:
+            try:
+                with handshake_slot(settings, timeout):
+                    sock = open_stream(settings, timeout, closers, opener, hop)
+                    transport = handshake(sock, settings, timeout)
+                    connection = Connection(transport, settings, closers)
+                    try:
+                        authenticate(transport, settings)
+                    except BaseException:
+                        connection.close()
+                        raise
+                break
+            except ConnectFailed as exc:
+                if attempt > DROPPED_RETRIES or settings.proxy_command or not dropped(exc):
+                    raise
+            log.debug("%s: closed before its banner (MaxStartups?); again", settings.describe())
+            time.sleep(random.uniform(0.05, 0.25) * attempt)
+            attempt += 1
     except BaseException:
         for close in reversed(closers):
             close()
         raise
-    connection = Connection(transport, settings, closers)
-    try:
-        authenticate(transport, settings)
-    except BaseException:
-        connection.close()
-        raise
     if settings.server_alive_interval:
         transport.set_keepalive(max(1, int(settings.server_alive_interval)))
     return connection
+
+
+# -- handshakes in flight -----------------------------------------------------------------
+
+#: Connections to one server (address and port) that may be between TCP connect and
+#: authentication at once. sshd drops unauthenticated connections past its ``MaxStartups``
+#: (default 10:30:100: some from the 11th on), and each host behind a jump host is one
+#: more connection to that jump host: 64 of them at once lost hosts at random.
+HANDSHAKES_PER_SERVER = 8
+_slots: Dict[Tuple[str, int], threading.BoundedSemaphore] = {}
+_slots_lock = threading.Lock()
+
+
+#: Times a connection closed by the server before its banner is tried again: what sshd
+#: does to connections past its MaxStartups, and it counts a connection as starting up a
+#: moment longer than the client does, so the slots above do not always suffice.
+DROPPED_RETRIES = 2
+
+
+def dropped(exc: ConnectFailed) -> bool:
+    """Whether the server closed the connection before sending its banner (not a timeout)."""
+    cause = str(exc.__cause__ or "")
+    return cause == "Error reading SSH protocol banner" or cause.endswith("reset by peer")
+
+
+@contextlib.contextmanager
+def handshake_slot(settings: SSHSettings, timeout: float) -> Iterator[None]:
+    """Hold one of the server's handshake slots while connecting and authenticating.
+
+    Waiting is bounded: each holder is bounded by ``timeout``, so the queue moves; a slot
+    not had in four times that means the server is not answering anyone.
+    """
+    key = (settings.hostname, settings.port)
+    with _slots_lock:
+        slot = _slots.setdefault(key, threading.BoundedSemaphore(HANDSHAKES_PER_SERVER))
+    if not slot.acquire(timeout=4 * timeout):
+        raise ConnectFailed(
+            f"{settings.describe()}: {HANDSHAKES_PER_SERVER} connections to "
+            f"{settings.hostname} port {settings.port} stayed in their handshake for "
+            f"{4 * timeout:g} s"
+        )
+    try:
+        yield
+    finally:
+        slot.release()
 
 
 # -- the byte stream -----------------------------------------------------------------------
@@ -101,11 +164,12 @@ def open_stream(
     timeout: float,
     closers: List[Callable[[], None]],
     opener: Optional[StreamOpener] = None,
+    hop: Optional[Connection] = None,
 ) -> Any:
-    """A socket-like stream to the server: TCP, a jump host's channel, or a ProxyCommand."""
+    """A socket-like stream to the server: TCP, a channel of ``hop`` (the connection to
+    its jump host, for ``settings.jump``), or a ProxyCommand."""
     if settings.jump is not None:
-        hop = connect(settings.jump, timeout, opener)
-        closers.append(hop.close)
+        assert hop is not None, "connect() opens the jump host first"
         try:
             channel = hop.transport.open_channel(
                 "direct-tcpip",

@@ -1,0 +1,543 @@
+"""The receiving half of rsync: compare the manifest with the disk, ask, write, delete.
+
+Standard library only, Python 3.8. It runs where the copy is: in a worker for a push, in
+the controller for a pull. The messages are described in ``rsync.py``.
+
+Nothing the peer sends is trusted: every entry is checked (``rsync_tree.check_entry``),
+its parent must be a directory entry sent before it, and data is only taken for files
+asked for, in the order asked. A file arrives in a temporary created exclusively beside
+its target, renamed into place once complete: an interrupted sync leaves no half-written
+file under a real name. Metadata is always set through an fd opened without following
+links. What cannot be written is reported (path and reason) and the sync goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections import deque
+
+from .rsync_delta import DELTA_MIN, Patcher, block_size, signature, write_all
+from .rsync_tree import (
+    TEMP_NAME,
+    Changed,
+    DestinationError,
+    Excludes,
+    RsyncProtocolError,
+    check_relpath,
+    create_temp,
+    credit,
+    error_message,
+    fd_sha256,
+    identity,
+    open_regular,
+    pack_needs,
+    remove_stale_temps,
+    set_meta,
+    unpack_entries,
+)
+
+#: Report progress ("ack") after this many bytes of one streamed file.
+CREDIT_BYTES = 1 << 20
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+class Receiver:
+    """One sync into ``destdir``; ``run()`` serves the whole conversation."""
+
+    def __init__(self, channel, destdir, options):
+        self.channel = channel
+        self.root = os.path.abspath(os.path.expanduser(destdir))
+        self.delete = bool(options.get("delete"))
+        self.checksum = bool(options.get("checksum"))
+        self.dry_run = bool(options.get("dry_run"))
+        self.delta = bool(options.get("delta", True))
+        self.into = options.get("into")
+        self.source = options.get("source")  # (name, identity) of the source, for checks
+        self.excludes = Excludes(options.get("excludes") or ())
+        self.entries = []
+        self.children = {}  # dir relpath -> names the manifest has in it
+        self.dir_index = {}  # dir relpath -> entry index
+        self.dirs = []  # [index, created, (mode, mtime_ns) found] of synced directories
+        self.failed = set()  # relpaths of directories that could not be made
+        self.touched = set()  # relpaths of directories we changed something in
+        self.cleaned = set()
+        self.needs = []  # the need batch being built: (index, how, arg)
+        self.made = []
+        self.errors = []  # (relpath, message) not reported yet
+        self.expected = deque()  # (index, how) of needs to be answered, in order
+        self.signed = {}  # index -> (dev, ino, size) of the old file a signature describes
+        self.received = 0  # wire bytes in and out (about)
+        self.sent_bytes = 0
+        self.all_errors = []  # every (relpath, message), for a local receiver's report
+        self.changes = []  # ("send" or "make", relpath), for reports
+        self.deleted = []
+        self.skipped = []  # (relpath, why) the sender did not send
+        self.files_total = self.bytes_total = 0
+        self.listed_bytes = 0  # sizes of what a dry run would send
+        self.stats = {"files": 0, "bytes": 0, "literal": 0, "copied": 0, "deleted": 0, "made": 0}
+        self.error_count = 0
+
+    def local_path(self, relpath):
+        """Where a checked relpath is here."""
+        if not relpath:
+            return self.root
+        if os.sep == "/":
+            return self.root + relpath if self.root.endswith("/") else self.root + "/" + relpath
+        return os.path.join(self.root, *relpath.split("/"))
+
+    def send(self, item, size=32):
+        self.channel.send(item)
+        self.sent_bytes += size
+
+    # -- the conversation ----------------------------------------------------------------
+
+    def run(self):
+        total = None
+        while True:
+            msg = self.channel.receive()
+            if not isinstance(msg, tuple) or not msg:
+                raise RsyncProtocolError(f"unexpected message {msg!r:.200}")
+            op = msg[0]
+            if op == "entries" and total is None and len(msg) == 2:
+                self.received += len(msg[1])
+                for entry in unpack_entries(msg[1]):
+                    self.add_entry(entry)
+                self.flush_needs()
+            elif op == "end_entries" and total is None and len(msg) == 2:
+                if msg[1] != len(self.entries) or not self.entries:
+                    raise RsyncProtocolError(
+                        f"manifest incomplete: {len(self.entries)} of {msg[1]!r}"
+                    )
+                if self.delete:
+                    self.delete_extras()
+                total = len(self.expected)
+                self.flush_needs()
+                self.send(("need_end", total))
+            elif op == "finish" and total is not None:
+                if self.expected:
+                    raise RsyncProtocolError(f"finish before {len(self.expected)} needed files")
+                self.finish()
+                return
+            elif total is not None and op in ("batch", "file", "delta"):
+                self.received += credit(msg)
+                if op == "batch":
+                    self.receive_batch(msg)
+                else:
+                    self.receive_stream(msg)
+            else:
+                raise RsyncProtocolError(f"unexpected message {msg!r:.200}")
+
+    def error(self, relpath, exc):
+        """Report what could not be done at ``relpath``, by its path here, and go on."""
+        path = os.path.join(self.root, *relpath.split("/")) if relpath else self.root
+        self.errors.append((path, error_message(exc)))
+        self.all_errors.append(self.errors[-1])
+        self.error_count += 1
+
+    def flush_needs(self):
+        if self.needs or self.made:
+            packed = pack_needs(self.needs)
+            size = len(packed) + 8 * len(self.made) + 32
+            self.send(("need", packed, self.made, len(self.entries)), size)
+            self.needs, self.made = [], []
+        self.flush_errors()
+
+    def flush_errors(self):
+        if self.errors:
+            self.send(("errors", self.errors))
+            self.errors = []
+
+    # -- the manifest ----------------------------------------------------------------------
+
+    def add_entry(self, entry):
+        """One checked entry (``unpack_entries``): compare it with the disk, decide."""
+        relpath, kind, size, mtime_ns, mode, target = entry
+        index = len(self.entries)
+        if (index == 0) != (relpath == ""):
+            raise RsyncProtocolError(f"entry {relpath!r}: the root entry comes first, once")
+        parent, _, name = relpath.rpartition("/")
+        if index:
+            names = self.children.get(parent)
+            if names is None:
+                raise RsyncProtocolError(
+                    f"entry {relpath!r}: its parent was not sent as a directory"
+                )
+            if name in names:
+                raise RsyncProtocolError(f"duplicate entry {relpath!r}")
+            names.add(name)
+        elif kind == "l":
+            raise RsyncProtocolError("the root entry cannot be a link")
+        self.entries.append((relpath, kind, size, mtime_ns, mode, target))
+        if index and parent in self.failed:
+            if kind == "d":  # below a directory that could not be made: skipped, still checked
+                self.children[relpath] = set()
+                self.failed.add(relpath)
+            return
+        try:
+            if index == 0:
+                self.add_root(kind, size, mtime_ns, mode)
+            elif kind == "d":
+                self.add_dir(index, relpath, mode, mtime_ns)
+            elif kind == "l":
+                self.add_link(index, relpath, target)
+            else:
+                path = self.local_path(relpath)
+                try:
+                    st = os.lstat(path)
+                except (FileNotFoundError, NotADirectoryError):
+                    st = None
+                self.compare_file(index, path, st, size, mtime_ns, mode)
+        except DestinationError:
+            raise
+        except OSError as exc:
+            self.error(relpath, exc)
+            if kind == "d":
+                self.failed.add(relpath)
+
+    def add_root(self, kind, size, mtime_ns, mode):
+        if kind == "f" and self.into:
+            check_relpath(self.into)
+            self.root = os.path.join(self.root, self.into)
+        path = self.root
+        if kind == "d":
+            self.children[""] = set()
+            self.dir_index[""] = 0
+        try:
+            st = os.stat(path)  # the destination may be a link the user chose
+        except FileNotFoundError:
+            st = None
+        if st is not None and self.source and identity(path) == self.source[1]:
+            raise DestinationError(f"{path} is the source itself: nothing to sync")
+        name = self.source[0] if self.source else "a " + ("directory" if kind == "d" else "file")
+        if kind == "d":
+            if st is not None and not stat.S_ISDIR(st.st_mode):
+                raise DestinationError(f"cannot sync {name} onto {path}: not a directory")
+            if st is None and not self.dry_run:
+                os.makedirs(path)
+            self.dirs.append([0, st is None, None if st is None else (st.st_mode, st.st_mtime_ns)])
+            return
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise DestinationError(f"cannot sync file {name} onto directory {path}")
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent) and not self.dry_run:
+            os.makedirs(parent)
+        self.compare_file(0, path, st, size, mtime_ns, mode)
+
+    def add_dir(self, index, relpath, mode, mtime_ns):
+        self.children[relpath] = set()
+        self.dir_index[relpath] = index
+        path = self.local_path(relpath)
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            st = None
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            self.remove(relpath, path, st)
+            st = None
+        if st is None:
+            if not self.dry_run:
+                os.mkdir(path, 0o700)
+            self.note_made(index)
+            self.touch(relpath)
+        self.dirs.append([index, st is None, None if st is None else (st.st_mode, st.st_mtime_ns)])
+
+    def add_link(self, index, relpath, target):
+        path = self.local_path(relpath)
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            st = None
+        if st is not None:
+            if stat.S_ISLNK(st.st_mode) and os.readlink(path) == target:
+                return
+            self.remove(relpath, path, st)
+        if not self.dry_run:
+            os.symlink(target, path)
+        self.note_made(index)
+        self.touch(relpath)
+
+    def compare_file(self, index, path, st, size, mtime_ns, mode):
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            self.remove(self.entries[index][0], path, st)
+            st = None
+        if st is None:
+            self.need(index, "list" if self.dry_run else "new", None)
+            return
+        if st.st_size == size and st.st_mtime_ns == mtime_ns and not self.checksum:
+            if stat.S_IMODE(st.st_mode) != stat.S_IMODE(mode):
+                if not self.dry_run:
+                    set_meta(path, mode, mtime_ns)
+                self.note_made(index)
+            return
+        if self.dry_run:
+            digest = self.digest(path, st) if st.st_size == size else None
+            self.need(index, "list", digest)
+        elif self.delta and size >= DELTA_MIN and st.st_size >= DELTA_MIN // 4:
+            self.need(index, "delta", None)
+            self.flush_needs()  # the sender hashes its file while we hash ours
+            self.send_signature(index, path, st, size)
+        elif st.st_size == size:
+            self.need(index, "sum", self.digest(path, st))
+        else:
+            self.need(index, "new", None)
+
+    def digest(self, path, st):
+        fd = open_regular(path, st)
+        try:
+            return fd_sha256(fd)
+        finally:
+            os.close(fd)
+
+    def send_signature(self, index, path, st, size):
+        block = block_size(size)
+        fd = open_regular(path, st)
+        try:
+            weak, strong = signature(fd, st.st_size, block)
+        finally:
+            os.close(fd)
+        self.signed[index] = (st.st_dev, st.st_ino, st.st_size)
+        self.send(("sig", index, block, st.st_size, weak, strong), len(weak) + len(strong) + 48)
+
+    def need(self, index, how, arg):
+        self.needs.append((index, how, arg))
+        if how != "list":
+            self.expected.append((index, how))
+            self.files_total += 1
+            self.bytes_total += self.entries[index][2]
+        else:
+            self.changes.append(("send", self.entries[index][0]))
+            self.listed_bytes += self.entries[index][2]
+
+    def note_made(self, index):
+        self.made.append(index)
+        self.changes.append(("make", self.entries[index][0]))
+        self.stats["made"] += 1
+
+    def touch(self, relpath):
+        self.touched.add(relpath.rpartition("/")[0])
+
+    def remove(self, relpath, path, st):
+        if not self.dry_run:
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        self.stats["deleted"] += 1
+        self.touch(relpath)
+
+    def delete_extras(self):
+        """Remove what synced directories hold beyond the manifest, but what excludes protect."""
+        deleted = []
+        for index, created, _ in self.dirs:
+            relpath = self.entries[index][0]
+            if relpath in self.failed or (created and self.dry_run):
+                continue
+            path = self.local_path(relpath)
+            try:
+                names = os.listdir(path)
+            except OSError as exc:
+                self.error(relpath, exc)
+                continue
+            self.clean(path, names)
+            keep = self.children[relpath]
+            for name in sorted(names):
+                if name in keep or TEMP_NAME.match(name):
+                    continue
+                child = relpath + "/" + name if relpath else name
+                child_path = os.path.join(path, name)
+                try:
+                    st = os.lstat(child_path)
+                except OSError:
+                    continue
+                is_dir = stat.S_ISDIR(st.st_mode)
+                if self.excludes and self.excludes.excluded(child, is_dir):
+                    continue
+                try:
+                    self.remove(child, child_path, st)
+                except OSError as exc:
+                    self.error(child, exc)
+                    continue
+                deleted.append(child + "/" if is_dir else child)
+        if deleted:
+            self.deleted.extend(deleted)
+            self.send(("deleted", deleted))
+
+    def clean(self, directory, names=None):
+        if directory not in self.cleaned:
+            self.cleaned.add(directory)
+            if not self.dry_run:
+                remove_stale_temps(directory, names)
+
+    # -- the data --------------------------------------------------------------------------
+
+    def next_expected(self, index, hows):
+        if not self.expected or self.expected[0][0] != index or self.expected[0][1] not in hows:
+            raise RsyncProtocolError(f"data for entry {index!r:.50}, which is not the next needed")
+        return self.expected.popleft()[1]
+
+    def path_of(self, index):
+        return self.root if index == 0 else self.local_path(self.entries[index][0])
+
+    def receive_batch(self, msg):
+        if len(msg) != 2 or not isinstance(msg[1], list):
+            raise RsyncProtocolError("malformed batch")
+        for item in msg[1]:
+            if not (isinstance(item, tuple) and len(item) == 2):
+                raise RsyncProtocolError(f"malformed batch item {item!r:.100}")
+            index, data = item
+            how = self.next_expected(index, ("new", "sum", "delta"))
+            entry = self.entries[index]
+            path = self.path_of(index)
+            try:
+                if isinstance(data, bytes):
+                    if how == "delta":
+                        raise RsyncProtocolError(f"whole data for {entry[0]!r}, asked as a delta")
+                    self.write_file(path, entry, writer(data))
+                    self.stats["literal"] += len(data)
+                elif data is None:
+                    if how == "new":
+                        raise RsyncProtocolError(f"'same' for {entry[0]!r}, which is new here")
+                    set_meta(path, entry[4], entry[3])
+                elif isinstance(data, str):
+                    self.skipped.append((entry[0], data))
+                else:
+                    raise RsyncProtocolError(f"malformed batch item for {entry[0]!r}")
+            except OSError as exc:
+                self.error(entry[0], exc)
+        self.send(("ack", credit(msg), len(msg[1])))
+        self.flush_errors()
+
+    def receive_stream(self, msg):
+        """A file in chunks ("file") or a delta ("delta"), up to its "eof"."""
+        if len(msg) != 2:
+            raise RsyncProtocolError("malformed stream header")
+        op, index = msg
+        how = self.next_expected(index, ("delta",) if op == "delta" else ("new", "sum", "delta"))
+        entry = self.entries[index]
+        path = self.path_of(index)
+        state = {"credit": credit(msg), "total": 0}
+        part = "ops" if op == "delta" else "chunk"
+        old = None
+        try:
+            if op == "delta":
+                dev_ino_size = self.signed.pop(index, None)
+                if how != "delta" or dev_ino_size is None:
+                    raise RsyncProtocolError(f"a delta for {entry[0]!r}, never signed")
+                old = open_regular(path)
+                now = os.fstat(old)
+                if (now.st_dev, now.st_ino, now.st_size) != dev_ino_size:
+                    raise Changed(f"{path} changed during the sync")
+
+            def body(fd):
+                patcher = (
+                    None if old is None else Patcher(old, block_size(entry[2]), now.st_size, fd)
+                )
+                self.stream_parts(part, state, fd, patcher)
+                return state["total"] if patcher is None else patcher.written
+
+            self.write_file(path, entry, body)
+        except (OSError, Changed) as exc:
+            self.error(entry[0], exc)
+            if not state.get("eof"):
+                self.stream_parts(part, state, None, None)  # the rest of it, unused
+        finally:
+            if old is not None:
+                os.close(old)
+        self.send(("ack", state["credit"], 1))
+        self.flush_errors()
+
+    def stream_parts(self, part, state, fd, patcher):
+        """Take the stream's messages up to its "eof", writing them to ``fd`` unless None."""
+        while True:
+            msg = self.channel.receive()
+            if not (isinstance(msg, tuple) and len(msg) == 2 and msg[0] in (part, "eof")):
+                raise RsyncProtocolError(f"unexpected message in a file: {msg!r:.200}")
+            size = credit(msg)
+            self.received += size
+            state["credit"] += size
+            if msg[0] == "eof":
+                state["eof"] = True
+                if fd is None:
+                    return  # discarded anyway
+                if msg[1] is None:
+                    raise Changed("the source changed while it was sent; not updated")
+                if msg[1] != state["total"]:
+                    raise RsyncProtocolError(f"{msg[1]!r} bytes announced, {state['total']} sent")
+                return
+            if part == "chunk":
+                if not isinstance(msg[1], bytes):
+                    raise RsyncProtocolError("a chunk that is not bytes")
+                state["total"] += len(msg[1])
+                self.stats["literal"] += len(msg[1])
+                if fd is not None:
+                    write_all(fd, msg[1])
+            else:
+                if not isinstance(msg[1], list):
+                    raise RsyncProtocolError("malformed delta ops")
+                for op in msg[1]:
+                    if patcher is not None:
+                        self.stats["literal"] += patcher.apply(op)
+                    state["total"] += len(op) if isinstance(op, bytes) else 0
+            if state["credit"] >= CREDIT_BYTES:
+                self.send(("ack", state["credit"], 0))
+                state["credit"] = 0
+
+    def write_file(self, path, entry, body):
+        """Write a new version of ``path`` through ``body(fd)`` (which returns the bytes it
+        wrote), then put it in place."""
+        directory, name = os.path.split(path)
+        self.clean(directory)
+        fd, temp = create_temp(directory, name)
+        try:
+            size = body(fd)
+            os.fchmod(fd, stat.S_IMODE(entry[4]))
+            os.utime(fd, ns=(entry[3], entry[3]))
+            os.replace(temp, path)  # still locked: never judged stale by a concurrent sync
+        except BaseException:
+            os.close(fd)
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+            raise
+        os.close(fd)
+        self.stats["files"] += 1
+        self.stats["bytes"] += size
+        self.changes.append(("send", entry[0]))
+        self.touch(entry[0])
+
+    def finish(self):
+        """Directory modes and mtimes, deepest first (writing into a directory changes its
+        mtime); owner rwx is always kept, so later syncs can write."""
+        for index, created, found in reversed(self.dirs):
+            relpath, _, _, mtime_ns, mode, _ = self.entries[index]
+            want = stat.S_IMODE(mode) | 0o700
+            if relpath in self.failed or self.dry_run:
+                continue
+            unchanged = found is not None and (stat.S_IMODE(found[0]), found[1]) == (want, mtime_ns)
+            if unchanged and not created and relpath not in self.touched:
+                continue
+            try:
+                fd = os.open(self.path_of(index), _DIR_FLAGS)
+                try:
+                    os.fchmod(fd, want)
+                    os.utime(fd, ns=(mtime_ns, mtime_ns))
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                self.error(relpath, exc)
+        self.stats["errors"] = self.error_count
+        self.flush_errors()
+        self.send(("done", self.stats))
+
+
+def writer(data):
+    """A ``write_file`` body writing ``data``."""
+
+    def write(fd):
+        write_all(fd, data)
+        return len(data)
+
+    return write

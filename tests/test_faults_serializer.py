@@ -1,0 +1,205 @@
+"""The fault suite, serializer side: what any peer can send to ``loads``.
+
+100,000 fuzzed inputs (random bytes, and valid messages mutated) raise nothing but
+``LoadError``. Hostile shapes run in a subprocess each (a crash must not take pytest
+with it): nesting 150,000 deep in every container position, keys that all hash alike,
+and empty containers that cost far more memory than their bytes (issue #16, defects 1, 5
+and 6): refused with ``LoadError`` or loaded within the bounds the issue sets.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from typing import Any, Callable, List
+
+import pytest
+
+from execnet_cli._remote.errors import LoadError
+from execnet_cli._remote.serializer import dumps, loads
+
+pytestmark = pytest.mark.faults
+
+#: The hardening is there when the serializer states its bounds.
+
+SAMPLES: List[Any] = [
+    None,
+    True,
+    0,
+    -1,
+    2**70,
+    1.5,
+    complex(1, 2),
+    "",
+    "text",
+    "é" * 70,
+    b"",
+    b"\x00" * 300,
+    (1, "a", b"b"),
+    [1, [2, [3, [4]]]],
+    {"k": [1, 2], 3: (4,), (5, 6): {7}},
+    {1, 2, 3},
+    frozenset({"a", "b"}),
+    [set(), frozenset(), {}, (), []],
+    list(range(300)),
+    {i: str(i) for i in range(50)},
+]
+
+
+def _mutate(rng: random.Random, data: bytes) -> bytes:
+    """One of: flip bits, cut, insert or duplicate a run, replace a byte with an opcode edge."""
+    buf = bytearray(data)
+    choice = rng.randrange(5)
+    if choice == 0 and buf:
+        for _ in range(rng.randint(1, 4)):
+            buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
+    elif choice == 1 and buf:
+        del buf[rng.randrange(len(buf)) :]
+    elif choice == 2:
+        at = rng.randrange(len(buf) + 1)
+        buf[at:at] = rng.randbytes(rng.randint(1, 8))
+    elif choice == 3 and buf:
+        start = rng.randrange(len(buf))
+        run = buf[start : start + rng.randint(1, 16)]
+        buf[start:start] = run * rng.randint(1, 4)
+    elif buf:
+        buf[rng.randrange(len(buf))] = rng.choice([0x00, 0x0F, 0x11, 0x13, 0x15, 0x17, 0xFF, 0x7F])
+    return bytes(buf)
+
+
+def test_100k_fuzzed_inputs_raise_only_load_error(figures):  # type: ignore[no-untyped-def]
+    """100,000 random and mutated messages: each loads or raises LoadError, nothing else."""
+    rng = random.Random(16)
+    valid = [dumps(value) for value in SAMPLES]
+    worst, total, refused = 0.0, 0.0, 0
+    for number in range(100_000):
+        if number % 4 == 0:
+            data = bytes([1]) + rng.randbytes(rng.randint(0, 48))
+        else:
+            data = _mutate(rng, rng.choice(valid))
+        started = time.perf_counter()
+        try:
+            loads(data)
+        except LoadError:
+            refused += 1
+        except Exception as exc:
+            pytest.fail(f"loads({data!r}) raised {type(exc).__name__}: {exc}")
+        took = time.perf_counter() - started
+        total += took
+        worst = max(worst, took)
+    figures.note(
+        f"100,000 inputs, {refused:,} refused with LoadError, nothing else raised; "
+        f"mean {total / 100_000 * 1e6:.1f} µs, max {worst * 1e3:.1f} ms"
+    )
+
+
+# -- hostile shapes, each in a subprocess --------------------------------------------------
+
+PROBE = """
+import json, resource, sys, time
+from execnet_cli._remote.serializer import loads
+from execnet_cli._remote.errors import LoadError
+data = sys.stdin.buffer.read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.process_time()  # CPU time: the work a message causes, whatever the load
+try:
+    loads(data)
+    outcome = "loaded"
+except LoadError as exc:
+    outcome = "LoadError: " + str(exc)[:120]
+took = time.process_time() - started
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+print(json.dumps({"outcome": outcome, "seconds": took, "grown": grown}))
+"""
+
+
+def _probe(data: bytes, timeout: float = 60) -> dict:
+    """``loads(data)`` in a fresh interpreter: its outcome, time and memory growth."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE], input=data, capture_output=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"loads of {len(data):,} bytes ran past {timeout:g} s")
+    assert out.returncode == 0, f"loads crashed the process (exit {out.returncode})"
+    return json.loads(out.stdout)
+
+
+def _header(kind: type, count: int) -> bytes:
+    """The header ``dumps`` writes for a container of ``kind`` with ``count`` items."""
+    sample: Any = kind(range(count)) if kind is not dict else dict.fromkeys(range(count))
+    items = b"".join(dumps(item)[1:] for item in sample)
+    if kind is dict:
+        items = b"".join(dumps(key)[1:] + dumps(None)[1:] for key in sample)
+    return dumps(sample)[1 : -len(items) or None]
+
+
+#: A container holding one item, as bytes before the item: the kinds and key positions.
+ONE_ITEM: dict = {
+    "tuple": _header(tuple, 1),
+    "list": _header(list, 1),
+    "set member": _header(set, 1),
+    "frozenset member": _header(frozenset, 1),
+    "dict value": _header(dict, 1) + dumps(0)[1:],
+}
+
+
+@pytest.mark.parametrize("position", [*ONE_ITEM, "dict key"])
+def test_deep_nesting_is_refused(position, figures):  # type: ignore[no-untyped-def]
+    """Nesting 150,000 deep, in every container position: LoadError, no crash."""
+    depth = 150_000
+    if position == "dict key":  # a dict whose key is a tuple holding a tuple ...
+        data = b"\x01" + _header(dict, 1) + ONE_ITEM["tuple"] * depth + dumps(None)[1:] * 2
+    else:
+        data = b"\x01" + ONE_ITEM[position] * depth + dumps(None)[1:]
+    facts = _probe(data)
+    assert facts["outcome"].startswith("LoadError"), facts
+    figures.seconds(f"{position}, {depth:,} deep: LoadError in", facts["seconds"])
+
+
+def _colliding(kind: type, size: int) -> bytes:
+    """About ``size`` bytes of a dict (its keys) or set of ints that all hash to 0: multiples
+    of 2**61 - 1, CPython's modulus for int hashes."""
+    items: List[bytes] = []
+    length = 0
+    while length < size:
+        item = dumps((len(items) + 1) * (2**61 - 1) * 2**20)[1:]
+        if kind is dict:
+            item += dumps(None)[1:]
+        items.append(item)
+        length += len(item)
+    return b"\x01" + _header(kind, len(items)) + b"".join(items)
+
+
+@pytest.mark.parametrize("kind", [dict, set], ids=["dict keys", "set members"])
+def test_hash_collisions_are_bounded(kind, figures):  # type: ignore[no-untyped-def]
+    """1 MiB of integer keys that all hash alike: loaded or refused in under 0.5 s of CPU."""
+    data = _colliding(kind, 1 << 20)
+    facts = _probe(data)
+    assert facts["seconds"] < 0.5, facts
+    what = "loaded" if facts["outcome"] == "loaded" else "refused"
+    figures.seconds(f"1 MiB of colliding {kind.__name__} keys {what} in", facts["seconds"], 0.5)
+
+
+AMPLIFIERS: dict = {
+    "empty sets": lambda n: [set() for _ in range(n)],
+    "empty dicts": lambda n: [{} for _ in range(n)],
+    "empty lists": lambda n: [[] for _ in range(n)],
+}
+
+
+@pytest.mark.parametrize("shape", list(AMPLIFIERS))
+def test_memory_amplification_is_bounded(shape, figures):  # type: ignore[no-untyped-def]
+    """4 MB of empty containers: memory grows at most 20x the message, or LoadError."""
+    build: Callable[[int], Any] = AMPLIFIERS[shape]
+    data = dumps(build(2_000_000))
+    facts = _probe(data)
+    ratio = facts["grown"] / len(data)
+    assert facts["outcome"].startswith("LoadError") or ratio <= 20, facts
+    what = "loaded" if facts["outcome"] == "loaded" else "refused"
+    figures.note(
+        f"{len(data) / 1e6:.0f} MB of {shape}: {what}, memory x{ratio:.1f} (asserted ≤ 20)"
+    )
