@@ -38,7 +38,7 @@ test-matrix:
 	done; \
 	if [ -n "$$failed" ]; then echo "test-matrix: failed on Python$$failed"; exit 1; fi
 
-# execnet's own test suite (its sdist's testing/; ~2 min) and pytest-xdist's (~15 min), each
+# execnet's own test suite (its sdist's testing/; ~2 min) and pytest-xdist's (8-15 min), each
 # through our alias and through execnet, compared test by test; the differences allowed are
 # listed in tests/test_execnet_suite.py.
 test-execnet-suite:

@@ -2,7 +2,7 @@
 compared test by test (issue 13): execnet's ``testing/`` (its 2.1.2 sdist) and
 pytest-xdist's (3.8.0).
 
-They take minutes (execnet's ~2, xdist's ~15 here), so they run only when asked:
+They take minutes (execnet's ~2, xdist's 8-15 here), so they run only when asked:
 ``make test-execnet-suite`` / ``make test-xdist-suite`` (which set ``XNET_EXECNET_SUITE=1``
 / ``XNET_XDIST_SUITE=1``). The sdists come from PyPI through pip into ``.matrix/``
 (ignored by git). Both runs start at once; each test's outcome comes from junitxml.
