@@ -27,6 +27,7 @@ from rich.console import Console
 
 from ..fleet.events import OK
 from ..fleet.jobs import Job, python_job, shell_job
+from ..fleet.relays import plan as plan_relays
 from ..fleet.results import GroupResult
 from ..fleet.runner import DEFAULT_FANOUT, Runner, carriers_for
 from ..inventory import Host, Inventory
@@ -63,6 +64,7 @@ class RunOptions:
     verbose: bool
     raw: bool
     tolerance: Tolerance
+    relays: int
 
 
 fanout_option = click.option(
@@ -112,6 +114,15 @@ _RUN_OPTIONS = (
         callback=lambda ctx, param, value: _tolerance(value),
         help="Exit 0 when at most N hosts (or N% of them) failed, timed out or were "
         "unreachable. Default 0.",
+    ),
+    click.option(
+        "--relays",
+        type=click.IntRange(min=0),
+        default=0,
+        metavar="N",
+        help="Pick N of the selected hosts as relays: each opens and serves a share of the "
+        "others (--fanout at once), besides those the inventory's 'relay' variable places. "
+        "See docs/relays.md.",
     ),
 )
 
@@ -216,12 +227,20 @@ def _execute(job: Job, options: RunOptions) -> None:
         raise click.UsageError("--json and --no-gather cannot be combined (--json streams already)")
     inventory, hosts = select_hosts(options.inventories, options.pattern)
     carriers = _carriers(inventory, hosts)
+    with user_errors():
+        relays = plan_relays(hosts, inventory.host, options.relays)
+        carriers += carriers_for(relays.carriers, inventory.host) + relays.carriers
     result = GroupResult()
     renderer = _renderer(options, result, [h.name for h in hosts])
     try:
         with (
             Runner(
-                hosts, job, fanout=options.fanout, carriers=carriers, capture_strays=True
+                hosts,
+                job,
+                fanout=options.fanout,
+                carriers=carriers,
+                capture_strays=True,
+                relays=relays.served,
             ) as runner,
             stopping(runner.stop) as received,
         ):
