@@ -9,7 +9,7 @@ relay run (made importable with ``Gateway.remote_modules``).
 First item from the controller, a dict: ``stage1``, ``stage2`` and ``package`` (the
 bootstrap's programs and the worker package name), ``modules`` (the ``_remote`` sources),
 ``request`` (the job's exec request), ``timeout`` (seconds or None), ``fanout`` (hosts at
-once), ``hosts``: ``(name, argv, env, config, timeout)`` each, where argv None means this
+once), ``hosts``: ``(name, argv, env, config, timeout)`` or None each, where argv None means this
 interpreter (its workers then get code objects compiled here, once). Later items:
 ``"stop"``. The channel's end (the controller gone, the gateway terminated) stops too.
 
@@ -235,6 +235,13 @@ class _Relay:
         self.lock = threading.Lock()
         self.bundles: Dict[str, Any] = {}  # "source" / "code" -> module payloads
         self.stage2 = setup["stage2"].encode()
+        self.base_environ = _initial_environ()
+
+    def environ(self, extra: Dict[str, str]) -> Dict[str, str]:
+        """A host worker's environment: what the relay started with, and the host's own."""
+        env = dict(self.base_environ)
+        env.update(extra)
+        return env
 
     # -- the bootstrap, kept here and served to every host -------------------------------
 
@@ -286,6 +293,8 @@ class _Relay:
                 self.next_host += 1
             if index >= len(self.hosts):
                 return
+            if self.hosts[index] is None:  # the controller could not describe it
+                continue
             try:
                 self._serve(index, *self.hosts[index])
             except Exception as exc:  # our bug: report it for this host, serve the others
@@ -300,7 +309,7 @@ class _Relay:
         if compiled:
             argv = [sys.executable, "-c", self.setup["stage1"]]
         try:
-            child = _Child(argv, _environ(env) if env else None, ssh)
+            child = _Child(argv, self.environ(env), ssh)
         except OSError as exc:
             error = f"InterpreterNotFound: cannot start {argv[0]!r}: {exc.strerror or exc}"
             put(("f", index, "unreachable", error, None, None))
@@ -401,9 +410,19 @@ class _StderrTail:
         return " ".join(self.tail.decode("utf-8", "replace").split())
 
 
-def _environ(extra: Dict[str, str]) -> Dict[str, str]:
-    env = dict(os.environ)
-    env.update(extra)
+def _initial_environ() -> Dict[str, str]:
+    """The environment this process started with, before its own spec's ``env:`` (Linux's
+    /proc; elsewhere the current one): the relay's settings are not its hosts'."""
+    try:
+        with open("/proc/self/environ", "rb") as file:
+            entries = file.read().split(b"\0")
+    except OSError:
+        return dict(os.environ)
+    env = {}
+    for entry in entries:
+        name, sep, value = entry.partition(b"=")
+        if sep and name:
+            env[os.fsdecode(name)] = os.fsdecode(value)
     return env
 
 

@@ -21,6 +21,8 @@ unreachable; the rest of the run goes on.
 from __future__ import annotations
 
 import itertools
+import math
+import os
 import shlex
 import threading
 import time
@@ -29,19 +31,21 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .. import bootstrap
-from .._remote.errors import RemoteError
+from .._remote.errors import RemoteError, XnetError
 from ..gateway import Gateway, worker_config
 from ..inventory import Host, InventoryError
 from ..source import prepare_request
+from ..transports.ssh.settings import SSHSettings, settings_for_line
 from .collect import LineSplitter
 from .events import UNREACHABLE, Event, Failed, Output, Running, Started
 from .jobs import Job
 
 __all__ = ["RelayLink", "RelayPlan", "host_entry", "plan", "relayable"]
 
-#: Preferred key exchange for the relays' ssh clients (OpenSSH's post-quantum default
-#: costs several times the CPU per handshake); the host's own options come first and win.
-SSH_DEFAULTS = ("-T", "-o", "BatchMode=yes", "-o", "KexAlgorithms=^curve25519-sha256")
+#: The relays' ssh clients read no ssh_config of the relay host (they get the settings this
+#: side resolved), never prompt, and prefer curve25519 (OpenSSH's post-quantum default
+#: costs several times the CPU per handshake).
+SSH_DEFAULTS = ("-F", "none", "-T", "-o", "BatchMode=yes", "-o", "KexAlgorithms=^curve25519-sha256")
 _END = object()
 
 
@@ -57,8 +61,13 @@ class RelayPlan:
 
 
 def relayable(host: Host) -> bool:
-    """Can a relay open this host by itself? (popen or ssh, no via=, no sudo)."""
-    return host.transport in ("popen", "ssh") and not host.via and not host.sudo
+    """Can a relay open this host by itself? (popen or ssh, no via=, sudo or jump host)."""
+    return (
+        host.transport in ("popen", "ssh")
+        and not host.via
+        and not host.sudo
+        and not host.proxy_jump
+    )
 
 
 def plan(hosts: Sequence[Host], lookup: Callable[[str], Host], count: int = 0) -> RelayPlan:
@@ -111,8 +120,39 @@ def host_entry(host: Host) -> tuple[str, Optional[list[str]], dict[str, str], di
         return host.name, argv, dict(fields.env), config, fields.timeout()
     assert fields.ssh is not None
     command = shlex.join(bootstrap.stage1_argv(fields.python or "python3"))
-    argv = ["ssh", *shlex.split(fields.ssh.render())[:-1], *SSH_DEFAULTS, fields.ssh.host]
+    argv = ssh_argv(settings_for_line(fields.ssh, fields.ssh_config))
     return host.name, [*argv, command], {}, config, fields.timeout()
+
+
+def ssh_argv(settings: SSHSettings) -> list[str]:
+    """OpenSSH's command line for ``settings`` as this side resolved them: the same user,
+    port, keys, known hosts files (by path) and host key policy. InventoryError for what
+    a relay cannot carry over (a jump host or proxy command)."""
+    if settings.jump is not None or settings.proxy_command:
+        raise InventoryError(
+            f"ssh host {settings.host!r}: a relay cannot go through a jump host or proxy "
+            "command (run it without relays)"
+        )
+
+    def files(paths: Sequence[str]) -> str:
+        return " ".join(f'"{os.path.expanduser(p)}"' for p in paths) or "none"
+
+    argv = ["ssh", *SSH_DEFAULTS, "-p", str(settings.port), "-l", settings.user]
+    for key, value in (
+        ("UserKnownHostsFile", files(settings.user_known_hosts_files)),
+        ("GlobalKnownHostsFile", files(settings.global_known_hosts_files)),
+        ("StrictHostKeyChecking", settings.strict_host_key_checking),
+        ("AddressFamily", settings.address_family),
+        ("IdentitiesOnly", "yes" if settings.identities_only else "no"),
+    ):
+        argv += ["-o", f"{key}={value}"]
+    for path in settings.identity_files:
+        argv += ["-i", path]
+    if settings.identity_agent:
+        argv += ["-o", f"IdentityAgent={settings.identity_agent}"]
+    if settings.connect_timeout:
+        argv += ["-o", f"ConnectTimeout={math.ceil(settings.connect_timeout)}"]
+    return [*argv, settings.hostname]
 
 
 class Sink:
@@ -175,9 +215,18 @@ class RelayLink:
                 "request": prepare_request(self.job.source, {}),
                 "timeout": self.job.timeout,
                 "fanout": self.fanout,
-                "hosts": [host_entry(host) for host in self.hosts],
+                "hosts": [self._entry(index, host) for index, host in enumerate(self.hosts)],
             }
         )
+
+    def _entry(self, index: int, host: Host) -> Optional[tuple]:
+        """The host's entry for the relay; None (it is reported unreachable) if it has none."""
+        try:
+            return host_entry(host)
+        except XnetError as exc:
+            self._ended.add(index)
+            self.sink.end(Failed(host.name, UNREACHABLE, str(exc), 0.0, f"{type(exc).__name__}"))
+            return None
 
     def lost(self, why: str) -> None:
         """End every host not ended yet as unreachable (the relay did not open, or died)."""
