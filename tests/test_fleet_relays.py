@@ -217,36 +217,53 @@ def _pids_from(event: Event) -> List[int]:
     return []
 
 
+def _run_napping(
+    inventory: Inventory, pattern: str, nappers: List[str], act: Callable[[Runner, int], None]
+) -> tuple[GroupResult, List[int]]:
+    """Run NAP; once every napper has printed its relay's pid and its own, ``act(runner,
+    relay pid)``. Returns the result and the nappers' worker pids."""
+    plan = _plan(inventory, pattern)
+    hosts = inventory.hosts(pattern)
+    workers: dict[str, int] = {}
+    result = GroupResult()
+    with Runner(hosts, python_job(NAP), carriers=plan.carriers, relays=plan.served) as runner:
+        for event in runner.events():
+            result.add(event)
+            pids = _pids_from(event)
+            if pids and event.host in nappers:
+                workers[event.host] = pids[1]
+                if len(workers) == len(nappers):
+                    act(runner, pids[0])
+    return result, list(workers.values())
+
+
+def _kill(runner: Runner, pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.parametrize("how", ["killed", "stopped"])
 def test_a_relay_lost_mid_run(racks: Inventory, how: str) -> None:
     """rack1's jobs nap 30 s behind r1; rack2's end at once behind r2. Killing r1 makes
     rack1 unreachable and rack2 finishes; stopping the run interrupts rack1. Either way
     every worker r1 started is gone."""
-    plan = _plan(racks, "rack1,rack2")
-    hosts = racks.hosts("a[1-3],b1")
-    served = {"r1": racks.hosts("a[1-3]"), "r2": racks.hosts("b1")}
-    workers: dict[str, int] = {}
-    result = GroupResult()
-    with Runner(hosts, python_job(NAP), carriers=plan.carriers, relays=served) as runner:
-        for event in runner.events():
-            result.add(event)
-            pids = _pids_from(event)
-            if pids and event.host.startswith("a"):
-                workers[event.host] = pids[1]
-                if len(workers) == 3:
-                    if how == "killed":
-                        os.kill(pids[0], signal.SIGKILL)  # the relay
-                    else:
-                        runner.stop()
+    act = _kill if how == "killed" else lambda runner, pid: runner.stop()
+    result, workers = _run_napping(racks, "a[1-3],b1", ["a1", "a2", "a3"], act)
     lost = UNREACHABLE if how == "killed" else INTERRUPTED
     assert [result[h].status for h in ("a1", "a2", "a3")] == [lost] * 3
     if how == "killed":
         assert result["b1"].status == OK
         assert (result["a1"].error or "").startswith("relay r1: relay lost")
-    assert wait_until(lambda: not any(pid_alive(p) for p in workers.values()), 10)
+    assert wait_until(lambda: not any(pid_alive(p) for p in workers), 10)
 
 
 # -- ssh --------------------------------------------------------------------------------
+
+
+def _trust(hosts: List[SshdHost], home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A HOME whose known_hosts knows ``hosts`` (the relays' ssh clients get its path)."""
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_text("".join(h.known_hosts_line() + "\n" for h in hosts))
+    monkeypatch.setenv("HOME", str(home))
 
 
 def _ssh_line(host: SshdHost, name: str, extra: str = "") -> str:
@@ -264,10 +281,7 @@ def test_an_ssh_relay_serves_popen_workers_on_its_host(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (relay,) = sshd_hosts(1)
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True)
-    (home / ".ssh" / "known_hosts").write_text(relay.known_hosts_line() + "\n")
-    monkeypatch.setenv("HOME", str(home))
+    _trust([relay], tmp_path / "home", monkeypatch)
     inventory = Inventory.from_text(
         "hosts:\n"
         + _ssh_line(relay, "r")
@@ -287,12 +301,7 @@ def test_a_popen_relay_opens_ssh_hosts_with_openssh(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hosts = sshd_hosts(3)
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True)
-    (home / ".ssh" / "known_hosts").write_text(
-        "".join(h.known_hosts_line() + "\n" for h in hosts[:2])  # not the third
-    )
-    monkeypatch.setenv("HOME", str(home))
+    _trust(hosts[:2], tmp_path / "home", monkeypatch)  # not the third
     text = "hosts:\n  r: {transport: popen}\n"
     for index, host in enumerate(hosts):
         text += _ssh_line(host, f"s{index + 1}", ", relay: r")
@@ -309,29 +318,15 @@ def test_an_ssh_relay_killed_mid_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (relay,) = sshd_hosts(1)
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True)
-    (home / ".ssh" / "known_hosts").write_text(relay.known_hosts_line() + "\n")
-    monkeypatch.setenv("HOME", str(home))
+    _trust([relay], tmp_path / "home", monkeypatch)
     inventory = Inventory.from_text(
         "hosts:\n"
         + _ssh_line(relay, "r")
         + "  p[1-2]: {transport: popen, relay: r, env: {NAP: '30'}}\n  q: {transport: popen}\n"
     )
-    hosts = inventory.hosts("p[1-2],q")
-    plan = _plan(inventory, "p[1-2],q")
-    workers: dict[str, int] = {}
-    result = GroupResult()
-    with Runner(hosts, python_job(NAP), carriers=plan.carriers, relays=plan.served) as runner:
-        for event in runner.events():
-            result.add(event)
-            pids = _pids_from(event)
-            if pids and event.host.startswith("p"):
-                workers[event.host] = pids[1]
-                if len(workers) == 2:
-                    os.kill(pids[0], signal.SIGKILL)  # the relay's worker, under sshd
+    result, workers = _run_napping(inventory, "p[1-2],q", ["p1", "p2"], _kill)
     assert [result[h].status for h in ("p1", "p2", "q")] == [UNREACHABLE, UNREACHABLE, OK]
-    assert wait_until(lambda: not any(pid_alive(p) for p in workers.values()), 10)
+    assert wait_until(lambda: not any(pid_alive(p) for p in workers), 10)
 
 
 # -- the command line -------------------------------------------------------------------
