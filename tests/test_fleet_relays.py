@@ -359,3 +359,11 @@ def test_workers_of_another_python_behind_a_relay() -> None:
     )
     result = _run(inventory, "a", python_job("import sys; print(sys.version_info[0])"))
     assert result["a"].stdout == "3\n", result["a"].error
+
+
+def test_fanout_bounds_the_hosts_each_relay_works_on_at_once(racks: Inventory) -> None:
+    """With --fanout 1 a relay serves its hosts one after another: no two jobs overlap."""
+    job = python_job("import time; a = time.time(); time.sleep(0.2); print(a, time.time())")
+    result = _run(racks, "b1,b3", job, fanout=1)
+    (a0, a1), (b0, b1) = (map(float, result[h].stdout.split()) for h in ("b1", "b3"))
+    assert a1 <= b0 or b1 <= a0
