@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from faults_helpers import REMOTE_PYTHON
 from proc_helpers import pid_alive, wait_until
-from sshd_fixtures import SshdHost
+from sshd_fixtures import SshdHost, descendants
 
 from execnet_cli.cli import main
 from execnet_cli.fleet import relays
@@ -59,17 +59,19 @@ hosts:
 
 REPORT = """\
 import os, sys
-print("host", os.environ.get("BOOM", "-"), "parent", os.getppid(), "pid", os.getpid())
+with open("/proc/%d/stat" % os.getppid()) as stat:
+    grandparent = stat.read().rpartition(")")[2].split()[1]
+print("host", os.environ.get("BOOM", "-"), "parent", os.getppid(), grandparent)
 print("warning", file=sys.stderr)
 if os.environ.get("BOOM"):
     raise ValueError("boom")
 sys.exit(int(os.environ.get("CODE", "0")))
 """
 
-#: Prints its parent (the relay, for a relayed popen worker) and itself, then naps.
+#: Prints its pid, then naps.
 NAP = """\
 import os, time
-print(os.getppid(), os.getpid(), flush=True)
+print(os.getpid(), flush=True)
 time.sleep(float(os.environ.get("NAP", "0")))
 """
 
@@ -131,6 +133,21 @@ def test_a_relay_must_be_a_known_host_and_its_hosts_relayable() -> None:
         "    a: {ansible_connection: local, xnet_relay: r}\n"
     )
     assert ansible.host("a").relay == "r"
+    chained = Inventory.from_text(
+        "hosts:\n  r: {transport: popen, relay: s}\n  s: {transport: popen}\n"
+        "  a: {transport: popen, relay: r}\n"
+    )
+    with pytest.raises(InventoryError, match="'r' is a relay and cannot be relayed itself"):
+        _plan(chained, "a")
+
+
+def test_relays_n_leaves_the_hosts_the_inventory_places(racks: Inventory) -> None:
+    plan = _plan(racks, "a1,b1,solo,r1,r2", 1)
+    assert {k: [h.name for h in v] for k, v in plan.served.items()} == {
+        "r1": ["a1"],
+        "r2": ["b1"],
+    }  # solo, r1 and r2 are free, but r1 and r2 are relays already: solo would serve nobody
+    assert plan.carriers == []
 
 
 def test_ssh_hosts_are_opened_with_the_settings_resolved_here(tmp_path: Path) -> None:
@@ -138,7 +155,7 @@ def test_ssh_hosts_are_opened_with_the_settings_resolved_here(tmp_path: Path) ->
         "hosts:\n  h: {address: 127.0.0.9, port: 2222, user: u, identity_file: /k/id,"
         " connect_timeout: 2.5}\n"
     )
-    name, argv, env, config, timeout = relays.host_entry(inventory.host("h"))
+    name, argv, env, config, timeout, fork = relays.host_entry(inventory.host("h"))
     assert argv is not None and argv[0] == "ssh" and argv[-2] == "127.0.0.9"
     words = " ".join(argv[:-1])
     assert "-p 2222 -l u" in words and "-i /k/id" in words and "ConnectTimeout=3" in words
@@ -146,6 +163,7 @@ def test_ssh_hosts_are_opened_with_the_settings_resolved_here(tmp_path: Path) ->
     assert f'UserKnownHostsFile="{home}/.ssh/known_hosts"' in words
     assert "StrictHostKeyChecking=yes" in words and "BatchMode=yes" in words
     assert argv[-1].startswith("python3 -c ") and (name, env, config["id"]) == ("h", {}, "h")
+    assert timeout == 30.0 and not fork
 
 
 # -- popen relays -----------------------------------------------------------------------
@@ -181,8 +199,8 @@ def test_the_controller_opens_only_the_relays_which_start_the_workers(racks: Inv
                 seen.append(",".join(sorted(gw.id for gw in runner.group)))
         relay_pid = runner.group["r2"]._rinfo().pid
     assert set(seen) == {"r2"}
-    parents = {int(result[h].stdout.split()[3]) for h in ("b1", "b3")}
-    assert parents == {relay_pid}
+    for name in ("b1", "b3"):  # the relay's child, or its fork server's
+        assert relay_pid in map(int, result[name].stdout.split()[3:5])
 
 
 def test_many_lines_and_no_newline_at_the_end_arrive_whole(racks: Inventory) -> None:
@@ -220,8 +238,8 @@ def _pids_from(event: Event) -> List[int]:
 def _run_napping(
     inventory: Inventory, pattern: str, nappers: List[str], act: Callable[[Runner, int], None]
 ) -> tuple[GroupResult, List[int]]:
-    """Run NAP; once every napper has printed its relay's pid and its own, ``act(runner,
-    relay pid)``. Returns the result and the nappers' worker pids."""
+    """Run NAP; once every napper has printed its pid, ``act(runner, the pid of their relay's
+    worker)``. Returns the result and the nappers' worker pids."""
     plan = _plan(inventory, pattern)
     hosts = inventory.hosts(pattern)
     workers: dict[str, int] = {}
@@ -231,13 +249,19 @@ def _run_napping(
             result.add(event)
             pids = _pids_from(event)
             if pids and event.host in nappers:
-                workers[event.host] = pids[1]
+                workers[event.host] = pids[0]
                 if len(workers) == len(nappers):
-                    act(runner, pids[0])
+                    relay = inventory.host(event.host).relay
+                    act(runner, runner.group[relay]._rinfo().pid)
     return result, list(workers.values())
 
 
+#: What ``_kill`` found below the relays it killed (their fork servers, their workers).
+_below_killed: List[int] = []
+
+
 def _kill(runner: Runner, pid: int) -> None:
+    _below_killed[:] = descendants(pid)
     os.kill(pid, signal.SIGKILL)
 
 
@@ -247,7 +271,9 @@ def test_a_relay_lost_mid_run(racks: Inventory, how: str) -> None:
     rack1 unreachable and rack2 finishes; stopping the run interrupts rack1. Either way
     every worker r1 started is gone."""
     act = _kill if how == "killed" else lambda runner, pid: runner.stop()
+    _below_killed.clear()
     result, workers = _run_napping(racks, "a[1-3],b1", ["a1", "a2", "a3"], act)
+    workers += _below_killed
     lost = UNREACHABLE if how == "killed" else INTERRUPTED
     assert [result[h].status for h in ("a1", "a2", "a3")] == [lost] * 3
     if how == "killed":
@@ -324,7 +350,10 @@ def test_an_ssh_relay_killed_mid_run(
         + _ssh_line(relay, "r")
         + "  p[1-2]: {transport: popen, relay: r, env: {NAP: '30'}}\n  q: {transport: popen}\n"
     )
+    _below_killed.clear()
     result, workers = _run_napping(inventory, "p[1-2],q", ["p1", "p2"], _kill)
+    assert len(_below_killed) >= 2  # the workers, and the relay's fork server if it has one
+    workers += _below_killed
     assert [result[h].status for h in ("p1", "p2", "q")] == [UNREACHABLE, UNREACHABLE, OK]
     assert wait_until(lambda: not any(pid_alive(p) for p in workers), 10)
 

@@ -9,9 +9,11 @@ relay run (made importable with ``Gateway.remote_modules``).
 First item from the controller, a dict: ``stage1``, ``stage2`` and ``package`` (the
 bootstrap's programs and the worker package name), ``modules`` (the ``_remote`` sources),
 ``request`` (the job's exec request), ``timeout`` (seconds or None), ``fanout`` (hosts at
-once), ``hosts``: ``(name, argv, env, config, timeout)`` or None each, where argv None means this
-interpreter (its workers then get code objects compiled here, once). Later items:
-``"stop"``. The channel's end (the controller gone, the gateway terminated) stops too.
+once), ``hosts``: ``(name, argv, env, config, timeout, fork)`` or None each. argv None
+means this interpreter: its workers get code objects compiled here, once, and with
+``fork`` (no start-up variable in ``env``) are forked from a fork server of the relay's
+(``relay_fork``) where pidfds allow. Later items: ``"stop"``. The channel's end (the
+controller gone, the gateway terminated) stops too.
 
 Records upstream, lists of tuples: ``("S", i)`` opening host i; ``("R", i)`` its worker is
 ready and the job sent; ``("o"|"e", i, text)`` output; ``("L", i, text)`` what ``ssh``
@@ -30,6 +32,7 @@ import sys
 import threading
 import time
 
+from . import relay_fork
 from .engine import BaseGateway
 from .errors import DataFormatError, RemoteError
 from .fdio import FdIO, enlarge_pipe
@@ -73,12 +76,21 @@ def _kill(process: subprocess.Popen) -> None:
 
 
 class _Child(FdIO):
-    """A host's worker process: stdin/stdout pipes we own, stderr ours or piped (ssh)."""
+    """A host's worker process (started, or forked: ``relay_fork``): stdin/stdout pipes we
+    own, stderr ours or piped (ssh)."""
 
-    def __init__(self, argv: List[str], env: Optional[Dict[str, str]], pipe_stderr: bool) -> None:
+    def __init__(self, process: Any, read_fd: int, write_fd: int) -> None:
+        self.process = process
+        super().__init__(read_fd, write_fd)
+        enlarge_pipe(write_fd)
+        with _children_lock:
+            _children[process.pid] = process
+
+    @classmethod
+    def spawn(cls, argv: List[str], env: Dict[str, str], pipe_stderr: bool) -> _Child:
         to_child, from_child = os.pipe(), os.pipe()
         try:
-            self.process = subprocess.Popen(
+            process = subprocess.Popen(
                 argv,
                 stdin=to_child[0],
                 stdout=from_child[1],
@@ -92,10 +104,7 @@ class _Child(FdIO):
             raise
         os.close(to_child[0])
         os.close(from_child[1])
-        super().__init__(from_child[0], to_child[1])
-        enlarge_pipe(to_child[1])
-        with _children_lock:
-            _children[self.process.pid] = self.process
+        return cls(process, from_child[0], to_child[1])
 
     def end(self, wait: float) -> Optional[int]:
         """Wait up to ``wait`` for the process, kill it if it is still there; reap it."""
@@ -131,10 +140,11 @@ class _HostGateway(BaseGateway):
     def _on_connection_lost(self, reason: BaseException) -> None:
         self.ready.set()
 
-    def start(self, bootstrap: bytes) -> None:
-        """Send the worker its bootstrap and read what it sends from now on."""
+    def start(self, bootstrap: Optional[bytes]) -> None:
+        """Send the worker its bootstrap (None: forked, it has it) and read what it sends."""
         try:
-            self._io.write([bootstrap])
+            if bootstrap is not None:
+                self._io.write([bootstrap])
         except OSError:
             pass  # it died at once: the wait for its ready message says how
         self._start_receiver()
@@ -236,6 +246,8 @@ class _Relay:
         self.bundles: Dict[str, Any] = {}  # "source" / "code" -> module payloads
         self.stage2 = setup["stage2"].encode()
         self.base_environ = _initial_environ()
+        self.forks: Any = None  # the fork server: None until asked for, False if unusable
+        self.fork_lock = threading.Lock()
 
     def environ(self, extra: Dict[str, str]) -> Dict[str, str]:
         """A host worker's environment: what the relay started with, and the host's own."""
@@ -278,7 +290,37 @@ class _Relay:
         for thread in threads:
             while thread.is_alive():
                 thread.join(0.2)
+        if self.forks:
+            self.forks.stop()
         self.outbox.close()
+
+    def _fork(self, env: Dict[str, str], config: Dict[str, Any]) -> Optional[_Child]:
+        """A worker forked from this relay's fork server (started on first use), or None
+        where forking does not work here (the caller starts an interpreter)."""
+        with self.fork_lock:
+            if self.forks is None:
+                self.forks = False
+                if relay_fork.supported():
+                    argv = [sys.executable, "-c", self.setup["stage1"]]
+                    try:
+                        self.forks = relay_fork.ForkServer(
+                            argv, self.base_environ, self._server_bootstrap
+                        )
+                        with _children_lock:  # ended at exit like the workers
+                            _children[self.forks.process.pid] = self.forks.process
+                    except OSError:
+                        pass
+            forks = self.forks
+        if not forks:
+            return None
+        try:
+            process, read_fd, write_fd = forks.fork(env, config)
+        except OSError:
+            return None
+        return _Child(process, read_fd, write_fd)
+
+    def _server_bootstrap(self, config: Dict[str, Any]) -> bytes:
+        return self.bootstrap(config, True)
 
     def _control(self, item: Any) -> None:
         if item is _END or item == "stop":
@@ -301,15 +343,18 @@ class _Relay:
                 error = f"relay: {type(exc).__name__}: {exc}"
                 self.outbox.put(("f", index, "error", error, None, None))
 
-    def _serve(self, index: int, name: str, argv: Any, env: Any, config: Any, wait: Any) -> None:
+    def _serve(
+        self, index: int, name: str, argv: Any, env: Any, config: Any, wait: Any, fork: bool
+    ) -> None:
         put = self.outbox.put
         put(("S", index))
         compiled = argv is None
         ssh = not compiled and os.path.basename(argv[0]) == "ssh"
         if compiled:
             argv = [sys.executable, "-c", self.setup["stage1"]]
+        forked = self._fork(self.environ(env), config) if fork else None
         try:
-            child = _Child(argv, self.environ(env), ssh)
+            child = forked or _Child.spawn(argv, self.environ(env), ssh)
         except OSError as exc:
             error = f"InterpreterNotFound: cannot start {argv[0]!r}: {exc.strerror or exc}"
             put(("f", index, "unreachable", error, None, None))
@@ -317,7 +362,7 @@ class _Relay:
         tail = _StderrTail(child, index, put) if ssh else None
         gateway = _HostGateway(child, name)
         try:
-            gateway.start(self.bootstrap(config, compiled))
+            gateway.start(None if forked else self.bootstrap(config, compiled))
             self._run_job(index, gateway, child, tail, wait)
         finally:
             gateway.finish(KILL_WAIT)

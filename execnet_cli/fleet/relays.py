@@ -35,6 +35,7 @@ from .._remote.errors import RemoteError, XnetError
 from ..gateway import Gateway, worker_config
 from ..inventory import Host, InventoryError
 from ..source import prepare_request
+from ..transports.forkserver import read_at_startup
 from ..transports.ssh.settings import SSHSettings, settings_for_line
 from .collect import LineSplitter
 from .events import UNREACHABLE, Event, Failed, Output, Running, Started
@@ -107,21 +108,24 @@ def plan(hosts: Sequence[Host], lookup: Callable[[str], Host], count: int = 0) -
     return result
 
 
-def host_entry(host: Host) -> tuple[str, Optional[list[str]], dict[str, str], dict, float]:
-    """What a relay needs to start ``host``'s worker: (name, argv, env, config, timeout).
+def host_entry(host: Host) -> tuple[str, Optional[list[str]], dict[str, str], dict, float, bool]:
+    """What a relay needs to start ``host``'s worker: (name, argv, env, config, timeout, fork).
 
-    argv None: the relay's own interpreter (its workers get code objects compiled there).
+    argv None: the relay's own interpreter (its workers get code objects compiled there);
+    fork: it may be forked from the relay's fork server (no variable in ``env`` shapes an
+    interpreter's start, as for the controller's fork servers).
     """
     spec = host.xspec()
     fields = spec.fields
     config = worker_config(spec, "thread")
     if host.transport == "popen":
         argv = None if not fields.python else bootstrap.stage1_argv(fields.python)
-        return host.name, argv, dict(fields.env), config, fields.timeout()
+        fork = argv is None and not any(read_at_startup(name) for name in fields.env)
+        return host.name, argv, dict(fields.env), config, fields.timeout(), fork
     assert fields.ssh is not None
     command = shlex.join(bootstrap.stage1_argv(fields.python or "python3"))
     argv = ssh_argv(settings_for_line(fields.ssh, fields.ssh_config))
-    return host.name, [*argv, command], {}, config, fields.timeout()
+    return host.name, [*argv, command], {}, config, fields.timeout(), False
 
 
 def ssh_argv(settings: SSHSettings) -> list[str]:
