@@ -86,7 +86,7 @@ def plan(hosts: Sequence[Host], lookup: Callable[[str], Host], count: int = 0) -
             if not relayable(host):
                 raise InventoryError(
                     f"host {host.name!r}: relay {host.relay!r} cannot open it (a relay opens "
-                    "popen and ssh hosts without via or sudo)"
+                    "popen and ssh hosts without via, sudo or proxy_jump)"
                 )
             result.served.setdefault(host.relay, []).append(host)
         elif relayable(host):
