@@ -139,6 +139,8 @@ class LiveRenderer(GatherRenderer):
 
     _live: Optional[Live] = None
     _echo: Optional[Callable[[], None]] = None
+    #: Where a rolling run is (``batch 2 of 4``), shown on the progress line.
+    note: Optional[Callable[[], str]] = None
 
     def _start(self) -> None:
         self._began = time.monotonic()
@@ -191,6 +193,9 @@ class LiveRenderer(GatherRenderer):
         if bad:
             line.append(f", {bad} not ok", style="red")
         line.append(f", {time.monotonic() - self._began:.1f} s")
+        note = self.note() if self.note is not None else ""
+        if note:
+            line.append(f", {note}", style="bold")
         grid = Table(box=None, show_header=False, padding=0, pad_edge=False, width=width)
         grid.add_column(ratio=1)
         grid.add_column(no_wrap=True)
