@@ -107,6 +107,14 @@ def test_a_saved_run_outlives_the_next(inv: str) -> None:
     assert bad_name.exit_code == 2
 
 
+def test_a_host_gone_from_the_inventory_is_a_usage_error(inv: str) -> None:
+    assert xnet("sh", "-i", inv, CHECK).exit_code == 1
+    Path(inv).write_text(TWELVE.replace("n[01-06]", "n[01-04]").replace("  n05:", "  n13:"))
+    result = xnet("sh", "-i", inv, "-H", "@failed", "true")
+    assert result.exit_code == 2
+    assert "@failed: not in the inventory now: n05" in result.stderr
+
+
 def test_no_run_recorded_yet_is_a_usage_error(inv: str) -> None:
     result = xnet("sh", "-i", inv, "-H", "@failed", "true")
     assert result.exit_code == 2

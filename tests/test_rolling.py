@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from execnet_cli.cli import main
-from execnet_cli.cli.exitcodes import EXIT_BUDGET, EXIT_FAILED, exit_status
+from execnet_cli.cli.exitcodes import EXIT_BUDGET, EXIT_FAILED, Tolerance, exit_status
 from execnet_cli.fleet.batches import (
     BUDGET_SPENT,
     CANARY_FAILED,
@@ -100,6 +100,10 @@ def test_orders() -> None:
     assert [b.names for b in by_group] == [["h1", "h2"], ["h3"], ["h9", "h10"]]
     two = plan(inventory.hosts("a,b"), Amount(3), order="group")
     assert [b.names for b in two] == [["h1", "h2"], ["h9", "h10"]]  # never two groups at once
+    split = plan(inventory.hosts("a,b"), Amount(1), order="group")
+    assert [b.names for b in split] == [["h1"], ["h2"], ["h9"], ["h10"]]
+    canary = plan(hosts, None, canary=1)  # then the rest together
+    assert [b.names for b in canary] == [["h1"], ["h2", "h3", "h9", "h10"]]
 
 
 def test_the_budget_is_spent_when_more_hosts_fail_than_it_allows() -> None:
@@ -148,6 +152,8 @@ def test_the_budget_status_comes_after_a_bug_and_before_failures() -> None:
     assert exit_status({OK, FAILED}, 2, 12, budget_spent=True) == EXIT_BUDGET
     assert exit_status({OK, FAILED}, 2, 12) == EXIT_FAILED
     assert exit_status({OK, "error"}, 1, 12, budget_spent=True) == 70
+    everything = Tolerance.parse("100%")
+    assert exit_status({OK, FAILED}, 2, 12, everything, budget_spent=True) == EXIT_BUDGET
 
 
 # -- 12 popen hosts, 2 failing -------------------------------------------------------------
