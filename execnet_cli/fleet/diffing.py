@@ -48,6 +48,7 @@ class OutputClasses:
 
     def __init__(self) -> None:
         self._numbers: dict[bytes, int] = {}
+        self._known: dict[tuple[bytes, int], int] = {}  # by the whole output's key: no reading
         self._members: list[list[str]] = []
         self._samples: list[HostResult] = []
 
@@ -55,12 +56,15 @@ class OutputClasses:
         """The class ``result``'s host joins (None: it printed nothing to compare)."""
         if result.status in _UNCLASSED:
             return None
-        key = _digest(result)
-        number = self._numbers.get(key)
-        if number is None:
-            number = self._numbers[key] = len(self._members)
-            self._members.append([])
-            self._samples.append(result)
+        number = self._known.get(result.output.key)
+        if number is None:  # a new output: its text decides (read once, log left out)
+            key = _digest(result)
+            number = self._numbers.get(key)
+            if number is None:
+                number = self._numbers[key] = len(self._members)
+                self._members.append([])
+                self._samples.append(result)
+            self._known[result.output.key] = number
         self._members[number].append(result.name)
         return number
 
