@@ -115,6 +115,14 @@ def test_a_host_gone_from_the_inventory_is_a_usage_error(inv: str) -> None:
     assert "@failed: not in the inventory now: n05" in result.stderr
 
 
+def test_a_misspelt_set_is_named_right(inv: str) -> None:
+    result = xnet("hosts", "-i", inv, "@faild")
+    assert result.exit_code == 2
+    assert "@faild: no such set of a recorded run (did you mean '@failed'?)" in result.stderr
+    saved = xnet("hosts", "-i", inv, "@night:notrun")
+    assert "(did you mean '@night:not-run'?)" in saved.stderr
+
+
 def test_no_run_recorded_yet_is_a_usage_error(inv: str) -> None:
     result = xnet("sh", "-i", inv, "-H", "@failed", "true")
     assert result.exit_code == 2

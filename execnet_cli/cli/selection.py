@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Optional, TextIO
 
 from ..errors import XnetError
-from ..fleet.lastrun import LastRunError, load_state, parse_reference
+from ..fleet.lastrun import LastRunError, load_state, parse_reference, state_hint
 from ..inventory import Host, Inventory, NoHostSelected
 
 __all__ = ["SelectionError", "resolve_selection"]
@@ -32,6 +32,9 @@ def resolve_selection(
     reference = parse_reference(value)
     if reference is not None:
         return _from_run(inventory, value, *reference)
+    hint = state_hint(value)
+    if hint:
+        raise SelectionError(f"{value}: no such set of a recorded run{hint}")
     return inventory.hosts(value)
 
 

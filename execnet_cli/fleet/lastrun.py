@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import XnetError
-from ..suggest import did_you_mean
+from ..suggest import close_matches, did_you_mean
 from .events import ERROR, FAILED, OK, TIMED_OUT, UNREACHABLE
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "parse_reference",
     "record",
     "state_dir",
+    "state_hint",
 ]
 
 STATES = ("ok", "failed", "unreachable", "timed-out", "not-run")
@@ -134,6 +135,17 @@ def parse_reference(value: str) -> Optional[tuple[Optional[str], str]]:
     if state not in STATES or (run and not _NAME.fullmatch(run)):
         return None
     return run or None, state
+
+
+def state_hint(value: str) -> str:
+    """`` (did you mean '@failed'?)`` for an ``@`` value one typo away from a set, else ""."""
+    if not value.startswith("@"):
+        return ""
+    run, colon, state = value[1:].rpartition(":")
+    close = close_matches(state, STATES)
+    return (
+        did_you_mean(value, [f"@{run}{colon}{name}" for name in close], cutoff=0.0) if close else ""
+    )
 
 
 def load_state(run: Optional[str], state: str, directory: Optional[Path] = None) -> list[str]:
