@@ -3,11 +3,11 @@
 One row per host: state (waiting, connecting, running, ok, failed, timed out,
 unreachable, interrupted, error), elapsed time, exit code and the last line it printed;
 trouble first, then the hosts at work, then the ones done and fine, and a progress bar
-(in a rolling run it also says which batch runs: ``note``). When there are more rows than the screen has lines, healthy finished hosts fold into one
-row (``w[001-090] (90)  ok``), hosts not started yet are one row from the start, and if
-hosts at work still do not fit, the rest of them are counted in one more row. When the
-run ends the table goes away (``transient``) and the gathered output and summary follow,
-as without it.
+(in a rolling run it also says which batch runs: ``note``). When there are more rows than
+the screen has lines, healthy finished hosts fold into one row (``w[001-090] (90)  ok``),
+hosts not started yet are one row from the start, and if hosts at work still do not fit,
+the rest of them are counted in one more row. When the run ends the table goes away
+(``transient``) and the gathered output and summary follow, as without it.
 
 Only at a terminal, and only gathered: in a pipe, with ``--json`` or ``--no-gather`` the
 output is what it always was. The table is drawn by rich's ``Live`` thread from

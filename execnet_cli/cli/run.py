@@ -85,7 +85,8 @@ _RUN_OPTIONS = (
         default="all",
         show_default=True,
         metavar="PATTERN",
-        help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts).",
+        help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts); "
+        "@failed: the last run's failed hosts (also @ok, @unreachable, @timed-out, @not-run).",
     ),
     fanout_option,
     timeout_option(
@@ -300,8 +301,8 @@ def _carriers(inventory: Inventory, hosts: Sequence[Host]) -> list[Host]:
 
 @click.command("run")
 @click.argument("code")
-@rolling_options()
 @run_options
+@rolling_options()
 def run(code: str, options: RunOptions, rolling: RollingOptions) -> None:
     """Run Python CODE on every selected host; show what it prints and how it ended.
 
@@ -331,8 +332,8 @@ def run(code: str, options: RunOptions, rolling: RollingOptions) -> None:
 
 @click.command("sh")
 @click.argument("command")
-@rolling_options()
 @run_options
+@rolling_options()
 def sh(command: str, options: RunOptions, rolling: RollingOptions) -> None:
     """Run the shell COMMAND on every selected host (sh -c, started by its worker).
 
