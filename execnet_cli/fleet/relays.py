@@ -201,7 +201,15 @@ class RelayLink:
         self._splitters: dict[int, dict[str, LineSplitter]] = {}
 
     def start(self, timeout: float = 30.0) -> None:
-        """Send the relay its code, the bootstrap bundle and the job (once)."""
+        """Send the relay its code, the bootstrap bundle and the job (once); a relay that
+        dies or refuses meanwhile makes its hosts unreachable."""
+        try:
+            self._start(timeout)
+        except Exception as exc:  # whatever it was, these hosts cannot be served
+            last = (str(exc).strip().splitlines() or [""])[-1]
+            self.lost(f"cannot start the relay ({type(exc).__name__}: {last})")
+
+    def _start(self, timeout: float) -> None:
         assert self.gateway is not None
         package = self.gateway.remote_modules("relay", timeout=timeout)
         channel = self.gateway.remote_exec(f"from {package} import relay\nrelay.serve(channel)")

@@ -18,9 +18,8 @@ through the worker's stderr, and is cut at line ends here (an event carries whol
 With ``capture_strays``, log records and ssh stderr about a host become its ``log``
 stream (``strays``).
 
-Hosts served by a relay (``relays``: relay name -> hosts) are not opened here: the relay's
-task opens its gateway and starts a ``relays.RelayLink``, whose records become the same
-events; a relay that fails makes its hosts unreachable.
+Hosts a relay serves (``relays``) are not opened here: the relay's task opens it and
+starts a ``relays.RelayLink``, whose records become the same events.
 
 Hosts with ``via=`` need their carrier's gateway first: tasks are queued by via depth, so
 a carrier's task always starts before its dependents' (no pool deadlock), and carriers stay
@@ -354,11 +353,7 @@ class Runner:
         slot.gateway = gateway
         slot.done.set()
         if name in self._relays:
-            link = self._link(gateway, name)
-            try:
-                link.start(host.xspec().fields.timeout())
-            except Exception as exc:  # the relay died or refused: its hosts cannot be served
-                link.lost(f"cannot start the relay ({_one_line(exc)})")
+            self._link(gateway, name).start(host.xspec().fields.timeout())
         if not selected:
             return
         try:
