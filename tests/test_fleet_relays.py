@@ -377,6 +377,10 @@ def test_xnet_relays_keeps_the_exit_statuses_and_json(tmp_path: Path) -> None:
         main, ["run", "-i", str(inventory), "--relays", "3", "-H", "w0[1-4]", "print(2)"]
     )
     assert ok.exit_code == 0 and ok.output.count("2\n") == 1, ok.output  # gathered: once
+    batches = ["sh", "-i", str(inventory), "--batch", "4", "--relays", "1", "--json", "echo hi"]
+    rolled = runner.invoke(main, [*batches, "-H", "w0[1-4],w0[6-8]"])  # relays of each batch
+    assert rolled.exit_code == 0, rolled.output
+    assert rolled.output.count('"stdout": "hi\\n"') == 7, rolled.output
 
 
 def test_workers_of_another_python_behind_a_relay() -> None:
