@@ -164,6 +164,12 @@ def test_ssh_hosts_are_opened_with_the_settings_resolved_here(tmp_path: Path) ->
     assert "StrictHostKeyChecking=yes" in words and "BatchMode=yes" in words
     assert argv[-1].startswith("python3 -c ") and (name, env, config["id"]) == ("h", {}, "h")
     assert timeout == 30.0 and not fork
+    popen = Inventory.from_text(
+        "hosts:\n  p: {transport: popen}\n  q: {transport: popen, env: {LANG: C.UTF-8}}\n"
+        "  s: {transport: popen, python: /usr/bin/python3}\n"
+    )
+    forks = {h: relays.host_entry(popen.host(h))[5] for h in "pqs"}
+    assert forks == {"p": True, "q": False, "s": False}  # a start-up variable, another python
 
 
 # -- popen relays -----------------------------------------------------------------------
