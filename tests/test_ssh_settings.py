@@ -191,6 +191,15 @@ def test_config_proxyjump_and_negated_pattern():
     assert settings("bad.lab", CONFIG).jump is None
 
 
+def test_a_jump_host_on_another_port_of_the_same_address_is_kept():
+    """Not the host itself: another server (as many sshd on one address in the lab)."""
+    s = settings("-p 2222 -J root@127.0.0.2:2200 127.0.0.2")
+    assert s.jump is not None and (s.jump.hostname, s.jump.port) == ("127.0.0.2", 2200)
+    assert settings("-p 2200 -J root@127.0.0.2:2200 127.0.0.2").jump is None
+    assert settings("-J gate 127.0.0.2").jump is not None
+    assert settings("-J gate gate").jump is None
+
+
 def test_jump_chain_each_hop_through_the_previous():
     s = settings("-J u1@h1:2201,h2 -i /key -o UserKnownHostsFile=/kh target")
     hop2 = s.jump

@@ -307,9 +307,7 @@ def settings_from_lookup(
     if proxy_command is not None and proxy_command.lower() == "none":
         proxy_command = None
     if proxy_jump and any(
-        split_destination(hop.strip(), proxy_jump)[1] == host
-        for hop in proxy_jump.split(",")
-        if hop.strip()
+        jumps_to_itself(hop, proxy_jump, host, port) for hop in proxy_jump.split(",")
     ):
         proxy_jump = None  # `Host *.lab / ProxyJump gate.lab` also matches gate.lab itself
     if proxy_jump and proxy_command:  # the first one obtained wins, as in OpenSSH
@@ -347,6 +345,15 @@ def settings_from_lookup(
     if proxy_jump:
         settings = replace(settings, jump=resolve_jumps(line, proxy_jump, config_text, depth))
     return settings
+
+
+def jumps_to_itself(hop: str, value: str, host: str, port: int) -> bool:
+    """Whether the ProxyJump ``hop`` is the host itself: same name and port (a jump host on
+    another port of the same address is another server, as for OpenSSH)."""
+    if not hop.strip():
+        return False
+    _, hop_host, hop_port = split_destination(hop.strip(), value)
+    return hop_host == host and int(hop_port or 22) == port
 
 
 def proxy_command_line(settings: SSHSettings) -> str:
