@@ -120,7 +120,7 @@ def test_defaults():
         22,
         getpass.getuser(),
     )
-    assert s.strict_host_key_checking == "yes"
+    assert s.strict_host_key_checking == "ask"  # OpenSSH's default
     assert s.identity_files == ()
     assert s.jump is None and s.proxy_command is None and not s.compression
     assert s.user_known_hosts_files == (
@@ -237,7 +237,7 @@ def test_proxy_jump_and_command_together():
 
 @pytest.mark.parametrize(
     "value, policy",
-    [("yes", "yes"), ("ask", "yes"), ("accept-new", "accept-new"), ("no", "no"), ("off", "no")],
+    [("yes", "yes"), ("ask", "ask"), ("accept-new", "accept-new"), ("no", "no"), ("off", "no")],
 )
 def test_strict_host_key_checking_values(value, policy):
     s = settings(f"-o StrictHostKeyChecking={value} h")

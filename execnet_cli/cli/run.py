@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional
@@ -26,11 +26,13 @@ import click
 from rich.console import Console
 
 from ..fleet.events import OK
+from ..fleet.hostkeys import HostKeyRounds
 from ..fleet.jobs import Job, python_job, shell_job
 from ..fleet.results import GroupResult
-from ..fleet.runner import DEFAULT_FANOUT, Runner, carriers_for
+from ..fleet.runner import DEFAULT_FANOUT, carriers_for
 from ..inventory import Host, Inventory
 from .exitcodes import Tolerance, exit_status, signal_status
+from .hostkeys import KeyQuestion, accept_new_option
 from .options import fail, inventory_option, select_hosts, timeout_option, user_errors
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
 
@@ -63,6 +65,7 @@ class RunOptions:
     verbose: bool
     raw: bool
     tolerance: Tolerance
+    accept_new: bool
 
 
 fanout_option = click.option(
@@ -113,6 +116,7 @@ _RUN_OPTIONS = (
         help="Exit 0 when at most N hosts (or N% of them) failed, timed out or were "
         "unreachable. Default 0.",
     ),
+    accept_new_option,
 )
 
 
@@ -215,23 +219,30 @@ def _execute(job: Job, options: RunOptions) -> None:
     if options.as_json and not options.gather:
         raise click.UsageError("--json and --no-gather cannot be combined (--json streams already)")
     inventory, hosts = select_hosts(options.inventories, options.pattern)
-    carriers = _carriers(inventory, hosts)
+    _carriers(inventory, hosts)  # a bad via= is a usage error before anything runs
     result = GroupResult()
     renderer = _renderer(options, result, [h.name for h in hosts])
+    question = KeyQuestion(options.accept_new, getattr(renderer, "paused", nullcontext))
     try:
         with (
-            Runner(
-                hosts, job, fanout=options.fanout, carriers=carriers, capture_strays=True
-            ) as runner,
-            stopping(runner.stop) as received,
+            HostKeyRounds(
+                hosts,
+                job,
+                question,
+                fanout=options.fanout,
+                carriers_for=lambda some: carriers_for(some, inventory.host),
+                capture_strays=True,
+            ) as rounds,
+            stopping(rounds.stop) as received,
         ):
-            for event in runner.events():
+            for event in rounds.events():
                 result.add(event)
                 renderer.handle(event)
             renderer.finish(lambda: time.monotonic() - begin)
     finally:
         renderer.close()
         result.close()
+    question.hint(rounds.refused)
     leave_if_stopped(received, quiet=options.as_json)
     bad = len(result) - result.count(OK)
     status = exit_status(result.outcomes, bad, len(hosts), options.tolerance)

@@ -6,9 +6,11 @@ Policy (``StrictHostKeyChecking``):
 - ``@revoked``, or a key of the same type that differs, or the host known only with key
   types the server no longer offers: refused as *changed*, always, whatever the policy
   (this is where a man in the middle shows up);
-- unknown host: refused with its fingerprint and how to accept it (``yes``/``ask``:
-  we cannot ask), or recorded in the first ``UserKnownHostsFile`` (``accept-new``, and
-  ``no``, which for us is ``accept-new`` plus a logged warning).
+- unknown host: refused with its fingerprint and how to accept it (``yes``/``ask``), as
+  ``UnknownHostKey``, which carries the key: under ``ask`` (the default) ``xnet run``
+  collects these from all hosts and asks once (``fleet.hostkeys``); or recorded in the
+  first ``UserKnownHostsFile`` (``accept-new``, and ``no``, which for us is
+  ``accept-new`` plus a logged warning).
 
 Host names are matched as OpenSSH writes them: ``host`` on port 22, else
 ``[host]:port``; hashed entries (``|1|salt|hash``) and ``*``/``?``/``!`` patterns too.
@@ -30,7 +32,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence
 
-from ...errors import HostKeyError
+from ...errors import HostKeyError, UnknownHostKey
 from .settings import SSHSettings
 
 log = logging.getLogger("execnet_cli.ssh")
@@ -188,15 +190,21 @@ def check_host_key(settings: SSHSettings, key: object, known: Optional[KnownHost
             f"really changed, remove the old keys (ssh-keygen -R '{name}') and connect again."
         )
     policy = settings.strict_host_key_checking
-    if policy == "yes":
+    if policy in ("yes", "ask"):
         target = settings.user_known_hosts_files[:1]
-        raise HostKeyError(
+        raise UnknownHostKey(
             f"{where}: unknown host key for {name}: {key_type} {fingerprint}. Nothing was "
             "sent. If this fingerprint is right, accept it with -o StrictHostKeyChecking="
             "accept-new in the ssh= spec (or StrictHostKeyChecking accept-new in the ssh "
-            "config), which records it in "
+            "config; xnet run/sh/ping: --accept-new), which records it in "
             f"{target[0] if target else 'the UserKnownHostsFile'}; or add it there yourself "
-            f"(ssh-keyscan -p {settings.port} {settings.hostname})."
+            f"(ssh-keyscan -p {settings.port} {settings.hostname}).",
+            name=name,
+            key_type=key_type,
+            fingerprint=fingerprint,
+            askable=policy == "ask",
+            settings=settings,
+            key=key,
         )
     if not record_host_key(settings, key):
         return  # a parallel open recorded it (and said so)
