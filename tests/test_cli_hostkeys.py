@@ -202,3 +202,39 @@ def test_hosts_behind_a_jump_host_with_unknown_keys(eight, jump, tmp_path):  # t
     assert len(rows(done.stdout)) == 24
     assert "recording 1 key" in err and "recording 8 keys" in err
     assert recorded(home, [jump, *eight]) == [jump, *eight]
+
+
+def test_hosts_via_a_carrier_with_an_unknown_key_wait_for_it(eight, tmp_path):  # type: ignore[no-untyped-def]
+    """Three hosts ``via`` a carrier that is not selected: its key is asked about for them."""
+    text = ssh_inventory(eight[:4], ["carrier", "n02", "n03", "n04"])
+    for name in ("n02", "n03", "n04"):
+        text = text.replace(f"  {name}: {{", f"  {name}: {{via: carrier, ")
+    inventory = tmp_path / "via.yaml"
+    inventory.write_text(text)
+    home = tmp_path / "home"
+    env = xnet_env(home)
+    args = ["sh", "echo hi", "-i", str(inventory), "-H", "n[02-04]"]
+
+    done = run_xnet(args, env)
+    err = done.stderr.decode()
+    assert done.returncode == 3
+    [line] = [x for x in err.splitlines() if fingerprint(eight[0]) in x]
+    assert line.split()[:2] == ["n[02-04]", name_of(eight[0])], err
+
+    done = run_xnet([*args, "--accept-new", "--json"], env)
+    err = done.stderr.decode()
+    assert done.returncode == 0, err[-2000:]
+    assert sorted(rows(done.stdout)) == ["n02", "n03", "n04"]
+    assert "recording 1 key" in err and "recording 3 keys" in err
+    assert recorded(home, eight[:4]) == eight[:4]
+
+
+def test_ctrl_c_at_the_question_stops_the_run_and_records_nothing(eight, tmp_path):  # type: ignore[no-untyped-def]
+    inventory, home, env = setup(tmp_path, eight[:2])
+    args = [sys.executable, "-m", "execnet_cli", "sh", "echo hi", "-i", inventory]
+    with spawned(args, env, rows=40, cols=120) as child:
+        child.expect(r"\[y/N\] ")
+        child.sendintr()
+        child.expect("stopped by SIGINT")
+        assert wait_end(child) == 130
+    assert recorded(home, eight[:2]) == []
