@@ -177,16 +177,22 @@ def jump(tmp_path: Path, eight: list[SshdHost]) -> Iterator[SshdHost]:
         cluster.stop()
 
 
-def test_hosts_behind_a_jump_host_with_unknown_keys(eight, jump, tmp_path):  # type: ignore[no-untyped-def]
-    """24 hosts on 8 sshd behind one jump host, no key known: refused in a pipe with the jump
-    host's key listed once; with --accept-new, the jump host's key, then the targets', then all
-    24 run."""
-    names = [f"t{k:02d}" for k in range(24)]
-    text = ssh_inventory([eight[k % 8] for k in range(24)], names).replace(
+def behind(jump: SshdHost, targets: list[SshdHost], count: int, tmp_path: Path) -> Path:
+    """An inventory of ``count`` hosts t00... on ``targets`` (round robin) behind ``jump``."""
+    names = [f"t{k:02d}" for k in range(count)]
+    text = ssh_inventory([targets[k % len(targets)] for k in range(count)], names).replace(
         "vars:\n", f"vars:\n  proxy_jump: {getpass.getuser()}@{jump.address}:{jump.port}\n", 1
     )
     inventory = tmp_path / "behind.yaml"
     inventory.write_text(text)
+    return inventory
+
+
+def test_hosts_behind_a_jump_host_with_unknown_keys(eight, jump, tmp_path):  # type: ignore[no-untyped-def]
+    """24 hosts on 8 sshd behind one jump host, no key known: refused in a pipe with the jump
+    host's key listed once; with --accept-new, the jump host's key, then the targets', then all
+    24 run."""
+    inventory = behind(jump, eight, 24, tmp_path)
     home = tmp_path / "home"
     env = xnet_env(home)
 
@@ -238,3 +244,21 @@ def test_ctrl_c_at_the_question_stops_the_run_and_records_nothing(eight, tmp_pat
         child.expect("stopped by SIGINT")
         assert wait_end(child) == 130
     assert recorded(home, eight[:2]) == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_64_hosts_behind_one_jump_host_all_keys_new(sshd_hosts, jump, tmp_path):  # type: ignore[no-untyped-def]
+    """64 sshd hosts behind one jump host (MaxStartups 10:30:100), no key known, --accept-new:
+    65 keys recorded in two lists, every host runs, none dropped."""
+    targets = sshd_hosts(64)
+    inventory = behind(jump, targets, 64, tmp_path)
+    home = tmp_path / "home"
+    args = ["sh", "echo hi", "-i", str(inventory), "--accept-new", "--json"]
+    done = run_xnet(args, xnet_env(home), timeout=300)
+    err = done.stderr.decode()
+    assert done.returncode == 0, err[-3000:]
+    result = rows(done.stdout)
+    assert len(result) == 64 and all(r["stdout"] == "hi\n" for r in result.values())
+    assert "recording 1 key" in err and "recording 64 keys" in err
+    assert recorded(home, [jump, *targets]) == [jump, *targets]
