@@ -36,6 +36,7 @@ from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
 from ..gateway import Gateway
 from ..group import Group
 from ..inventory import Host
+from ..transports.descriptors import room_for
 from . import strays
 from .collect import CLOSED, Budget, Collector, LineSplitter
 from .events import (
@@ -220,6 +221,7 @@ class Runner:
 
     def _events_until_done(self) -> Iterator[Event]:
         count = min(self.fanout, len(self._slots))
+        room_for(count + len(self._carrier_names))  # open at once: the pool's, and carriers
         for number in range(count):
             self._tasks.put(None)  # one stop mark per thread
             thread = threading.Thread(target=self._work, name=f"xnet-run-{number}", daemon=True)
