@@ -95,7 +95,7 @@ def test_one_question_at_a_terminal_then_the_hosts_run(eight, tmp_path):  # type
         child.expect(r"8 ok\S*, 0 failed, 0 unreachable")
         rest = child.before
         assert wait_end(child) == 0
-    assert "8 hosts offer host keys not in known_hosts" in listed
+    assert "8 host keys not in known_hosts, for 8 hosts:" in listed
     for host in eight:
         assert fingerprint(host) in listed
     assert "Accept" not in rest  # one question, not one per host

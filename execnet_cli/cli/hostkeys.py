@@ -66,7 +66,7 @@ class KeyQuestion:
             if not _interactive():
                 return False
             self.asked = True
-            _say(f"{_plural(hosts, 'host')} offer host keys not in known_hosts:", keys)
+            _say(f"{_unknown(keys)} not in known_hosts, for {_plural(hosts, 'host')}:", keys)
             one = len(keys) == 1
             question = (
                 f"Accept {'this key' if one else f'these {len(keys)} keys'} and record "
@@ -82,7 +82,7 @@ class KeyQuestion:
         if self.asked:  # the list was shown with the question
             click.echo(f"xnet: host keys not accepted; {hosts} not run", err=True)
             return
-        _say(f"{hosts} refused: their host keys are not in known_hosts:", refused)
+        _say(f"{hosts} refused: {_unknown(refused)} not in known_hosts:", refused)
         click.echo(
             "xnet: if these fingerprints are right, run again with --accept-new to record "
             "them, or add them to known_hosts yourself (ssh-keyscan)",
@@ -135,6 +135,10 @@ def _say(title: str, keys: Sequence[NewKey]) -> None:
     click.echo(f"xnet: {title}", err=True)
     for line in key_lines(keys):
         click.echo(line, err=True)
+
+
+def _unknown(keys: Sequence[NewKey]) -> str:
+    return "1 host key" if len(keys) == 1 else f"{len(keys)} host keys"
 
 
 def _count(keys: Sequence[NewKey]) -> str:
