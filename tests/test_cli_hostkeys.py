@@ -137,6 +137,28 @@ def test_accept_new_records_all_then_a_changed_key_is_refused(eight, tmp_path): 
     assert (home / ".ssh" / "known_hosts").read_text().count("\n") == 8  # nothing added
 
 
+def test_rolling_batches_meet_unknown_keys_batch_by_batch(eight, tmp_path):  # type: ignore[no-untyped-def]
+    """Each batch holds its hosts with unknown keys; a pipe refuses them with one hint for
+    the whole run, and --accept-new lets every batch run."""
+    inventory, home, env = setup(tmp_path, eight, known=eight[::2])
+    done = run_xnet(["sh", "echo hi", "-i", inventory, "--json", "--batch", "4"], env)
+    assert done.returncode == 3, done.stderr.decode()
+    result = rows(done.stdout)
+    assert sorted(n for n, r in result.items() if r["status"] == "ok") == [
+        "n01", "n03", "n05", "n07"
+    ]  # fmt: skip
+    assert {result[n]["error"] for n in ("n02", "n04", "n06", "n08")} == {REFUSED}
+    err = done.stderr.decode().splitlines()
+    assert sum("--accept-new" in line for line in err) == 1, err
+
+    done = run_xnet(
+        ["sh", "echo hi", "-i", inventory, "--json", "--batch", "4", "--accept-new"], env
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert all(r["status"] == "ok" for r in rows(done.stdout).values())
+    assert recorded(home, eight) == eight
+
+
 def test_explicit_strict_checking_yes_is_not_asked_about(eight, tmp_path):  # type: ignore[no-untyped-def]
     """``StrictHostKeyChecking yes`` means never add a key: refused with the full message."""
     _, _, env = setup(tmp_path, eight)
