@@ -161,7 +161,8 @@ def test_ssh_hosts_are_opened_with_the_settings_resolved_here(tmp_path: Path) ->
     assert "-p 2222 -l u" in words and "-i /k/id" in words and "ConnectTimeout=3" in words
     home = os.path.expanduser("~")
     assert f'UserKnownHostsFile="{home}/.ssh/known_hosts"' in words
-    assert "StrictHostKeyChecking=yes" in words and "BatchMode=yes" in words
+    assert "BatchMode=yes" in words  # so "ask" (the default) refuses an unknown key
+    assert "StrictHostKeyChecking=ask" in words or "StrictHostKeyChecking=yes" in words
     assert argv[-1].startswith("python3 -c ") and (name, env, config["id"]) == ("h", {}, "h")
     assert timeout == 30.0 and not fork
     popen = Inventory.from_text(
