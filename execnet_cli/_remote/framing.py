@@ -91,9 +91,14 @@ def encode_frame(
     A large payload is not joined, so it reaches ``writev`` uncopied; a small one is
     joined to the header (one ``write`` beats a ``writev`` of tiny pieces).
     """
-    length = 0
-    for segment in segments:
-        length += len(segment)
+    if len(segments) == 1:  # one serialized item: the common case
+        length = len(segments[0])
+        if length < SMALL_FRAME and length <= max_payload:
+            return [_pack(msgtype, channel, length) + segments[0]]
+    else:
+        length = 0
+        for segment in segments:
+            length += len(segment)
     if length > max_payload:
         raise FrameTooLarge(
             f"message of {length} bytes exceeds the maximum frame payload of {max_payload} "
@@ -101,8 +106,6 @@ def encode_frame(
         )
     header = _pack(msgtype, channel, length)
     if length < SMALL_FRAME:
-        if len(segments) == 1:
-            return [header + segments[0]]
         return [b"".join((header, *segments))]
     out: List[Buffer] = [header]
     out.extend(segments)

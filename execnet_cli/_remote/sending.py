@@ -33,6 +33,7 @@ class Sender:
 
     def __init__(self, io: Any, name: str) -> None:
         self._io = io
+        self._write = io.write
         self._name = name
         self._lock = threading.Lock()
         self._deferred: Deque[Tuple[int, int]] = deque()
@@ -81,7 +82,7 @@ class Sender:
         if self._closed:
             raise ChannelClosed(f"gateway {self._name!r}: the connection is closed")
         try:
-            self._io.write(frame)
+            self._write(frame)
         except (OSError, ValueError) as exc:
             self._closed = True
             raise ChannelClosed(
