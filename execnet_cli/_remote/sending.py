@@ -42,10 +42,14 @@ class Sender:
     def send(self, msgtype: int, channel_id: int, segments: Sequence[Buffer] = ()) -> None:
         """Write one frame; raise ChannelClosed once the stream cannot be written."""
         frame = encode_frame(msgtype, channel_id, segments)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: half the cost, on every send
+        try:
             self._write_locked(frame)
             while self._deferred:
                 self._write_locked(encode_frame(*self._deferred.popleft()))
+        finally:
+            lock.release()
         if self._deferred:
             self._flush_deferred()
 
