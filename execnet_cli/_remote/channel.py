@@ -287,6 +287,7 @@ class ChannelRegistry:
         self._lock = threading.Lock()  # ids and creation
         self._receive_lock = threading.RLock()  # state changes and delivery
         self._lost: Optional[BaseException] = None
+        self._new = self.new  # bound once: deliver passes it with every item
 
     # -- lookup ----------------------------------------------------------------------
 
@@ -330,7 +331,7 @@ class ChannelRegistry:
                 log.debug("gateway %r: dropping data for channel %d", self.gateway.id, id)
                 return
             try:
-                item = loads(payload, self.new)
+                item = loads(payload, self._new)
             except DataFormatError as exc:
                 error: Optional[RemoteError] = RemoteError(
                     f"undecodable data on channel {id}: {exc}"
