@@ -83,7 +83,8 @@ _RUN_OPTIONS = (
         default="all",
         show_default=True,
         metavar="PATTERN",
-        help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts).",
+        help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts); "
+        "'-' reads names from stdin, @FILE from a file; user@host[:port] works ad hoc.",
     ),
     fanout_option,
     timeout_option(
@@ -243,6 +244,11 @@ def _execute(job: Job, options: RunOptions) -> None:
     raise click.exceptions.Exit(status)
 
 
+def _one_stdin(argument: str, options: RunOptions) -> None:
+    if argument == "-" and options.pattern == "-":
+        fail("standard input cannot give both the code and the hosts: use --hosts @FILE")
+
+
 def _renderer(options: RunOptions, result: GroupResult, names: list[str]) -> Renderer:
     if options.as_json:
         return JsonRenderer(sys.stdout, result)
@@ -287,6 +293,7 @@ def run(code: str, options: RunOptions) -> None:
     3 some host unreachable, 0 all ok (or within --tolerate); 2 usage or inventory
     error, 5 the pattern selected no host, 141 stdout closed (| head).
     """
+    _one_stdin(code, options)
     source, filename = read_code(code)
     _execute(python_job(source, filename, options.timeout), options)
 
@@ -311,6 +318,7 @@ def sh(command: str, options: RunOptions) -> None:
     host timed out, 3 some host unreachable, 0 all exited 0 (or within --tolerate);
     2 usage or inventory error, 5 the pattern selected no host, 141 stdout closed.
     """
+    _one_stdin(command, options)
     if command == "-":
         command = sys.stdin.read()
     _execute(shell_job(command, options.timeout), options)
