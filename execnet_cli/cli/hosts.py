@@ -12,6 +12,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ..inventory import Host, HostSet, Inventory
+from . import config
 from .options import inventory_option, select_hosts
 
 __all__ = ["COLUMNS", "hosts", "plain_lines", "render_table", "render_tree"]
@@ -91,9 +92,9 @@ def hosts(pattern: str, inventories: tuple[str, ...], tree: bool, as_json: bool)
         for host in selected:
             click.echo(json.dumps(host.as_dict(), default=str))  # YAML dates, sets: as text
         return
-    console = Console()
+    console = config.console()
     if tree and not console.is_terminal:  # a pipe gets whole lines, however long
-        console = Console(width=1_000_000)
+        console = config.console(width=1_000_000)
     if tree:
         render_tree(console, inventory, selected)
     elif console.is_terminal:

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import click
-from rich.console import Console
 
 from ..fleet.events import FAILED, OK, Event, Exited, Failed, Running, Started
 from ..fleet.jobs import python_job
 from ..fleet.results import GroupResult
 from ..fleet.runner import Runner, carriers_for
+from . import config
 from .exitcodes import exit_status
 from .options import inventory_option, select_hosts, user_errors
 from .render import clean, summary_line
@@ -155,7 +155,7 @@ def ping(pattern: str, inventories: tuple[str, ...], fanout: int, as_json: bool)
         heading = ["HOST", "STATUS", "PYTHON", "PLATFORM", "CONNECT", "RTT"]
         for line in _aligned([heading, *(p.cells() for p in pings)]):
             click.echo(line)
-        err = Console(stderr=True, highlight=False)
+        err = config.console(stderr=True, highlight=False)
         err.print(summary_line(result, time.monotonic() - begin), soft_wrap=True)
     leave_if_stopped(received, quiet=as_json)
     raise click.exceptions.Exit(exit_status(result.outcomes))

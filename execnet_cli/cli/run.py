@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 import click
-from rich.console import Console
 
 from ..fleet.events import OK
 from ..fleet.jobs import Job, python_job, shell_job
 from ..fleet.results import GroupResult
 from ..fleet.runner import DEFAULT_FANOUT, Runner, carriers_for
 from ..inventory import Host, Inventory
+from . import config
 from .exitcodes import Tolerance, exit_status, signal_status
 from .options import fail, inventory_option, select_hosts, timeout_option, user_errors
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
@@ -70,6 +70,7 @@ fanout_option = click.option(
     "--fanout",
     type=click.IntRange(min=1),
     default=DEFAULT_FANOUT,
+    envvar="XNET_FANOUT",
     metavar="N",
     show_default=True,
     help="Hosts worked on at once (connecting and running).",
@@ -109,6 +110,7 @@ _RUN_OPTIONS = (
         "--tolerate",
         "tolerance",
         default="0",
+        envvar="XNET_TOLERATE",
         metavar="N[%]",
         callback=lambda ctx, param, value: _tolerance(value),
         help="Exit 0 when at most N hosts (or N% of them) failed, timed out or were "
@@ -252,7 +254,7 @@ def _one_stdin(argument: str, options: RunOptions) -> None:
 def _renderer(options: RunOptions, result: GroupResult, names: list[str]) -> Renderer:
     if options.as_json:
         return JsonRenderer(sys.stdout, result)
-    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    out, err = config.console(highlight=False), config.console(stderr=True, highlight=False)
     if not options.gather:
         return StreamRenderer(out, err, result, names, options.verbose, options.raw)
     if err.is_terminal and names:

@@ -502,8 +502,9 @@ def load_inventory(
     paths: Sequence[Union[str, Path]] = (),
     environ: Optional[Mapping[str, str]] = None,
     cwd: Optional[Path] = None,
+    configured: Sequence[Union[str, Path]] = (),
 ) -> Inventory:
     """Find (see ``find_inventories``) and load the inventory the user means."""
-    files, origin = find_inventories(paths, environ, cwd)
+    files, origin = find_inventories(paths, environ, cwd, configured)
     log.debug("inventory from %s: %s", origin, [str(f) for f in files] or DEFAULT_SOURCE)
     return Inventory.from_files(files) if files else Inventory.default()
