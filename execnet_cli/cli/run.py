@@ -32,6 +32,7 @@ from ..inventory import Host, Inventory
 from . import config
 from .exitcodes import Tolerance, exit_status, signal_status
 from .options import fail, inventory_option, select_hosts, timeout_option, user_errors
+from .outdir import OutdirWriter
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
 
 __all__ = [
@@ -63,6 +64,7 @@ class RunOptions:
     verbose: bool
     raw: bool
     tolerance: Tolerance
+    outdir: Optional[str]
 
 
 fanout_option = click.option(
@@ -115,6 +117,13 @@ _RUN_OPTIONS = (
         callback=lambda ctx, param, value: _tolerance(value),
         help="Exit 0 when at most N hosts (or N% of them) failed, timed out or were "
         "unreachable. Default 0.",
+    ),
+    click.option(
+        "--outdir",
+        metavar="DIR",
+        type=click.Path(file_okay=False),
+        help="Also write each host's output to DIR/HOST.stdout and DIR/HOST.stderr "
+        "(DIR is created; files of an earlier run are replaced).",
     ),
 )
 
@@ -219,6 +228,7 @@ def _execute(job: Job, options: RunOptions) -> None:
         raise click.UsageError("--json and --no-gather cannot be combined (--json streams already)")
     inventory, hosts = select_hosts(options.inventories, options.pattern)
     carriers = _carriers(inventory, hosts)
+    files = _outdir(options.outdir)
     result = GroupResult()
     renderer = _renderer(options, result, [h.name for h in hosts])
     try:
@@ -230,9 +240,13 @@ def _execute(job: Job, options: RunOptions) -> None:
         ):
             for event in runner.events():
                 result.add(event)
+                if files is not None:
+                    files.handle(event)
                 renderer.handle(event)
             renderer.finish(lambda: time.monotonic() - begin)
     finally:
+        if files is not None:
+            files.close()
         renderer.close()
         result.close()
     leave_if_stopped(received, quiet=options.as_json)
@@ -244,6 +258,16 @@ def _execute(job: Job, options: RunOptions) -> None:
             err=True,
         )
     raise click.exceptions.Exit(status)
+
+
+def _outdir(name: Optional[str]) -> Optional[OutdirWriter]:
+    """The writer of ``--outdir``, its directory made now: a bad one is a usage error."""
+    if name is None:
+        return None
+    try:
+        return OutdirWriter(Path(name))
+    except OSError as exc:
+        fail(f"--outdir {name}: cannot create the directory: {exc.strerror or exc}")
 
 
 def _one_stdin(argument: str, options: RunOptions) -> None:
