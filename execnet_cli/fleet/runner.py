@@ -332,10 +332,12 @@ class Runner:
         try:
             gateway = self._open(host)
         except Exception as exc:
-            slot.error = _one_line(exc)
+            # Closing the run cuts opens short: that is not the host's fault.
+            error = _Cancelled("interrupted") if self._cancel.is_set() else exc
+            slot.error = _one_line(error)
             slot.done.set()
             if selected:
-                self._end(_not_opened(name, exc, time.monotonic() - start))
+                self._end(_not_opened(name, error, time.monotonic() - start))
             return
         slot.gateway = gateway
         slot.done.set()
