@@ -57,8 +57,9 @@ def test_ctrl_c_ends_a_run_stuck_in_handshakes(
     port, accepted = silent
     (env / "inv.yaml").write_text(
         "groups:\n"
-        "  stuck: {hosts: 's[1-3]', vars: {address: 127.0.0.1, port: %d, connect_timeout: 60}}\n"
-        "  fine: {hosts: f1, vars: {transport: popen}}\n" % port
+        f"  stuck: {{hosts: 's[1-3]', vars: {{address: 127.0.0.1, port: {port}, "
+        "connect_timeout: 60}}\n"
+        "  fine: {hosts: f1, vars: {transport: popen}}\n"
     )
     environ = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(env)}
     proc = subprocess.Popen(
