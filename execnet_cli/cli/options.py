@@ -87,7 +87,10 @@ def load_user_inventory(inventories: Sequence[str]) -> Inventory:
     file's ``inventory`` comes after ``./xnet.yaml`` (see ``config``)."""
     from .config import current
 
-    return load_inventory(inventories, configured=current().inventories)
+    inventory = load_inventory(inventories, configured=current().inventories)
+    for notice in inventory.notices:
+        click.echo(f"xnet: warning: {notice}", err=True)
+    return inventory
 
 
 def select_hosts(inventories: Sequence[str], pattern: str) -> tuple[Inventory, list[Host]]:

@@ -192,9 +192,10 @@ def check_host_key(settings: SSHSettings, key: object, known: Optional[KnownHost
         target = settings.user_known_hosts_files[:1]
         raise HostKeyError(
             f"{where}: unknown host key for {name}: {key_type} {fingerprint}. Nothing was "
-            "sent. If this fingerprint is right, accept it with -o StrictHostKeyChecking="
-            "accept-new in the ssh= spec (or StrictHostKeyChecking accept-new in the ssh "
-            "config), which records it in "
+            "sent. If this fingerprint is right, let xnet record it: in the inventory, "
+            "ssh_options: {StrictHostKeyChecking: accept-new} for this host (in Python, "
+            "-o StrictHostKeyChecking=accept-new in the ssh= spec; or StrictHostKeyChecking "
+            "accept-new in ~/.ssh/config), which records it in "
             f"{target[0] if target else 'the UserKnownHostsFile'}; or add it there yourself "
             f"(ssh-keyscan -p {settings.port} {settings.hostname})."
         )
