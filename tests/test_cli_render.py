@@ -187,6 +187,7 @@ def test_json_lines_one_per_host() -> None:
         "traceback": TRACEBACK,
         "duration": 0.2,
         "log": "",
+        "attempts": 1,
     }
     assert records[4]["status"] == "unreachable" and records[4]["exit_code"] is None
 

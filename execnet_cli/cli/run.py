@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import click
+from click.core import ParameterSource
 
 from ..fleet.events import OK
 from ..fleet.jobs import Job, python_job, shell_job
@@ -51,6 +52,13 @@ __all__ = [
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+class Retries(NamedTuple):
+    """``--retries``: how many, and whether typed (it then beats the hosts' own)."""
+
+    times: int
+    typed: bool
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """The options ``run`` and ``sh`` share, gathered into one value by ``run_options``."""
@@ -65,6 +73,7 @@ class RunOptions:
     raw: bool
     tolerance: Tolerance
     outdir: Optional[str]
+    retries: Retries
 
 
 fanout_option = click.option(
@@ -119,6 +128,16 @@ _RUN_OPTIONS = (
         "unreachable. Default 0.",
     ),
     click.option(
+        "--retries",
+        type=click.IntRange(min=0),
+        default=0,
+        envvar="XNET_RETRIES",
+        metavar="N",
+        help="Try connecting again up to N times when it is refused or times out (a host "
+        "rebooting), after 0.5, 1, 2, ... s. Default: each host's 'retries' variable, else 0; "
+        "this flag overrides it.",
+    ),
+    click.option(
         "--outdir",
         metavar="DIR",
         type=click.Path(file_okay=False),
@@ -143,6 +162,8 @@ def run_options(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def collect(**kwargs: Any) -> None:
+        typed = click.get_current_context().get_parameter_source("retries")
+        kwargs["retries"] = Retries(kwargs["retries"], typed is ParameterSource.COMMANDLINE)
         options = RunOptions(**{name: kwargs.pop(name) for name in _FIELDS})
         command(options=options, **kwargs)
 
@@ -234,7 +255,13 @@ def _execute(job: Job, options: RunOptions) -> None:
     try:
         with (
             Runner(
-                hosts, job, fanout=options.fanout, carriers=carriers, capture_strays=True
+                hosts,
+                job,
+                fanout=options.fanout,
+                carriers=carriers,
+                capture_strays=True,
+                retries=options.retries.times if options.retries.typed else None,
+                default_retries=options.retries.times,
             ) as runner,
             stopping(runner.stop) as received,
         ):

@@ -27,12 +27,22 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Optional
 
-from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
+from ..errors import (
+    AuthenticationFailed,
+    BootstrapError,
+    ChannelClosed,
+    ConnectFailed,
+    HostKeyError,
+    HostNotFound,
+    InterpreterNotFound,
+    RemoteError,
+)
 from ..gateway import Gateway
 from ..group import Group
 from ..inventory import Host
@@ -48,6 +58,7 @@ from .events import (
     Exited,
     Failed,
     Output,
+    Retrying,
     Running,
     Started,
 )
@@ -68,6 +79,9 @@ log = logging.getLogger(__name__)
 DEFAULT_FANOUT = 64
 #: How long a timed-out or cancelled worker is given to end before it is killed.
 KILL_WAIT = 1.0
+#: Backoff between connection attempts (``--retries``): the first delay, and the longest.
+RETRY_FIRST_DELAY = 0.5
+RETRY_MAX_DELAY = 30.0
 #: Bound on joining the pool threads when the run is closed.
 JOIN_WAIT = 5.0
 #: How often a pool thread waiting for its job looks at the clock (timeouts).
@@ -102,6 +116,23 @@ def carriers_for(hosts: Sequence[Host], lookup: Callable[[str], Host]) -> list[H
         if carrier.via:
             todo.append(carrier.via)
     return extra
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether another connection attempt may succeed: refused, reset, timed out, no
+    banner (a host rebooting). Not a host key, authentication, an unknown name or
+    interpreter, a worker that cannot start: those stay as they are."""
+    if isinstance(exc, (AuthenticationFailed, HostKeyError, InterpreterNotFound, BootstrapError)):
+        return False
+    return isinstance(exc, (ConnectFailed, OSError, EOFError)) and not isinstance(
+        exc, FileNotFoundError
+    )
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before attempt ``attempt + 1``: 0.5, 1, 2, 4, ... at most 30 (the runner
+    adds +-20 % so that hosts failing together do not retry together)."""
+    return min(RETRY_FIRST_DELAY * 2 ** (attempt - 1), RETRY_MAX_DELAY)
 
 
 class _Cancelled(Exception):
@@ -162,9 +193,15 @@ class Runner:
         fanout: int = DEFAULT_FANOUT,
         carriers: Sequence[Host] = (),
         capture_strays: bool = False,
+        retries: Optional[int] = None,
+        default_retries: int = 0,
     ) -> None:
         if fanout < 1:
             raise ValueError("fanout must be at least 1")
+        #: Connection retries: ``retries`` for every host, else each host's own (its
+        #: inventory's ``retries``), else ``default_retries``.
+        self._retries = retries
+        self._default_retries = default_retries
         self.hosts = list(hosts)
         self.job = job
         self.fanout = fanout
@@ -330,7 +367,7 @@ class Runner:
             self._started[name] = start
             self._events.put(Started(name))
         try:
-            gateway = self._open(host)
+            gateway = self._open_retrying(host, selected)
         except Exception as exc:
             # Closing the run cuts opens short: that is not the host's fault.
             error = _Cancelled("interrupted") if self._cancel.is_set() else exc
@@ -349,6 +386,28 @@ class Runner:
         finally:
             if name not in self._carrier_names:
                 gateway.exit(KILL_WAIT if self._cancel.is_set() else None)
+
+    def _open_retrying(self, host: Host, selected: bool) -> Gateway:
+        """``_open``, tried again after connection errors that may pass (refused, timed
+        out: a host rebooting), with exponential backoff; each retry is an event."""
+        retries = self._retries
+        if retries is None:
+            retries = host.retries if host.retries is not None else self._default_retries
+        attempt = 1
+        while True:
+            try:
+                return self._open(host)
+            except Exception as exc:
+                if attempt > retries or self._cancel.is_set() or not retryable(exc):
+                    raise
+                delay = backoff(attempt)
+                if selected:
+                    self._events.put(
+                        Retrying(host.name, attempt, retries + 1, _one_line(exc), delay)
+                    )
+                if self._cancel.wait(delay * random.uniform(0.8, 1.2)):
+                    raise _Cancelled("interrupted") from None
+                attempt += 1
 
     def _open(self, host: Host) -> Gateway:
         if host.via:
@@ -459,11 +518,17 @@ def run_job(
     carriers: Sequence[Host] = (),
     on_event: Optional[Callable[[Event], None]] = None,
     capture_strays: bool = False,
+    retries: Optional[int] = None,
 ) -> GroupResult:
     """Run ``job`` on ``hosts`` and return every host's result (library use, tests)."""
     result = GroupResult()
     with Runner(
-        hosts, job, fanout=fanout, carriers=carriers, capture_strays=capture_strays
+        hosts,
+        job,
+        fanout=fanout,
+        carriers=carriers,
+        capture_strays=capture_strays,
+        retries=retries,
     ) as runner:
         for event in runner.events():
             result.add(event)

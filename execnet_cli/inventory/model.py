@@ -67,6 +67,8 @@ class Host:
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
     chdir: Optional[str] = None
     connect_timeout: Optional[float] = None
+    #: Connection attempts after a first that failed in a way that may pass (``--retries``).
+    retries: Optional[int] = None
     #: More OpenSSH options, (lower-case key, value) as ``-o`` gives them; first wins.
     ssh_options: tuple[tuple[str, str], ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)
@@ -189,6 +191,7 @@ _SETTING_FIELDS = (
     "env",
     "chdir",
     "connect_timeout",
+    "retries",
 )
 
 
@@ -481,6 +484,7 @@ class Inventory:
             "env": MappingProxyType(merged.env),
             "chdir": get("chdir"),
             "connect_timeout": get("connect_timeout"),
+            "retries": get("retries"),
             "ssh_options": options,
             "vars": MappingProxyType(merged.raw),
         }

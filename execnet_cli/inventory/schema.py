@@ -24,7 +24,6 @@ from typing import Any, Callable, NamedTuple, Optional
 from .._remote.errors import XnetError
 from ..suggest import did_you_mean
 from ..transports.ssh import names as sshnames
-from ..transports.ssh import settings as sshsettings
 
 __all__ = [
     "ANSIBLE_UNUSED",
@@ -218,6 +217,13 @@ def _timeout(value: Any, name: str, mark: Mark) -> float:
     return seconds
 
 
+def _count(value: Any, name: str, mark: Mark) -> int:
+    number = _number(value, name, mark)
+    if number != int(number) or number < 0:
+        raise InventoryError(f"{name}: expected a whole number >= 0, got {value!r}", mark)
+    return int(number)
+
+
 def _transport(value: Any, name: str, mark: Mark) -> str:
     text = _word(value, name, mark)
     if text not in TRANSPORTS:
@@ -282,6 +288,8 @@ def _ssh_option(key: Any, raw: Any, name: str, mark: Mark) -> tuple[str, str]:
     if not isinstance(key, str) or isinstance(raw, (Mapping, list)) or raw is None:
         raise InventoryError(f"{name}: expected Key: value, got {key!r}: {_kind(raw)}", mark)
     text = ("yes" if raw else "no") if isinstance(raw, bool) else str(raw)
+    from ..transports.ssh import settings as sshsettings  # on use: renderers import us
+
     try:
         option = sshsettings.parse_option(f"{key}={text}", "")
     except XnetError as exc:
@@ -308,6 +316,8 @@ def _ssh_args(value: Any, name: str, mark: Mark) -> tuple[tuple[str, str], ...]:
     """Ansible's ``ansible_ssh_common_args``/``_extra_args``: ssh flags (``-o K=V``, ``-J``,
     ``-i``, ...), the ones ``ssh=`` takes (see ``ssh/settings.py``)."""
     text = _string(value, name, mark)
+    from ..transports.ssh import settings as sshsettings  # on use: renderers import us
+
     try:
         line = sshsettings.parse_command_line(f"{text} xnet-placeholder")
     except XnetError as exc:
@@ -338,6 +348,7 @@ SETTINGS: dict[str, Check] = {
     "connect_timeout": _timeout,
     "ssh_options": _ssh_options,
     "known_hosts_file": _word,
+    "retries": _count,
 }
 #: Settings whose check also takes the positions of the mapping's keys.
 _KEYED = ("env", "ssh_options")
@@ -374,6 +385,7 @@ ANSIBLE_VARS: dict[str, tuple[str, Check]] = {
     "ansible_ssh_timeout": ("connect_timeout", _timeout),
     "ansible_become": ("_become", _bool),
     "ansible_become_user": ("_become_user", _word),
+    "ansible_ssh_retries": ("retries", _count),
     "ansible_ssh_common_args": ("_ssh_common_args", _ssh_args),
     "ansible_ssh_extra_args": ("_ssh_extra_args", _ssh_args),
     "ansible_host_key_checking": ("_host_key_checking", _bool),
