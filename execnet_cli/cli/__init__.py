@@ -27,6 +27,7 @@ from .._version import __version__
 #: Subcommand name -> "module:attribute" of its click command.
 SUBCOMMANDS: Dict[str, str] = {
     "compat-path": "execnet_cli.cli.compat:compat_path",
+    "completion": "execnet_cli.cli.completion:completion",
     "hosts": "execnet_cli.cli.hosts:hosts",
     "ping": "execnet_cli.cli.ping:ping",
     "rsync": "execnet_cli.cli.rsync:rsync",
@@ -61,6 +62,14 @@ class LazyGroup(click.Group):
         module_name, _, attribute = target.partition(":")
         command: Any = getattr(importlib.import_module(module_name), attribute)
         return command
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> List[Any]:
+        """Command names without importing the commands (a Tab must be quick), and the
+        group's own options."""
+        from click.shell_completion import CompletionItem
+
+        names = [CompletionItem(n) for n in self.list_commands(ctx) if n.startswith(incomplete)]
+        return names + click.Command.shell_complete(self, ctx, incomplete)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -156,7 +165,7 @@ def main(ctx: click.Context, debug: bool, color: str) -> None:
 
 
 #: Subcommands that take none of the config file's settings (and need not read it).
-_WITHOUT_CONFIG = ("serve", "compat-path", None)
+_WITHOUT_CONFIG = ("serve", "compat-path", "completion", None)
 
 
 def _apply_config(ctx: click.Context, color: str) -> None:

@@ -13,7 +13,7 @@ from rich.tree import Tree
 
 from ..inventory import Host, HostSet, Inventory
 from . import config
-from .options import inventory_option, select_hosts
+from .options import complete_hosts, inventory_option, select_hosts
 
 __all__ = ["COLUMNS", "hosts", "plain_lines", "render_table", "render_tree"]
 
@@ -74,7 +74,7 @@ def render_tree(console: Console, inventory: Inventory, selected: Sequence[Host]
 
 
 @click.command("hosts")
-@click.argument("pattern", required=False, default="all")
+@click.argument("pattern", required=False, default="all", shell_complete=complete_hosts)
 @inventory_option
 @click.option("--tree", is_flag=True, help="Show the selected hosts by group.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line.")

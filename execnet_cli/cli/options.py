@@ -46,10 +46,18 @@ inventory_option = click.option(
     "inventories",
     multiple=True,
     metavar="FILE",
+    type=click.Path(),  # completes file names
     help="Inventory file or directory (repeatable; later files win). Default: $XNET_INVENTORY, "
     "then ./xnet.yaml, then the config file's inventory, then "
     "$XDG_CONFIG_HOME/xnet/inventory.yaml, then local workers.",
 )
+
+
+def complete_hosts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of host and group names (``completion``), imported on use."""
+    from .completion import complete_hosts as complete
+
+    return complete(ctx, param, incomplete)
 
 
 def timeout_option(help: str) -> Callable[[F], F]:

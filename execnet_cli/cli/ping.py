@@ -21,7 +21,7 @@ from ..fleet.results import GroupResult
 from ..fleet.runner import Runner, carriers_for
 from . import config
 from .exitcodes import exit_status
-from .options import inventory_option, select_hosts, user_errors
+from .options import complete_hosts, inventory_option, select_hosts, user_errors
 from .render import clean, summary_line
 from .run import fanout_option, leave_if_stopped, started, stopping
 
@@ -117,7 +117,7 @@ def _aligned(rows: list[list[str]]) -> list[str]:
 
 
 @click.command("ping")
-@click.argument("pattern", required=False, default="all")
+@click.argument("pattern", required=False, default="all", shell_complete=complete_hosts)
 @inventory_option
 @fanout_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line.")

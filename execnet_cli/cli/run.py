@@ -32,7 +32,14 @@ from ..fleet.runner import DEFAULT_FANOUT, Runner, carriers_for
 from ..inventory import Host, Inventory
 from . import config
 from .exitcodes import Tolerance, exit_status, signal_status
-from .options import fail, inventory_option, select_hosts, timeout_option, user_errors
+from .options import (
+    complete_hosts,
+    fail,
+    inventory_option,
+    select_hosts,
+    timeout_option,
+    user_errors,
+)
 from .outdir import OutdirWriter
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
 
@@ -95,6 +102,7 @@ _RUN_OPTIONS = (
         default="all",
         show_default=True,
         metavar="PATTERN",
+        shell_complete=complete_hosts,
         help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts); "
         "'-' reads names from stdin, @FILE from a file; user@host[:port] works ad hoc.",
     ),
