@@ -69,12 +69,11 @@ def test_each_attempt_is_in_the_hosts_result(env: Path, refused_port: int) -> No
     gone = found["g1"]
     assert gone["status"] == "unreachable" and gone["attempts"] == 3
     lines = gone["log"].splitlines()
-    assert [line.split(":")[0] for line in lines] == [
-        "connect attempt 1 of 3 failed",
-        "connect attempt 2 of 3 failed",
+    assert [line.split(": ")[0] for line in lines] == [
+        "connect attempt 1 of 3 failed, again in 0.5 s",
+        "connect attempt 2 of 3 failed, again in 1.0 s",
     ]
-    assert lines[0].endswith("Connection refused; again in 0.5 s")
-    assert lines[1].endswith("; again in 1.0 s")
+    assert lines[0].endswith("Connection refused")
 
 
 def test_the_inventory_variable_and_the_flag_over_it(env: Path, refused_port: int) -> None:
@@ -83,7 +82,8 @@ def test_the_inventory_variable_and_the_flag_over_it(env: Path, refused_port: in
     typed = xnet("sh", "-i", inventory, "--json", "--retries", "0", "true")
     assert records(typed)["g1"]["attempts"] == 1
     gathered = xnet("sh", "-i", inventory, "-H", "g1", "true")
-    assert gathered.stdout.splitlines()[1].startswith("connect attempt 1 of 2 failed: ")
+    first = gathered.stdout.splitlines()[1]
+    assert first.startswith("connect attempt 1 of 2 failed, again in 0.5 s: ")
 
 
 def test_ansible_ssh_retries_is_the_variable(env: Path) -> None:
@@ -176,7 +176,7 @@ def test_a_host_that_comes_back_is_reached(env: Path, sshd_host: SshdHost, late_
     assert record["status"] == "ok", record
     assert record["stdout"] == "back\n"
     assert record["attempts"] >= 2
-    assert record["log"].startswith("connect attempt 1 of 6 failed: ")
+    assert record["log"].startswith("connect attempt 1 of 6 failed, again in 0.5 s: ")
 
 
 def test_a_retrying_host_is_a_row_of_its_own_first_among_those_at_work() -> None:
@@ -187,10 +187,10 @@ def test_a_retrying_host_is_a_row_of_its_own_first_among_those_at_work() -> None
     rows = {r.name: r for r in result.rows()}
     assert rows["a2"].state == RETRYING
     assert rows["a2"].last_line == (
-        "connect attempt 1 of 3 failed: ConnectFailed: refused; again in 0.5 s"
+        "connect attempt 1 of 3 failed, again in 0.5 s: ConnectFailed: refused"
     )
     shown = table_rows(result.rows(), ["a1", "a2"], 10)
     assert [(str(r[0]), r[1]) for r in shown] == [("a2", "retrying"), ("a1", "connecting")]
     done = result.add(Failed("a2", "unreachable", "ConnectFailed: refused", 1.0))
     assert done is not None and done.attempts == 2
-    assert done.log == "connect attempt 1 of 3 failed: ConnectFailed: refused; again in 0.5 s\n"
+    assert done.log == "connect attempt 1 of 3 failed, again in 0.5 s: ConnectFailed: refused\n"

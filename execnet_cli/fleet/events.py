@@ -71,8 +71,8 @@ class Retrying:
     def describe(self) -> str:
         """The line the host's log and the live table show."""
         return (
-            f"connect attempt {self.attempt} of {self.attempts} failed: {self.error}; "
-            f"again in {self.delay:.1f} s"
+            f"connect attempt {self.attempt} of {self.attempts} failed, again in "
+            f"{self.delay:.1f} s: {self.error}"
         )
 
 
