@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional
 
 import click
 
+from ..errors import XnetError
 from ..suggest import did_you_mean
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
 COLORS = ("auto", "always", "never")
 
 
-class ConfigError(ValueError):
+class ConfigError(XnetError, ValueError):
     """A config file that cannot be used: ``str()`` is ``file:line: key: what is wrong``."""
 
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional, TextIO
 
+from ..errors import XnetError
 from ..inventory import Host, Inventory, NoHostSelected, PatternError
 from ..inventory.ranges import top_level
 from .shell_hosts import adhoc_host
@@ -34,7 +35,7 @@ __all__ = ["SelectionError", "looks_adhoc", "read_names", "resolve_selection"]
 _ADDRESS_LIKE = re.compile(r"[^@\s]+@.+|.*:[0-9]{1,5}|[^\[\]*?~]*\.[^\[\]*?]*|\[[0-9A-Fa-f:.]+\]")
 
 
-class SelectionError(ValueError):
+class SelectionError(XnetError, ValueError):
     """A selection that cannot be read (an unreadable ``@FILE``): a usage error."""
 
 
