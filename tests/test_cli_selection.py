@@ -72,7 +72,7 @@ def test_hosts_from_a_file_and_a_file_named_like_a_run_state(inv: str, env: Path
         "local2 (1) " + "-" * (80 - len("local2 (1) ")),
         "1",
     ]
-    listed = xnet("hosts", "-i", inv, "@failed")
+    listed = xnet("hosts", "-i", inv, "@./failed")  # @failed: the last run's failed set
     assert listed.exit_code == 0, listed.output
     assert "local2" in listed.stdout and "local1" not in listed.stdout
 
@@ -108,3 +108,12 @@ def test_an_adhoc_ssh_host_without_an_inventory(
     header = result.stdout.splitlines()[0]
     assert header.startswith(f"{sshd_host.address},localhost (2) ---")
     assert result.stdout.splitlines()[1:] == ["reached"]
+
+
+def test_a_file_named_like_a_typo_of_a_run_state_is_read(inv: str, env: Path) -> None:
+    missing = xnet("hosts", "-i", inv, "@faild")
+    assert missing.exit_code == 2 and "did you mean '@failed'?" in missing.stderr
+    (env / "faild").write_text("local3\n")
+    found = xnet("hosts", "-i", inv, "@faild")
+    assert found.exit_code == 0, found.output
+    assert "local3" in found.stdout

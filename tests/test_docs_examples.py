@@ -19,6 +19,7 @@ BLOCK = re.compile(r"^```\n\$ (xnet [^\n]*inventories/demo\.yaml[^\n]*)\n(.*?)^`
 TIMES = [
     (re.compile(r" in \d+(\.\d+)? s$", re.M), " in T s"),
     (re.compile(r'"duration": [0-9.]+'), '"duration": T'),
+    (re.compile(r'"group": [0-9]+'), '"group": G'),  # numbered in the order hosts finish
 ]
 
 

@@ -103,7 +103,8 @@ def load_user_inventory(inventories: Sequence[str]) -> Inventory:
 
 def select_hosts(inventories: Sequence[str], pattern: str) -> tuple[Inventory, list[Host]]:
     """Load the inventory the user means and resolve the hosts ``pattern`` selects
-    (a pattern, ``-``, ``@FILE`` or ad-hoc hosts: ``selection``)."""
+    (a pattern, ``-``, ``@FILE``, ad-hoc hosts, or a recorded run's set, ``@failed``:
+    ``selection``)."""
     from .selection import SelectionError, resolve_selection
 
     with user_errors():

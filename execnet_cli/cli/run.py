@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -25,10 +25,11 @@ from typing import Any, NamedTuple, Optional
 import click
 from click.core import ParameterSource
 
+from ..fleet.batches import RollingRunner, Rollout
 from ..fleet.events import OK
 from ..fleet.jobs import Job, python_job, shell_job
 from ..fleet.results import GroupResult
-from ..fleet.runner import DEFAULT_FANOUT, Runner, carriers_for
+from ..fleet.runner import DEFAULT_FANOUT, carriers_for
 from ..inventory import Host, Inventory
 from . import config
 from .exitcodes import Tolerance, exit_status, signal_status
@@ -42,6 +43,7 @@ from .options import (
 )
 from .outdir import OutdirWriter
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
+from .rolling import RollingOptions, remember, report, rolling_options
 
 __all__ = [
     "RunOptions",
@@ -104,7 +106,8 @@ _RUN_OPTIONS = (
         metavar="PATTERN",
         shell_complete=complete_hosts,
         help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts); "
-        "'-' reads names from stdin, @FILE from a file; user@host[:port] works ad hoc.",
+        "'-' reads names from stdin, @FILE from a file; user@host[:port] works ad hoc; "
+        "@failed: the last run's failed hosts (also @ok, @unreachable, @timed-out, @not-run).",
     ),
     fanout_option,
     timeout_option(
@@ -247,26 +250,31 @@ def leave_if_stopped(received: list[int], quiet: bool = False) -> None:
         raise click.exceptions.Exit(signal_status(received[0]))
 
 
-def _execute(job: Job, options: RunOptions) -> None:
-    """Run ``job`` on the selected hosts, show it, and leave with the table's status.
+def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
+    """Run ``job`` on the selected hosts (in batches: ``rolling``), show it, record its
+    outcome sets, and leave with the table's status.
 
     Each event goes to the result first, then to the renderer, which draws from it.
     """
     begin = started()
     if options.as_json and not options.gather:
         raise click.UsageError("--json and --no-gather cannot be combined (--json streams already)")
+    if rolling.diff and (options.as_json or not options.gather):
+        raise click.UsageError("--diff goes with the gathered view (not --json, --no-gather)")
     inventory, hosts = select_hosts(options.inventories, options.pattern)
-    carriers = _carriers(inventory, hosts)
+    _carriers(inventory, hosts)  # a bad via is reported before anything starts
     files = _outdir(options.outdir)
+    rollout = rolling.rollout(hosts)
     result = GroupResult()
-    renderer = _renderer(options, result, [h.name for h in hosts])
+    renderer = _renderer(options, result, [h.name for h in hosts], rolling, rollout)
+    received: list[int] = []
     try:
         with (
-            Runner(
-                hosts,
+            RollingRunner(
+                rollout,
                 job,
                 fanout=options.fanout,
-                carriers=carriers,
+                carriers=functools.partial(_carriers, inventory),
                 capture_strays=True,
                 retries=options.retries.times if options.retries.typed else None,
                 default_retries=options.retries.times,
@@ -283,10 +291,16 @@ def _execute(job: Job, options: RunOptions) -> None:
         if files is not None:
             files.close()
         renderer.close()
+        outcomes = {name: result[name].status for name in result}
+        sets = remember(
+            job.kind, options.pattern, [h.name for h in hosts], outcomes, rolling.save_run
+        )
         result.close()
+    if not options.as_json:
+        report(rollout, rolling, sets)
     leave_if_stopped(received, quiet=options.as_json)
     bad = len(result) - result.count(OK)
-    status = exit_status(result.outcomes, bad, len(hosts), options.tolerance)
+    status = exit_status(result.outcomes, bad, len(hosts), options.tolerance, rollout.stopped_early)
     if status == 0 and bad and not options.as_json:
         click.echo(
             f"xnet: {bad} of {len(hosts)} hosts not ok, tolerated (--tolerate {options.tolerance})",
@@ -310,20 +324,39 @@ def _one_stdin(argument: str, options: RunOptions) -> None:
         fail("standard input cannot give both the code and the hosts: use --hosts @FILE")
 
 
-def _renderer(options: RunOptions, result: GroupResult, names: list[str]) -> Renderer:
+def _renderer(
+    options: RunOptions,
+    result: GroupResult,
+    names: list[str],
+    rolling: RollingOptions,
+    rollout: Rollout,
+) -> Renderer:
     if options.as_json:
         return JsonRenderer(sys.stdout, result)
     out, err = config.console(highlight=False), config.console(stderr=True, highlight=False)
     if not options.gather:
         return StreamRenderer(out, err, result, names, options.verbose, options.raw)
+    args = (out, err, result, names, options.verbose, options.raw)
     if err.is_terminal and names:
         from .live import LiveRenderer  # only a terminal pays for rich's Live
 
-        return LiveRenderer(out, err, result, names, options.verbose, options.raw)
-    return GatherRenderer(out, err, result, names, options.verbose, options.raw)
+        if rolling.diff:
+            from .diffview import LiveDiffRenderer
+
+            live: LiveRenderer = LiveDiffRenderer(*args)
+        else:
+            live = LiveRenderer(*args)
+        if rolling.rolling:
+            live.note = rollout.progress
+        return live
+    if rolling.diff:
+        from .diffview import DiffRenderer
+
+        return DiffRenderer(*args)
+    return GatherRenderer(*args)
 
 
-def _carriers(inventory: Inventory, hosts: list[Host]) -> list[Host]:
+def _carriers(inventory: Inventory, hosts: Sequence[Host]) -> list[Host]:
     """Hosts that selected hosts reach ``via``, opened too but not run on."""
     with user_errors():
         return carriers_for(hosts, inventory.host)
@@ -332,7 +365,8 @@ def _carriers(inventory: Inventory, hosts: list[Host]) -> list[Host]:
 @click.command("run")
 @click.argument("code")
 @run_options
-def run(code: str, options: RunOptions) -> None:
+@rolling_options()
+def run(code: str, options: RunOptions, rolling: RollingOptions) -> None:
     """Run Python CODE on every selected host; show what it prints and how it ended.
 
     CODE is source text, '-' for standard input, or @FILE for a file. It runs as
@@ -350,19 +384,21 @@ def run(code: str, options: RunOptions) -> None:
 
     \b
     Exit status (the first that applies): 128+N stopped by signal N (130 Ctrl-C),
-    70 internal error (see --debug), 1 some host failed, 4 some host timed out,
-    3 some host unreachable, 0 all ok (or within --tolerate); 2 usage or inventory
-    error, 5 the pattern selected no host, 141 stdout closed (| head).
+    70 internal error (see --debug), 6 stopped on the failure budget (--max-fail,
+    --canary), 1 some host failed, 4 some host timed out, 3 some host unreachable,
+    0 all ok (or within --tolerate); 2 usage or inventory error, 5 the pattern
+    selected no host, 141 stdout closed (| head).
     """
     _one_stdin(code, options)
     source, filename = read_code(code)
-    _execute(python_job(source, filename, options.timeout), options)
+    _execute(python_job(source, filename, options.timeout), options, rolling)
 
 
 @click.command("sh")
 @click.argument("command")
 @run_options
-def sh(command: str, options: RunOptions) -> None:
+@rolling_options()
+def sh(command: str, options: RunOptions, rolling: RollingOptions) -> None:
     """Run the shell COMMAND on every selected host (sh -c, started by its worker).
 
     Output streams back as it comes; each host's exit status is reported. COMMAND '-'
@@ -374,12 +410,19 @@ def sh(command: str, options: RunOptions) -> None:
       xnet sh -i lab.yaml --hosts 'web,!web03' --no-gather 'tail -n 20 /var/log/syslog'
 
     \b
+    Rolling and rerunning:
+      xnet sh --canary 1 --batch 25% --max-fail 2 'systemctl restart app'
+      xnet sh -H @failed 'systemctl restart app'     # the hosts that failed last time
+      xnet sh --diff 'cat /etc/resolv.conf'          # how hosts differ from the majority
+
+    \b
     Exit status (the first that applies): 128+N stopped by signal N (130 Ctrl-C),
-    70 internal error (see --debug), 1 some host exited non-zero or failed, 4 some
-    host timed out, 3 some host unreachable, 0 all exited 0 (or within --tolerate);
-    2 usage or inventory error, 5 the pattern selected no host, 141 stdout closed.
+    70 internal error (see --debug), 6 stopped on the failure budget (--max-fail,
+    --canary), 1 some host exited non-zero or failed, 4 some host timed out, 3 some
+    host unreachable, 0 all exited 0 (or within --tolerate); 2 usage or inventory
+    error, 5 the pattern selected no host, 141 stdout closed.
     """
     _one_stdin(command, options)
     if command == "-":
         command = sys.stdin.read()
-    _execute(shell_job(command, options.timeout), options)
+    _execute(shell_job(command, options.timeout), options, rolling)

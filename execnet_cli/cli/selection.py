@@ -2,7 +2,11 @@
 every form, ``resolve_selection``.
 
 - ``-``: host names read from standard input;
-- ``@PATH``: host names read from a file (``@./failed`` for a file named like a run state);
+- ``@ok``, ``@failed``, ``@unreachable``, ``@timed-out``, ``@not-run``: the hosts the last
+  run recorded in that set (``fleet.lastrun``); ``@NAME:STATE`` the same from the run
+  saved with ``--save-run NAME``;
+- any other ``@PATH``: host names read from a file (``@./failed`` for a file named like a
+  run state); a missing file one typo away from a set says which set was meant;
 - a pattern of the inventory (``web,!web03``, ``web&prod``, see ``inventory.patterns``);
 - ad-hoc hosts beside or instead of inventory names: ``[user@]host[:port]`` terms of a
   ``,`` list that look like an address (``user@db``, ``db:2222``, ``db.example.com``,
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from ..errors import XnetError
+from ..fleet.lastrun import LastRunError, load_state, parse_reference, state_hint
 from ..inventory import Host, Inventory, NoHostSelected, PatternError
 from ..inventory.ranges import top_level
 from .shell_hosts import adhoc_host
@@ -36,7 +41,8 @@ _ADDRESS_LIKE = re.compile(r"[^@\s]+@.+|.*:[0-9]{1,5}|[^\[\]*?~]*\.[^\[\]*?]*|\[
 
 
 class SelectionError(XnetError, ValueError):
-    """A selection that cannot be read (an unreadable ``@FILE``): a usage error."""
+    """A selection that cannot be read (an unreadable ``@FILE``, no recorded run): a usage
+    error."""
 
 
 def looks_adhoc(term: str) -> bool:
@@ -52,11 +58,17 @@ def resolve_selection(
     Raises ``PatternError`` (``NoHostSelected`` when nothing is selected) or
     ``SelectionError``.
     """
+    reference = parse_reference(value)
     if value == "-":
         names = read_names((stdin or sys.stdin).read())
         return _names(inventory, names, "standard input")
+    elif reference is not None:
+        return _from_run(inventory, value, *reference)
     elif value.startswith("@"):
         path = Path(value[1:])
+        hint = state_hint(value)
+        if hint and not path.exists():
+            raise SelectionError(f"{value}: no such set of a recorded run{hint}")
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -64,6 +76,22 @@ def resolve_selection(
             raise SelectionError(f"cannot read host names from {path}: {reason}") from None
         return _names(inventory, read_names(text), str(path))
     return _pattern_or_adhoc(inventory, value)
+
+
+def _from_run(inventory: Inventory, value: str, run: Optional[str], state: str) -> list[Host]:
+    """The hosts a recorded run put in ``state``, as the inventory now defines them."""
+    try:
+        names = load_state(run, state)
+    except LastRunError as exc:
+        raise SelectionError(str(exc)) from None
+    what = "the last run" if run is None else f"the run saved as {run!r}"
+    if not names:
+        raise NoHostSelected(f"{what} has no host in {state!r}: {value} selects nothing")
+    missing = [name for name in names if name not in inventory.all]
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise SelectionError(f"{value}: not in the inventory now: {shown}")
+    return [inventory.host(name) for name in names]
 
 
 def read_names(text: str) -> list[str]:
