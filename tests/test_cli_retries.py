@@ -19,7 +19,7 @@ from execnet_cli.cli.live import table_rows
 from execnet_cli.errors import ConnectFailed, HostKeyError, InterpreterNotFound
 from execnet_cli.fleet.events import Failed, Retrying, Started
 from execnet_cli.fleet.results import RETRYING, GroupResult
-from execnet_cli.fleet.runner import backoff, retryable
+from execnet_cli.fleet.retries import backoff, retryable
 
 
 def xnet(*args: str) -> Result:

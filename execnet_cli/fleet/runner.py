@@ -5,6 +5,9 @@ the job on each, and reports what happens as ``events`` (``Started``, ``Output``
 ``Exited`` or ``Failed`` per host), in the consuming thread. It keeps no results: a
 ``results.GroupResult`` folds the events, and renderers draw them; neither touches a gateway.
 
+Connection errors that may pass (refused, timed out) are tried again when the host's
+retries allow (``retries``: which errors, the backoff), each retry a ``Retrying`` event.
+
 How a host that did not get its job done is classified (``events`` names the outcomes):
 only a connection error while opening (``CONNECTION_ERRORS``) makes it "unreachable"; the
 job raising or losing its worker makes it "failed" (a lost worker says how it ended: "the
@@ -33,16 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Optional
 
-from ..errors import (
-    AuthenticationFailed,
-    BootstrapError,
-    ChannelClosed,
-    ConnectFailed,
-    HostKeyError,
-    HostNotFound,
-    InterpreterNotFound,
-    RemoteError,
-)
+from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
 from ..gateway import Gateway
 from ..group import Group
 from ..inventory import Host
@@ -64,6 +58,7 @@ from .events import (
 )
 from .jobs import SH_TIMED_OUT, Job
 from .results import GroupResult
+from .retries import backoff, retryable
 
 __all__ = [
     "CONNECTION_ERRORS",
@@ -79,9 +74,6 @@ log = logging.getLogger(__name__)
 DEFAULT_FANOUT = 64
 #: How long a timed-out or cancelled worker is given to end before it is killed.
 KILL_WAIT = 1.0
-#: Backoff between connection attempts (``--retries``): the first delay, and the longest.
-RETRY_FIRST_DELAY = 0.5
-RETRY_MAX_DELAY = 30.0
 #: Bound on joining the pool threads when the run is closed.
 JOIN_WAIT = 5.0
 #: How often a pool thread waiting for its job looks at the clock (timeouts).
@@ -116,23 +108,6 @@ def carriers_for(hosts: Sequence[Host], lookup: Callable[[str], Host]) -> list[H
         if carrier.via:
             todo.append(carrier.via)
     return extra
-
-
-def retryable(exc: BaseException) -> bool:
-    """Whether another connection attempt may succeed: refused, reset, timed out, no
-    banner (a host rebooting). Not a host key, authentication, an unknown name or
-    interpreter, a worker that cannot start: those stay as they are."""
-    if isinstance(exc, (AuthenticationFailed, HostKeyError, InterpreterNotFound, BootstrapError)):
-        return False
-    return isinstance(exc, (ConnectFailed, OSError, EOFError)) and not isinstance(
-        exc, FileNotFoundError
-    )
-
-
-def backoff(attempt: int) -> float:
-    """Seconds before attempt ``attempt + 1``: 0.5, 1, 2, 4, ... at most 30 (the runner
-    adds +-20 % so that hosts failing together do not retry together)."""
-    return min(RETRY_FIRST_DELAY * 2 ** (attempt - 1), RETRY_MAX_DELAY)
 
 
 class _Cancelled(Exception):
