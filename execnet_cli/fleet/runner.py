@@ -40,6 +40,7 @@ from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
 from ..gateway import Gateway
 from ..group import Group
 from ..inventory import Host
+from ..transports.descriptors import room_for
 from . import strays
 from .collect import CLOSED, Budget, Collector, LineSplitter
 from .events import (
@@ -91,6 +92,7 @@ class _Slot:
         self.done = threading.Event()
         self.gateway: Optional[Gateway] = None
         self.error: Optional[str] = None
+        self.exception: Optional[Exception] = None
 
 
 def carriers_for(hosts: Sequence[Host], lookup: Callable[[str], Host]) -> list[Host]:
@@ -202,6 +204,9 @@ class Runner:
         self._started: dict[str, float] = {}  # host -> when its turn came
         self._serving: dict[Optional[int], str] = {}  # pool thread ident -> its host
         self._ended: set[str] = set()  # hosts whose end event was put
+        #: Why each host that did not open did not (set before its ``Failed`` is put): for
+        #: callers that look past the event's text (``hostkeys``: the key to ask about).
+        self.open_errors: dict[str, Exception] = {}
 
     def __enter__(self) -> Runner:
         return self
@@ -228,6 +233,7 @@ class Runner:
 
     def _events_until_done(self) -> Iterator[Event]:
         count = min(self.fanout, len(self._slots))
+        room_for(count + len(self._carrier_names))  # open at once: the pool's, and carriers
         for number in range(count):
             self._tasks.put(None)  # one stop mark per thread
             thread = threading.Thread(target=self._work, name=f"xnet-run-{number}", daemon=True)
@@ -346,7 +352,8 @@ class Runner:
         except Exception as exc:
             # Closing the run cuts opens short: that is not the host's fault.
             error = _Cancelled("interrupted") if self._cancel.is_set() else exc
-            slot.error = _one_line(error)
+            slot.error, slot.exception = _one_line(error), error
+            self.open_errors[name] = error
             slot.done.set()
             if selected:
                 self._end(_not_opened(name, error, time.monotonic() - start))
@@ -390,8 +397,9 @@ class Runner:
             while not carrier.done.wait(0.1):
                 if self._cancel.is_set():
                     raise _Cancelled("interrupted")
-            if carrier.gateway is None:
-                raise ConnectFailed(f"via {host.via}: unreachable ({carrier.error})")
+            if carrier.gateway is None:  # its cause says why (an unknown host key, say)
+                error = ConnectFailed(f"via {host.via}: unreachable ({carrier.error})")
+                raise error from carrier.exception
         if self._cancel.is_set():
             raise _Cancelled("interrupted")
         gateway = self.group.makegateway(host.xspec())
