@@ -89,6 +89,7 @@ class HostKeyRounds:
         capture_strays: bool = False,
         refused: Optional[list[NewKey]] = None,
         runner_options: Optional[Mapping[str, Any]] = None,
+        relays_for: Callable[[Sequence[Host]], Mapping[str, Sequence[Host]]] = lambda hosts: {},
     ) -> None:
         self.hosts = list(hosts)
         #: More keyword arguments of each round's ``Runner`` (``retries``, ...).
@@ -97,6 +98,7 @@ class HostKeyRounds:
         self.decide = decide
         self.fanout = fanout
         self.carriers_for = carriers_for
+        self.relays_for = relays_for  # which relays serve which hosts (fleet.relays)
         self.capture_strays = capture_strays
         self.accepted: list[NewKey] = []
         self.refused: list[NewKey] = [] if refused is None else refused  # shared by batches
@@ -164,6 +166,7 @@ class HostKeyRounds:
             carriers=self.carriers_for(hosts),
             capture_strays=self.capture_strays,
             **self.runner_options,
+            relays=self.relays_for(hosts),
         )
         self._runner = runner
         if self._stopping:  # stopped between rounds
