@@ -26,11 +26,12 @@ import click
 from rich.console import Console
 
 from ..fleet.events import OK
-from ..fleet.jobs import Job, python_job, shell_job
+from ..fleet.jobs import Job, shell_job
 from ..fleet.results import GroupResult
 from ..fleet.runner import DEFAULT_FANOUT, Runner, carriers_for
 from ..inventory import Host, Inventory
 from .exitcodes import Tolerance, exit_status, signal_status
+from .forwarding import forwarding_options, run_job
 from .options import fail, inventory_option, select_hosts, timeout_option, user_errors
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
 
@@ -263,19 +264,24 @@ def _carriers(inventory: Inventory, hosts: list[Host]) -> list[Host]:
 
 
 @click.command("run")
-@click.argument("code")
+@click.argument("code", required=False)
+@forwarding_options
 @run_options
-def run(code: str, options: RunOptions) -> None:
+def run(code: Optional[str], options: RunOptions, **forwarding: Any) -> None:
     """Run Python CODE on every selected host; show what it prints and how it ended.
 
     CODE is source text, '-' for standard input, or @FILE for a file. It runs as
     __main__ in a fresh interpreter on each host; sys.exit(N) sets that host's exit code.
+    Instead of CODE: -m PKG.MOD:FUNC calls a function (its return value is shown per
+    host), --file SCRIPT runs a script; the hosts import what they lack from here.
 
     \b
     Examples:
       xnet run 'import platform; print(platform.node())'
       xnet run -i lab.yaml --hosts web @check.py
       xnet run --json 'import os; print(os.cpu_count())' | jq -r .stdout
+      xnet run -m mypkg.tasks:deploy --hosts web
+      xnet run --file tools/check.py --hosts web
 
     \b
     At a terminal a live table shows each host while it works; then each distinct
@@ -287,8 +293,7 @@ def run(code: str, options: RunOptions) -> None:
     3 some host unreachable, 0 all ok (or within --tolerate); 2 usage or inventory
     error, 5 the pattern selected no host, 141 stdout closed (| head).
     """
-    source, filename = read_code(code)
-    _execute(python_job(source, filename, options.timeout), options)
+    _execute(run_job(code, options.timeout, **forwarding), options)
 
 
 @click.command("sh")
