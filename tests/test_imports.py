@@ -3,6 +3,7 @@ empty directory import a package that exists only on the controller."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -223,6 +224,8 @@ def test_each_module_crosses_once_per_gateway_and_is_read_once(
     }
     assert sent[0] == sent[1] == sent[2]
     assert CACHE.reads == 6  # five modules and one data file, for all three workers
+    assert CACHE.compiles == 5  # compiled here once, for workers of this Python
+    assert all(server_of(gateway).magic == importlib.util.MAGIC_NUMBER for gateway in gateways)
     finder_asks = run(
         gateways[0],
         "import sys\n"
@@ -277,6 +280,7 @@ def test_python_38_workers_with_its_resource_api(
     group: execnet_cli.Group, workdir: Path, root: Path
 ) -> None:
     gateway = open_forwarding(group, workdir, root, python=PY38)
+    assert server_of(gateway).magic != importlib.util.MAGIC_NUMBER  # it is sent source
     got = run(
         gateway,
         """

@@ -3,6 +3,8 @@ refusal), answered by ``ImportServer.answer`` from real files."""
 
 from __future__ import annotations
 
+import importlib.util
+import marshal
 import os
 import threading
 from pathlib import Path
@@ -12,6 +14,7 @@ from imports_helpers import make_package
 
 from execnet_cli.imports import FileCache, ImportPolicy, ImportServer, Root, module_root
 from execnet_cli.imports.policy import Found, Refused
+from execnet_cli.imports.related import candidates
 
 
 @pytest.fixture
@@ -30,14 +33,59 @@ def refusal(answer: object) -> str:
 
 
 def test_modules_packages_and_submodules(server: ImportServer, root: Path) -> None:
-    kind, path, source = server.answer(("find", "ctrlonly"))
+    kind, path, source, code, related = server.answer(("find", "ctrlonly"))
     assert (kind, path) == ("package", str(root / "ctrlonly" / "__init__.py"))
     assert source == b"VERSION = '1.0'\n"
+    assert code is None and related == []  # no magic number known: source only
     assert server.answer(("find", "ctrlonly.sub.deep"))[:2] == (
         "module",
         str(root / "ctrlonly" / "sub" / "deep.py"),
     )
     assert server.sent == {"ctrlonly", "ctrlonly.sub.deep"}
+
+
+def test_the_modules_a_module_imports_travel_with_it(root: Path) -> None:
+    cache = FileCache()
+    policy = ImportPolicy.from_directories([str(root)])
+    server = ImportServer(policy, cache, magic=importlib.util.MAGIC_NUMBER)
+    assert server.answer(("find", "ctrlonly"))[4] == []  # its __init__ imports nothing
+    kind, path, source, code, related = server.answer(("find", "ctrlonly.tasks"))
+    assert isinstance(code, bytes) and marshal.loads(code).co_filename == path
+    names = [entry[0] for entry in related]
+    assert names == ["ctrlonly.helpers", "ctrlonly.sub", "ctrlonly.sub.deep"]
+    assert all(isinstance(entry[4], bytes) for entry in related)
+    assert server.answer(("find", "ctrlonly.helpers"))[4] == []  # sent already: not again
+    assert cache.compiles == 5  # once each, for every worker
+
+
+def test_a_worker_of_another_python_gets_source_only(root: Path) -> None:
+    server = ImportServer(ImportPolicy.from_directories([str(root)]), FileCache(), magic=b"x")
+    answer = server.answer(("find", "ctrlonly.tasks"))
+    assert answer[3] is None and all(entry[4] is None for entry in answer[4])
+
+
+def test_a_syntax_error_is_the_workers_to_raise(root: Path) -> None:
+    (root / "ctrlonly" / "bad.py").write_text("def (:\n")
+    server = ImportServer(
+        ImportPolicy.from_directories([str(root)]), FileCache(), magic=importlib.util.MAGIC_NUMBER
+    )
+    answer = server.answer(("find", "ctrlonly.bad"))
+    assert answer[0] == "module" and answer[3] is None
+
+
+@pytest.mark.parametrize(
+    "name, is_package, nodes, expected",
+    [
+        ("p.m", False, [(1, "", ("a", "b"))], ["p", "p.a", "p.b"]),
+        ("p", True, [(1, "sub", ("x",))], ["p", "p.sub", "p.sub.x"]),
+        ("p.s.m", False, [(2, "", ("a",))], ["p", "p.a"]),
+        ("p.m", False, [(0, "p.q.r", ())], ["p", "p.q", "p.q.r"]),
+        ("p.m", False, [(0, "os", ()), (0, "other.p", ()), (3, "", ("x",))], []),
+        ("p.m", False, [(1, "", ("*",))], ["p"]),
+    ],
+)
+def test_candidates(name: str, is_package: bool, nodes: list, expected: list) -> None:
+    assert list(candidates(name, is_package, nodes)) == expected
 
 
 def test_unknown_names_are_not_found(server: ImportServer) -> None:

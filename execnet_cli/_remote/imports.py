@@ -8,10 +8,16 @@ package is never completed from the controller's copy). Requests and answers (th
 controller's half is ``execnet_cli.imports``):
 
     ("find", name)            -> None (not there), ("refused", why), or
-                                 ("module" | "package", path, source bytes)
+                                 ("module" | "package", path, source, code, related)
     ("stat", package, path)   -> "file", "dir" or None      package data, for
     ("list", package, path)   -> [names] or None              importlib.resources
     ("read", package, path)   -> bytes, None or ("refused", why)
+
+``code`` is a marshalled code object when this interpreter's bytecode is the
+controller's (``install`` tells it our magic number), else None: we compile the source.
+``related`` are modules of the same package that the module imports, sent along as
+``(name, kind, path, source, code)`` so that a package costs one round trip; they are
+kept and used only when the import system asks this finder for them.
 
 Every answer is kept: each module and each file crosses the wire once per worker, and a
 name the controller does not have is asked for once. A refusal (a compiled extension
@@ -22,9 +28,11 @@ a name nobody has ends as the usual ``ModuleNotFoundError``.
 from __future__ import annotations
 
 import io
+import marshal
 import sys
 import threading
 from importlib.machinery import ModuleSpec
+from importlib.util import MAGIC_NUMBER
 
 from .errors import RemoteError
 
@@ -32,15 +40,17 @@ from .errors import RemoteError
 ANSWER_TIMEOUT = 60.0
 
 
-def install(channel) -> ControllerImporter:  # type: ignore[no-untyped-def]
-    """Put a finder asking over ``channel`` last on ``sys.meta_path`` (once per worker)."""
+def install(channel) -> bytes:  # type: ignore[no-untyped-def]
+    """Put a finder asking over ``channel`` last on ``sys.meta_path`` (once per worker);
+    return this interpreter's bytecode magic number (b"" under ``-O``: the controller's
+    code objects keep their asserts, so we compile ourselves)."""
     for finder in sys.meta_path:
         if isinstance(finder, ControllerImporter):
             finder.channel = channel
-            return finder
-    finder = ControllerImporter(channel)
-    sys.meta_path.append(finder)
-    return finder
+            break
+    else:
+        sys.meta_path.append(ControllerImporter(channel))
+    return MAGIC_NUMBER if not sys.flags.optimize else b""
 
 
 class ControllerImporter:
@@ -50,7 +60,7 @@ class ControllerImporter:
         self.channel = channel
         self.lock = threading.Lock()  # one request and its answer at a time
         self.missing = set()  # type: ignore[var-annotated]
-        self.modules = {}  # type: ignore[var-annotated]  # name -> (kind, path, source)
+        self.modules = {}  # type: ignore[var-annotated]  # name -> (kind, path, source, code)
         self.answers = {}  # type: ignore[var-annotated]  # (verb, package, path) -> answer
 
     def ask(self, request):  # type: ignore[no-untyped-def]
@@ -80,7 +90,9 @@ class ControllerImporter:
                 return None
             if answer[0] == "refused":
                 raise ImportError(str(answer[1]), name=fullname)
-            self.modules[fullname] = answer
+            for related in answer[4]:
+                self.modules.setdefault(related[0], tuple(related[1:]))
+            answer = self.modules[fullname] = answer[:4]
         kind, origin = answer[0], answer[1]
         spec = ModuleSpec(fullname, self, origin=origin, is_package=kind == "package")
         spec.has_location = True  # __file__: code that only builds paths from it still runs
@@ -95,7 +107,9 @@ class ControllerImporter:
         exec(self.get_code(module.__name__), module.__dict__)
 
     def get_code(self, fullname):  # type: ignore[no-untyped-def]
-        _, origin, source = self._known(fullname)
+        _, origin, source, code = self._known(fullname)
+        if code is not None:
+            return marshal.loads(code)
         return compile(source, origin, "exec", dont_inherit=True)
 
     def get_source(self, fullname):  # type: ignore[no-untyped-def]

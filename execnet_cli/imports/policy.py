@@ -20,6 +20,7 @@ opened, because a worker may be compromised and ask anything:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -68,8 +69,9 @@ class Root:
     directory: str
     only: Optional[str] = None
 
+    @functools.cached_property
     def area(self) -> str:
-        """The real path everything served from this root must lie in."""
+        """The real path everything served from this root must lie in (resolved once)."""
         base = os.path.realpath(self.directory)
         if self.only is None:
             return base
@@ -164,7 +166,7 @@ class ImportPolicy:
             found = Found(name, "module", module_file)
         else:
             return _not_source(name, directory, last)
-        if not _inside(found.path, root.area()):
+        if not _inside(found.path, root.area):
             return Refused(
                 f"{name}: {found.path} leads outside the directories the controller "
                 f"serves ({root.describe()})"
@@ -194,16 +196,15 @@ class ImportPolicy:
 def _entry(directory: str, top: str) -> bool:
     """Whether a root holds something importable as ``top``: a directory (a package), a
     ``.py`` file, or a form we refuse to send (an extension module, a ``.pyc``)."""
+    base = os.path.join(directory, top)
+    if os.path.isdir(base) or os.path.isfile(base + ".py"):
+        return True
     try:
         names = os.listdir(directory)
     except OSError:
         return False
-    for entry in names:
-        if entry == top and os.path.isdir(os.path.join(directory, entry)):
-            return True
-        if entry.partition(".")[0] == top and entry.endswith((".py", ".pyc", *EXTENSION_ENDINGS)):
-            return True
-    return False
+    endings = (".pyc", *EXTENSION_ENDINGS)
+    return any(n.partition(".")[0] == top and n.endswith(endings) for n in names)
 
 
 def _not_source(name: str, directory: str, last: str) -> Optional[Refused]:
