@@ -291,3 +291,41 @@ channel.send((ctrlonly.tasks.deploy(), res.read_text("ctrlonly", "helpers.py")[:
 """,
     )
     assert got == ({"deep": 42, "version": "1.0"}, 'NAME = "helpers', True, True)
+
+
+@pytest.mark.parametrize("execmodel", ["thread", "main_thread_only"])
+def test_an_import_in_a_channel_callback_fails_at_once(
+    workdir: Path, root: Path, execmodel: str
+) -> None:
+    """The thread that reads the gateway runs callbacks: it cannot wait for an answer
+    that only it would read (this hung for the answer timeout, 60 s)."""
+    group = execnet_cli.Group(execmodel=execmodel)
+    try:
+        gateway = open_forwarding(group, workdir, root)
+        assert run(gateway, "import ctrlonly.sub.deep as d\nchannel.send(d.twice(3))") == 6
+        channel = gateway.remote_exec(
+            """
+import threading
+done, seen = threading.Event(), []
+def callback(item):
+    for name in ("ctrlonly.sub.deep", "ctrlonly.helpers"):
+        try:
+            __import__(name)
+            seen.append(name)
+        except ImportError as exc:
+            seen.append(type(exc).__name__ + ": " + str(exc))
+    done.set()
+inner = channel.gateway.newchannel()
+inner.setcallback(callback)
+channel.send(inner)
+done.wait(30)
+channel.send(seen)
+"""
+        )
+        channel.receive(30).send("go")
+        seen = channel.receive(30)
+    finally:
+        group.terminate(5)
+    assert seen[0] == "ctrlonly.sub.deep"  # had come already: no need to ask
+    assert seen[1].startswith("ModuleNotFoundError: cannot ask the controller for ")
+    assert "channel callback" in seen[1]

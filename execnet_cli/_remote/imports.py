@@ -84,6 +84,12 @@ class ControllerImporter:
                 return None  # a package of this interpreter's own: never mixed
         answer = self.modules.get(fullname)
         if answer is None:
+            if self.channel._reader.dispatching_here():
+                raise ModuleNotFoundError(
+                    "cannot ask the controller for " + fullname + " in the thread that "
+                    "reads the gateway (a channel callback): import it beforehand",
+                    name=fullname,
+                )
             answer = self.ask(("find", fullname))
             if not isinstance(answer, tuple) or not answer:
                 self.missing.add(fullname)
@@ -138,6 +144,8 @@ class ControllerImporter:
     def asked(self, verb, package, path):  # type: ignore[no-untyped-def]
         """The controller's (kept) answer about a file of ``package``'s data."""
         key = (verb, package, path)
+        if key not in self.answers and self.channel._reader.dispatching_here():
+            raise OSError("cannot read package data from the controller in a channel callback")
         if key not in self.answers:
             self.answers[key] = self.ask(key)
         return self.answers[key]

@@ -109,6 +109,7 @@ class StreamReader:
         self._last_release = 0.0
         self._owner: object = None  # who holds the role: a thread ident, or BACKGROUND
         self._backlog: Deque[FrameTuple] = deque()  # frames read but not yet dispatched
+        self._dispatcher: Optional[int] = None  # the thread dispatching frames, if any
         self.ended = False
         self.reason: Optional[BaseException] = None
         self._wake_lock = threading.Lock()
@@ -240,11 +241,20 @@ class StreamReader:
     def _dispatch_backlog(self) -> None:
         backlog = self._backlog
         dispatch = self._dispatch
-        while backlog:
-            if not dispatch(backlog.popleft()):
-                backlog.clear()
-                self._end(EOFError(f"gateway {self._name!r}: terminated"))
-                return
+        self._dispatcher = get_ident()
+        try:
+            while backlog:
+                if not dispatch(backlog.popleft()):
+                    backlog.clear()
+                    self._end(EOFError(f"gateway {self._name!r}: terminated"))
+                    return
+        finally:
+            self._dispatcher = None
+
+    def dispatching_here(self) -> bool:
+        """Whether the calling thread is dispatching what it read (a channel callback
+        runs there): it must not wait for an item, which only it would read."""
+        return self._dispatcher == get_ident()
 
     def _wait_readable(self, timeout: float) -> bool:
         return bool(self._stream_poller.poll(max(0.0, timeout) * 1000))
