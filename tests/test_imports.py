@@ -21,10 +21,14 @@ pytestmark = pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="no /u
 #: Remote code that imports and reports; the channel gets one item.
 USE_PACKAGE = """
 import ctrlonly.tasks
-from importlib.resources import files
+from importlib.resources import as_file, files
+with as_file(files("ctrlonly") / "data" / "greeting.txt") as copy:
+    copied = open(copy).read()
 channel.send({
     "deploy": ctrlonly.tasks.deploy(),
     "data": files("ctrlonly").joinpath("data/greeting.txt").read_text(),
+    "copied": copied,
+    "listing": sorted(entry.name for entry in files("ctrlonly").iterdir()),
     "file": ctrlonly.tasks.__file__,
     "package": ctrlonly.tasks.__package__,
 })
@@ -77,7 +81,15 @@ def test_modules_subpackages_data_and_relative_imports(
     gateway = open_forwarding(group, workdir, root)
     got = run(gateway, USE_PACKAGE)
     assert got["deploy"] == {"deep": 42, "version": "1.0"}
-    assert got["data"] == "hello from the controller\n"
+    assert got["data"] == got["copied"] == "hello from the controller\n"
+    assert got["listing"] == [
+        "__init__.py",
+        "broken.py",
+        "data",
+        "helpers.py",
+        "sub",
+        "tasks.py",
+    ]  # no .secret, no __pycache__
     assert got["file"] == str(root / "ctrlonly" / "tasks.py")
     assert got["package"] == "ctrlonly"
 

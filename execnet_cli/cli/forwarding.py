@@ -119,5 +119,9 @@ def _target_roots(target: str, forward_paths: tuple[str, ...]) -> list[Root]:
     search = [*map(os.path.abspath, forward_paths), os.getcwd(), *(p for p in sys.path if p)]
     found: Any = module_root(module.partition(".")[0], search)
     if isinstance(found, str):
-        fail(f"-m {target}: {found}; --no-forward-imports runs what the hosts have")
+        found = found.split(" (searched:")[0]
+        fail(
+            f"-m {target}: {found} (searched --forward-path, the current directory and "
+            "sys.path); --no-forward-imports runs what the hosts have"
+        )
     return [found]

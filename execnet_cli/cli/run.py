@@ -265,8 +265,8 @@ def _carriers(inventory: Inventory, hosts: list[Host]) -> list[Host]:
 
 @click.command("run")
 @click.argument("code", required=False)
-@forwarding_options
 @run_options
+@forwarding_options
 def run(code: Optional[str], options: RunOptions, **forwarding: Any) -> None:
     """Run Python CODE on every selected host; show what it prints and how it ended.
 
