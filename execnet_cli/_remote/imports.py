@@ -84,7 +84,7 @@ class ControllerImporter:
                 return None  # a package of this interpreter's own: never mixed
         answer = self.modules.get(fullname)
         if answer is None:
-            if self.channel._reader.dispatching_here():
+            if not self.channel.can_wait_here():
                 raise ModuleNotFoundError(
                     "cannot ask the controller for " + fullname + " in the thread that "
                     "reads the gateway (a channel callback): import it beforehand",
@@ -144,7 +144,7 @@ class ControllerImporter:
     def asked(self, verb, package, path):  # type: ignore[no-untyped-def]
         """The controller's (kept) answer about a file of ``package``'s data."""
         key = (verb, package, path)
-        if key not in self.answers and self.channel._reader.dispatching_here():
+        if key not in self.answers and not self.channel.can_wait_here():
             raise OSError("cannot read package data from the controller in a channel callback")
         if key not in self.answers:
             self.answers[key] = self.ask(key)

@@ -12,6 +12,7 @@ the server sends along with it).
 from __future__ import annotations
 
 import ast
+import errno
 import marshal
 import os
 import threading
@@ -21,7 +22,7 @@ from typing import Optional
 
 from ..parsing import compile_module, parse
 
-__all__ = ["CACHE", "FileCache", "ImportNode", "TooLarge"]
+__all__ = ["CACHE", "FileCache", "ImportNode"]
 
 #: Largest file served (a module or a data file); a frame holds at most 256 MiB.
 MAX_FILE = 64 * 1024 * 1024
@@ -30,10 +31,6 @@ MAX_TOTAL = 256 * 1024 * 1024
 
 #: An import statement of a module: (level, module or "", names imported from it).
 ImportNode = tuple[int, str, tuple[str, ...]]
-
-
-class TooLarge(OSError):
-    """A file over ``MAX_FILE``: refused rather than sent."""
 
 
 @dataclass
@@ -61,7 +58,7 @@ class FileCache:
         self.compiles = 0
 
     def read(self, path: str) -> bytes:
-        """The file's bytes; OSError if it cannot be read, ``TooLarge`` past the bound."""
+        """The file's bytes; OSError if it cannot be read or is over ``max_file``."""
         return self._current(path, derived=False).data
 
     def code(self, path: str) -> Optional[bytes]:
@@ -112,11 +109,11 @@ class FileCache:
             self.hits += 1  # read meanwhile by the thread this one waited for
             return entry
         if status.st_size > self.max_file:
-            raise TooLarge(f"{path}: {status.st_size} bytes, over {self.max_file}")
+            raise OSError(errno.EFBIG, f"{status.st_size} bytes, over {self.max_file}", path)
         with open(path, "rb") as file:
             data = file.read(self.max_file + 1)
         if len(data) > self.max_file:
-            raise TooLarge(f"{path}: over {self.max_file} bytes")
+            raise OSError(errno.EFBIG, f"over {self.max_file} bytes", path)
         self.reads += 1
         entry = _Entry(status.st_mtime_ns, status.st_size, data)
         self._keep(path, entry)
