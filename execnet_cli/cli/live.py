@@ -2,12 +2,12 @@
 
 One row per host: state (waiting, connecting, running, ok, failed, timed out,
 unreachable, interrupted, error), elapsed time, exit code and the last line it printed;
-trouble first, then the hosts at work, then the ones done and fine, and a progress bar.
-When there are more rows than the screen has lines, healthy finished hosts fold into one
-row (``w[001-090] (90)  ok``), hosts not started yet are one row from the start, and if
-hosts at work still do not fit, the rest of them are counted in one more row. When the
-run ends the table goes away (``transient``) and the gathered output and summary follow,
-as without it.
+trouble first, then the hosts at work, then the ones done and fine, and a progress bar
+(in a rolling run it also says which batch runs: ``note``). When there are more rows than
+the screen has lines, healthy finished hosts fold into one row (``w[001-090] (90)  ok``),
+hosts not started yet are one row from the start, and if hosts at work still do not fit,
+the rest of them are counted in one more row. When the run ends the table goes away
+(``transient``) and the gathered output and summary follow, as without it.
 
 Only at a terminal, and only gathered: in a pipe, with ``--json`` or ``--no-gather`` the
 output is what it always was. The table is drawn by rich's ``Live`` thread from
@@ -139,6 +139,8 @@ class LiveRenderer(GatherRenderer):
 
     _live: Optional[Live] = None
     _echo: Optional[Callable[[], None]] = None
+    #: Where a rolling run is (``batch 2 of 4``), shown on the progress line.
+    note: Optional[Callable[[], str]] = None
 
     def _start(self) -> None:
         self._began = time.monotonic()
@@ -191,6 +193,9 @@ class LiveRenderer(GatherRenderer):
         if bad:
             line.append(f", {bad} not ok", style="red")
         line.append(f", {time.monotonic() - self._began:.1f} s")
+        note = self.note() if self.note is not None else ""
+        if note:
+            line.append(f", {note}", style="bold")
         grid = Table(box=None, show_header=False, padding=0, pad_edge=False, width=width)
         grid.add_column(ratio=1)
         grid.add_column(no_wrap=True)
