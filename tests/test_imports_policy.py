@@ -243,3 +243,14 @@ def test_the_cache_keeps_a_bounded_total(root: Path) -> None:
     for name in ("tasks.py", "helpers.py", "__init__.py"):
         cache.read(str(root / "ctrlonly" / name))
     assert cache._total <= 40 or len(cache._entries) == 1
+
+
+def test_module_root_asks_import_hooks_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A package the directories searched do not hold, but the import system finds (here
+    through sys.path; an import hook such as a setuptools editable install's alike), is
+    served from where its spec says it is."""
+    make_package(tmp_path / "elsewhere")
+    monkeypatch.syspath_prepend(str(tmp_path / "elsewhere"))
+    found = module_root("ctrlonly", [str(tmp_path)])  # not in the directories searched
+    assert found == Root(str(tmp_path / "elsewhere"), only="ctrlonly")
+    assert "not a pure-Python module (built-in)" in str(module_root("sys", [str(tmp_path)]))

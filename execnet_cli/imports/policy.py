@@ -21,6 +21,7 @@ opened, because a worker may be compromised and ask anything:
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -235,6 +236,11 @@ def module_root(top: str, search: Sequence[str]) -> Union[Root, str]:
     if why is not None or "." in top:
         return why or f"{top!r} is not a top-level module name"
     spec = PathFinder.find_spec(top, list(search))
+    if spec is None:  # an import hook's (a setuptools editable install): ask them all
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
     if spec is None:
         return f"no module named {top!r} here (searched: {', '.join(search)})"
     if spec.submodule_search_locations is not None and spec.origin in (None, "namespace"):
