@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Optional
 
 from rich.console import Group, RenderableType
@@ -143,7 +144,7 @@ class LiveRenderer(GatherRenderer):
     note: Optional[Callable[[], str]] = None
 
     def _start(self) -> None:
-        self._began = time.monotonic()
+        self._began = getattr(self, "_began", None) or time.monotonic()  # kept across a pause
         self._echo = _quiet_keyboard()
         self._live = Live(
             console=self.err,
@@ -161,6 +162,15 @@ class LiveRenderer(GatherRenderer):
         echo, self._echo = self._echo, None
         if echo is not None:
             echo()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The table taken away while something else talks to the user (a host key question)."""
+        self.close()
+        try:
+            yield
+        finally:
+            self._start()
 
     def view(self) -> RenderableType:
         """The table and the progress line, as of now."""

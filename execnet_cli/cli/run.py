@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional
@@ -27,12 +27,14 @@ from rich.console import Console
 
 from ..fleet.batches import RollingRunner, Rollout
 from ..fleet.events import OK
+from ..fleet.hostkeys import HostKeyRounds, NewKey
 from ..fleet.jobs import Job, shell_job
 from ..fleet.results import GroupResult
 from ..fleet.runner import DEFAULT_FANOUT, carriers_for
 from ..inventory import Host, Inventory
 from .exitcodes import Tolerance, exit_status, signal_status
 from .forwarding import forwarding_options, run_job
+from .hostkeys import KeyQuestion, accept_new_option
 from .options import fail, inventory_option, select_hosts, timeout_option, user_errors
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
 from .rolling import RollingOptions, remember, report, rolling_options
@@ -66,6 +68,7 @@ class RunOptions:
     verbose: bool
     raw: bool
     tolerance: Tolerance
+    accept_new: bool
 
 
 fanout_option = click.option(
@@ -117,6 +120,7 @@ _RUN_OPTIONS = (
         help="Exit 0 when at most N hosts (or N% of them) failed, timed out or were "
         "unreachable. Default 0.",
     ),
+    accept_new_option,
 )
 
 
@@ -222,20 +226,28 @@ def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
     if rolling.diff and (options.as_json or not options.gather):
         raise click.UsageError("--diff goes with the gathered view (not --json, --no-gather)")
     inventory, hosts = select_hosts(options.inventories, options.pattern)
-    _carriers(inventory, hosts)  # a bad via is reported before anything starts
+    _carriers(inventory, hosts)  # a bad via= is a usage error before anything runs
     rollout = rolling.rollout(hosts)
     result = GroupResult()
     renderer = _renderer(options, result, [h.name for h in hosts], rolling, rollout)
+    question = KeyQuestion(options.accept_new, getattr(renderer, "paused", nullcontext))
+    refused: list[NewKey] = []
     received: list[int] = []
+
+    def batch_runner(batch: Sequence[Host]) -> HostKeyRounds:
+        return HostKeyRounds(
+            batch,
+            job,
+            question,
+            fanout=options.fanout,
+            carriers_for=functools.partial(_carriers, inventory),
+            capture_strays=True,
+            refused=refused,  # one hint for the whole run, whatever the batches
+        )
+
     try:
         with (
-            RollingRunner(
-                rollout,
-                job,
-                fanout=options.fanout,
-                carriers=functools.partial(_carriers, inventory),
-                capture_strays=True,
-            ) as runner,
+            RollingRunner(rollout, batch_runner) as runner,
             stopping(runner.stop) as received,
         ):
             for event in runner.events():
@@ -251,6 +263,7 @@ def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
         result.close()
     if not options.as_json:
         report(rollout, rolling, sets)
+    question.hint(refused)
     leave_if_stopped(received, quiet=options.as_json)
     bad = len(result) - result.count(OK)
     status = exit_status(result.outcomes, bad, len(hosts), options.tolerance, rollout.stopped_early)

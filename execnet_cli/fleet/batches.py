@@ -3,7 +3,7 @@
 ``plan`` splits the selected hosts into batches (an optional canary batch first); a
 ``Rollout`` hands them out one after another and decides, before each, whether it may
 start: not after a canary host failed, not once more hosts failed than the budget allows,
-not after ``stop()``. ``RollingRunner`` runs a job that way, one ``runner.Runner`` per
+not after ``stop()``. ``RollingRunner`` runs a job that way, one runner per
 batch, and yields the same events a single ``Runner`` would; ``xnet rsync`` drives a
 ``Rollout`` itself.
 
@@ -28,12 +28,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Protocol
 
 from ..inventory import Host
 from .events import ERROR, FAILED, OK, TIMED_OUT, UNREACHABLE, Event, Exited, Failed
-from .jobs import Job
-from .runner import DEFAULT_FANOUT, Runner
 
 __all__ = [
     "BUDGET_SPENT",
@@ -243,28 +241,27 @@ class Rollout:
         return "canary" if current.canary else f"batch {current.number} of {numbered}"
 
 
+class BatchRunner(Protocol):
+    """What runs one batch: a ``Runner``, or a ``HostKeyRounds`` asking about new keys."""
+
+    def events(self) -> Iterator[Event]: ...
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+#: Makes the runner of one batch from its hosts.
+RunnerFor = Callable[[Sequence[Host]], BatchRunner]
+
+
 class RollingRunner:
-    """A ``Runner`` per batch of a ``Rollout``: ``events()`` and ``stop()`` as a Runner's.
+    """A runner per batch of a ``Rollout``: ``events()`` and ``stop()`` as a Runner's."""
 
-    ``carriers`` gives, for a batch's hosts, the hosts they reach ``via`` (opened with the
-    batch, ended with it).
-    """
-
-    def __init__(
-        self,
-        rollout: Rollout,
-        job: Job,
-        *,
-        fanout: int = DEFAULT_FANOUT,
-        carriers: Callable[[Sequence[Host]], Sequence[Host]] = lambda hosts: (),
-        capture_strays: bool = False,
-    ) -> None:
+    def __init__(self, rollout: Rollout, runner_for: RunnerFor) -> None:
         self.rollout = rollout
-        self.job = job
-        self.fanout = fanout
-        self.carriers = carriers
-        self.capture_strays = capture_strays
-        self._runner: Optional[Runner] = None
+        self.runner_for = runner_for
+        self._runner: Optional[BatchRunner] = None
         self._stopping = False
 
     def __enter__(self) -> RollingRunner:
@@ -289,14 +286,9 @@ class RollingRunner:
             batch = self.rollout.next_batch()
             if batch is None:
                 return
-            with Runner(
-                batch.hosts,
-                self.job,
-                fanout=self.fanout,
-                carriers=self.carriers(batch.hosts),
-                capture_strays=self.capture_strays,
-            ) as runner:
-                self._runner = runner
+            runner = self.runner_for(batch.hosts)
+            self._runner = runner
+            try:
                 if self._stopping:  # a signal came between two batches
                     runner.stop()
                 for event in runner.events():
@@ -305,4 +297,6 @@ class RollingRunner:
                     elif isinstance(event, Failed):
                         self.rollout.ended(event.host, event.status)
                     yield event
-            self._runner = None
+            finally:
+                self._runner = None
+                runner.close()
