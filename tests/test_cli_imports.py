@@ -149,3 +149,19 @@ def test_a_target_not_found_here_says_how_to_go_on(inv: str) -> None:
     assert result.exit_code == 2
     assert "no module named 'nosuch_pkg_xyz' here" in result.stderr
     assert "--no-forward-imports" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-m", "ctrlonly.tasks:deploy"],
+        ["--no-forward-imports", "-m", "ctrlonly.tasks:deploy"],  # a return value
+        ["--forward-imports", "print(1)"],
+    ],
+)
+def test_relays_are_refused_until_they_forward(inv: str, args: list) -> None:
+    """A relay runs the job itself: its hosts would neither import from here nor send
+    their return values (the relays landed beside this; docs/imports.md says how later)."""
+    result = xnet("run", "-i", inv, "--relays", "1", *args)
+    assert result.exit_code == 2
+    assert "relays do not forward imports or return values yet" in result.stderr

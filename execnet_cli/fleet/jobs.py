@@ -42,6 +42,8 @@ class Job:
     timeout: Optional[float] = None
     #: Serve the imports the host lacks from these roots (``execnet_cli.imports``).
     imports: Optional[ImportPolicy] = None
+    #: A function's call: a ``("return", ...)`` item comes before the exit (``call_job``).
+    returns: bool = False
 
 
 def python_job(
@@ -61,7 +63,7 @@ def call_job(
     """Call ``pkg.mod:func`` with no arguments (its value is reported), or run ``pkg.mod``
     as ``__main__`` (``python -m``), importing from ``imports`` what the host lacks."""
     source = call_source(run_python, code="", filename=f"<xnet run -m {target}>", target=target)
-    return Job("run", source, _finite(timeout), imports)
+    return Job("run", source, _finite(timeout), imports, ":" in target)
 
 
 def shell_job(command: str, timeout: Optional[float] = None) -> Job:
