@@ -15,6 +15,7 @@ from .errors import TimeoutError as XnetTimeoutError
 from .gateway import Gateway, start_gateway, worker_config
 from .imports import ImportPolicy, serve_imports
 from .spec import XSpec
+from .transports.cancel import watch
 from .transports.descriptors import exhausted, make_room
 from .transports.opening import OpenContext, opener_for
 
@@ -27,8 +28,10 @@ def open_gateway(spec: XSpec, remote_execmodel: str, context: OpenContext) -> Ga
     opener = opener_for(fields.kind, fields)
     make_room()
     try:
-        transport = opener(fields, worker_config(spec, remote_execmodel), context)
-        gateway = start_gateway(transport, spec, remote_execmodel)
+        with context.scope.opening():  # Group.terminate cuts it short (transports.cancel)
+            transport = opener(fields, worker_config(spec, remote_execmodel), context)
+            watch(transport)  # a worker that never says ready
+            gateway = start_gateway(transport, spec, remote_execmodel)
     except Exception as exc:  # our errors keep the OSError they come from as their cause
         clear = exhausted(exc)
         if clear is None:

@@ -36,16 +36,25 @@ from .events import (
     Event,
     Exited,
     Output,
+    Retrying,
     Returned,
     Running,
     Started,
 )
 from .output import HostOutput, Spool
 
-__all__ = ["CONNECTING", "RUNNING", "GroupResult", "HostProgress", "HostResult", "HostRow"]
+__all__ = [
+    "CONNECTING",
+    "RETRYING",
+    "RUNNING",
+    "GroupResult",
+    "HostProgress",
+    "HostResult",
+    "HostRow",
+]
 
 #: What an unfinished host is doing (``HostProgress.state``, ``HostRow.state``).
-CONNECTING, RUNNING = "connecting", "running"
+CONNECTING, RETRYING, RUNNING = "connecting", "retrying", "running"
 #: What hosts must share to be gathered: outcome, exit code, output, error, detail, and
 #: what a called function returned (its repr).
 _BlockKey = tuple[
@@ -70,6 +79,7 @@ class HostResult:
     error: Optional[str] = None
     detail: Optional[str] = None
     duration: float = 0.0
+    attempts: int = 1  # connection attempts (``--retries``); each failed one is in ``log``
     returned: Optional[Returned] = None  #: what ``xnet run -m pkg.mod:func`` returned
 
     @property
@@ -108,6 +118,7 @@ class HostResult:
             "traceback": self.detail,
             "duration": round(self.duration, 6),
             "log": self.log if streams else None,
+            "attempts": self.attempts,
         }
         if self.returned is not None:
             record["value"] = _json_value(self.returned)
@@ -123,6 +134,7 @@ class HostProgress:
     started: float  # on the result's clock (time.monotonic)
     output: HostOutput
     last_line: str = ""
+    attempts: int = 1
 
 
 class HostRow(NamedTuple):
@@ -192,6 +204,12 @@ class GroupResult(Mapping[str, HostResult]):
         if isinstance(event, Started):
             self._begin(event.host)
             return None
+        if isinstance(event, Retrying):
+            going = self._progress.get(event.host) or self._begin(event.host)
+            going.state, going.attempts = RETRYING, event.attempt + 1
+            going.last_line = event.describe()
+            going.output.add("log", event.describe() + "\n")
+            return None
         if isinstance(event, Running):
             (self._progress.get(event.host) or self._begin(event.host)).state = RUNNING
             return None
@@ -201,6 +219,7 @@ class GroupResult(Mapping[str, HostResult]):
         output = self._stored(progress.output if progress is not None else None)
         if progress is not None and progress.last_line:
             self._last_lines[event.host] = progress.last_line
+        attempts = progress.attempts if progress is not None else 1
         if isinstance(event, Exited):
             status = OK if event.exit_code == 0 else FAILED
             result = HostResult(
@@ -211,6 +230,7 @@ class GroupResult(Mapping[str, HostResult]):
                 event.error,
                 None,
                 event.duration,
+                attempts,
                 event.returned,
             )
         else:
@@ -222,6 +242,7 @@ class GroupResult(Mapping[str, HostResult]):
                 event.error,
                 event.detail,
                 event.duration,
+                attempts,
             )
         self._results[event.host] = result
         self._by_outcome.setdefault(result.status, []).append(event.host)
