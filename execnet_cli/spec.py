@@ -169,6 +169,10 @@ class XSpec:
         return self._fields.kind
 
 
+#: The largest niceness increment that means anything (niceness spans -20..19).
+NICE_RANGE = 40
+
+
 def split_spec(string: str) -> List[Tuple[str, Union[str, bool]]]:
     """``key=value`` parts in order (a bare key is True); unknown and repeated keys refused."""
     parts: List[Tuple[str, Union[str, bool]]] = []
@@ -233,7 +237,12 @@ def parse_value(key: str, value: Value, where: str) -> Dict[str, Any]:
     if key in ("spawn", "dont_write_bytecode"):
         return {key: _flag(key, value, where)}
     if key == "nice":
-        return {key: _number(int, key, value, where, "an integer")}
+        increment = _number(int, key, value, where, "an integer")
+        if not -NICE_RANGE <= increment <= NICE_RANGE:
+            raise SpecError(
+                f"{where}: nice={increment} is not between -{NICE_RANGE} and {NICE_RANGE}"
+            )
+        return {key: increment}
     if key == "connect_timeout":
         seconds = _number(float, key, value, where, "a number")
         if seconds <= 0:

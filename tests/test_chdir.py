@@ -50,3 +50,12 @@ def test_xnet_run_reports_it_for_the_host_without_a_traceback(
         "cannot create /proc/no-such-pid: No such file or directory"
     )
     assert "Traceback" not in capfd.readouterr().err  # the worker's stderr is ours (popen)
+
+
+def test_an_impossible_nice_is_a_reason_not_a_crash() -> None:
+    """The spec refuses such a value; a worker handed one all the same says why instead of
+    dying with a traceback (os.nice fails before it changes anything)."""
+    from execnet_cli._remote.worker import apply_config
+
+    problem = apply_config({"nice": 2**70})
+    assert problem is not None and problem.startswith(f"nice {2**70}: "), problem

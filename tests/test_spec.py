@@ -97,6 +97,7 @@ def test_sudo_user(value, user):
     "text, message",
     [
         ("popen//nice=high", "nice='high' is not an integer"),
+        ("popen//nice=" + "9" * 21, "nice=" + "9" * 21 + " is not between -40 and 40"),
         ("popen//connect_timeout=soon", "connect_timeout='soon' is not a number"),
         ("popen//connect_timeout=0", "connect_timeout must be positive"),
         ("popen//sudo=bad user", "sudo='bad user' is not a user name"),

@@ -232,7 +232,7 @@ def take_stdio() -> Tuple[int, int]:
 
 def apply_config(config: Dict[str, Any]) -> Optional[str]:
     """Apply the spec's settings for the worker process itself; return why the worker
-    cannot serve (an impossible ``chdir``), to be sent in its ready message."""
+    cannot serve (an impossible ``chdir`` or ``nice``), to be sent in its ready message."""
     if config.get("dont_write_bytecode"):
         sys.dont_write_bytecode = True
     for name, value in (config.get("env") or {}).items():
@@ -244,7 +244,10 @@ def apply_config(config: Dict[str, Any]) -> Optional[str]:
             return problem
     nice = config.get("nice")
     if nice:
-        os.nice(int(nice))
+        try:
+            os.nice(int(nice))
+        except (OSError, OverflowError, ValueError) as exc:  # e.g. lowering it unprivileged
+            return f"nice {nice}: {exc}"
     for path in reversed(config.get("sys_path") or []):
         sys.path.insert(0, path)
     alias = config.get("execnet_alias")
