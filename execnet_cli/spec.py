@@ -13,6 +13,7 @@ not silently start the default interpreter). Known keys not given read as None.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import replace
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -41,6 +42,8 @@ KNOWN_KEYS: Dict[str, str] = {
     "connect_timeout": "seconds to wait for the connection and the worker",
     "secret_file": "file with the socket server secret (else $XNET_SECRET, ~/.config/xnet/secret)",
     "spawn": "popen: start a new interpreter, not a fork of the group's fork server",
+    "forward_imports": "serve the worker's missing imports from these directories "
+    "(os.pathsep-separated; bare: the main script's directory)",
 }
 #: The keys that name a transport, in the order the first one present wins.
 TRANSPORT_KEYS = ("popen", "ssh", "socket", "vagrant_ssh")
@@ -74,6 +77,7 @@ class XSpec:
     connect_timeout: Value = None
     secret_file: Value = None
     spawn: Value = None
+    forward_imports: Value = None
 
     _spec: str
     _fields: SpecFields
@@ -211,6 +215,8 @@ def raw_values(fields: SpecFields) -> Dict[str, Value]:
         raw["connect_timeout"] = f"{fields.connect_timeout:g}"
     if fields.sudo is not None:
         raw["sudo"] = fields.sudo
+    if fields.forward_imports is not None:
+        raw["forward_imports"] = os.pathsep.join(fields.forward_imports) or True
     return raw
 
 
@@ -252,6 +258,8 @@ def parse_value(key: str, value: Value, where: str) -> Dict[str, Any]:
         return {key: parse_command_line(value)}
     if key == "socket":
         return {key: socket_address(value, where)}
+    if key == "forward_imports":
+        return {key: forward_roots(value, where)}
     raise AssertionError(f"no parser for spec key {key!r}")  # pragma: no cover
 
 
@@ -298,6 +306,23 @@ def sudo_user(value: Value, where: str) -> Optional[str]:
     if not USER_NAME.match(text):
         raise SpecError(f"{where}: sudo={value!r} is not a user name")
     return text
+
+
+def forward_roots(value: Value, where: str) -> Optional[Tuple[str, ...]]:
+    """``forward_imports``: the directories to serve imports from (absolute); () for the
+    default (the main script's directory), None for ``false``."""
+    if value is True or value is None or value is False:
+        return () if value is True else None
+    word = value.strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return () if word in TRUE_WORDS else None
+    roots = []
+    for directory in value.split(os.pathsep):
+        absolute = os.path.abspath(os.path.expanduser(directory)) if directory else ""
+        if not absolute or not os.path.isdir(absolute):
+            raise SpecError(f"{where}: forward_imports: {directory!r} is not a directory")
+        roots.append(absolute)
+    return tuple(roots)
 
 
 def socket_address(value: Value, where: str) -> Tuple[str, int]:

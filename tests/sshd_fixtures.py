@@ -333,6 +333,15 @@ def remove_sudo_users(users: SudoUsers) -> None:
         subprocess.run(["userdel", "-r", user], capture_output=True)
 
 
+def client_home(hosts: List[SshdHost], home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``HOME`` for the ssh client: a known_hosts naming ``hosts``, no config, no agent."""
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_text("".join(h.known_hosts_line() + "\n" for h in hosts))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return home
+
+
 # -- fixtures ------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ FLOORS: Tuple[Tuple[str, ...], ...] = (
     ("__init__",),  # the execnet API at the package root, loaded lazily
     ("group",),
     ("connect",),
+    ("imports",),  # import forwarding: serves workers' imports over a gateway
     ("gateway",),
     ("spec",),
     ("transports",),

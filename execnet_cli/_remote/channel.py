@@ -170,6 +170,11 @@ class Channel:
         """
         self._registry.set_callback(self._inbox, callback, endmarker)
 
+    def can_wait_here(self) -> bool:
+        """False in the thread that dispatches the gateway's incoming messages (where a
+        callback runs): a ``receive`` there would wait for an item only it would read."""
+        return not self._reader.dispatching_here()
+
     # -- closing -------------------------------------------------------------------
 
     def isclosed(self) -> bool:

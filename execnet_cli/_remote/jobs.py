@@ -16,10 +16,14 @@ from __future__ import annotations
 __all__ = ["run_python", "run_shell"]
 
 
-def run_python(channel, code, filename):
+def run_python(channel, code, filename, target=None):
     """Worker side of ``xnet run``: exec the code with sys.stdout/sys.stderr sent back.
 
-    Ends with one ("exit", code, traceback-or-None) item; the traceback leaves out this frame.
+    With ``target`` ("pkg.mod:func" or "pkg.mod", ``xnet run -m``) the code is not used:
+    the function is called with no arguments and its value sent as ("return", value,
+    None), or ("return", None, repr) when it cannot travel; a module alone runs as
+    ``__main__`` (``python -m``). Ends with one ("exit", code, traceback-or-None) item;
+    the traceback leaves out this frame.
     """
     import codecs
     import sys
@@ -93,10 +97,20 @@ def run_python(channel, code, filename):
     out, err = Writer("out"), Writer("err")
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
-    status, formatted = 0, None
+    status, formatted, returned = 0, None, ()
     try:
-        namespace = {"__name__": "__main__", "__file__": filename}
-        exec(compile(code, filename, "exec"), namespace)
+        if target is None:
+            namespace = {"__name__": "__main__", "__file__": filename}
+            exec(compile(code, filename, "exec"), namespace)
+        elif ":" in target:
+            import importlib
+
+            module_name, _, function = target.partition(":")
+            returned = (getattr(importlib.import_module(module_name), function)(),)
+        else:
+            import runpy
+
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         if exc.code is None:
             status = 0
@@ -120,6 +134,15 @@ def run_python(channel, code, filename):
                 writer.flush()
             except Exception:
                 pass
+    if returned:
+        try:
+            channel.send(("return", returned[0], None))
+        except Exception:  # a value the serializer refuses: its repr instead
+            try:
+                text = repr(returned[0])
+            except Exception as exc:
+                text = f"<unrepresentable {type(returned[0]).__name__}: {exc!r}>"
+            channel.send(("return", None, text))
     channel.send(("exit", status, formatted))
 
 

@@ -110,6 +110,7 @@ class StreamReader:
         self._last_release = 0.0
         self._owner: object = None  # who holds the role: a thread ident, or BACKGROUND
         self._backlog: Deque[FrameTuple] = deque()  # frames read but not yet dispatched
+        self._background: Optional[int] = None  # the background thread's ident
         self.ended = False
         self.reason: Optional[BaseException] = None
         self._wake_lock = threading.Lock()
@@ -254,6 +255,16 @@ class StreamReader:
                 self._end(EOFError(f"gateway {self._name!r}: terminated"))
                 return
 
+    def dispatching_here(self) -> bool:
+        """Whether the calling thread reads the stream now, so dispatches what it reads
+        (a channel callback runs there): it must not wait for an item, which only it
+        would read. (The reader's role says so; the hot path records nothing more.)"""
+        me = get_ident()
+        owner = self._owner
+        if owner == me:
+            return True
+        return self._background == me and (owner == BACKGROUND or self._fd is None)
+
     def _wait_readable(self, timeout: float) -> bool:
         return bool(self._stream_poller.poll(max(0.0, timeout) * 1000))
 
@@ -359,6 +370,7 @@ class StreamReader:
 
     def background_loop(self) -> None:
         """Read whenever no consumer does; run the end hook once the stream ends."""
+        self._background = get_ident()
         try:
             if self._fd is None:
                 while not self.ended:

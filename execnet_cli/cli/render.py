@@ -251,9 +251,17 @@ class GatherRenderer(_ConsoleRenderer):
             _print(self.out, header(self.out, names, label))
             for stream, text in result.output:
                 painter.write(text, _STREAM_STYLES.get(stream, ""))
+            if result.returned is not None:
+                painter.write(returned_line(result), "bold")
             for line in said(result, label, self.verbose):
                 painter.write(line, "bold red")
         super().finish(elapsed)
+
+
+def returned_line(result: HostResult) -> str:
+    """``=> VALUE``: what a called function returned (``xnet run -m pkg.mod:func``)."""
+    assert result.returned is not None
+    return f"=> {result.returned.text}"
 
 
 def said(result: HostResult, label: str, verbose: bool) -> list[str]:
@@ -285,6 +293,10 @@ class StreamRenderer(_ConsoleRenderer):
             painter.write(event.text, style, self._prefix(event.host, painter))
             return
         result = self.result.get(event.host) if isinstance(event, (Exited, Failed)) else None
+        if result is not None and result.returned is not None:
+            self.out_painter.write(
+                returned_line(result), "bold", self._prefix(event.host, self.out_painter)
+            )
         if result is None or result.ok:
             return
         label = outcome_label(result)

@@ -28,7 +28,7 @@ from click.core import ParameterSource
 from ..fleet.batches import RollingRunner, Rollout
 from ..fleet.events import OK
 from ..fleet.hostkeys import HostKeyRounds, NewKey
-from ..fleet.jobs import Job, python_job, shell_job
+from ..fleet.jobs import Job, shell_job
 from ..fleet.relays import RelayPlan
 from ..fleet.relays import plan as plan_relays
 from ..fleet.results import GroupResult
@@ -36,6 +36,7 @@ from ..fleet.runner import DEFAULT_FANOUT, carriers_for
 from ..inventory import Host, Inventory
 from . import config
 from .exitcodes import Tolerance, exit_status, signal_status
+from .forwarding import forwarding_options, run_job
 from .hostkeys import KeyQuestion, accept_new_option
 from .options import (
     complete_hosts,
@@ -279,7 +280,12 @@ def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
         raise click.UsageError("--diff goes with the gathered view (not --json, --no-gather)")
     inventory, hosts = select_hosts(options.inventories, options.pattern)
     _carriers(inventory, hosts)  # a bad via= is a usage error before anything runs
-    _relays(inventory, options.relays, hosts)  # and so is a bad relay
+    relays = _relays(inventory, options.relays, hosts)  # and so is a bad relay
+    if relays and (job.imports is not None or job.returns):
+        raise click.UsageError(
+            "relays do not forward imports or return values yet: run -m, --file and "
+            "--forward-imports without --relays (and without the inventory's relay)"
+        )
     files = _outdir(options.outdir)
     rollout = rolling.rollout(hosts)
     result = GroupResult()
@@ -405,20 +411,27 @@ def _carriers_and_relays(inventory: Inventory, count: int, hosts: Sequence[Host]
 
 
 @click.command("run")
-@click.argument("code")
+@click.argument("code", required=False)
 @run_options
 @rolling_options()
-def run(code: str, options: RunOptions, rolling: RollingOptions) -> None:
+@forwarding_options
+def run(
+    code: Optional[str], options: RunOptions, rolling: RollingOptions, **forwarding: Any
+) -> None:
     """Run Python CODE on every selected host; show what it prints and how it ended.
 
     CODE is source text, '-' for standard input, or @FILE for a file. It runs as
     __main__ in a fresh interpreter on each host; sys.exit(N) sets that host's exit code.
+    Instead of CODE: -m PKG.MOD:FUNC calls a function (its return value is shown per
+    host), --file SCRIPT runs a script; the hosts import what they lack from here.
 
     \b
     Examples:
       xnet run 'import platform; print(platform.node())'
       xnet run -i lab.yaml --hosts web @check.py
       xnet run --json 'import os; print(os.cpu_count())' | jq -r .stdout
+      xnet run -m mypkg.tasks:deploy --hosts web
+      xnet run --file tools/check.py --hosts web
 
     \b
     At a terminal a live table shows each host while it works; then each distinct
@@ -431,9 +444,9 @@ def run(code: str, options: RunOptions, rolling: RollingOptions) -> None:
     0 all ok (or within --tolerate); 2 usage or inventory error, 5 the pattern
     selected no host, 141 stdout closed (| head).
     """
-    _one_stdin(code, options)
-    source, filename = read_code(code)
-    _execute(python_job(source, filename, options.timeout), options, rolling)
+    if code is not None:
+        _one_stdin(code, options)
+    _execute(run_job(code, options.timeout, **forwarding), options, rolling)
 
 
 @click.command("sh")

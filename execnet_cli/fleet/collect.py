@@ -21,6 +21,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Optional
 
+from .events import Returned
+
 __all__ = ["COALESCE", "HOST_BUFFER", "RUN_BUFFER", "Budget", "Collector", "LineSplitter"]
 
 HOST_BUFFER = 256 * 1024
@@ -42,6 +44,7 @@ class Collector:
         self._pieces: list[Piece] = []
         self._size = 0
         self.exit: Optional[tuple[Any, ...]] = None  # the job's ("exit", code, text) item
+        self.returned: Optional[Returned] = None  # a called function's ("return", ...) item
         self.closed = False  # the channel closed (endmarker)
         self._stopped = False  # nobody takes any more: never wait
         #: The thread that takes: it may deliver items itself (``setcallback`` hands over
@@ -72,6 +75,9 @@ class Collector:
                 self._size += len(item[1])
                 if self._size >= HOST_BUFFER:
                     self._cond.notify_all()
+        elif item[0] == "return" and len(item) == 3:
+            value, text = item[1], item[2]
+            self.returned = Returned(value, repr(value) if text is None else str(text))
         elif item[0] == "exit" and len(item) == 3:
             with self._cond:
                 self.exit = item

@@ -5,7 +5,8 @@
                                     timed out): waiting ``delay`` s, then attempt + 1
     Running(host)                   its gateway is open and the job was sent
     Output(host, stream, text)      whole lines (or a last, unterminated piece) of a stream
-    Exited(host, exit_code, ...)    the job ran to its end; 0 is success
+    Exited(host, exit_code, ...)    the job ran to its end; 0 is success (``returned``:
+                                    the value of an ``xnet run -m pkg.mod:func`` call)
     Failed(host, outcome, error...) it could not; ``outcome`` says why:
         FAILED       the job raised, or its worker was lost while running it
         TIMED_OUT    the job ran longer than its timeout (and was killed)
@@ -44,6 +45,7 @@ __all__ = [
     "Failed",
     "Output",
     "Retrying",
+    "Returned",
     "Running",
     "Started",
 ]
@@ -89,11 +91,21 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Returned:
+    """What a called function returned: the value as it came (None when it could not
+    travel) and its ``repr`` as the host made it."""
+
+    value: object
+    text: str
+
+
+@dataclass(frozen=True)
 class Exited:
     host: str
     exit_code: int
     duration: float
     error: Optional[str] = None  # why a non-zero exit, when known ("killed by signal 9")
+    returned: Optional[Returned] = None
 
 
 @dataclass(frozen=True)

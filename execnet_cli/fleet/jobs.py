@@ -13,9 +13,18 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from .._remote.jobs import run_python, run_shell
+from ..imports import ImportPolicy
 from ..source import prepare_request
 
-__all__ = ["SH_TIMED_OUT", "SH_TIMEOUT_GRACE", "Job", "call_source", "python_job", "shell_job"]
+__all__ = [
+    "SH_TIMED_OUT",
+    "SH_TIMEOUT_GRACE",
+    "Job",
+    "call_job",
+    "call_source",
+    "python_job",
+    "shell_job",
+]
 
 #: With a timeout, how much longer we wait for ``sh`` to report its own timeout.
 SH_TIMEOUT_GRACE = 3.0
@@ -31,12 +40,30 @@ class Job:
     source: str
     #: Local limit on the run, after the gateway is open (None: no limit).
     timeout: Optional[float] = None
+    #: Serve the imports the host lacks from these roots (``execnet_cli.imports``).
+    imports: Optional[ImportPolicy] = None
+    #: A function's call: a ``("return", ...)`` item comes before the exit (``call_job``).
+    returns: bool = False
 
 
-def python_job(code: str, filename: str = "<xnet run>", timeout: Optional[float] = None) -> Job:
+def python_job(
+    code: str,
+    filename: str = "<xnet run>",
+    timeout: Optional[float] = None,
+    imports: Optional[ImportPolicy] = None,
+) -> Job:
     """Run ``code`` as ``__main__``; exit code as ``python -c`` would give it."""
     timeout = _finite(timeout)
-    return Job("run", call_source(run_python, code=code, filename=filename), timeout)
+    return Job("run", call_source(run_python, code=code, filename=filename), timeout, imports)
+
+
+def call_job(
+    target: str, timeout: Optional[float] = None, imports: Optional[ImportPolicy] = None
+) -> Job:
+    """Call ``pkg.mod:func`` with no arguments (its value is reported), or run ``pkg.mod``
+    as ``__main__`` (``python -m``), importing from ``imports`` what the host lacks."""
+    source = call_source(run_python, code="", filename=f"<xnet run -m {target}>", target=target)
+    return Job("run", source, _finite(timeout), imports, ":" in target)
 
 
 def shell_job(command: str, timeout: Optional[float] = None) -> Job:

@@ -17,6 +17,7 @@ while small, in a temporary file past a bound, so any amount of it costs bounded
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -36,6 +37,7 @@ from .events import (
     Exited,
     Output,
     Retrying,
+    Returned,
     Running,
     Started,
 )
@@ -53,8 +55,11 @@ __all__ = [
 
 #: What an unfinished host is doing (``HostProgress.state``, ``HostRow.state``).
 CONNECTING, RETRYING, RUNNING = "connecting", "retrying", "running"
-#: What hosts must share to be gathered: outcome, exit code, output, error, detail.
-_BlockKey = tuple[str, Optional[int], tuple[bytes, int], Optional[str], Optional[str]]
+#: What hosts must share to be gathered: outcome, exit code, output, error, detail, and
+#: what a called function returned (its repr).
+_BlockKey = tuple[
+    str, Optional[int], tuple[bytes, int], Optional[str], Optional[str], Optional[str]
+]
 _RANK = {outcome: rank for rank, outcome in enumerate(OUTCOMES)}
 _NO_OUTPUT = HostOutput(Spool()).freeze()
 
@@ -75,6 +80,7 @@ class HostResult:
     detail: Optional[str] = None
     duration: float = 0.0
     attempts: int = 1  # connection attempts (``--retries``); each failed one is in ``log``
+    returned: Optional[Returned] = None  #: what ``xnet run -m pkg.mod:func`` returned
 
     @property
     def ok(self) -> bool:
@@ -100,8 +106,9 @@ class HostResult:
 
     def as_dict(self, streams: bool = True) -> dict[str, Any]:
         """The ``--json`` record (``streams=False``: with None for stdout, stderr and log,
-        for a writer that streams them from a large output)."""
-        return {
+        for a writer that streams them from a large output); a called function's value
+        as ``value`` (its repr when JSON cannot hold it)."""
+        record = {
             "name": self.name,
             "status": self.status,
             "exit_code": self.exit_code,
@@ -113,6 +120,9 @@ class HostResult:
             "log": self.log if streams else None,
             "attempts": self.attempts,
         }
+        if self.returned is not None:
+            record["value"] = _json_value(self.returned)
+        return record
 
 
 @dataclass
@@ -221,6 +231,7 @@ class GroupResult(Mapping[str, HostResult]):
                 None,
                 event.duration,
                 attempts,
+                event.returned,
             )
         else:
             result = HostResult(
@@ -235,7 +246,8 @@ class GroupResult(Mapping[str, HostResult]):
             )
         self._results[event.host] = result
         self._by_outcome.setdefault(result.status, []).append(event.host)
-        key = (result.status, result.exit_code, output.key, result.error, result.detail)
+        shown = None if result.returned is None else result.returned.text
+        key = (result.status, result.exit_code, output.key, result.error, result.detail, shown)
         self._blocks.setdefault(key, []).append(event.host)
         return result
 
@@ -342,12 +354,23 @@ class GroupResult(Mapping[str, HostResult]):
         message. Ordered by outcome (successes first, problems last) and by host name.
         """
         merged: dict[tuple, list[str]] = {}
-        for (status, code, output, _, _), names in self._blocks.items():
+        for (status, code, output, _, _, shown), names in self._blocks.items():
             lines = tuple(self._results[names[0]].error_lines(full))
-            merged.setdefault((status, code, output, lines), []).extend(names)
+            merged.setdefault((status, code, output, lines, shown), []).extend(names)
         blocks = [(HostSet(names), self._results[names[0]]) for names in merged.values()]
         blocks.sort(key=_block_order)
         return blocks
+
+
+def _json_value(returned: Returned) -> Any:
+    """The value as JSON holds it, or its repr (bytes, sets, ... and what could not travel)."""
+    if returned.value is None and returned.text != "None":
+        return returned.text  # it could not travel: the host's repr is all there is
+    try:
+        json.dumps(returned.value, allow_nan=False)
+    except (TypeError, ValueError):
+        return returned.text
+    return returned.value
 
 
 def _last_line(text: str) -> str:

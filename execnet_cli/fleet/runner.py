@@ -41,8 +41,10 @@ from types import MappingProxyType
 from typing import Optional
 
 from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
+from ..errors import TimeoutError as XnetTimeoutError
 from ..gateway import Gateway
 from ..group import Group
+from ..imports import serve_imports
 from ..inventory import Host
 from ..transports.descriptors import room_for
 from . import strays
@@ -58,6 +60,7 @@ from .events import (
     Failed,
     Output,
     Retrying,
+    Returned,
     Running,
     Started,
 )
@@ -433,6 +436,8 @@ class Runner:
         job = self.job
         collector = Collector()
         try:
+            if job.imports is not None:
+                self._forward_imports(gateway, job)
             channel = gateway.remote_exec(job.source)
             channel.setcallback(collector.on_item, endmarker=CLOSED)
         except ChannelClosed:  # the worker died right after it said ready
@@ -453,7 +458,8 @@ class Runner:
             collector.stop()
         if collector.exit is not None:
             _, code, text = collector.exit
-            return _job_end(job, name, int(code), text, time.monotonic() - start)
+            duration = time.monotonic() - start
+            return _job_end(job, name, int(code), text, duration, collector.returned)
         try:
             channel.waitclose(0)
         except RemoteError as exc:
@@ -461,6 +467,15 @@ class Runner:
         except (EOFError, channel.TimeoutError):
             pass
         return self._lost(gateway, name, start)
+
+    @staticmethod
+    def _forward_imports(gateway: Gateway, job: Job) -> None:
+        """Serve the job's imports from here; a worker that cannot take it is lost."""
+        assert job.imports is not None
+        try:
+            serve_imports(gateway, job.imports)
+        except (RemoteError, EOFError, XnetTimeoutError) as exc:
+            raise ChannelClosed(f"cannot forward imports: {_one_line(exc)}") from exc
 
     def _emit(
         self, name: str, pieces: list[tuple[str, str]], splitters: dict, flush: bool = False
@@ -494,14 +509,22 @@ def _runs(pieces: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
             start = i
 
 
-def _job_end(job: Job, name: str, code: int, text: Optional[str], duration: float) -> Event:
-    """The end event for the job's own report: its exit code and why (or its traceback)."""
+def _job_end(
+    job: Job,
+    name: str,
+    code: int,
+    text: Optional[str],
+    duration: float,
+    returned: Optional[Returned] = None,
+) -> Event:
+    """The end event for the job's own report: its exit code and why (or its traceback),
+    and what a called function returned."""
     if job.kind == "run" and text:  # an exception: its traceback is the detail
         last = text.strip().splitlines()[-1]
         return Failed(name, FAILED, last, duration, text, code)
     if job.kind == "sh" and text and text.startswith(SH_TIMED_OUT):
         return Failed(name, TIMED_OUT, text, duration, None, code)
-    return Exited(name, code, duration, text)
+    return Exited(name, code, duration, text, returned)
 
 
 def _depth(host: Host, hosts: Mapping[str, Host]) -> int:

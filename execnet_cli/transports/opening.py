@@ -70,6 +70,9 @@ class SpecFields:
     ssh_config: Optional[str] = None
     socket: Optional[Tuple[str, int]] = None  #: (host, port); port 0 only with installvia
     secret_file: Optional[str] = None
+    #: Directories to serve the worker's missing imports from (() the default: the main
+    #: script's); None: imports are not forwarded (``execnet_cli.imports``).
+    forward_imports: Optional[Tuple[str, ...]] = None
 
     @property
     def where(self) -> str:
