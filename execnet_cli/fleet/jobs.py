@@ -31,6 +31,10 @@ class Job:
     source: str
     #: Local limit on the run, after the gateway is open (None: no limit).
     timeout: Optional[float] = None
+    #: ``sh``: the command and its own timeout, for hosts that run it without a remote
+    #: Python (``direct``).
+    command: Optional[str] = None
+    command_timeout: Optional[float] = None
 
 
 def python_job(code: str, filename: str = "<xnet run>", timeout: Optional[float] = None) -> Job:
@@ -43,7 +47,8 @@ def shell_job(command: str, timeout: Optional[float] = None) -> Job:
     """Run ``command`` with ``sh -c``; the worker enforces ``timeout`` (we wait a bit longer)."""
     timeout = _finite(timeout)
     local = None if timeout is None else timeout + SH_TIMEOUT_GRACE
-    return Job("sh", call_source(run_shell, command=command, timeout=timeout), local)
+    source = call_source(run_shell, command=command, timeout=timeout)
+    return Job("sh", source, local, command=command, command_timeout=timeout)
 
 
 def _finite(timeout: Optional[float]) -> Optional[float]:

@@ -36,7 +36,7 @@ from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
 from ..gateway import Gateway
 from ..group import Group
 from ..inventory import Host
-from . import strays
+from . import direct, strays
 from .collect import CLOSED, Budget, Collector, LineSplitter
 from .events import (
     ERROR,
@@ -329,6 +329,9 @@ class Runner:
         if selected:
             self._started[name] = start
             self._events.put(Started(name))
+            if name not in self._carrier_names and direct.applies(self.job, host):
+                self._end(self._direct(host, start))
+                return
         try:
             gateway = self._open(host)
         except Exception as exc:
@@ -363,6 +366,22 @@ class Runner:
             gateway.exit(KILL_WAIT)
             raise _Cancelled("interrupted")
         return gateway
+
+    def _direct(self, host: Host, start: float) -> Event:
+        """``xnet sh`` without a remote Python (``direct``): the same events."""
+        try:
+            if self._cancel.is_set():
+                raise _Cancelled("interrupted")
+            command = direct.start(host, self.job)
+        except Exception as exc:
+            return _not_opened(host.name, exc, time.monotonic() - start)
+        self._events.put(Running(host.name))
+        splitters = {"out": LineSplitter(), "err": LineSplitter()}
+
+        def emit(pieces: list[tuple[str, str]], flush: bool) -> None:
+            self._emit(host.name, pieces, splitters, flush)
+
+        return direct.finish(command, self.job, host.name, start, emit, self._cancel)
 
     def _execute(self, gateway: Gateway, name: str, start: float) -> Event:
         """Run the job on an open gateway, putting its output; return the final event."""
