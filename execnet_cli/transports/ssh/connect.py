@@ -14,6 +14,7 @@ no separate MAC); no compression unless asked; a large receive window.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -396,7 +397,8 @@ def load_private_key(path: str, notes: List[str]) -> Any:
     import paramiko
 
     try:
-        return paramiko.PKey.from_path(path)
+        stat = os.stat(path)
+        return _key_from(path, stat.st_mtime_ns, stat.st_size, stat.st_ino)
     except FileNotFoundError:
         notes.append(f"{path} (no such file)")
     except paramiko.PasswordRequiredException:
@@ -404,6 +406,15 @@ def load_private_key(path: str, notes: List[str]) -> Any:
     except (paramiko.SSHException, OSError, ValueError) as exc:
         notes.append(f"{path} (unreadable: {exc})")
     return None
+
+
+@functools.lru_cache(maxsize=32)
+def _key_from(path: str, mtime: int, size: int, inode: int) -> Any:
+    """A private key file read once while it stays the same file (the hosts of a run
+    mostly share one key)."""
+    import paramiko
+
+    return paramiko.PKey.from_path(path)
 
 
 def read_public_key(path: str) -> Optional[bytes]:
