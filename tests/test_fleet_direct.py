@@ -213,3 +213,17 @@ def test_the_remote_timer_kills_without_the_controller() -> None:
     finally:
         kill_all(pids_with(marker))
         _reap(proc)
+
+
+def test_a_lost_connection_kills_the_command(far: Host) -> None:
+    """The connection closes under a running command (xnet killed, the network gone):
+    sshd closes the session's stdin, and the wrapper kills the group."""
+    marker = f"1000.{os.getpid()}6"
+    command = direct.start(far, shell_job(f"sleep {marker} & sleep {marker}"))
+    try:
+        assert wait_until(lambda: len(pids_with(marker)) >= 2, 10)
+        command.connection.transport.sock.close()  # no EOF, no close: the socket goes
+        assert wait_until(lambda: not pids_with(marker), 10), "left running"
+    finally:
+        command.close()
+        kill_all(pids_with(marker))
