@@ -5,7 +5,8 @@
 Needs the lab: ``../shared/tools/fanout-lab start 64`` (64 sshd on 127.0.0.2..65, user
 ``fleet``; ``$LAB``, default /tmp/flab), and the peers in their own venv (``$XNET_BENCH_VENV``,
 default ~/.cache/xnet-bench/fanout; make it with ``python3 bench/bench_fanout.py --make-venv``:
-asyncssh, clustershell, parallel-ssh, fabric, execnet from PyPI). Without the lab it skips,
+asyncssh, clustershell, parallel-ssh, fabric, execnet from PyPI, and our own dependencies, so
+that xnet starts from the same clean interpreter as the peers). Without the lab it skips,
 saying so; a missing peer is left out with a line saying why.
 
 Cold: each tool is a fresh process running ``true`` (``xnet run``: ``pass``) on N hosts;
@@ -47,6 +48,7 @@ LAB = Path(os.environ.get("LAB", "/tmp/flab"))
 VENV = Path(os.environ.get("XNET_BENCH_VENV", Path.home() / ".cache/xnet-bench/fanout"))
 PEERS = ("asyncssh", "clustershell", "parallel-ssh", "fabric", "execnet")
 REMOTE_PYTHON = "/usr/bin/python3"
+XNET_PYTHON = sys.executable
 
 ASYNCSSH = """
 import asyncio, sys, asyncssh
@@ -161,11 +163,27 @@ def peer_missing(module: str) -> Optional[str]:
     return None if done.returncode == 0 else f"{module} not installed in {VENV}"
 
 
+#: The project's own dependencies, installed in the bench venv too.
+PROJECT_DEPS = ("click", "rich", "paramiko", "pyyaml")
+
+
+def xnet_python() -> str:
+    """The interpreter xnet runs under: the bench venv's when it has our dependencies,
+    so that every tool starts from the same clean interpreter (this machine's own adds
+    start-up hooks of its environment), else this one."""
+    python = venv_python()
+    if python is not None:
+        check = "import click, rich, paramiko, yaml"
+        if subprocess.run([python, "-c", check], capture_output=True).returncode == 0:
+            return python
+    return sys.executable
+
+
 def xnet(*args: str) -> Command:
     def command(hosts: List[str]) -> List[str]:
         pattern = f"n[01-{len(hosts):02d}]"
         inventory = str(LAB / "inventory.yaml")
-        return [sys.executable, "-m", "execnet_cli", *args, "-i", inventory, "-H", pattern]
+        return [XNET_PYTHON, "-m", "execnet_cli", *args, "-i", inventory, "-H", pattern]
 
     return command
 
@@ -214,6 +232,7 @@ class Sample:
 
 def run_once(argv: List[str], hosts: int, pids: List[int]) -> Sample:
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # our package gets .pyc files, as installed ones have
     settle(pids)
     before_remote = remote_cpu(pids)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -367,7 +386,8 @@ def make_venv() -> int:
         [python, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True
     ).stdout.strip()
     subprocess.run([real or sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", *PEERS], check=True)
+    packages = [*PEERS, *PROJECT_DEPS]
+    subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", *packages], check=True)
     print(f"bench venv ready: {VENV}")
     return 0
 
@@ -390,6 +410,8 @@ def main(argv: List[str]) -> int:
             "start it with ../shared/tools/fanout-lab start 64 (and stop it after)"
         )
         return 0
+    global XNET_PYTHON
+    XNET_PYTHON = xnet_python()
     sizes = [int(s) for s in (args.sizes or ("8" if args.quick else "8,32,64")).split(",")]
     sizes = [n for n in sizes if n <= len(hosts)]
     tools: Dict[str, Command] = {}
@@ -404,14 +426,15 @@ def main(argv: List[str]) -> int:
             continue
         tools[name] = command
     print(
-        f"bench_fanout: {len(hosts)} lab hosts, sizes {sizes}, {len(tools)} tools, "
+        f"bench_fanout: xnet under {XNET_PYTHON}; "
+        f"{len(hosts)} lab hosts, sizes {sizes}, {len(tools)} tools, "
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; figures are noisy on a "
         "shared machine: medians and min/max spread",
         flush=True,
     )
     results = Results("fanout", save=not args.no_save, quick=args.quick, sizes=sizes)
     targets = Targets()
-    for n in sizes:
+    for n in sizes if tools else []:
         walls = bench_cold(tools, hosts[:n], args.rounds, results, targets)
         cold_targets(walls, n, targets)
     if not args.no_warm:
