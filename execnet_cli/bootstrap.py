@@ -23,6 +23,7 @@ import importlib.util
 import marshal
 import os
 import sys
+import threading
 import types
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
@@ -203,16 +204,20 @@ def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
     return code.replace(co_filename=filename, co_consts=consts)
 
 
+#: Gateways opened together (64 pool threads) all ask for the modules at once: the caches
+#: above do not make the others wait, so each would read and compile them all again.
+_payloads_lock = threading.Lock()
+
+
 def bootstrap_bytes(config: Dict[str, Any], same_python: bool) -> bytes:
     """Everything to write to a fresh worker's stdin before the protocol starts."""
     kind = "code" if same_python else "source"
-    bundle: Dict[str, Any] = {
-        "package": WORKER_PACKAGE,
-        "modules": _module_payloads(kind),
-        "config": config,
-    }
-    if not same_python:
-        bundle["code"] = _worker_code()
+    with _payloads_lock:
+        modules = _module_payloads(kind)
+        code = None if same_python else _worker_code()
+    bundle: Dict[str, Any] = {"package": WORKER_PACKAGE, "modules": modules, "config": config}
+    if code is not None:
+        bundle["code"] = code
         bundle["magic"] = CODE_MAGIC
     bundle_bytes = marshal.dumps(bundle, MARSHAL_VERSION)
     stage2 = STAGE2.encode()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -86,3 +87,24 @@ def test_remote_tracebacks_show_the_shipped_source(worker: execnet_cli.Gateway) 
     text = str(info.value)
     assert 'File "xnet_remote/' in text, text
     assert "def " in text or "raise " in text or "dumps" in text, text  # source lines shown
+
+
+def test_the_bundle_is_built_once_when_many_gateways_open_at_once() -> None:
+    """64 ssh gateways opened together all ask for the bundle's modules first: they are
+    read and compiled once, not once per thread (63 times, before)."""
+    bootstrap._module_payloads.cache_clear()
+    bootstrap._worker_code.cache_clear()
+    bootstrap.module_payload.cache_clear()
+    start = threading.Barrier(16)
+
+    def build() -> None:
+        start.wait()
+        bootstrap.bootstrap_bytes({}, same_python=False)
+
+    threads = [threading.Thread(target=build) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert bootstrap._worker_code.cache_info().misses == 1
+    assert bootstrap._module_payloads.cache_info().misses == 1

@@ -39,15 +39,14 @@ def load_config_text(path: Optional[str]) -> str:
     """The config text OpenSSH would read: ``path`` alone (``none``: nothing), else user
     then system file."""
     key = (path, os.path.expanduser("~"))
-    with _loaded_lock:
+    with _loaded_lock:  # held while reading: the hosts of a run ask at once, one reads
         cached = _loaded.get(key)
-    if cached is not None and all(_mtime(name) == mtime for name, mtime in cached[1]):
-        return cached[0]
-    watched: List[Tuple[str, Optional[int]]] = []
-    text = _load_config_text(path, watched)
-    with _loaded_lock:
+        if cached is not None and all(_mtime(name) == mtime for name, mtime in cached[1]):
+            return cached[0]
+        watched: List[Tuple[str, Optional[int]]] = []
+        text = _load_config_text(path, watched)
         _loaded[key] = (text, watched)
-    return text
+        return text
 
 
 def _mtime(path: str) -> Optional[int]:
@@ -124,7 +123,9 @@ def expand_includes(
 def lookup(config_text: str, host: str) -> Dict[str, object]:
     """The options ``config_text`` gives ``host`` (first value wins), tokens expanded."""
     try:
-        return dict(_parsed(config_text).lookup(host))
+        with _loaded_lock:
+            config = _parsed(config_text)
+        return dict(config.lookup(host))
     except Exception as exc:  # ConfigParseError, ImportError of Match exec's invoke, ...
         raise SpecError(f"ssh config for {host!r}: {exc}") from exc
 

@@ -398,7 +398,8 @@ def load_private_key(path: str, notes: List[str]) -> Any:
 
     try:
         stat = os.stat(path)
-        return _key_from(path, stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        with _keys_lock:  # the hosts of a run ask at once: one reads
+            return _key_from(path, stat.st_mtime_ns, stat.st_size, stat.st_ino)
     except FileNotFoundError:
         notes.append(f"{path} (no such file)")
     except paramiko.PasswordRequiredException:
@@ -406,6 +407,9 @@ def load_private_key(path: str, notes: List[str]) -> Any:
     except (paramiko.SSHException, OSError, ValueError) as exc:
         notes.append(f"{path} (unreadable: {exc})")
     return None
+
+
+_keys_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=32)
