@@ -2,8 +2,9 @@
 
 Stage 1 is a one-line program passed as ``python -c STAGE1``: it reads an 8-digit
 length and that many bytes from fd 0 and executes them. It contains no quotes, so it
-survives any shell unchanged. Stage 2 (``STAGE2``, a few lines) reads a 12-digit length
-and a marshalled bundle: the ``_remote`` modules and the worker's settings. It installs
+survives any shell unchanged. Stage 2 (``STAGE2``, a few lines) reads two marshalled
+blobs, each after a 12-digit length: the bundle of ``_remote`` modules (the same for
+every worker, so marshalled once per process) and the worker's settings. It installs
 an importer that serves the modules as the package ``xnet_remote`` and calls
 ``xnet_remote.worker.main``. Nothing is written to the remote's disk.
 
@@ -73,6 +74,7 @@ def _xnet_read(n):
         n -= len(part)
     return b"".join(parts)
 _xnet_bundle = marshal.loads(_xnet_read(int(_xnet_read(12))))
+_xnet_bundle["config"] = marshal.loads(_xnet_read(int(_xnet_read(12))))
 class _XnetImporter(object):
     def __init__(self, bundle):
         self.package = bundle["package"]
@@ -210,15 +212,31 @@ _payloads_lock = threading.Lock()
 
 
 def bootstrap_bytes(config: Dict[str, Any], same_python: bool) -> bytes:
-    """Everything to write to a fresh worker's stdin before the protocol starts."""
-    kind = "code" if same_python else "source"
+    """Everything to write to a fresh worker's stdin before the protocol starts: stage 2,
+    the modules (the same for every worker: marshalled once) and the worker's settings."""
     with _payloads_lock:
-        modules = _module_payloads(kind)
-        code = None if same_python else _worker_code()
-    bundle: Dict[str, Any] = {"package": WORKER_PACKAGE, "modules": modules, "config": config}
-    if code is not None:
-        bundle["code"] = code
-        bundle["magic"] = CODE_MAGIC
-    bundle_bytes = marshal.dumps(bundle, MARSHAL_VERSION)
+        modules = _modules_bytes(same_python)
+    settings = marshal.dumps(config, MARSHAL_VERSION)
     stage2 = STAGE2.encode()
-    return b"".join([b"%08d" % len(stage2), stage2, b"%012d" % len(bundle_bytes), bundle_bytes])
+    return b"".join(
+        [
+            b"%08d" % len(stage2),
+            stage2,
+            b"%012d" % len(modules),
+            modules,
+            b"%012d" % len(settings),
+            settings,
+        ]
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _modules_bytes(same_python: bool) -> bytes:
+    bundle: Dict[str, Any] = {
+        "package": WORKER_PACKAGE,
+        "modules": _module_payloads("code" if same_python else "source"),
+    }
+    if not same_python:
+        bundle["code"] = _worker_code()
+        bundle["magic"] = CODE_MAGIC
+    return marshal.dumps(bundle, MARSHAL_VERSION)

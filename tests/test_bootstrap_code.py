@@ -73,11 +73,13 @@ def test_a_worker_with_another_magic_compiles_the_sources(worker: execnet_cli.Ga
 def test_a_mismatched_magic_falls_back_to_the_sources(monkeypatch: pytest.MonkeyPatch) -> None:
     """Code objects are never run by an interpreter of another bytecode version."""
     monkeypatch.setattr(bootstrap, "CODE_MAGIC", b"\x00\x00\r\n")
+    bootstrap._modules_bytes.cache_clear()  # the bundle is marshalled once per process
     gateway = execnet_cli.makegateway(f"popen//python={_other_python(True)}")
     try:
         assert gateway.remote_exec(PROBE).receive() == (0, "xnet_remote/worker.py")
     finally:
         gateway.exit()
+        bootstrap._modules_bytes.cache_clear()
 
 
 @pytest.mark.parametrize("worker", [True, False], indirect=True, ids=["same", "other"])
@@ -93,6 +95,7 @@ def test_the_bundle_is_built_once_when_many_gateways_open_at_once() -> None:
     """64 ssh gateways opened together all ask for the bundle's modules first: they are
     read and compiled once, not once per thread (63 times, before)."""
     bootstrap._module_payloads.cache_clear()
+    bootstrap._modules_bytes.cache_clear()
     bootstrap._worker_code.cache_clear()
     bootstrap.module_payload.cache_clear()
     start = threading.Barrier(16)
@@ -108,3 +111,4 @@ def test_the_bundle_is_built_once_when_many_gateways_open_at_once() -> None:
         thread.join()
     assert bootstrap._worker_code.cache_info().misses == 1
     assert bootstrap._module_payloads.cache_info().misses == 1
+    assert bootstrap._modules_bytes.cache_info().misses == 1
