@@ -423,7 +423,7 @@ def test_a_burst_from_one_address_waits_and_is_served(secret_file):
     assert running.server.accepted == 10
 
 
-def test_a_full_waiting_room_drops_the_crowded_address_oldest(secret_file):
+def test_a_full_waiting_room_refuses_the_crowded_address_newest(secret_file):
     secret = secret_file.read_text().strip().encode()
     running = ThreadServer(secret, max_pending=1, max_waiting=2, grace=60)
     socks: List[socket.socket] = []
@@ -439,14 +439,41 @@ def test_a_full_waiting_room_drops_the_crowded_address_oldest(secret_file):
         socks.append(hog)
         recv_exact(hog, hs.SERVER_HELLO_SIZE)
         first, second = connect("127.0.0.2", 1), connect("127.0.0.2", 2)
-        connect("127.0.0.1", 2)  # the room is full: 127.0.0.2 gives up its oldest
-        assert recv_until_eof(first)[0] == b""
-        assert not greeted(second, 0.2)
+        connect("127.0.0.1", 2)  # the room is full: 127.0.0.2 gives up its newest
+        assert recv_until_eof(second)[0] == b""
+        assert not greeted(first, 0.2)  # the one that waited longest keeps its place
     finally:
         for sock in socks:
             sock.close()
         running.stop()
     assert any("too many connections waiting" in line for line in running.lines)
+
+
+def test_clients_from_one_address_are_greeted_in_the_order_they_came(secret_file):
+    """An attacker reopening dropped connections at once makes them the newest waiters
+    of its address: serving the newest first starved an honest client there (CI run)."""
+    secret = secret_file.read_text().strip().encode()
+    running = ThreadServer(secret, max_pending=1, grace=0.3)
+    socks: List[socket.socket] = []
+
+    def connect() -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", running.port), 10, ("127.0.0.2", 0))
+        socks.append(sock)
+        return sock
+
+    try:
+        hog = connect()
+        recv_exact(hog, hs.SERVER_HELLO_SIZE)  # holds the only slot, idle
+        honest = connect()
+        assert wait_until(lambda: len(running.server._waiting) == 1)
+        later = [connect(), connect()]  # reopened attackers, newer than the honest client
+        assert wait_until(lambda: len(running.server._waiting) == 3)
+        assert greeted(honest, 10)
+        assert not any(greeted(sock, 0) for sock in later)
+    finally:
+        for sock in socks:
+            sock.close()
+        running.stop()
 
 
 @pytest.mark.parametrize(

@@ -15,22 +15,26 @@ is answering, and the address that takes the most pays first:
 - Every connection is accepted at once (a batch per wake-up) and waits, accepted but not
   greeted, until it gets a slot (``MAX_WAITING`` of them wait at most). Left in the
   kernel's listen backlog, a flood would queue in front of everyone by arrival alone.
-- The next slot goes to the address holding the fewest slots, to its newest waiter: a
-  queue standing at one address is most likely that address's idle connections, and an
-  honest newcomer should not wait behind them (LIFO under overload).
+- The next slot goes to the address holding the fewest slots, to its oldest waiter
+  (first come, first served within an address). Serving the newest instead starves an
+  honest client behind an attacker that reopens each dropped connection at once: the
+  reopened ones are always newer.
 - With no free slot, a waiter takes one from a handshake that has been idle for
   ``GRACE`` seconds (an honest client answers HELLO within one round trip): from the
   address holding the most slots, its oldest; from its own address if that holds its
   share. Under pressure the pre-auth deadline is ``GRACE``, else the handshake timeout.
-- When the waiting room is full, the address with the most waiters loses its oldest.
+- When the waiting room is full, the address with the most waiters loses its newest (a
+  newcomer from the crowded address is refused at once rather than pushing out those
+  who waited longest).
 - An address is an IPv4 address or an IPv6 /64 (one host commonly owns a whole /64).
 
 A burst of honest clients from one host is not refused: past its share it waits and is
 served as slots free. Idle connections from one address (issue 16: 64 idle
 connections, reopened as they are dropped) delay nobody from elsewhere, and a client
-from the attacker's own address by at most ``GRACE`` when they are reopened in a tight
-loop. Attackers holding ``MAX_PENDING / MAX_PER_SOURCE`` or more addresses can delay
-others by up to ``GRACE`` too, never refuse them.
+from the attacker's own address by at most ``GRACE`` for each ``MAX_PER_SOURCE`` of
+the attacker's connections waiting there, however fast they are reopened. Attackers
+holding ``MAX_PENDING / MAX_PER_SOURCE`` or more addresses can delay others by up to
+``GRACE`` too, never refuse them.
 
 After ACCEPT the server starts ``[python, "-c", STAGE1]`` with the accepted socket as its
 stdin and stdout, and closes its own copy: the worker talks to the client directly, the
@@ -281,26 +285,27 @@ class SocketServer:
 
     def _enqueue(self, client: _Pending) -> None:
         """Put a new connection in the waiting room; when it is full, the address with the
-        most waiters loses its oldest one (the newcomer may be from that address too)."""
-        if len(self._waiting) >= self.max_waiting:
+        most waiters (the newcomer counted) loses its newest one: the newcomer itself when
+        it comes from there, so those who waited longest keep their place."""
+        self._waiting[client.conn.fileno()] = client
+        if len(self._waiting) > self.max_waiting:
             counts: Dict[str, int] = {}
             for waiter in self._waiting.values():
                 counts[waiter.source] = counts.get(waiter.source, 0) + 1
             crowded = max(counts, key=counts.__getitem__)
-            oldest = next(w for w in self._waiting.values() if w.source == crowded)
-            self._drop(oldest, "dropped: too many connections waiting from its address")
-        self._waiting[client.conn.fileno()] = client
+            newest = [w for w in self._waiting.values() if w.source == crowded][-1]
+            self._drop(newest, "dropped: too many connections waiting from its address")
 
     def _admit(self, now: float) -> None:
         """Greet waiting clients while there is room: a free slot, or an idle handshake's.
 
-        Addresses holding the fewest slots go first, each with its newest waiter.
+        Addresses holding the fewest slots go first, each with its oldest waiter.
         """
         while self._waiting and self._accepting():
-            newest: Dict[str, _Pending] = {}
-            for waiter in self._waiting.values():
-                newest[waiter.source] = waiter
-            for client in sorted(newest.values(), key=lambda c: self._slots.get(c.source, 0)):
+            oldest: Dict[str, _Pending] = {}
+            for waiter in self._waiting.values():  # in the order they were accepted
+                oldest.setdefault(waiter.source, waiter)
+            for client in sorted(oldest.values(), key=lambda c: self._slots.get(c.source, 0)):
                 if not self._free_slot(client.source):
                     idle = self._idle_victim(client.source, now)
                     if idle is None:
