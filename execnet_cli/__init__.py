@@ -26,6 +26,7 @@ from .errors import (
     RemoteError,
     SpecError,
     TimeoutError,
+    UnknownHostKey,
     XnetError,
 )
 
@@ -90,6 +91,7 @@ __all__ = [
     "RemoteError",
     "SpecError",
     "TimeoutError",
+    "UnknownHostKey",
     "XSpec",
     "XnetError",
     "__version__",

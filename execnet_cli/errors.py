@@ -13,6 +13,7 @@
             ├── ConnectFailed             connection refused, timed out or cut
             ├── AuthenticationFailed      credentials refused (says which methods were tried)
             ├── HostKeyError              unknown or changed host key (says how to accept)
+            │   └── UnknownHostKey        unknown, refused (carries the key to ask about)
             ├── InterpreterNotFound       the ``python`` to start does not exist there
             └── BootstrapError            the worker started but died before it was ready
 
@@ -49,6 +50,7 @@ __all__ = [
     "RemoteError",
     "SpecError",
     "TimeoutError",
+    "UnknownHostKey",
     "XnetError",
 ]
 
@@ -75,6 +77,31 @@ class AuthenticationFailed(HostNotFound):
 
 class HostKeyError(HostNotFound):
     """The host key is unknown or has changed; nothing was sent to that host."""
+
+
+class UnknownHostKey(HostKeyError):
+    """The host offered a key no known_hosts file lists, and the policy refused it.
+
+    It carries what a caller needs to ask a person once for many hosts and to record the
+    key afterwards (``transports.ssh.hostkeys.record_host_key``): ``name`` as known_hosts
+    writes it, ``key_type``, ``fingerprint`` (SHA256), ``askable`` (the policy was
+    ``ask``, OpenSSH's default, not ``yes``), and the ``settings`` and ``key`` objects.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str,
+        key_type: str,
+        fingerprint: str,
+        askable: bool,
+        settings: object,
+        key: object,
+    ) -> None:
+        super().__init__(message)
+        self.name, self.key_type, self.fingerprint = name, key_type, fingerprint
+        self.askable, self.settings, self.key = askable, settings, key
 
 
 class InterpreterNotFound(HostNotFound):

@@ -86,6 +86,15 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail("; ".join(problems), pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where runs record their outcome sets (``-H @failed``): a directory of the test's own,
+    never the user's ``~/.local/state``; processes a test starts inherit it."""
+    path = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(path))
+    return path
+
+
 @pytest.fixture
 def gw() -> Iterator[execnet_cli.Gateway]:
     """A popen gateway to this interpreter, exited after the test."""

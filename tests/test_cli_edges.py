@@ -185,5 +185,6 @@ def test_signals_keep_every_hosts_output(
         lines = out.splitlines()
         assert lines[0].startswith("t[1-3] (3): interrupted ---"), out
         assert lines[1] == "partial"
-        assert "3 interrupted (t[1-3])" in err.splitlines()[-2]
+        assert "3 interrupted (t[1-3])" in err.splitlines()[-3]
+        assert err.splitlines()[-2] == "xnet: to rerun: -H @not-run = 't[1-3]'"
         assert "Traceback" not in err

@@ -187,8 +187,10 @@ def test_json_lines_one_per_host() -> None:
         "traceback": TRACEBACK,
         "duration": 0.2,
         "log": "",
+        "group": 0,  # the output of web[01-03]: a class is what was printed, not how it ended
     }
     assert records[4]["status"] == "unreachable" and records[4]["exit_code"] is None
+    assert records[4]["group"] is None  # it printed nothing of the job's
 
 
 def test_interrupted_hosts_keep_their_output() -> None:
@@ -249,7 +251,7 @@ def test_a_spilled_output_is_streamed_into_its_json_record() -> None:
     feed(result, renderer, [S("a"), Output("a", "out", text), Output("a", "err", "e\n")])
     feed(result, renderer, [Output("a", "log", "note\n"), Exited("a", 0, 0.5)])
     assert result["a"].output.spilled
-    assert file.getvalue() == json.dumps(result["a"].as_dict()) + "\n"
+    assert file.getvalue() == json.dumps({**result["a"].as_dict(), "group": 0}) + "\n"
     assert json.loads(file.getvalue())["stdout"] == text
     result.close()
 

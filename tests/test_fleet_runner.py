@@ -28,6 +28,7 @@ from execnet_cli.fleet.jobs import python_job, shell_job
 from execnet_cli.fleet.results import GroupResult
 from execnet_cli.fleet.runner import Runner, carriers_for, run_job
 from execnet_cli.inventory import Host, Inventory
+from execnet_cli.transports.descriptors import PER_GATEWAY, RESERVE
 
 INVENTORY = (
     LOCAL
@@ -249,3 +250,39 @@ def test_jobs_over_ssh_with_the_system_python(
     assert (ran.stdout, ran.stderr) == (SYSTEM_PYTHON + "\n", "e\n")
     shell = run_job([host], shell_job("echo from-sh; exit 4"))["far"]
     assert (shell.exit_code, shell.stdout) == (4, "from-sh\n"), shell
+
+
+ROOM_SCRIPT = """\
+import json, resource, sys
+from execnet_cli.fleet.jobs import python_job
+from execnet_cli.fleet.runner import run_job
+from execnet_cli.inventory import Inventory
+
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (128, max(hard, 4096)))
+hosts = Inventory.from_text("hosts:\\n  p[001-100]: {transport: popen}\\n").hosts("all")
+code = "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+result = run_job(hosts, python_job(code), fanout=100)
+print(json.dumps({name: result[name].stdout.strip() for name in result}))
+"""
+
+
+def test_the_open_files_limit_is_raised_before_the_run_opens_anything(tmp_path: Path) -> None:
+    """100 hosts at once with a soft limit of 128: raised at the start (as clush does), so the
+    first worker already inherits the raised limit, not only gateways opened later."""
+    import json
+    import resource
+    import subprocess
+    import sys
+
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 4096:
+        pytest.skip("needs a hard open-files limit of 4096")
+    script = tmp_path / "room.py"
+    script.write_text(ROOM_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    limits = json.loads(done.stdout)
+    assert len(limits) == 100, limits
+    assert min(int(v) for v in limits.values()) >= 100 * PER_GATEWAY + RESERVE, limits

@@ -159,3 +159,30 @@ def test_a_different_key_recorded_meanwhile_is_refused(tmp_path):
     with pytest.raises(HostKeyError, match="HOST KEY CHANGED"):
         record_host_key(settings, public_key(second))
     assert known.read_text() == f"[web]:2222 {first}\n"
+
+
+def test_an_unknown_key_refused_a_moment_ago_is_refused_again_without_connecting(tmp_path):  # type: ignore[no-untyped-def]
+    """Many hosts behind one jump host with an unknown key: one handshake says so, the others
+    are refused at once (not 64 handshakes cut after the key exchange, which sshd's
+    MaxStartups counts). Shown here with the server gone after the first refusal."""
+    from sshd_fixtures import SshdCluster, find_sshd
+
+    sshd = find_sshd()
+    if sshd is None:
+        pytest.skip("OpenSSH sshd not found")
+    (tmp_path / "own").mkdir()
+    cluster = SshdCluster(sshd, tmp_path / "own")
+    try:
+        [host] = cluster.start(1)
+        known = tmp_path / "known_hosts"
+        spec = host.spec().replace(str(host.known_hosts), str(known))
+        with pytest.raises(execnet_cli.UnknownHostKey) as first:
+            execnet_cli.makegateway(spec)
+    finally:
+        cluster.stop()
+    with pytest.raises(execnet_cli.UnknownHostKey) as again:  # the server is gone
+        execnet_cli.makegateway(spec)
+    assert again.value.fingerprint == first.value.fingerprint
+    known.write_text(host.known_hosts_line() + "\n")  # known now: connects (and fails)
+    with pytest.raises(execnet_cli.ConnectFailed):
+        execnet_cli.makegateway(spec)

@@ -120,7 +120,7 @@ def test_defaults():
         22,
         getpass.getuser(),
     )
-    assert s.strict_host_key_checking == "yes"
+    assert s.strict_host_key_checking == "ask"  # OpenSSH's default
     assert s.identity_files == ()
     assert s.jump is None and s.proxy_command is None and not s.compression
     assert s.user_known_hosts_files == (
@@ -191,6 +191,15 @@ def test_config_proxyjump_and_negated_pattern():
     assert settings("bad.lab", CONFIG).jump is None
 
 
+def test_a_jump_host_on_another_port_of_the_same_address_is_kept():
+    """Not the host itself: another server (as many sshd on one address in the lab)."""
+    s = settings("-p 2222 -J root@127.0.0.2:2200 127.0.0.2")
+    assert s.jump is not None and (s.jump.hostname, s.jump.port) == ("127.0.0.2", 2200)
+    assert settings("-p 2200 -J root@127.0.0.2:2200 127.0.0.2").jump is None
+    assert settings("-J gate 127.0.0.2").jump is not None
+    assert settings("-J gate gate").jump is None
+
+
 def test_jump_chain_each_hop_through_the_previous():
     s = settings("-J u1@h1:2201,h2 -i /key -o UserKnownHostsFile=/kh target")
     hop2 = s.jump
@@ -228,7 +237,7 @@ def test_proxy_jump_and_command_together():
 
 @pytest.mark.parametrize(
     "value, policy",
-    [("yes", "yes"), ("ask", "yes"), ("accept-new", "accept-new"), ("no", "no"), ("off", "no")],
+    [("yes", "yes"), ("ask", "ask"), ("accept-new", "accept-new"), ("no", "no"), ("off", "no")],
 )
 def test_strict_host_key_checking_values(value, policy):
     s = settings(f"-o StrictHostKeyChecking={value} h")

@@ -7,16 +7,20 @@
     3    some host was unreachable (its gateway did not open); none failed or timed out
     4    some host timed out (``--timeout``); none failed
     5    the pattern selected no host (nothing was contacted)
+    6    stopped on the failure budget: ``--max-fail`` was spent or a ``--canary`` host
+         did not succeed, so later batches did not run (``fleet.batches``)
     70   a bug of ours on some host (an unexpected exception, not a connection error)
     128+N  stopped by signal N: 130 Ctrl-C (SIGINT), 143 SIGTERM, 129 SIGHUP; every
          gateway was ended first, every host reported (``interrupted`` if unfinished)
     141  standard output was closed (``| head``): as SIGPIPE ends other tools, quietly
 
-When several apply, the first in this order wins: a signal, 70, 1, 4, 3, 0. A bug of ours
-comes first because it may have caused the others; a failure before a timeout, and a
-timeout before unreachability, because each is more likely the thing to look at.
-``--tolerate N`` (or ``N%`` of the selected hosts) turns 1, 3 and 4 into 0 when at most
-that many hosts did not succeed; it never hides a bug of ours, nor a signal.
+When several apply, the first in this order wins: a signal, 70, 6, 1, 4, 3, 0. A bug of ours
+comes first because it may have caused the others; a stop on the budget before the host
+failures that spent it, since part of the selection was not even tried; a failure before a
+timeout, and a timeout before unreachability, because each is more likely the thing to look
+at. ``--tolerate N`` (or ``N%`` of the selected hosts) turns 1, 3 and 4 into 0 when at most
+that many hosts did not succeed; it never hides a bug of ours, a stop on the budget, nor a
+signal.
 
 Library errors and results carry no codes (see ``errors``, ``fleet.results``); only this
 table turns outcomes into them.
@@ -32,6 +36,7 @@ from ..fleet.events import ERROR, FAILED, INTERRUPTED, OK, TIMED_OUT, UNREACHABL
 from .options import EXIT_NO_HOST, EXIT_USAGE
 
 __all__ = [
+    "EXIT_BUDGET",
     "EXIT_CLOSED_OUTPUT",
     "EXIT_ERROR",
     "EXIT_FAILED",
@@ -50,6 +55,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_UNREACHABLE = 3
 EXIT_TIMED_OUT = 4
+EXIT_BUDGET = 6
 EXIT_ERROR = 70  # sysexits.h EX_SOFTWARE
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
 EXIT_CLOSED_OUTPUT = 128 + signal.SIGPIPE  # 141
@@ -98,11 +104,15 @@ def exit_status(
     bad: int = 0,
     total: int = 0,
     tolerance: Tolerance = Tolerance(),
+    budget_spent: bool = False,
 ) -> int:
     """The status for a finished run, from the kinds of ending that occurred in it.
 
-    ``bad`` hosts of ``total`` did not succeed; ``tolerance`` says how many may not.
+    ``bad`` hosts of ``total`` did not succeed; ``tolerance`` says how many may not;
+    ``budget_spent``: the run stopped before its last batch on the failure budget.
     """
+    if budget_spent and not {INTERRUPTED, ERROR} & set(outcomes):  # those rows come first
+        return EXIT_BUDGET
     if bad and set(outcomes) <= _TOLERABLE | {OK} and tolerance.allows(bad, total):
         return EXIT_OK  # never a bug of ours: ERROR is not tolerable
     for outcome, status in _BY_OUTCOME:

@@ -2,12 +2,12 @@
 
 One row per host: state (waiting, connecting, running, ok, failed, timed out,
 unreachable, interrupted, error), elapsed time, exit code and the last line it printed;
-trouble first, then the hosts at work, then the ones done and fine, and a progress bar.
-When there are more rows than the screen has lines, healthy finished hosts fold into one
-row (``w[001-090] (90)  ok``), hosts not started yet are one row from the start, and if
-hosts at work still do not fit, the rest of them are counted in one more row. When the
-run ends the table goes away (``transient``) and the gathered output and summary follow,
-as without it.
+trouble first, then the hosts at work, then the ones done and fine, and a progress bar
+(in a rolling run it also says which batch runs: ``note``). When there are more rows than
+the screen has lines, healthy finished hosts fold into one row (``w[001-090] (90)  ok``),
+hosts not started yet are one row from the start, and if hosts at work still do not fit,
+the rest of them are counted in one more row. When the run ends the table goes away
+(``transient``) and the gathered output and summary follow, as without it.
 
 Only at a terminal, and only gathered: in a pipe, with ``--json`` or ``--no-gather`` the
 output is what it always was. The table is drawn by rich's ``Live`` thread from
@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Optional
 
 from rich.console import Group, RenderableType
@@ -139,9 +140,11 @@ class LiveRenderer(GatherRenderer):
 
     _live: Optional[Live] = None
     _echo: Optional[Callable[[], None]] = None
+    #: Where a rolling run is (``batch 2 of 4``), shown on the progress line.
+    note: Optional[Callable[[], str]] = None
 
     def _start(self) -> None:
-        self._began = time.monotonic()
+        self._began = getattr(self, "_began", None) or time.monotonic()  # kept across a pause
         self._echo = _quiet_keyboard()
         self._live = Live(
             console=self.err,
@@ -159,6 +162,15 @@ class LiveRenderer(GatherRenderer):
         echo, self._echo = self._echo, None
         if echo is not None:
             echo()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The table taken away while something else talks to the user (a host key question)."""
+        self.close()
+        try:
+            yield
+        finally:
+            self._start()
 
     def view(self) -> RenderableType:
         """The table and the progress line, as of now."""
@@ -191,6 +203,9 @@ class LiveRenderer(GatherRenderer):
         if bad:
             line.append(f", {bad} not ok", style="red")
         line.append(f", {time.monotonic() - self._began:.1f} s")
+        note = self.note() if self.note is not None else ""
+        if note:
+            line.append(f", {note}", style="bold")
         grid = Table(box=None, show_header=False, padding=0, pad_edge=False, width=width)
         grid.add_column(ratio=1)
         grid.add_column(no_wrap=True)

@@ -80,7 +80,13 @@ def user_errors() -> Iterator[None]:
 
 
 def select_hosts(inventories: Sequence[str], pattern: str) -> tuple[Inventory, list[Host]]:
-    """Load the inventory the user means and resolve the hosts ``pattern`` selects."""
+    """Load the inventory the user means and resolve the hosts ``pattern`` selects
+    (a pattern or a recorded run's set, ``@failed``: ``selection``)."""
+    from .selection import SelectionError, resolve_selection
+
     with user_errors():
         inventory = load_inventory(inventories)
-        return inventory, inventory.hosts(pattern)
+        try:
+            return inventory, resolve_selection(pattern, inventory)
+        except SelectionError as exc:
+            fail(str(exc))

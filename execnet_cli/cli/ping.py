@@ -17,10 +17,12 @@ import click
 from rich.console import Console
 
 from ..fleet.events import FAILED, OK, Event, Exited, Failed, Running, Started
+from ..fleet.hostkeys import HostKeyRounds
 from ..fleet.jobs import python_job
 from ..fleet.results import GroupResult
-from ..fleet.runner import Runner, carriers_for
+from ..fleet.runner import carriers_for
 from .exitcodes import exit_status
+from .hostkeys import KeyQuestion, accept_new_option
 from .options import inventory_option, select_hosts, user_errors
 from .render import clean, summary_line
 from .run import fanout_option, leave_if_stopped, started, stopping
@@ -121,7 +123,10 @@ def _aligned(rows: list[list[str]]) -> list[str]:
 @inventory_option
 @fanout_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line.")
-def ping(pattern: str, inventories: tuple[str, ...], fanout: int, as_json: bool) -> None:
+@accept_new_option
+def ping(
+    pattern: str, inventories: tuple[str, ...], fanout: int, as_json: bool, accept_new: bool
+) -> None:
     """Reach every host PATTERN selects (default: all): Python version, platform, timing.
 
     \b
@@ -132,17 +137,23 @@ def ping(pattern: str, inventories: tuple[str, ...], fanout: int, as_json: bool)
     begin = started()
     inventory, hosts = select_hosts(inventories, pattern)
     with user_errors():
-        carriers = carriers_for(hosts, inventory.host)
+        carriers_for(hosts, inventory.host)  # a bad via= is a usage error before anything runs
     result = GroupResult()
     timer = _Timer(result)
+    question = KeyQuestion(accept_new)
     try:
         with (
-            Runner(
-                hosts, python_job(PROBE), fanout=fanout, carriers=carriers, capture_strays=True
-            ) as runner,
-            stopping(runner.stop) as received,
+            HostKeyRounds(
+                hosts,
+                python_job(PROBE),
+                question,
+                fanout=fanout,
+                carriers_for=lambda some: carriers_for(some, inventory.host),
+                capture_strays=True,
+            ) as rounds,
+            stopping(rounds.stop) as received,
         ):
-            for event in runner.events():
+            for event in rounds.events():
                 result.add(event)
                 timer.handle(event)
     finally:
@@ -157,5 +168,6 @@ def ping(pattern: str, inventories: tuple[str, ...], fanout: int, as_json: bool)
             click.echo(line)
         err = Console(stderr=True, highlight=False)
         err.print(summary_line(result, time.monotonic() - begin), soft_wrap=True)
+    question.hint(rounds.refused)
     leave_if_stopped(received, quiet=as_json)
     raise click.exceptions.Exit(exit_status(result.outcomes))

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
-from typing import Protocol, TextIO
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Optional, Protocol, TextIO
 
 from rich.console import COLOR_SYSTEMS, Console
 from rich.style import Style
 from rich.text import Text
 
+from ..fleet.diffing import OutputClasses
 from ..fleet.events import (
     ERROR,
     FAILED,
@@ -52,6 +53,7 @@ __all__ = [
     "clean",
     "header",
     "outcome_label",
+    "said",
     "summary_line",
 ]
 
@@ -249,12 +251,12 @@ class GatherRenderer(_ConsoleRenderer):
             _print(self.out, header(self.out, names, label))
             for stream, text in result.output:
                 painter.write(text, _STREAM_STYLES.get(stream, ""))
-            for line in _said(result, label, self.verbose):
+            for line in said(result, label, self.verbose):
                 painter.write(line, "bold red")
         super().finish(elapsed)
 
 
-def _said(result: HostResult, label: str, verbose: bool) -> list[str]:
+def said(result: HostResult, label: str, verbose: bool) -> list[str]:
     """The error's lines, unless they only repeat the label (``interrupted``)."""
     lines = result.error_lines(verbose)
     return [] if lines == [label] else lines
@@ -286,7 +288,7 @@ class StreamRenderer(_ConsoleRenderer):
         if result is None or result.ok:
             return
         label = outcome_label(result)
-        lines = _said(result, label, self.verbose)
+        lines = said(result, label, self.verbose)
         prefix = self._prefix(result.name, self.err_painter)
         if len(lines) == 1:
             self.err_painter.write(f"{label}: {lines[0]}", "red", prefix)
@@ -303,10 +305,12 @@ class JsonRenderer:
 
     def __init__(self, file: TextIO, result: GroupResult) -> None:
         self.file, self.result = file, result
+        self.classes = OutputClasses()  # the ``group`` field: hosts that printed the same
 
     def handle(self, event: Event) -> None:
         if isinstance(event, (Exited, Failed)) and event.host in self.result:
-            write_record(self.file, self.result[event.host])
+            host = self.result[event.host]
+            write_record(self.file, host, {"group": self.classes.add(host)})
             self.file.flush()
 
     def finish(self, elapsed: Elapsed) -> None:
@@ -319,13 +323,16 @@ class JsonRenderer:
 _STREAM_FIELDS = {"stdout": "out", "stderr": "err", "log": "log"}
 
 
-def write_record(file: TextIO, result: HostResult) -> None:
-    """``result.as_dict()`` as one JSON line, its output streamed if it was spilled."""
+def write_record(
+    file: TextIO, result: HostResult, extra: Optional[Mapping[str, Any]] = None
+) -> None:
+    """``result.as_dict()`` and ``extra`` as one JSON line, its output streamed if it was
+    spilled."""
     if not result.output.spilled:
-        file.write(json.dumps(result.as_dict()) + "\n")
+        file.write(json.dumps({**result.as_dict(), **(extra or {})}) + "\n")
         return
     file.write("{")
-    for i, (key, value) in enumerate(result.as_dict(streams=False).items()):
+    for i, (key, value) in enumerate({**result.as_dict(streams=False), **(extra or {})}.items()):
         file.write(f"{', ' if i else ''}{json.dumps(key)}: ")
         stream = _STREAM_FIELDS.get(key)
         if stream is None:

@@ -38,6 +38,7 @@ from . import options
 from .exitcodes import exit_status
 from .live import LiveRenderer
 from .render import GatherRenderer
+from .rolling import RollingOptions, remember, report, rolling_options
 from .run import fanout_option, leave_if_stopped, started, stopping
 
 __all__ = ["parse_arguments", "remote_path", "rsync", "summary"]
@@ -322,6 +323,7 @@ class _FileLines:
 @fanout_option
 @options.timeout_option("Fail a host whose sync runs longer.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line.")
+@rolling_options(with_diff=False)
 def rsync(
     source: str,
     destination: str,
@@ -337,6 +339,7 @@ def rsync(
     fanout: int,
     timeout: Optional[float],
     as_json: bool,
+    rolling: RollingOptions,
 ) -> None:
     """Push a tree to every selected host, or pull one from each.
 
@@ -351,9 +354,14 @@ def rsync(
     hosts, where copying is cheaper). The summary (and --json) report bytes on the wire.
 
     \b
+    --batch, --canary and --max-fail roll a push out a slice at a time, as for xnet sh;
+    -H @failed style selections work for HOSTS too (xnet rsync DIR @failed).
+
+    \b
     Exit status: 0 all synced, 1 some host failed (or some file was not written),
     4 some timed out, 3 some unreachable, 2 usage or inventory error, 5 no host
-    selected, 70 internal error, 128+N stopped by signal N (130 Ctrl-C).
+    selected, 6 stopped on the failure budget, 70 internal error, 128+N stopped by
+    signal N (130 Ctrl-C).
     """
     begin = started()
     direction = parse_arguments(source, destination)
@@ -404,21 +412,40 @@ def rsync(
     hooks = None
     if verbose and not as_json and not direction.pull:
         hooks = _FileLines(err if err.is_terminal else out)
+    rollout = rolling.rollout(hosts)
+    by_name = {place.name: place for place in places}
+
+    def halt() -> None:
+        stop.set()
+        rollout.stop()
+
+    received: list[int] = []
     try:
-        with stopping(stop.set) as received:
-            if direction.pull:
-                pull_many(places, reporter, settings)
-            else:
-                push_many(direction.local, places, reporter, settings, hooks)
+        with stopping(halt) as received:
+            while (batch := rollout.next_batch()) is not None:
+                chunk = [by_name[name] for name in batch.names]
+                if direction.pull:
+                    pull_many(chunk, reporter, settings)
+                else:
+                    push_many(direction.local, chunk, reporter, settings, hooks)
+                for name in batch.names:
+                    if name in result:
+                        rollout.ended(name, result[name].status)
             if received:
-                reporter.stopped([h.name for h in hosts])
+                reporter.stopped([name for b in rollout.ran for name in b.names])
             renderer.finish(lambda: time.monotonic() - begin)
     finally:
         renderer.close()
+        outcomes = {name: result[name].status for name in result}
+        names = [h.name for h in hosts]
+        sets = remember("rsync", direction.pattern, names, outcomes, rolling.save_run)
         result.close()
+    if not as_json:
+        report(rollout, rolling, sets, flag="")
     leave_if_stopped(received, quiet=as_json)
     bad = len(result) - result.count(events.OK)
-    raise click.exceptions.Exit(exit_status(result.outcomes, bad, len(hosts)))
+    status = exit_status(result.outcomes, bad, len(hosts), budget_spent=rollout.stopped_early)
+    raise click.exceptions.Exit(status)
 
 
 def _places(

@@ -16,8 +16,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional
@@ -25,14 +25,18 @@ from typing import Any, Optional
 import click
 from rich.console import Console
 
+from ..fleet.batches import RollingRunner, Rollout
 from ..fleet.events import OK
+from ..fleet.hostkeys import HostKeyRounds, NewKey
 from ..fleet.jobs import Job, python_job, shell_job
 from ..fleet.results import GroupResult
-from ..fleet.runner import DEFAULT_FANOUT, Runner, carriers_for
+from ..fleet.runner import DEFAULT_FANOUT, carriers_for
 from ..inventory import Host, Inventory
 from .exitcodes import Tolerance, exit_status, signal_status
+from .hostkeys import KeyQuestion, accept_new_option
 from .options import fail, inventory_option, select_hosts, timeout_option, user_errors
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
+from .rolling import RollingOptions, remember, report, rolling_options
 
 __all__ = [
     "RunOptions",
@@ -63,6 +67,7 @@ class RunOptions:
     verbose: bool
     raw: bool
     tolerance: Tolerance
+    accept_new: bool
 
 
 fanout_option = click.option(
@@ -83,7 +88,8 @@ _RUN_OPTIONS = (
         default="all",
         show_default=True,
         metavar="PATTERN",
-        help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts).",
+        help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts); "
+        "@failed: the last run's failed hosts (also @ok, @unreachable, @timed-out, @not-run).",
     ),
     fanout_option,
     timeout_option(
@@ -113,6 +119,7 @@ _RUN_OPTIONS = (
         help="Exit 0 when at most N hosts (or N% of them) failed, timed out or were "
         "unreachable. Default 0.",
     ),
+    accept_new_option,
 )
 
 
@@ -206,23 +213,40 @@ def leave_if_stopped(received: list[int], quiet: bool = False) -> None:
         raise click.exceptions.Exit(signal_status(received[0]))
 
 
-def _execute(job: Job, options: RunOptions) -> None:
-    """Run ``job`` on the selected hosts, show it, and leave with the table's status.
+def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
+    """Run ``job`` on the selected hosts (in batches: ``rolling``), show it, record its
+    outcome sets, and leave with the table's status.
 
     Each event goes to the result first, then to the renderer, which draws from it.
     """
     begin = started()
     if options.as_json and not options.gather:
         raise click.UsageError("--json and --no-gather cannot be combined (--json streams already)")
+    if rolling.diff and (options.as_json or not options.gather):
+        raise click.UsageError("--diff goes with the gathered view (not --json, --no-gather)")
     inventory, hosts = select_hosts(options.inventories, options.pattern)
-    carriers = _carriers(inventory, hosts)
+    _carriers(inventory, hosts)  # a bad via= is a usage error before anything runs
+    rollout = rolling.rollout(hosts)
     result = GroupResult()
-    renderer = _renderer(options, result, [h.name for h in hosts])
+    renderer = _renderer(options, result, [h.name for h in hosts], rolling, rollout)
+    question = KeyQuestion(options.accept_new, getattr(renderer, "paused", nullcontext))
+    refused: list[NewKey] = []
+    received: list[int] = []
+
+    def batch_runner(batch: Sequence[Host]) -> HostKeyRounds:
+        return HostKeyRounds(
+            batch,
+            job,
+            question,
+            fanout=options.fanout,
+            carriers_for=functools.partial(_carriers, inventory),
+            capture_strays=True,
+            refused=refused,  # one hint for the whole run, whatever the batches
+        )
+
     try:
         with (
-            Runner(
-                hosts, job, fanout=options.fanout, carriers=carriers, capture_strays=True
-            ) as runner,
+            RollingRunner(rollout, batch_runner) as runner,
             stopping(runner.stop) as received,
         ):
             for event in runner.events():
@@ -231,10 +255,17 @@ def _execute(job: Job, options: RunOptions) -> None:
             renderer.finish(lambda: time.monotonic() - begin)
     finally:
         renderer.close()
+        outcomes = {name: result[name].status for name in result}
+        sets = remember(
+            job.kind, options.pattern, [h.name for h in hosts], outcomes, rolling.save_run
+        )
         result.close()
+    if not options.as_json:
+        report(rollout, rolling, sets)
+    question.hint(refused)
     leave_if_stopped(received, quiet=options.as_json)
     bad = len(result) - result.count(OK)
-    status = exit_status(result.outcomes, bad, len(hosts), options.tolerance)
+    status = exit_status(result.outcomes, bad, len(hosts), options.tolerance, rollout.stopped_early)
     if status == 0 and bad and not options.as_json:
         click.echo(
             f"xnet: {bad} of {len(hosts)} hosts not ok, tolerated (--tolerate {options.tolerance})",
@@ -243,20 +274,39 @@ def _execute(job: Job, options: RunOptions) -> None:
     raise click.exceptions.Exit(status)
 
 
-def _renderer(options: RunOptions, result: GroupResult, names: list[str]) -> Renderer:
+def _renderer(
+    options: RunOptions,
+    result: GroupResult,
+    names: list[str],
+    rolling: RollingOptions,
+    rollout: Rollout,
+) -> Renderer:
     if options.as_json:
         return JsonRenderer(sys.stdout, result)
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
     if not options.gather:
         return StreamRenderer(out, err, result, names, options.verbose, options.raw)
+    args = (out, err, result, names, options.verbose, options.raw)
     if err.is_terminal and names:
         from .live import LiveRenderer  # only a terminal pays for rich's Live
 
-        return LiveRenderer(out, err, result, names, options.verbose, options.raw)
-    return GatherRenderer(out, err, result, names, options.verbose, options.raw)
+        if rolling.diff:
+            from .diffview import LiveDiffRenderer
+
+            live: LiveRenderer = LiveDiffRenderer(*args)
+        else:
+            live = LiveRenderer(*args)
+        if rolling.rolling:
+            live.note = rollout.progress
+        return live
+    if rolling.diff:
+        from .diffview import DiffRenderer
+
+        return DiffRenderer(*args)
+    return GatherRenderer(*args)
 
 
-def _carriers(inventory: Inventory, hosts: list[Host]) -> list[Host]:
+def _carriers(inventory: Inventory, hosts: Sequence[Host]) -> list[Host]:
     """Hosts that selected hosts reach ``via``, opened too but not run on."""
     with user_errors():
         return carriers_for(hosts, inventory.host)
@@ -265,7 +315,8 @@ def _carriers(inventory: Inventory, hosts: list[Host]) -> list[Host]:
 @click.command("run")
 @click.argument("code")
 @run_options
-def run(code: str, options: RunOptions) -> None:
+@rolling_options()
+def run(code: str, options: RunOptions, rolling: RollingOptions) -> None:
     """Run Python CODE on every selected host; show what it prints and how it ended.
 
     CODE is source text, '-' for standard input, or @FILE for a file. It runs as
@@ -283,18 +334,20 @@ def run(code: str, options: RunOptions) -> None:
 
     \b
     Exit status (the first that applies): 128+N stopped by signal N (130 Ctrl-C),
-    70 internal error (see --debug), 1 some host failed, 4 some host timed out,
-    3 some host unreachable, 0 all ok (or within --tolerate); 2 usage or inventory
-    error, 5 the pattern selected no host, 141 stdout closed (| head).
+    70 internal error (see --debug), 6 stopped on the failure budget (--max-fail,
+    --canary), 1 some host failed, 4 some host timed out, 3 some host unreachable,
+    0 all ok (or within --tolerate); 2 usage or inventory error, 5 the pattern
+    selected no host, 141 stdout closed (| head).
     """
     source, filename = read_code(code)
-    _execute(python_job(source, filename, options.timeout), options)
+    _execute(python_job(source, filename, options.timeout), options, rolling)
 
 
 @click.command("sh")
 @click.argument("command")
 @run_options
-def sh(command: str, options: RunOptions) -> None:
+@rolling_options()
+def sh(command: str, options: RunOptions, rolling: RollingOptions) -> None:
     """Run the shell COMMAND on every selected host (sh -c, started by its worker).
 
     Output streams back as it comes; each host's exit status is reported. COMMAND '-'
@@ -306,11 +359,18 @@ def sh(command: str, options: RunOptions) -> None:
       xnet sh -i lab.yaml --hosts 'web,!web03' --no-gather 'tail -n 20 /var/log/syslog'
 
     \b
+    Rolling and rerunning:
+      xnet sh --canary 1 --batch 25% --max-fail 2 'systemctl restart app'
+      xnet sh -H @failed 'systemctl restart app'     # the hosts that failed last time
+      xnet sh --diff 'cat /etc/resolv.conf'          # how hosts differ from the majority
+
+    \b
     Exit status (the first that applies): 128+N stopped by signal N (130 Ctrl-C),
-    70 internal error (see --debug), 1 some host exited non-zero or failed, 4 some
-    host timed out, 3 some host unreachable, 0 all exited 0 (or within --tolerate);
-    2 usage or inventory error, 5 the pattern selected no host, 141 stdout closed.
+    70 internal error (see --debug), 6 stopped on the failure budget (--max-fail,
+    --canary), 1 some host exited non-zero or failed, 4 some host timed out, 3 some
+    host unreachable, 0 all exited 0 (or within --tolerate); 2 usage or inventory
+    error, 5 the pattern selected no host, 141 stdout closed.
     """
     if command == "-":
         command = sys.stdin.read()
-    _execute(shell_job(command, options.timeout), options)
+    _execute(shell_job(command, options.timeout), options, rolling)

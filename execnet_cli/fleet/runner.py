@@ -36,6 +36,7 @@ from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
 from ..gateway import Gateway
 from ..group import Group
 from ..inventory import Host
+from ..transports.descriptors import room_for
 from . import direct, strays
 from .collect import CLOSED, Budget, Collector, LineSplitter
 from .events import (
@@ -85,6 +86,7 @@ class _Slot:
         self.done = threading.Event()
         self.gateway: Optional[Gateway] = None
         self.error: Optional[str] = None
+        self.exception: Optional[Exception] = None
 
 
 def carriers_for(hosts: Sequence[Host], lookup: Callable[[str], Host]) -> list[Host]:
@@ -190,6 +192,9 @@ class Runner:
         self._started: dict[str, float] = {}  # host -> when its turn came
         self._serving: dict[Optional[int], str] = {}  # pool thread ident -> its host
         self._ended: set[str] = set()  # hosts whose end event was put
+        #: Why each host that did not open did not (set before its ``Failed`` is put): for
+        #: callers that look past the event's text (``hostkeys``: the key to ask about).
+        self.open_errors: dict[str, Exception] = {}
 
     def __enter__(self) -> Runner:
         return self
@@ -216,6 +221,7 @@ class Runner:
 
     def _events_until_done(self) -> Iterator[Event]:
         count = min(self.fanout, len(self._slots))
+        room_for(count + len(self._carrier_names))  # open at once: the pool's, and carriers
         for number in range(count):
             self._tasks.put(None)  # one stop mark per thread
             thread = threading.Thread(target=self._work, name=f"xnet-run-{number}", daemon=True)
@@ -335,7 +341,8 @@ class Runner:
         try:
             gateway = self._open(host)
         except Exception as exc:
-            slot.error = _one_line(exc)
+            slot.error, slot.exception = _one_line(exc), exc
+            self.open_errors[name] = exc
             slot.done.set()
             if selected:
                 self._end(_not_opened(name, exc, time.monotonic() - start))
@@ -357,8 +364,9 @@ class Runner:
             while not carrier.done.wait(0.1):
                 if self._cancel.is_set():
                     raise _Cancelled("interrupted")
-            if carrier.gateway is None:
-                raise ConnectFailed(f"via {host.via}: unreachable ({carrier.error})")
+            if carrier.gateway is None:  # its cause says why (an unknown host key, say)
+                error = ConnectFailed(f"via {host.via}: unreachable ({carrier.error})")
+                raise error from carrier.exception
         if self._cancel.is_set():
             raise _Cancelled("interrupted")
         gateway = self.group.makegateway(host.xspec())
@@ -374,6 +382,7 @@ class Runner:
                 raise _Cancelled("interrupted")
             command = direct.start(host, self.job)
         except Exception as exc:
+            self.open_errors[host.name] = exc
             return _not_opened(host.name, exc, time.monotonic() - start)
         self._events.put(Running(host.name))
         splitters = {"out": LineSplitter(), "err": LineSplitter()}

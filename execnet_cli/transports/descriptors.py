@@ -20,6 +20,8 @@ log = logging.getLogger("execnet_cli.connect")
 
 #: Descriptors kept free for opening one more gateway and for the application's own use.
 RESERVE = 64
+#: Descriptors one open gateway holds in the controller, about (``room_for``).
+PER_GATEWAY = 5
 _EXHAUSTED = (errno.EMFILE, errno.ENFILE)
 
 
@@ -38,13 +40,29 @@ def table_size() -> int:
 
 def make_room(reserve: int = RESERVE) -> None:
     """Raise the soft open-files limit when fewer than ``reserve`` descriptors may be free."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return
     size = table_size()
-    if size + reserve <= soft:
+    if size + reserve > soft:
+        _raise_soft(max(soft * 2, min(size, 1 << 20) * 2))
+
+
+def room_for(gateways: int) -> None:
+    """Before a run opens up to ``gateways`` at once: raise the soft limit now if they will
+    need it (as clush does at start), rather than one gateway at a time while many threads
+    open theirs together, each finding the room that the others are about to take."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
         return
-    wanted = max(soft * 2, min(size, 1 << 20) * 2)
+    wanted = table_size() + gateways * PER_GATEWAY + RESERVE
+    if wanted > soft:
+        _raise_soft(max(wanted, soft * 2))
+
+
+def _raise_soft(wanted: int) -> None:
+    """Raise the soft open-files limit to ``wanted``, or as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     new = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
     if new <= soft:
         return

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ...errors import AuthenticationFailed, ConnectFailed, HostNotFound
-from .hostkeys import check_host_key, load_known_hosts, preferred_algorithms
+from .hostkeys import check_host_key, load_known_hosts, preferred_algorithms, recall_unknown
 from .settings import SSHSettings, proxy_command_line
 
 log = logging.getLogger("execnet_cli.ssh")
@@ -80,6 +80,8 @@ def connect(
     from another gateway's host) instead of from here.
     """
     timeout = settings.connect_timeout or timeout or DEFAULT_CONNECT_TIMEOUT
+    if opener is None:
+        recall_unknown(settings)  # refused as unknown a moment ago: again, not connecting
     closers: List[Callable[[], None]] = []
     try:
         hop = None
@@ -91,7 +93,7 @@ def connect(
             try:
                 with handshake_slot(settings, timeout):
                     sock = open_stream(settings, timeout, closers, opener, hop)
-                    transport = handshake(sock, settings, timeout)
+                    transport = handshake(sock, settings, timeout, remember=opener is None)
                     connection = Connection(transport, settings, closers)
                     try:
                         authenticate(transport, settings)
@@ -274,8 +276,10 @@ def start_proxy_command(settings: SSHSettings, closers: List[Callable[[], None]]
 # -- handshake and host key ------------------------------------------------------------------
 
 
-def handshake(sock: Any, settings: SSHSettings, timeout: float) -> Any:
-    """Key exchange over ``sock`` and the host key check; returns the paramiko Transport."""
+def handshake(sock: Any, settings: SSHSettings, timeout: float, remember: bool = False) -> Any:
+    """Key exchange over ``sock`` and the host key check; returns the paramiko Transport.
+
+    ``remember``: an unknown key refused is remembered (``hostkeys.recall_unknown``)."""
     import paramiko
 
     where = settings.describe()
@@ -298,7 +302,7 @@ def handshake(sock: Any, settings: SSHSettings, timeout: float) -> Any:
             raise ConnectFailed(f"{where}: ssh handshake failed: {describe_error(exc)}") from exc
         if not transport.is_active() or transport.host_key is None:
             raise ConnectFailed(f"{where}: ssh handshake did not finish in {timeout:g} s")
-        check_host_key(settings, transport.get_remote_server_key(), known)
+        check_host_key(settings, transport.get_remote_server_key(), known, remember)
     except BaseException:
         close_transport(transport)
         raise

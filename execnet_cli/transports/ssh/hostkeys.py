@@ -6,9 +6,11 @@ Policy (``StrictHostKeyChecking``):
 - ``@revoked``, or a key of the same type that differs, or the host known only with key
   types the server no longer offers: refused as *changed*, always, whatever the policy
   (this is where a man in the middle shows up);
-- unknown host: refused with its fingerprint and how to accept it (``yes``/``ask``:
-  we cannot ask), or recorded in the first ``UserKnownHostsFile`` (``accept-new``, and
-  ``no``, which for us is ``accept-new`` plus a logged warning).
+- unknown host: refused with its fingerprint and how to accept it (``yes``/``ask``), as
+  ``UnknownHostKey``, which carries the key: under ``ask`` (the default) ``xnet run``
+  collects these from all hosts and asks once (``fleet.hostkeys``); or recorded in the
+  first ``UserKnownHostsFile`` (``accept-new``, and ``no``, which for us is
+  ``accept-new`` plus a logged warning).
 
 Host names are matched as OpenSSH writes them: ``host`` on port 22, else
 ``[host]:port``; hashed entries (``|1|salt|hash``) and ``*``/``?``/``!`` patterns too.
@@ -27,16 +29,27 @@ import re
 import stat
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
-from ...errors import HostKeyError
+from ...errors import HostKeyError, UnknownHostKey
 from .settings import SSHSettings
 
 log = logging.getLogger("execnet_cli.ssh")
 
 #: Recording a host key: one thread of this process at a time (``_locked`` adds a flock).
 _record_lock = threading.Lock()
+
+#: Unknown keys refused lately, by route (``route``): (key, when). A connection to such a
+#: server while known_hosts still lists nothing for it is refused at once, without
+#: connecting (``recall_unknown``): 64 hosts behind one jump host with an unknown key then
+#: make a handful of handshakes with it, not 64 that each end right after the key exchange,
+#: which sshd still counts against its MaxStartups for a moment and so drops connections.
+#: Connections made from elsewhere (``via=``) are left out: their names mean other servers.
+_unknown_seen: Dict[Tuple[Optional[str], ...], Tuple[object, float]] = {}
+#: How long such a refusal is remembered (one run meets it many times within seconds).
+RECALL_SECONDS = 60.0
 
 #: paramiko host key algorithm names for each key type a known_hosts file holds.
 ALGORITHMS_FOR_TYPE = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256")}
@@ -154,11 +167,17 @@ def preferred_algorithms(known: KnownHosts, available: Sequence[str]) -> List[st
     return first + [a for a in available if a not in first]
 
 
-def check_host_key(settings: SSHSettings, key: object, known: Optional[KnownHosts] = None) -> None:
+def check_host_key(
+    settings: SSHSettings,
+    key: object,
+    known: Optional[KnownHosts] = None,
+    remember: bool = False,
+) -> None:
     """Accept ``key`` for the host of ``settings``, record it, or raise ``HostKeyError``.
 
     ``known``: the host's keys as already loaded (the handshake reads them to order the
-    key algorithms); read here otherwise.
+    key algorithms); read here otherwise. ``remember``: an unknown key refused is
+    remembered for ``recall_unknown`` (a connection made from here, not ``via=``).
     """
     name = settings.known_hosts_name
     if known is None:
@@ -188,22 +207,67 @@ def check_host_key(settings: SSHSettings, key: object, known: Optional[KnownHost
             f"really changed, remove the old keys (ssh-keygen -R '{name}') and connect again."
         )
     policy = settings.strict_host_key_checking
-    if policy == "yes":
-        target = settings.user_known_hosts_files[:1]
-        raise HostKeyError(
-            f"{where}: unknown host key for {name}: {key_type} {fingerprint}. Nothing was "
-            "sent. If this fingerprint is right, accept it with -o StrictHostKeyChecking="
-            "accept-new in the ssh= spec (or StrictHostKeyChecking accept-new in the ssh "
-            "config), which records it in "
-            f"{target[0] if target else 'the UserKnownHostsFile'}; or add it there yourself "
-            f"(ssh-keyscan -p {settings.port} {settings.hostname})."
-        )
+    if policy in ("yes", "ask"):
+        if remember:
+            _unknown_seen[route(settings)] = (key, time.monotonic())
+        raise_unknown(settings, key)
     if not record_host_key(settings, key):
         return  # a parallel open recorded it (and said so)
     message = "recorded new host key for %s: %s %s"
     if policy == "no":
         message += " (StrictHostKeyChecking=no is treated as accept-new)"
     log.warning(message, name, key_type, fingerprint)
+
+
+def recall_unknown(settings: SSHSettings) -> None:
+    """Refuse at once, as before, a server whose key was refused as unknown lately, if
+    known_hosts still lists nothing for it (otherwise the handshake checks it afresh)."""
+    if settings.strict_host_key_checking not in ("yes", "ask"):
+        return
+    seen = _unknown_seen.get(route(settings))
+    if seen is None:
+        return
+    key, when = seen
+    if time.monotonic() - when > RECALL_SECONDS:
+        _unknown_seen.pop(route(settings), None)
+        return
+    known = load_known_hosts(settings.known_hosts_name, list(settings.known_hosts_files))
+    if not known.known and not known.revoked:
+        raise_unknown(settings, key)
+
+
+def route(settings: SSHSettings) -> Tuple[Optional[str], ...]:
+    """The server as reached from here: its name, and the jump hosts or ProxyCommand on
+    the way (one name behind two bastions can be two machines)."""
+    hops: List[Optional[str]] = []
+    hop: Optional[SSHSettings] = settings
+    while hop is not None:
+        hops += [hop.known_hosts_name, hop.proxy_command]
+        hop = hop.jump
+    return tuple(hops)
+
+
+def raise_unknown(settings: SSHSettings, key: object) -> NoReturn:
+    """Raise ``UnknownHostKey`` for ``key``: its fingerprint and how to accept it."""
+    name = settings.known_hosts_name
+    key_type = key.get_name()  # type: ignore[attr-defined]
+    fingerprint = key.fingerprint  # type: ignore[attr-defined]
+    where = settings.describe()
+    target = settings.user_known_hosts_files[:1]
+    raise UnknownHostKey(
+        f"{where}: unknown host key for {name}: {key_type} {fingerprint}. Nothing was "
+        "sent. If this fingerprint is right, accept it with -o StrictHostKeyChecking="
+        "accept-new in the ssh= spec (or StrictHostKeyChecking accept-new in the ssh "
+        "config; xnet run/sh/ping: --accept-new), which records it in "
+        f"{target[0] if target else 'the UserKnownHostsFile'}; or add it there yourself "
+        f"(ssh-keyscan -p {settings.port} {settings.hostname}).",
+        name=name,
+        key_type=key_type,
+        fingerprint=fingerprint,
+        askable=settings.strict_host_key_checking == "ask",
+        settings=settings,
+        key=key,
+    )
 
 
 def record_host_key(settings: SSHSettings, key: object) -> bool:
@@ -233,6 +297,7 @@ def record_host_key(settings: SSHSettings, key: object) -> bool:
             os.makedirs(directory, mode=0o700, exist_ok=True)
         with _locked(path):
             known = load_known_hosts(name, [path])
+            _unknown_seen.pop(route(settings), None)
             if any(key == good for good in known.keys.get(key_type, [])):
                 return False  # another thread or process recorded it meanwhile
             if known.known or any(key == bad for bad in known.revoked):

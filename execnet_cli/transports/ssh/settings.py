@@ -42,7 +42,9 @@ SUPPORTED_OPTIONS: Dict[str, str] = {
     "identityfile": "a private key file (may repeat)",
     "identitiesonly": "only the identity files, no other agent keys",
     "identityagent": "ssh-agent socket path, SSH_AUTH_SOCK or none",
-    "stricthostkeychecking": "yes/ask (refuse unknown keys), accept-new/no (record them)",
+    "stricthostkeychecking": (
+        "yes/ask (refuse unknown keys; xnet run asks once under ask), accept-new/no (record)"
+    ),
     "userknownhostsfile": "known_hosts files (first one records accepted keys)",
     "globalknownhostsfile": "system known_hosts files",
     "hashknownhosts": "hash host names when recording keys",
@@ -113,7 +115,7 @@ class SSHSettings:
     identity_files: Tuple[str, ...] = ()
     identities_only: bool = False
     identity_agent: Optional[str] = None
-    strict_host_key_checking: str = "yes"
+    strict_host_key_checking: str = "ask"
     user_known_hosts_files: Tuple[str, ...] = DEFAULT_USER_KNOWN_HOSTS
     global_known_hosts_files: Tuple[str, ...] = DEFAULT_GLOBAL_KNOWN_HOSTS
     hash_known_hosts: bool = False
@@ -288,8 +290,8 @@ def settings_from_lookup(
         return None if value is None else str(value).strip()
 
     port = parse_int(text("port") or "22", "Port", where, 1, 65535)
-    checking = (text("stricthostkeychecking") or "yes").lower()
-    policies = {"yes": "yes", "ask": "yes", "accept-new": "accept-new", "no": "no", "off": "no"}
+    checking = (text("stricthostkeychecking") or "ask").lower()
+    policies = {"yes": "yes", "ask": "ask", "accept-new": "accept-new", "no": "no", "off": "no"}
     if checking not in policies:
         raise SpecError(f"{where}: StrictHostKeyChecking={checking} is not understood")
     family = (text("addressfamily") or "any").lower()
@@ -307,9 +309,7 @@ def settings_from_lookup(
     if proxy_command is not None and proxy_command.lower() == "none":
         proxy_command = None
     if proxy_jump and any(
-        split_destination(hop.strip(), proxy_jump)[1] == host
-        for hop in proxy_jump.split(",")
-        if hop.strip()
+        jumps_to_itself(hop, proxy_jump, host, port) for hop in proxy_jump.split(",")
     ):
         proxy_jump = None  # `Host *.lab / ProxyJump gate.lab` also matches gate.lab itself
     if proxy_jump and proxy_command:  # the first one obtained wins, as in OpenSSH
@@ -347,6 +347,15 @@ def settings_from_lookup(
     if proxy_jump:
         settings = replace(settings, jump=resolve_jumps(line, proxy_jump, config_text, depth))
     return settings
+
+
+def jumps_to_itself(hop: str, value: str, host: str, port: int) -> bool:
+    """Whether the ProxyJump ``hop`` is the host itself: same name and port (a jump host on
+    another port of the same address is another server, as for OpenSSH)."""
+    if not hop.strip():
+        return False
+    _, hop_host, hop_port = split_destination(hop.strip(), value)
+    return hop_host == host and int(hop_port or 22) == port
 
 
 def proxy_command_line(settings: SSHSettings) -> str:
