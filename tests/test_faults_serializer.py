@@ -174,14 +174,22 @@ def _colliding(kind: type, size: int) -> bytes:
     return b"\x01" + _header(kind, len(items)) + b"".join(items)
 
 
+#: CPU seconds for 1 MiB of colliding keys: ~0.3 s here idle, ~1 s under load; quadratic
+#: insertion of that many keys takes minutes.
+COLLISION_BOUND = 5.0
+
+
 @pytest.mark.parametrize("kind", [dict, set], ids=["dict keys", "set members"])
 def test_hash_collisions_are_bounded(kind, figures):  # type: ignore[no-untyped-def]
-    """1 MiB of integer keys that all hash alike: loaded or refused in under 0.5 s of CPU."""
+    """1 MiB of integer keys that all hash alike: loaded or refused in seconds of CPU, not
+    the minutes a quadratic table takes (the bound is loose: it must only fail on that)."""
     data = _colliding(kind, 1 << 20)
     facts = _probe(data)
-    assert facts["seconds"] < 0.5, facts
+    assert facts["seconds"] < COLLISION_BOUND, facts
     what = "loaded" if facts["outcome"] == "loaded" else "refused"
-    figures.seconds(f"1 MiB of colliding {kind.__name__} keys {what} in", facts["seconds"], 0.5)
+    figures.seconds(
+        f"1 MiB of colliding {kind.__name__} keys {what} in", facts["seconds"], COLLISION_BOUND
+    )
 
 
 AMPLIFIERS: dict = {

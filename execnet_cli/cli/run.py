@@ -29,6 +29,8 @@ from ..fleet.batches import RollingRunner, Rollout
 from ..fleet.events import OK
 from ..fleet.hostkeys import HostKeyRounds, NewKey
 from ..fleet.jobs import Job, python_job, shell_job
+from ..fleet.relays import RelayPlan
+from ..fleet.relays import plan as plan_relays
 from ..fleet.results import GroupResult
 from ..fleet.runner import DEFAULT_FANOUT, carriers_for
 from ..inventory import Host, Inventory
@@ -68,6 +70,7 @@ class RunOptions:
     raw: bool
     tolerance: Tolerance
     accept_new: bool
+    relays: int
 
 
 fanout_option = click.option(
@@ -120,6 +123,15 @@ _RUN_OPTIONS = (
         "unreachable. Default 0.",
     ),
     accept_new_option,
+    click.option(
+        "--relays",
+        type=click.IntRange(min=0),
+        default=0,
+        metavar="N",
+        help="Pick N of the selected hosts as relays: each opens and serves a share of the "
+        "others (--fanout at once), besides those the inventory's 'relay' variable places. "
+        "See docs/relays.md.",
+    ),
 )
 
 
@@ -226,6 +238,7 @@ def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
         raise click.UsageError("--diff goes with the gathered view (not --json, --no-gather)")
     inventory, hosts = select_hosts(options.inventories, options.pattern)
     _carriers(inventory, hosts)  # a bad via= is a usage error before anything runs
+    _relays(inventory, options.relays, hosts)  # and so is a bad relay
     rollout = rolling.rollout(hosts)
     result = GroupResult()
     renderer = _renderer(options, result, [h.name for h in hosts], rolling, rollout)
@@ -239,9 +252,10 @@ def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
             job,
             question,
             fanout=options.fanout,
-            carriers_for=functools.partial(_carriers, inventory),
+            carriers_for=functools.partial(_carriers_and_relays, inventory, options.relays),
             capture_strays=True,
             refused=refused,  # one hint for the whole run, whatever the batches
+            relays_for=lambda hosts: _relays(inventory, options.relays, hosts).served,
         )
 
     try:
@@ -310,6 +324,19 @@ def _carriers(inventory: Inventory, hosts: Sequence[Host]) -> list[Host]:
     """Hosts that selected hosts reach ``via``, opened too but not run on."""
     with user_errors():
         return carriers_for(hosts, inventory.host)
+
+
+def _relays(inventory: Inventory, count: int, hosts: Sequence[Host]) -> RelayPlan:
+    """Which relays serve which of ``hosts`` (the inventory's, and ``--relays``)."""
+    with user_errors():
+        return plan_relays(hosts, inventory.host, count)
+
+
+def _carriers_and_relays(inventory: Inventory, count: int, hosts: Sequence[Host]) -> list[Host]:
+    """The carriers of ``hosts``, and the relays that serve them but are not among them
+    (with their own carriers): opened, not run on."""
+    relays = _relays(inventory, count, hosts).carriers
+    return _carriers(inventory, hosts) + _carriers(inventory, relays) + relays
 
 
 @click.command("run")

@@ -18,7 +18,7 @@ A key that differs from a recorded one is never held: it is refused as changed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -88,12 +88,14 @@ class HostKeyRounds:
         carriers_for: Callable[[Sequence[Host]], Sequence[Host]] = lambda hosts: (),
         capture_strays: bool = False,
         refused: Optional[list[NewKey]] = None,
+        relays_for: Callable[[Sequence[Host]], Mapping[str, Sequence[Host]]] = lambda hosts: {},
     ) -> None:
         self.hosts = list(hosts)
         self.job = job
         self.decide = decide
         self.fanout = fanout
         self.carriers_for = carriers_for
+        self.relays_for = relays_for  # which relays serve which hosts (fleet.relays)
         self.capture_strays = capture_strays
         self.accepted: list[NewKey] = []
         self.refused: list[NewKey] = [] if refused is None else refused  # shared by batches
@@ -160,6 +162,7 @@ class HostKeyRounds:
             fanout=self.fanout,
             carriers=self.carriers_for(hosts),
             capture_strays=self.capture_strays,
+            relays=self.relays_for(hosts),
         )
         self._runner = runner
         if self._stopping:  # stopped between rounds

@@ -18,6 +18,9 @@ through the worker's stderr, and is cut at line ends here (an event carries whol
 With ``capture_strays``, log records and ssh stderr about a host become its ``log``
 stream (``strays``).
 
+Hosts a relay serves (``relays``) are not opened here: the relay's task opens it and
+starts a ``relays.RelayLink``, whose records become the same events.
+
 Hosts with ``via=`` need their carrier's gateway first: tasks are queued by via depth, so
 a carrier's task always starts before its dependents' (no pool deadlock), and carriers stay
 open until the end, when the whole group is terminated.
@@ -30,6 +33,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Optional
 
 from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
@@ -53,6 +57,7 @@ from .events import (
     Started,
 )
 from .jobs import SH_TIMED_OUT, Job
+from .relays import RelayLink, Sink, relay_hosts
 from .results import GroupResult
 
 __all__ = [
@@ -164,6 +169,7 @@ class Runner:
         fanout: int = DEFAULT_FANOUT,
         carriers: Sequence[Host] = (),
         capture_strays: bool = False,
+        relays: Mapping[str, Sequence[Host]] = MappingProxyType({}),
     ) -> None:
         if fanout < 1:
             raise ValueError("fanout must be at least 1")
@@ -174,14 +180,19 @@ class Runner:
         self.group = Group()
         self._selected = {h.name for h in self.hosts}
         everyone = {h.name: h for h in [*carriers, *self.hosts]}
-        self._carrier_names = {h.via for h in everyone.values() if h.via}
+        self._carrier_names = {h.via for h in everyone.values() if h.via} | set(relays)
+        self._relays = relays
+        relayed = relay_hosts(relays)
         self._slots = {name: _Slot() for name in everyone}
         self._by_address: dict[str, list[str]] = {}
         for host in self.hosts:
             self._by_address.setdefault(host.address, []).append(host.name)
         self._tasks: queue.SimpleQueue[Optional[Host]] = queue.SimpleQueue()
+        self._task_count = 0
         for host in sorted(everyone.values(), key=lambda h: _depth(h, everyone)):
-            self._tasks.put(host)
+            if host.name not in relayed:
+                self._tasks.put(host)
+                self._task_count += 1
         self._events: queue.SimpleQueue[Optional[Event]] = queue.SimpleQueue()  # None: wake up
         self._budget = Budget()  # output in events not consumed yet
         self._cancel = threading.Event()
@@ -220,7 +231,7 @@ class Runner:
             yield from self._events_until_done()
 
     def _events_until_done(self) -> Iterator[Event]:
-        count = min(self.fanout, len(self._slots))
+        count = min(self.fanout, self._task_count)
         room_for(count + len(self._carrier_names))  # open at once: the pool's, and carriers
         for number in range(count):
             self._tasks.put(None)  # one stop mark per thread
@@ -346,9 +357,13 @@ class Runner:
             slot.done.set()
             if selected:
                 self._end(_not_opened(name, exc, time.monotonic() - start))
+            if name in self._relays:
+                self._link(gateway=None, name=name).lost(f"unreachable ({slot.error})")
             return
         slot.gateway = gateway
         slot.done.set()
+        if name in self._relays:
+            self._link(gateway, name).start(host.xspec().fields.timeout())
         if not selected:
             return
         try:
@@ -357,6 +372,11 @@ class Runner:
         finally:
             if name not in self._carrier_names:
                 gateway.exit(KILL_WAIT if self._cancel.is_set() else None)
+
+    def _link(self, gateway: Optional[Gateway], name: str) -> RelayLink:
+        """The link to relay ``name`` (its gateway None: it did not open)."""
+        sink = Sink(self._events.put, self._put, self._end, _job_end, self._started, self._cancel)
+        return RelayLink(gateway, name, self._relays[name], self.job, self.fanout, sink)
 
     def _open(self, host: Host) -> Gateway:
         if host.via:
@@ -485,11 +505,17 @@ def run_job(
     carriers: Sequence[Host] = (),
     on_event: Optional[Callable[[Event], None]] = None,
     capture_strays: bool = False,
+    relays: Mapping[str, Sequence[Host]] = MappingProxyType({}),
 ) -> GroupResult:
     """Run ``job`` on ``hosts`` and return every host's result (library use, tests)."""
     result = GroupResult()
     with Runner(
-        hosts, job, fanout=fanout, carriers=carriers, capture_strays=capture_strays
+        hosts,
+        job,
+        fanout=fanout,
+        carriers=carriers,
+        capture_strays=capture_strays,
+        relays=relays,
     ) as runner:
         for event in runner.events():
             result.add(event)

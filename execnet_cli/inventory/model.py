@@ -61,6 +61,7 @@ class Host:
     identity_file: Optional[str] = None
     python: Optional[str] = None
     via: Optional[str] = None
+    relay: Optional[str] = None  # the host that opens this one in a relayed run (fleet.relays)
     proxy_jump: Optional[str] = None
     sudo: Union[bool, str] = False
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
@@ -177,6 +178,7 @@ _SETTING_FIELDS = (
     "identity_file",
     "python",
     "via",
+    "relay",
     "proxy_jump",
     "sudo",
     "env",
@@ -424,6 +426,13 @@ class Inventory:
                 raise InventoryError(
                     self._via_misuse(name, fields["transport"], via.value), via.mark
                 )
+        if fields["relay"] is not None and fields["relay"] not in self.all:
+            var = self._setting(name, "relay")
+            hint = did_you_mean(fields["relay"], self.all.names)
+            raise InventoryError(
+                f"host {name!r}: relay names unknown host {fields['relay']!r}{hint}",
+                var.mark if var else None,
+            )
         host = self._cache[name] = Host._resolved(name, groups, fields)
         return host
 
@@ -457,6 +466,7 @@ class Inventory:
             "identity_file": get("identity_file") if ssh else None,
             "python": None if transport == "socket" else get("python", "python3" if ssh else None),
             "via": get("via"),
+            "relay": get("relay"),
             "proxy_jump": get("proxy_jump") if ssh else None,
             "sudo": sudo,
             "env": MappingProxyType(merged.env),

@@ -274,6 +274,7 @@ SETTINGS: dict[str, Check] = {
     "identity_file": _word,
     "python": _string,
     "via": _host_ref,
+    "relay": _host_ref,
     "proxy_jump": _jump,
     "sudo": _sudo,
     "env": _env,

@@ -1,0 +1,489 @@
+"""The far half of relays (``fleet/relays.py``): a worker that opens and serves hosts itself.
+
+The controller holds one gateway per relay instead of one per host: the relay starts each
+host's worker (a local interpreter, or OpenSSH's ``ssh`` to a host it can reach), sends it
+the bootstrap that the controller sent once per relay, runs the job on it, and forwards
+the job's items upstream, tagged with the host's index, in batches. ``serve`` runs per
+relay run (made importable with ``Gateway.remote_modules``).
+
+First item from the controller, a dict: ``stage1``, ``stage2`` and ``package`` (the
+bootstrap's programs and the worker package name), ``modules`` (the ``_remote`` sources),
+``request`` (the job's exec request), ``timeout`` (seconds or None), ``fanout`` (hosts at
+once), ``hosts``: ``(name, argv, env, config, timeout, fork)`` or None each. argv None
+means this interpreter: its workers get code objects compiled here, once, and with
+``fork`` (no start-up variable in ``env``) are forked from a fork server of the relay's
+(``relay_fork``) where pidfds allow. Later items: ``"stop"``. The channel's end (the
+controller gone, the gateway terminated) stops too.
+
+Records upstream, lists of tuples: ``("S", i)`` opening host i; ``("R", i)`` its worker is
+ready and the job sent; ``("o"|"e", i, text)`` output; ``("L", i, text)`` what ``ssh``
+wrote on stderr; ``("x", i, code, text)`` the job's exit item; ``("f", i, outcome, error,
+detail, code)`` the host did not finish its job (outcome "unreachable", "failed" or
+"timed out"). Then the channel closes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import marshal
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from . import relay_fork
+from .engine import BaseGateway
+from .errors import DataFormatError, RemoteError
+from .fdio import FdIO, enlarge_pipe
+from .protocol import MessageType
+from .serializer import dumps_parts, loads
+
+TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Dict, List, Optional, Tuple
+
+#: Characters of output waiting to go upstream before host readers wait (flow control).
+OUTBOX_LIMIT = 1 << 20
+#: After the first record, how long the batch waits for more (a bound on added latency).
+COALESCE = 0.02
+#: How long a host's worker is given to end before it is killed.
+KILL_WAIT = 1.0
+#: Bytes of a host's ssh stderr kept to explain a failure.
+STDERR_TAIL = 2000
+_END = object()
+
+_children: Dict[int, subprocess.Popen] = {}
+_children_lock = threading.Lock()
+
+
+def _kill_children() -> None:
+    """At exit (the worker leaves after its grace time): nothing we started survives us."""
+    with _children_lock:
+        processes = list(_children.values())
+    for process in processes:
+        _kill(process)
+
+
+atexit.register(_kill_children)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        process.kill()
+    except OSError:
+        pass
+
+
+class _Child(FdIO):
+    """A host's worker process (started, or forked: ``relay_fork``): stdin/stdout pipes we
+    own, stderr ours or piped (ssh)."""
+
+    def __init__(self, process: Any, read_fd: int, write_fd: int) -> None:
+        self.process = process
+        super().__init__(read_fd, write_fd)
+        enlarge_pipe(write_fd)
+        with _children_lock:
+            _children[process.pid] = process
+
+    @classmethod
+    def spawn(cls, argv: List[str], env: Dict[str, str], pipe_stderr: bool) -> _Child:
+        to_child, from_child = os.pipe(), os.pipe()
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=to_child[0],
+                stdout=from_child[1],
+                stderr=subprocess.PIPE if pipe_stderr else None,
+                env=env,
+                start_new_session=pipe_stderr,  # an ssh client must not get the terminal's ^C
+            )
+        except BaseException:
+            for fd in (*to_child, *from_child):
+                os.close(fd)
+            raise
+        os.close(to_child[0])
+        os.close(from_child[1])
+        return cls(process, from_child[0], to_child[1])
+
+    def end(self, wait: float) -> Optional[int]:
+        """Wait up to ``wait`` for the process, kill it if it is still there; reap it."""
+        try:
+            self.process.wait(wait)
+        except subprocess.TimeoutExpired:
+            _kill(self.process)
+            self.process.wait()
+        with _children_lock:
+            _children.pop(self.process.pid, None)
+        self.close()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return self.process.returncode
+
+
+class _HostGateway(BaseGateway):
+    """The controller's side of one host's gateway, run by the relay."""
+
+    def __init__(self, io: _Child, name: str) -> None:
+        super().__init__(io, name, "thread")
+        self.ready = threading.Event()
+        self.info: Optional[Dict[str, Any]] = None
+
+    def _handle_ready(self, payload: Any) -> None:
+        try:
+            info = loads(payload)
+        except DataFormatError:
+            info = None
+        self.info = info if isinstance(info, dict) else {}
+        self.ready.set()
+
+    def _on_connection_lost(self, reason: BaseException) -> None:
+        self.ready.set()
+
+    def start(self, bootstrap: Optional[bytes]) -> None:
+        """Send the worker its bootstrap (None: forked, it has it) and read what it sends."""
+        try:
+            if bootstrap is not None:
+                self._io.write([bootstrap])
+        except OSError:
+            pass  # it died at once: the wait for its ready message says how
+        self._start_receiver()
+
+    def execute(self, request: List[Any], callback: Any) -> bool:
+        """Run the exec request on a new channel whose items go to ``callback``; False if
+        the worker is gone already (the callback then got its endmarker)."""
+        channel = self.newchannel()
+        channel.setcallback(callback, endmarker=_END)
+        self.channel = channel
+        try:
+            self._send(MessageType.CHANNEL_EXEC, channel.id, request)
+        except OSError:
+            return False
+        return True
+
+    def remote_error(self) -> Optional[str]:
+        """The text of the error the job's channel closed with, if any."""
+        try:
+            self.channel.waitclose(0)
+        except RemoteError as exc:
+            return str(exc)
+        except (EOFError, OSError):  # lost, or (TimeoutError) still open
+            pass
+        return None
+
+    def finish(self, wait: float) -> None:
+        """Ask the worker to end (the process is ended by ``_Child.end``)."""
+        self._sender.finish(MessageType.GATEWAY_TERMINATE, timeout=1.0)
+        self._receiver_done.wait(wait)
+
+    def join(self, wait: float) -> None:
+        if self._receiver is not None:
+            self._receiver.join(wait)
+
+
+class _Outbox:
+    """Records waiting to go upstream, sent in batches by one thread; bounded in size."""
+
+    def __init__(self, channel: Any, stopped: threading.Event) -> None:
+        self.channel = channel
+        self.stopped = stopped
+        self.cond = threading.Condition()
+        self.records: List[Tuple[Any, ...]] = []
+        self.size = 0
+        self.closing = False
+        self.thread = threading.Thread(target=self._send_loop, daemon=True)
+        self.thread.start()
+
+    def put(self, record: Tuple[Any, ...], size: int = 0) -> None:
+        with self.cond:
+            while self.size >= OUTBOX_LIMIT and not self.stopped.is_set():
+                self.cond.wait(0.1)
+            if self.stopped.is_set():
+                return
+            self.records.append(record)
+            self.size += size
+            self.cond.notify_all()
+
+    def close(self) -> None:
+        """Send what is left, then end the sending thread."""
+        with self.cond:
+            self.closing = True
+            self.cond.notify_all()
+        self.thread.join()
+
+    def _send_loop(self) -> None:
+        while True:
+            with self.cond:
+                while not self.records and not self.closing and not self.stopped.is_set():
+                    self.cond.wait()
+                if self.records and not self.closing and self.size < OUTBOX_LIMIT // 2:
+                    self.cond.wait(COALESCE)
+                batch, self.records, self.size = self.records, [], 0
+                self.cond.notify_all()
+                done = self.closing or self.stopped.is_set()
+            if batch and not self.stopped.is_set():
+                try:
+                    self.channel.send(batch)
+                except OSError:  # the controller is gone (ChannelClosed is an OSError)
+                    self.stopped.set()
+            if done and not self.records:
+                return
+
+
+class _Relay:
+    """One run: the hosts, the pool that serves them, what goes upstream."""
+
+    def __init__(self, channel: Any, setup: Dict[str, Any]) -> None:
+        self.channel = channel
+        self.setup = setup
+        self.hosts = setup["hosts"]
+        self.request = dumps_parts(tuple(setup["request"]))
+        self.timeout = setup.get("timeout")
+        self.stopped = threading.Event()
+        self.outbox = _Outbox(channel, self.stopped)
+        self.next_host = 0
+        self.lock = threading.Lock()
+        self.bundles: Dict[str, Any] = {}  # "source" / "code" -> module payloads
+        self.stage2 = setup["stage2"].encode()
+        self.base_environ = _initial_environ()
+        self.forks: Any = None  # the fork server: None until asked for, False if unusable
+        self.fork_lock = threading.Lock()
+
+    def environ(self, extra: Dict[str, str]) -> Dict[str, str]:
+        """A host worker's environment: what the relay started with, and the host's own."""
+        env = dict(self.base_environ)
+        env.update(extra)
+        return env
+
+    # -- the bootstrap, kept here and served to every host -------------------------------
+
+    def bootstrap(self, config: Dict[str, Any], compiled: bool) -> bytes:
+        modules = self._modules("code" if compiled else "source")
+        bundle = {"package": self.setup["package"], "modules": modules, "config": config}
+        data = marshal.dumps(bundle, 4)
+        return b"".join([b"%08d" % len(self.stage2), self.stage2, b"%012d" % len(data), data])
+
+    def _modules(self, kind: str) -> Dict[str, Any]:
+        with self.lock:
+            modules = self.bundles.get(kind)
+            if modules is None:
+                sources = self.setup["modules"]
+                if kind == "source":
+                    modules = sources
+                else:
+                    package = self.setup["package"]
+                    modules = {
+                        name: marshal.dumps(compile(text, f"{package}/{name}.py", "exec"))
+                        for name, text in sources.items()
+                    }
+                self.bundles[kind] = modules
+            return modules
+
+    # -- the pool -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.channel.setcallback(self._control, endmarker=_END)
+        count = max(1, min(int(self.setup.get("fanout") or 1), len(self.hosts)))
+        threads = [threading.Thread(target=self._work, daemon=True) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
+        if self.forks:
+            self.forks.stop()
+        self.outbox.close()
+
+    def _fork(self, env: Dict[str, str], config: Dict[str, Any]) -> Optional[_Child]:
+        """A worker forked from this relay's fork server (started on first use), or None
+        where forking does not work here (the caller starts an interpreter)."""
+        with self.fork_lock:
+            if self.forks is None:
+                self.forks = False
+                if relay_fork.supported():
+                    argv = [sys.executable, "-c", self.setup["stage1"]]
+                    try:
+                        self.forks = relay_fork.ForkServer(
+                            argv, self.base_environ, self._server_bootstrap
+                        )
+                        with _children_lock:  # ended at exit like the workers
+                            _children[self.forks.process.pid] = self.forks.process
+                    except OSError:
+                        pass
+            forks = self.forks
+        if not forks:
+            return None
+        try:
+            process, read_fd, write_fd = forks.fork(env, config)
+        except OSError:
+            return None
+        return _Child(process, read_fd, write_fd)
+
+    def _server_bootstrap(self, config: Dict[str, Any]) -> bytes:
+        return self.bootstrap(config, True)
+
+    def _control(self, item: Any) -> None:
+        if item is _END or item == "stop":
+            self.stopped.set()
+            with self.outbox.cond:
+                self.outbox.cond.notify_all()
+
+    def _work(self) -> None:
+        while not self.stopped.is_set():
+            with self.lock:
+                index = self.next_host
+                self.next_host += 1
+            if index >= len(self.hosts):
+                return
+            if self.hosts[index] is None:  # the controller could not describe it
+                continue
+            try:
+                self._serve(index, *self.hosts[index])
+            except Exception as exc:  # our bug: report it for this host, serve the others
+                error = f"relay: {type(exc).__name__}: {exc}"
+                self.outbox.put(("f", index, "error", error, None, None))
+
+    def _serve(
+        self, index: int, name: str, argv: Any, env: Any, config: Any, wait: Any, fork: bool
+    ) -> None:
+        put = self.outbox.put
+        put(("S", index))
+        compiled = argv is None
+        ssh = not compiled and os.path.basename(argv[0]) == "ssh"
+        if compiled:
+            argv = [sys.executable, "-c", self.setup["stage1"]]
+        forked = self._fork(self.environ(env), config) if fork else None
+        try:
+            child = forked or _Child.spawn(argv, self.environ(env), ssh)
+        except OSError as exc:
+            error = f"InterpreterNotFound: cannot start {argv[0]!r}: {exc.strerror or exc}"
+            put(("f", index, "unreachable", error, None, None))
+            return
+        tail = _StderrTail(child, index, put) if ssh else None
+        gateway = _HostGateway(child, name)
+        try:
+            gateway.start(None if forked else self.bootstrap(config, compiled))
+            self._run_job(index, gateway, child, tail, wait)
+        finally:
+            gateway.finish(KILL_WAIT)
+            child.end(0 if self.stopped.is_set() else KILL_WAIT)
+            gateway.join(KILL_WAIT)
+            if tail is not None:
+                tail.thread.join(KILL_WAIT)
+
+    def _run_job(
+        self, index: int, gateway: _HostGateway, child: _Child, tail: Any, wait: Any
+    ) -> None:
+        put = self.outbox.put
+        if not self._wait(gateway.ready, wait) or gateway.info is None:
+            if self.stopped.is_set():
+                return
+            if gateway.info is None and not gateway.ready.is_set():
+                why = f"worker not ready after {wait:g} s"
+            else:
+                why = f"the worker {_how_ended(child)} before it was ready"
+            shown = tail.text() if tail is not None else ""
+            put(("f", index, "unreachable", f"{why}{': ' + shown if shown else ''}", None, None))
+            return
+        ended = threading.Event()
+        exited: List[Any] = []
+
+        def forward(item: Any) -> None:
+            if item is _END:
+                ended.set()
+            elif isinstance(item, tuple) and item and item[0] in ("out", "err"):
+                put(("o" if item[0] == "out" else "e", index, item[1]), len(item[1]))
+            elif isinstance(item, tuple) and len(item) == 3 and item[0] == "exit":
+                exited.append(item)
+                put(("x", index, item[1], item[2]))
+
+        if gateway.execute(self.request, forward):
+            put(("R", index))
+        if not self._wait(ended, self.timeout):
+            if not self.stopped.is_set():
+                _kill(child.process)
+                put(("f", index, "timed out", f"timed out after {self.timeout:g} s", None, None))
+            return
+        if exited or self.stopped.is_set():
+            return
+        text = gateway.remote_error()
+        if text is not None:
+            last = text.strip().splitlines()[-1] if text.strip() else "remote error"
+            put(("f", index, "failed", last, text, None))
+            return
+        code = child.end(KILL_WAIT)
+        status = None if code is None else 128 - code if code < 0 else code
+        put(("f", index, "failed", f"the worker {_how_ended(child)}", None, status))
+
+    def _wait(self, event: threading.Event, timeout: Optional[float]) -> bool:
+        """Wait for ``event`` up to ``timeout`` (None: no bound); False if stopped first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.stopped.is_set():
+            left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            if event.wait(left):
+                return True
+        return False
+
+
+class _StderrTail:
+    """Forwards what an ssh client writes on stderr, keeping the end to explain failures."""
+
+    def __init__(self, child: _Child, index: int, put: Any) -> None:
+        assert child.process.stderr is not None  # piped for ssh
+        self.stream = child.process.stderr
+        self.index = index
+        self.put = put
+        self.tail = b""
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        try:
+            while True:
+                data = os.read(self.stream.fileno(), 65536)
+                if not data:
+                    return
+                self.tail = (self.tail + data)[-STDERR_TAIL:]
+                self.put(("L", self.index, data.decode("utf-8", "replace")))
+        except (OSError, ValueError):
+            return
+
+    def text(self) -> str:
+        self.thread.join(KILL_WAIT)
+        return " ".join(self.tail.decode("utf-8", "replace").split())
+
+
+def _initial_environ() -> Dict[str, str]:
+    """The environment this process started with, before its own spec's ``env:`` (Linux's
+    /proc; elsewhere the current one): the relay's settings are not its hosts'."""
+    try:
+        with open("/proc/self/environ", "rb") as file:
+            entries = file.read().split(b"\0")
+    except OSError:
+        return dict(os.environ)
+    env = {}
+    for entry in entries:
+        name, sep, value = entry.partition(b"=")
+        if sep and name:
+            env[os.fsdecode(name)] = os.fsdecode(value)
+    return env
+
+
+def _how_ended(child: _Child) -> str:
+    code = child.process.poll()
+    if code is None:
+        try:
+            code = child.process.wait(KILL_WAIT)
+        except subprocess.TimeoutExpired:
+            return "stopped answering"
+    if code < 0:
+        return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+def serve(channel: Any) -> None:
+    """Serve one run: the setup item first (see the module's docstring)."""
+    setup = channel.receive()
+    _Relay(channel, setup).run()
