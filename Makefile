@@ -7,7 +7,7 @@ MATRIX_DIR ?= .matrix
 MATRIX ?= all
 MATRIX_SKIP ?=
 
-.PHONY: install test test-matrix test-execnet-suite test-xdist-suite faults lint bench clean
+.PHONY: install test test-matrix test-execnet-suite test-xdist-suite faults lint bench demo clean
 
 install:
 	$(PYTHON) -m pip install -e '.[dev]'
@@ -56,6 +56,11 @@ lint:
 
 bench:
 	$(PYTHON) bench/run_all.py
+
+# The README's examples on inventories/demo.yaml (local workers, one via another), then ssh
+# ones on three loopback sshd hosts it starts and stops (tests/demo.py).
+demo:
+	$(PYTHON) tests/demo.py
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache .mypy_cache .hypothesis $(MATRIX_DIR)

@@ -4,7 +4,8 @@
 
 (a) popen gateway open + ``channel.send(1)``/receive + exit, until the worker is reaped,
     with (d) the floor: ``subprocess.run([sys.executable, "-c", "pass"])``.
-(b) round trips per second: 10,000 small-int echoes, remote ``for x in channel: channel.send(x)``.
+(b) round trips per second: 10,000 small-int echoes, remote ``for x in channel: channel.send(x)``,
+    with the floor: two Python processes echoing as many bytes over a pipe.
 (c) throughput of ``--size`` MiB in 64 KiB and 1 MiB ``bytes`` chunks, both directions,
     with a raw pipe between two processes as the reference.
 
@@ -56,6 +57,7 @@ OURS_SPAWN = "ours, spawn (info)"
 OURS_COLD = "ours, new group (info)"
 FLOOR, FLOOR_S = "floor: python -c pass", "python -S -c pass (info)"
 RAW, RAW_1M = "raw pipe, 128K reads", "raw, 1M reads (info)"
+RAW_PING = "floor: raw pipe ping-pong"
 #: Reader buffer sizes of the raw pipe. Its buffer is page-aligned (an anonymous mmap): a
 #: ``bytearray`` lands wherever malloc puts it, and 1-31 bytes past a page boundary the
 #: kernel's copy out of the pipe runs at a quarter of the speed on this VM's AMD EPYC, so
@@ -283,21 +285,62 @@ def echo_loop(name: str, channel: Any, pid: int, pairs: int, cpu: Cpu) -> Callab
     return run
 
 
+#: The floor of a round trip: a Python child echoing what it reads on a pipe, one small
+#: read and one write a trip on each side, nothing else.
+PING_ECHO = """\
+import os
+read, write = os.read, os.write
+while True:
+    data = read(0, 65536)
+    if not data:
+        break
+    write(1, data)
+"""
+#: As big as our frame of one small int.
+PING = b"\x04\x00\x00\x00\x01\x00\x00\x00\x02\x01\xaa"
+
+
+def raw_ping_pong(child: subprocess.Popen, pairs: int, cpu: Cpu) -> Callable[[], float]:
+    assert child.stdin is not None and child.stdout is not None
+    wfd, rfd = child.stdin.fileno(), child.stdout.fileno()
+
+    def run() -> float:
+        write, read = os.write, os.read
+        c0, w0, t0 = time.process_time(), proc_cpu(child.pid), time.perf_counter()
+        for _ in range(pairs):
+            write(wfd, PING)
+            if read(rfd, 65536) != PING:  # one read: the child writes what it read at once
+                raise AssertionError("raw echo returned something else")
+        elapsed = time.perf_counter() - t0
+        cpu.add(RAW_PING, time.process_time() - c0, proc_cpu(child.pid) - w0)
+        return elapsed
+
+    return run
+
+
 def bench_roundtrips(rounds: int, pairs: int, results: Results, targets: Targets) -> None:
     cpu = Cpu()
     gateways = {name: open_gateway(lib) for name, lib in LIBS.items()}
+    echo = subprocess.Popen(
+        [sys.executable, "-c", PING_ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+    )
     try:
         pids = {name: worker_pid(gw) for name, gw in gateways.items()}
         channels = {name: gw.remote_exec(ECHO) for name, gw in gateways.items()}
         contenders = {
             name: echo_loop(name, ch, pids[name], pairs, cpu) for name, ch in channels.items()
         }
+        contenders[RAW_PING] = raw_ping_pong(echo, pairs, cpu)
         timings = interleaved(contenders, rounds)
         for channel in channels.values():
             channel.close()
     finally:
         for name, gw in gateways.items():
             close_gateway(name, gw)
+        assert echo.stdin is not None and echo.stdout is not None
+        echo.stdin.close()
+        echo.wait()
+        echo.stdout.close()
     rate = {name: pairs / median(t) for name, t in timings.items()}
     rows = []
     for name, t in timings.items():
@@ -317,6 +360,11 @@ def bench_roundtrips(rounds: int, pairs: int, results: Results, targets: Targets
         f"(b) small-int echo, {pairs:,} round trips; median of {rounds}",
         ["contender", "round trips/s", "wall/trip", "min/max", "vs execnet", "CPU/trip ctl + wrk"],
         rows,
+    )
+    print(
+        f"the floor is two Python processes echoing {len(PING)} bytes over a pipe (one read, "
+        f"one write a trip on each side); ours runs at "
+        f"{ratio(rate[OURS], rate[RAW_PING]) * 100:.0f}% of it"
     )
     value = ratio(rate[OURS], rate[EXECNET])
     targets.check(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .errors import SpecError
 from .gateway import Gateway, start_gateway, worker_config
 from .spec import XSpec
+from .transports.cancel import watch
 from .transports.descriptors import exhausted, make_room
 from .transports.opening import OpenContext, opener_for
 
@@ -22,8 +23,10 @@ def open_gateway(spec: XSpec, remote_execmodel: str, context: OpenContext) -> Ga
     opener = opener_for(fields.kind, fields)
     make_room()
     try:
-        transport = opener(fields, worker_config(spec, remote_execmodel), context)
-        return start_gateway(transport, spec, remote_execmodel)
+        with context.scope.opening():  # Group.terminate cuts it short (transports.cancel)
+            transport = opener(fields, worker_config(spec, remote_execmodel), context)
+            watch(transport)  # a worker that never says ready
+            return start_gateway(transport, spec, remote_execmodel)
     except Exception as exc:  # our errors keep the OSError they come from as their cause
         clear = exhausted(exc)
         if clear is None:

@@ -74,6 +74,7 @@ class Gateway(BaseGateway):
         self.remote_execmodel = remote_execmodel
         self._ready = threading.Event()
         self._rinfo_cache: Optional[RInfo] = None
+        self._startup_error: Optional[str] = None  # why the worker cannot serve (chdir)
         self._exiting = False
         #: exit() in one thread and Group.terminate() in another may both finish the exit:
         #: one does it, the other waits for it (the transport is closed exactly once).
@@ -102,6 +103,9 @@ class Gateway(BaseGateway):
             log.error("gateway %r: undecodable ready message: %s", self.id, exc)
             return
         facts = info if isinstance(info, dict) else {}
+        problem = facts.pop("startup_error", None)
+        if problem is not None:
+            self._startup_error = str(problem)
         self._rinfo_cache = RInfo(facts)
         pid = facts.get("pid")
         self._io.worker_ready(pid if isinstance(pid, int) else None)
@@ -116,6 +120,9 @@ class Gateway(BaseGateway):
             raise BootstrapError(
                 f"gateway {self.id!r} ({self._io.describe()}): worker not ready after {timeout:g} s"
             )
+        if self._startup_error is not None:
+            self._abandon()
+            raise BootstrapError(f"gateway {self.id!r}: {self._startup_error}")
         if self._rinfo_cache is None:
             self._abandon()
             raise BootstrapError(

@@ -187,6 +187,7 @@ def test_json_lines_one_per_host() -> None:
         "traceback": TRACEBACK,
         "duration": 0.2,
         "log": "",
+        "attempts": 1,
         "group": 0,  # the output of web[01-03]: a class is what was printed, not how it ended
     }
     assert records[4]["status"] == "unreachable" and records[4]["exit_code"] is None

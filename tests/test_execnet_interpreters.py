@@ -248,3 +248,31 @@ if __name__ == "__main__":
     parser.add_argument("--skip-version", default="", help="X.Y: leave this version out")
     arguments = parser.parse_args()
     print("\n".join(controllers(arguments.controllers, arguments.skip_version)))
+
+
+def test_matrix_with_no_other_controller_says_so_and_succeeds(tmp_path):
+    """CI on a machine with one Python: make test-matrix prints why it runs nothing, exit 0."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    this = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    env = {"PATH": str(bin_dir), "PYENV_ROOT": str(tmp_path / "no-pyenv"), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, __file__, "--controllers", "ends", "--skip-version", this],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": os.pathsep.join(sys.path)},
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+    assert f"Python {this} skipped (tested already)" in done.stderr
+    assert "no other controller Python found: nothing to run" in done.stderr
+
+
+def test_matrix_ends_are_the_oldest_and_newest_found(monkeypatch):
+    found = {(3, 10): "/p/3.10", (3, 11): "/p/3.11", (3, 12): "/p/3.12", (3, 9): "/p/3.9"}
+    monkeypatch.setattr(sys.modules[__name__], "find_interpreters", lambda: found)
+    assert controllers("ends") == ["/p/3.10", "/p/3.12"]
+    assert controllers("ends", skip="3.12") == ["/p/3.10"]
+    assert controllers("all", skip="3.11") == ["/p/3.10", "/p/3.12"]

@@ -46,6 +46,7 @@ def test_events_build_host_results() -> None:
         "traceback": None,
         "duration": 0.5,
         "log": "",
+        "attempts": 1,
     }
 
 

@@ -4,7 +4,9 @@ import pytest
 
 from execnet_cli._remote.errors import FrameTooLarge, LoadError
 from execnet_cli._remote.framing import (
+    COPY_BELOW,
     HEADER_SIZE,
+    MAX_MESSAGE_TYPE,
     MAX_PAYLOAD,
     Frame,
     FrameDecoder,
@@ -56,16 +58,28 @@ def test_trailing_partial_frame_is_kept():
 
 
 def test_whole_frames_are_views_kept_frames_are_copies():
-    """A frame whole in the data fed is a view of it (no copy); a frame completed from
-    bytes kept across calls is the decoder's own copy."""
-    buffer = bytearray(wire((4, 1, b"abc")) + wire((4, 2, b"defg"))[:-2])
+    """A frame whole in the data fed is a view of it (no copy) from COPY_BELOW bytes on,
+    a copy below; a frame completed from bytes kept across calls is the decoder's own copy."""
+    big = b"b" * COPY_BELOW
+    buffer = bytearray(wire((4, 1, big), (4, 3, b"abc")) + wire((4, 2, b"defg"))[:-2])
     decoder = FrameDecoder()
-    (first,) = decoder.feed(memoryview(buffer))
-    assert isinstance(first[2], memoryview) and bytes(first[2]) == b"abc"
+    first, small = decoder.feed(memoryview(buffer))
+    assert isinstance(first[2], memoryview) and bytes(first[2]) == big
+    assert type(small[2]) is bytes and small[2] == b"abc"
     buffer[:] = b"\0" * len(buffer)  # the caller reuses its buffer
-    assert bytes(first[2]) != b"abc"  # views follow it: dispatch before reusing
+    assert bytes(first[2]) != big  # views follow it: dispatch before reusing
+    assert small[2] == b"abc"
     (second,) = decoder.feed(b"fg")
     assert bytes(second[2]) == b"defg"
+
+
+def test_one_whole_small_frame_is_checked_like_any():
+    """The shortcut for a read holding exactly one small frame refuses what the loop does."""
+    with pytest.raises(LoadError, match="message type"):
+        FrameDecoder().feed(wire((MAX_MESSAGE_TYPE + 1, 1, b"x")))
+    with pytest.raises(LoadError, match="maximum"):
+        FrameDecoder(max_payload=2).feed(wire((4, 1, b"xyz")))
+    assert FrameDecoder().feed(wire((4, 5, b"xyz"))) == [(4, 5, b"xyz")]
 
 
 def test_encode_is_segments_not_a_copy():

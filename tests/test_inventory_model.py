@@ -41,7 +41,8 @@ def test_resolved_host(tmp_path: Path) -> None:
     inv = load(tmp_path, LAB)
     db02 = inv.host("db02")
     fields = {k: v for k, v in db02.as_dict().items() if k not in ("spec", "vars")}
-    same = Host(**{**fields, "groups": db02.groups, "env": db02.env, "vars": db02.vars})
+    own = {"groups": db02.groups, "env": db02.env, "ssh_options": db02.ssh_options}
+    same = Host(**{**fields, **own, "vars": db02.vars})
     assert db02 == same and hash(db02) == hash(same) and repr(db02) == repr(same)
     assert db02.groups == ("prod", "db")  # the order their variables apply
     assert (db02.transport, db02.address, db02.port, db02.user) == ("ssh", "db02", 2222, "deploy")

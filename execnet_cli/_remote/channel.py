@@ -132,11 +132,8 @@ class Channel:
         reader = self._reader
         deadline = None if timeout is None else monotonic() + timeout
 
-        def arrived() -> bool:
-            return not items.empty()
-
         while True:
-            outcome = reader.lead(arrived, deadline)
+            outcome = reader.lead(items.empty, deadline)
             try:
                 if outcome == LED:
                     return items.get_nowait()
@@ -208,7 +205,7 @@ class Channel:
         reader = self._reader
         deadline = None if timeout is None else monotonic() + timeout
         while not closed.is_set():
-            outcome = reader.lead(closed.is_set, deadline)
+            outcome = reader.lead(lambda: not closed.is_set(), deadline)
             if outcome == PASSIVE:
                 return closed.wait(timeout)
             if outcome == BUSY:
@@ -290,6 +287,7 @@ class ChannelRegistry:
         self._lock = threading.Lock()  # ids and creation
         self._receive_lock = threading.RLock()  # state changes and delivery
         self._lost: Optional[BaseException] = None
+        self._new = self.new  # bound once: deliver passes it with every item
 
     # -- lookup ----------------------------------------------------------------------
 
@@ -325,13 +323,15 @@ class ChannelRegistry:
 
     def deliver(self, id: int, payload: Any) -> None:
         """Rule 6: decode a data payload and hand it to the channel's queue or callback."""
-        with self._receive_lock:
+        lock = self._receive_lock
+        lock.acquire()  # not ``with``: half the cost, on every item
+        try:
             inbox = self._inboxes.get(id)
             if inbox is None or not inbox.state.receiving:
                 log.debug("gateway %r: dropping data for channel %d", self.gateway.id, id)
                 return
             try:
-                item = loads(payload, self.new)
+                item = loads(payload, self._new)
             except DataFormatError as exc:
                 error: Optional[RemoteError] = RemoteError(
                     f"undecodable data on channel {id}: {exc}"
@@ -343,6 +343,8 @@ class ChannelRegistry:
                     return
                 error = None
                 callback = inbox.callback
+        finally:
+            lock.release()
         if error is not None:
             self._apply(inbox, FAR_ERROR, error)
         elif callback is not None:  # a receiving inbox has a queue or a callback

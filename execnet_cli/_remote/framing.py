@@ -31,6 +31,10 @@ _unpack_from = HEADER.unpack_from
 #: The largest payload one frame may carry (256 MiB): far below the u32 limit, and a
 #: size a receiver can always afford to buffer.
 MAX_PAYLOAD = 256 * 1024 * 1024
+#: Payloads below this size are handed out as ``bytes``: copying a few hundred bytes costs
+#: less than what a memoryview costs ``loads`` (its set-up and release), and a copy does
+#: not hold the reader's buffer.
+COPY_BELOW = 1024
 #: Payloads from this size on are collected in a (reused) buffer of their own.
 BIG_FRAME = 65536
 #: Larger payload buffers are not kept for reuse (memory would stay held).
@@ -91,9 +95,14 @@ def encode_frame(
     A large payload is not joined, so it reaches ``writev`` uncopied; a small one is
     joined to the header (one ``write`` beats a ``writev`` of tiny pieces).
     """
-    length = 0
-    for segment in segments:
-        length += len(segment)
+    if len(segments) == 1:  # one serialized item: the common case
+        length = len(segments[0])
+        if length < SMALL_FRAME and length <= max_payload:
+            return [_pack(msgtype, channel, length) + segments[0]]
+    else:
+        length = 0
+        for segment in segments:
+            length += len(segment)
     if length > max_payload:
         raise FrameTooLarge(
             f"message of {length} bytes exceeds the maximum frame payload of {max_payload} "
@@ -101,8 +110,6 @@ def encode_frame(
         )
     header = _pack(msgtype, channel, length)
     if length < SMALL_FRAME:
-        if len(segments) == 1:
-            return [header + segments[0]]
         return [b"".join((header, *segments))]
     out: List[Buffer] = [header]
     out.extend(segments)
@@ -117,12 +124,13 @@ SMALL_FRAME = 16384
 class FrameDecoder:
     """Incremental decoder: ``feed`` any slicing of the byte stream, get whole frames.
 
-    A frame that lies whole in the data fed comes as a view of that data: valid until
-    the caller reuses its buffer (the reader dispatches every frame before it reads
-    again). What the decoder keeps across calls it copies. A large payload (``BIG_FRAME``
-    and up) is collected in a reused buffer and handed out as a memoryview, valid until
-    two more large frames have begun. Consumers copy payloads (``loads`` does) before
-    then. Readers can fill a large payload directly: ``big_target``.
+    A frame that lies whole in the data fed comes as a view of that data (as ``bytes``
+    below ``COPY_BELOW``): valid until the caller reuses its buffer (the reader dispatches
+    every frame before it reads again). What the decoder keeps across calls it copies. A
+    large payload (``BIG_FRAME`` and up) is collected in a reused buffer and handed out
+    as a memoryview, valid until two more large frames have begun. Consumers copy
+    payloads (``loads`` does) before then. Readers can fill a large payload directly:
+    ``big_target``.
     """
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
@@ -189,12 +197,22 @@ class FrameDecoder:
 
         Frames come as plain ``(type, channel, payload)`` tuples: this is the hot path.
         """
-        frames: list = []
         view = data if type(data) is memoryview else memoryview(data)
         if view.format != "B" or view.ndim != 1:
             view = view.cast("B")
-        pos = 0
         end = len(view)
+        if end >= HEADER_SIZE and self._big is None and not self._pending:
+            # One whole small frame, what a read in a round trip gets: no loop.
+            msgtype, channel, length = _unpack_from(view, 0)
+            if (
+                length == end - HEADER_SIZE
+                and length < COPY_BELOW
+                and msgtype <= MAX_MESSAGE_TYPE
+                and length <= self._max_payload
+            ):
+                return [(msgtype, channel, view[HEADER_SIZE:].tobytes())]
+        frames: list = []
+        pos = 0
         if self._big is not None:
             pos = self._fill_big(view, frames)
         if self._pending:
@@ -210,7 +228,8 @@ class FrameDecoder:
             start = pos + HEADER_SIZE
             stop = start + length
             if stop <= end:
-                append((msgtype, channel, view[start:stop]))  # a view: no copy
+                payload = view[start:stop]  # a view: no copy, unless small
+                append((msgtype, channel, payload.tobytes() if length < COPY_BELOW else payload))
                 pos = stop
                 continue
             # The payload continues beyond this chunk.

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections import deque
 from threading import get_ident
+from time import monotonic
 
 from .errors import DataFormatError
 from .framing import BIG_FRAME, FRAME_SKEW, HEADER_SIZE, PAGE, FrameDecoder, aligned_buffer
@@ -96,6 +96,7 @@ class StreamReader:
         self._view = memoryview(self._buffer)
         readv = io.readinto_many  # scatter reads, or None (transports/base.py)
         self._scatter = readv is not None  # else one slot per read (see _plan_slots)
+        self._readinto = io.readinto
         self._readv: Callable[[List[memoryview]], int] = readv or (
             lambda slots: io.readinto(slots[0])
         )
@@ -145,7 +146,13 @@ class StreamReader:
                 self._dispatch_backlog()
                 return
             decoder = self._decoder
-            if self._partial is not None:  # the rest of a frame that fits its slot
+            if self._partial is None and not self._slot_size and decoder.at_boundary:
+                # Small frames (the hot path): one read, the first frame where a big
+                # one would go.
+                slot = self._small_slot
+                count = self._readinto(slot)
+                frames = decoder.feed(slot[:count]) if count else ()
+            elif self._partial is not None:  # the rest of a frame that fits its slot
                 slot, filled = self._partial
                 count = self._io.readinto(slot[filled:])
                 frames = self._slot_filled(slot, filled + count) if count else ()
@@ -159,19 +166,20 @@ class StreamReader:
                 else:  # the rest of a small frame: at the start of the buffer
                     count = self._io.readinto(self._view[:READ_BUFFER_SIZE])
                     frames = decoder.feed(self._view[:count]) if count else ()
-            elif self._slot_size:
+            else:  # after big frames: into the slots
                 count, frames = self._read_slots(decoder)
-            else:  # small frames: one read, the first frame where a big one would go
-                slot = self._small_slot
-                count = self._io.readinto(slot)
-                frames = decoder.feed(slot[:count]) if count else ()
             if not count:
                 self._end(EOFError(f"gateway {self._name!r}: the other side closed the stream"))
                 return
-            if frames:
-                size = HEADER_SIZE + len(frames[-1][2])
-                if (size >= BIG_FRAME or self._slot_size) and decoder.at_boundary:
-                    self._plan_slots(size)
+            if not frames:
+                return
+            size = HEADER_SIZE + len(frames[-1][2])
+            if (size >= BIG_FRAME or self._slot_size) and decoder.at_boundary:
+                self._plan_slots(size)
+            if len(frames) == 1:  # no backlog needed: nothing waits behind it
+                if not self._dispatch(frames[0]):
+                    self._end(EOFError(f"gateway {self._name!r}: terminated"))
+                return
             backlog.extend(frames)
             self._dispatch_backlog()
         except DataFormatError as exc:
@@ -272,8 +280,9 @@ class StreamReader:
 
     # -- consumers -----------------------------------------------------------------
 
-    def lead(self, done: Callable[[], bool], deadline: Optional[float]) -> int:
-        """Read as the leader until ``done()``, the deadline, or the end of the stream."""
+    def lead(self, waiting: Callable[[], bool], deadline: Optional[float]) -> int:
+        """Read as the leader while ``waiting()``, until the deadline or the end of the
+        stream. (``waiting``, not ``done``: a receive passes its queue's ``empty``.)"""
         if self._fd is None:
             return PASSIVE
         role = self._role
@@ -284,7 +293,8 @@ class StreamReader:
                 if role.acquire(False):
                     self._owner = me
                     try:
-                        self._read_until(done, None)
+                        while waiting() and not self.ended:
+                            self._read_once(None)
                     finally:
                         self._let_go(me)
                     return LED
@@ -308,28 +318,29 @@ class StreamReader:
             if not got:
                 return BUSY
             try:
-                self._read_until(done, deadline)
+                self._read_until(waiting, deadline)
             finally:
                 self._let_go(me)
             return LED
         finally:
             with state:
                 self._wanting -= 1
-                self._last_release = time.monotonic()
+                self._last_release = monotonic()
 
-    def _read_until(self, done: Callable[[], bool], deadline: Optional[float]) -> None:
-        """As the role holder: read and dispatch until ``done()``, the deadline or the end."""
-        while not self.ended and not done():
+    def _read_until(self, waiting: Callable[[], bool], deadline: Optional[float]) -> None:
+        """As the role holder: read and dispatch while ``waiting()``, until the deadline or
+        the end."""
+        while waiting() and not self.ended:
             if deadline is None:
                 self._read_once(None)
                 continue
-            remaining = deadline - time.monotonic()
+            remaining = deadline - monotonic()
             if remaining <= 0:
                 return
             self._read_once(remaining)
 
     def _let_go(self, me: object) -> None:
-        self._last_release = time.monotonic()
+        self._last_release = monotonic()
         if self._owner == me:
             self._owner = None
             self._role.release()
@@ -377,7 +388,7 @@ class StreamReader:
         while not self.ended:
             with state:
                 while not self.ended and (
-                    self._wanting or time.monotonic() - self._last_release < GRACE
+                    self._wanting or monotonic() - self._last_release < GRACE
                 ):
                     state.wait(GRACE)
             if self.ended:

@@ -33,6 +33,7 @@ class Sender:
 
     def __init__(self, io: Any, name: str) -> None:
         self._io = io
+        self._write = io.write
         self._name = name
         self._lock = threading.Lock()
         self._deferred: Deque[Tuple[int, int]] = deque()
@@ -41,10 +42,14 @@ class Sender:
     def send(self, msgtype: int, channel_id: int, segments: Sequence[Buffer] = ()) -> None:
         """Write one frame; raise ChannelClosed once the stream cannot be written."""
         frame = encode_frame(msgtype, channel_id, segments)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: half the cost, on every send
+        try:
             self._write_locked(frame)
             while self._deferred:
                 self._write_locked(encode_frame(*self._deferred.popleft()))
+        finally:
+            lock.release()
         if self._deferred:
             self._flush_deferred()
 
@@ -81,7 +86,7 @@ class Sender:
         if self._closed:
             raise ChannelClosed(f"gateway {self._name!r}: the connection is closed")
         try:
-            self._io.write(frame)
+            self._write(frame)
         except (OSError, ValueError) as exc:
             self._closed = True
             raise ChannelClosed(

@@ -218,6 +218,8 @@ def dumps_parts(obj: Any, channel_type: Any = None) -> List[bytes]:
         return [VERSION_BYTES4 + pack_u32(len(obj)), obj]
     bigs: List[int] = []
     out = _encode(obj, channel_type, bigs)
+    if not bigs:  # the common case, every small item: one segment (never empty)
+        return [b"".join(out)]
     segments: List[bytes] = []
     start = 0
     for i in bigs:

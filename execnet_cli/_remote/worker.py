@@ -230,17 +230,18 @@ def take_stdio() -> Tuple[int, int]:
     return read_fd, write_fd
 
 
-def apply_config(config: Dict[str, Any]) -> None:
-    """Apply the spec's settings for the worker process itself."""
+def apply_config(config: Dict[str, Any]) -> Optional[str]:
+    """Apply the spec's settings for the worker process itself; return why the worker
+    cannot serve (an impossible ``chdir``), to be sent in its ready message."""
     if config.get("dont_write_bytecode"):
         sys.dont_write_bytecode = True
     for name, value in (config.get("env") or {}).items():
         os.environ[name] = value
     chdir = config.get("chdir")
     if chdir:
-        path = os.path.expanduser(chdir)
-        os.makedirs(path, exist_ok=True)
-        os.chdir(path)
+        problem = change_directory(chdir)
+        if problem:
+            return problem
     nice = config.get("nice")
     if nice:
         os.nice(int(nice))
@@ -251,6 +252,35 @@ def apply_config(config: Dict[str, Any]) -> None:
         from . import compat
 
         compat.install(alias)
+    return None
+
+
+def change_directory(chdir: str) -> Optional[str]:
+    """Enter ``chdir`` (``~`` expanded), creating it and its missing parents first as
+    ``mkdir -p`` does; return why that is impossible, naming the directory, else None."""
+    path = os.path.expanduser(chdir)
+    try:
+        os.makedirs(path, exist_ok=True)
+        os.chdir(path)
+    except OSError as exc:
+        return f"chdir {chdir}: {_why_not(os.path.abspath(path), exc)}"
+    return None
+
+
+def _why_not(path: str, exc: OSError) -> str:
+    """Why ``path`` cannot be made or entered: a part of it that is a file, or the OS's
+    reason with the directory it concerns."""
+    probe = path
+    while probe and not os.path.lexists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if probe and os.path.lexists(probe) and not os.path.isdir(probe):
+        return f"{probe} exists and is not a directory"
+    where = exc.filename if isinstance(exc.filename, str) else path
+    verb = "enter" if os.path.isdir(path) else "create"
+    return f"cannot {verb} {where}: {exc.strerror or exc}"
 
 
 def interpreter_info() -> Dict[str, Any]:
@@ -273,11 +303,14 @@ def main(config: Dict[str, Any]) -> None:
         serve(control_fd, config.get("preload") or [], main)
     read_fd, write_fd = take_stdio()
     ignore_terminal_interrupt()
-    apply_config(config)
+    problem = apply_config(config)
     gateway = WorkerGateway(
         FdIO(read_fd, write_fd), config.get("id") or "worker", config.get("execmodel") or "thread"
     )
-    gateway.serve(interpreter_info())
+    info = interpreter_info()
+    if problem:
+        info["startup_error"] = problem  # the controller reports it and ends this worker
+    gateway.serve(info)
     finish_process()
 
 

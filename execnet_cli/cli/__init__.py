@@ -27,6 +27,7 @@ from .._version import __version__
 #: Subcommand name -> "module:attribute" of its click command.
 SUBCOMMANDS: Dict[str, str] = {
     "compat-path": "execnet_cli.cli.compat:compat_path",
+    "completion": "execnet_cli.cli.completion:completion",
     "hosts": "execnet_cli.cli.hosts:hosts",
     "ping": "execnet_cli.cli.ping:ping",
     "rsync": "execnet_cli.cli.rsync:rsync",
@@ -61,6 +62,14 @@ class LazyGroup(click.Group):
         module_name, _, attribute = target.partition(":")
         command: Any = getattr(importlib.import_module(module_name), attribute)
         return command
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> List[Any]:
+        """Command names without importing the commands (a Tab must be quick), and the
+        group's own options."""
+        from click.shell_completion import CompletionItem
+
+        names = [CompletionItem(n) for n in self.list_commands(ctx) if n.startswith(incomplete)]
+        return names + click.Command.shell_complete(self, ctx, incomplete)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -118,8 +127,15 @@ def debug_logging() -> Callable[[], None]:
     is_flag=True,
     help="Log what xnet does on stderr, with the traceback of any internal error.",
 )
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    envvar="XNET_COLOR",
+    help="Colors in output: auto (at a terminal), always, never. Default: auto.",
+)
 @click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
+def main(ctx: click.Context, debug: bool, color: str) -> None:
     """Run Python and shell commands on many hosts at once, over execnet_cli gateways.
 
     \b
@@ -133,8 +149,42 @@ def main(ctx: click.Context, debug: bool) -> None:
       0      all ok (or within --tolerate)
       2      bad usage, inventory or pattern
       5      the pattern selected no host
+
+    \b
+    Defaults: flags beat XNET_* environment variables (XNET_FANOUT, XNET_TIMEOUT,
+    XNET_RETRIES, XNET_TOLERATE, XNET_COLOR, XNET_INVENTORY), which beat
+    $XDG_CONFIG_HOME/xnet/config.yaml (keys fanout, timeout, retries, tolerate,
+    color, inventory).
     """
     started = getattr(ctx.command, "started_at", None)
     ctx.meta["xnet.started"] = time.monotonic() if started is None else started
     if debug:
         ctx.call_on_close(debug_logging())
+    if ctx.invoked_subcommand not in _WITHOUT_CONFIG:
+        _apply_config(ctx, color)
+
+
+#: Subcommands that take none of the config file's settings (and need not read it).
+_WITHOUT_CONFIG = ("serve", "compat-path", "completion", None)
+
+
+def _apply_config(ctx: click.Context, color: str) -> None:
+    """Load the config file: its values become the subcommand's defaults (below flags and
+    ``XNET_*``), its color applies unless ``--color``/``XNET_COLOR`` gave one."""
+    from .config import ConfigError, load_config
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        click.echo(f"xnet: error: {exc}", err=True)
+        raise click.exceptions.Exit(2) from None
+    ctx.meta["xnet.config"] = config
+    source = ctx.get_parameter_source("color")
+    explicit = source is not None and source.name != "DEFAULT"
+    ctx.meta["xnet.color"] = color if explicit else config.color
+    name = ctx.invoked_subcommand
+    group = ctx.command
+    command = group.get_command(ctx, name) if name and isinstance(group, click.Group) else None
+    if name and command is not None:
+        params = {p.name for p in command.params if p.name}
+        ctx.default_map = {name: config.defaults_for(params)}

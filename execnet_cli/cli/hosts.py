@@ -12,7 +12,8 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ..inventory import Host, HostSet, Inventory
-from .options import inventory_option, select_hosts
+from . import config
+from .options import complete_hosts, inventory_option, select_hosts
 
 __all__ = ["COLUMNS", "hosts", "plain_lines", "render_table", "render_tree"]
 
@@ -73,7 +74,7 @@ def render_tree(console: Console, inventory: Inventory, selected: Sequence[Host]
 
 
 @click.command("hosts")
-@click.argument("pattern", required=False, default="all")
+@click.argument("pattern", required=False, default="all", shell_complete=complete_hosts)
 @inventory_option
 @click.option("--tree", is_flag=True, help="Show the selected hosts by group.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line.")
@@ -91,9 +92,9 @@ def hosts(pattern: str, inventories: tuple[str, ...], tree: bool, as_json: bool)
         for host in selected:
             click.echo(json.dumps(host.as_dict(), default=str))  # YAML dates, sets: as text
         return
-    console = Console()
+    console = config.console()
     if tree and not console.is_terminal:  # a pipe gets whole lines, however long
-        console = Console(width=1_000_000)
+        console = config.console(width=1_000_000)
     if tree:
         render_tree(console, inventory, selected)
     elif console.is_terminal:

@@ -1,6 +1,6 @@
 """The live table ``xnet run`` and ``xnet sh`` show at a terminal while hosts work.
 
-One row per host: state (waiting, connecting, running, ok, failed, timed out,
+One row per host: state (waiting, connecting, retrying, running, ok, failed, timed out,
 unreachable, interrupted, error), elapsed time, exit code and the last line it printed;
 trouble first, then the hosts at work, then the ones done and fine, and a progress bar
 (in a rolling run it also says which batch runs: ``note``). When there are more rows than
@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..fleet.events import ERROR, FAILED, INTERRUPTED, OK, TIMED_OUT, UNREACHABLE
-from ..fleet.results import CONNECTING, RUNNING, HostRow
+from ..fleet.results import CONNECTING, RETRYING, RUNNING, HostRow
 from ..inventory import HostSet, natural_key
 from .render import GatherRenderer, clean
 
@@ -43,6 +43,7 @@ _CHROME = 3
 _STYLES = {
     WAITING: "dim",
     CONNECTING: "dim cyan",
+    RETRYING: "yellow",
     RUNNING: "cyan",
     OK: "green",
     FAILED: "bold red",
@@ -52,7 +53,7 @@ _STYLES = {
     ERROR: "bold red",
 }
 _TROUBLE = (FAILED, TIMED_OUT, UNREACHABLE, INTERRUPTED, ERROR)
-_AT_WORK = (CONNECTING, RUNNING)
+_AT_WORK = (CONNECTING, RETRYING, RUNNING)
 
 #: A row of the table: (hosts, state, elapsed or None, exit code, what to say).
 Row = tuple[HostSet, str, Optional[float], Optional[int], str]
@@ -83,6 +84,7 @@ def table_rows(rows: Iterable[HostRow], hosts: Sequence[str], room: int) -> list
     seen = {r.name for r in by_name}
     trouble = [r for r in by_name if r.state in _TROUBLE]
     working = [r for r in by_name if r.state in _AT_WORK]
+    working.sort(key=lambda r: r.state != RETRYING)  # retrying first: trouble, maybe
     done = [r for r in by_name if r.state == OK]
     waiting = [h for h in hosts if h not in seen]
     tail: list[Row] = []

@@ -27,6 +27,7 @@ __all__ = [
     "EXIT_USAGE",
     "fail",
     "inventory_option",
+    "load_user_inventory",
     "select_hosts",
     "timeout_option",
     "user_errors",
@@ -45,9 +46,18 @@ inventory_option = click.option(
     "inventories",
     multiple=True,
     metavar="FILE",
+    type=click.Path(),  # completes file names
     help="Inventory file or directory (repeatable; later files win). Default: $XNET_INVENTORY, "
-    "then ./xnet.yaml, then $XDG_CONFIG_HOME/xnet/inventory.yaml, then local workers.",
+    "then ./xnet.yaml, then the config file's inventory, then "
+    "$XDG_CONFIG_HOME/xnet/inventory.yaml, then local workers.",
 )
+
+
+def complete_hosts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of host and group names (``completion``), imported on use."""
+    from .completion import complete_hosts as complete
+
+    return complete(ctx, param, incomplete)
 
 
 def timeout_option(help: str) -> Callable[[F], F]:
@@ -57,6 +67,7 @@ def timeout_option(help: str) -> Callable[[F], F]:
         "--timeout",
         type=click.FloatRange(min=0, min_open=True),
         default=None,
+        envvar="XNET_TIMEOUT",
         metavar="SECONDS",
         help=help,
     )
@@ -79,13 +90,25 @@ def user_errors() -> Iterator[None]:
         fail(str(exc))
 
 
+def load_user_inventory(inventories: Sequence[str]) -> Inventory:
+    """The inventory the user means: ``-i``, else the usual places, where the config
+    file's ``inventory`` comes after ``./xnet.yaml`` (see ``config``)."""
+    from .config import current
+
+    inventory = load_inventory(inventories, configured=current().inventories)
+    for notice in inventory.notices:
+        click.echo(f"xnet: warning: {notice}", err=True)
+    return inventory
+
+
 def select_hosts(inventories: Sequence[str], pattern: str) -> tuple[Inventory, list[Host]]:
     """Load the inventory the user means and resolve the hosts ``pattern`` selects
-    (a pattern or a recorded run's set, ``@failed``: ``selection``)."""
+    (a pattern, ``-``, ``@FILE``, ad-hoc hosts, or a recorded run's set, ``@failed``:
+    ``selection``)."""
     from .selection import SelectionError, resolve_selection
 
     with user_errors():
-        inventory = load_inventory(inventories)
+        inventory = load_user_inventory(inventories)
         try:
             return inventory, resolve_selection(pattern, inventory)
         except SelectionError as exc:

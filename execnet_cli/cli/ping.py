@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import click
-from rich.console import Console
 
 from ..fleet.events import FAILED, OK, Event, Exited, Failed, Running, Started
 from ..fleet.hostkeys import HostKeyRounds
 from ..fleet.jobs import python_job
 from ..fleet.results import GroupResult
 from ..fleet.runner import carriers_for
+from . import config
 from .exitcodes import exit_status
 from .hostkeys import KeyQuestion, accept_new_option
-from .options import inventory_option, select_hosts, user_errors
+from .options import complete_hosts, inventory_option, select_hosts, user_errors
 from .render import clean, summary_line
 from .run import fanout_option, leave_if_stopped, started, stopping
 
@@ -119,7 +119,7 @@ def _aligned(rows: list[list[str]]) -> list[str]:
 
 
 @click.command("ping")
-@click.argument("pattern", required=False, default="all")
+@click.argument("pattern", required=False, default="all", shell_complete=complete_hosts)
 @inventory_option
 @fanout_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line.")
@@ -166,7 +166,7 @@ def ping(
         heading = ["HOST", "STATUS", "PYTHON", "PLATFORM", "CONNECT", "RTT"]
         for line in _aligned([heading, *(p.cells() for p in pings)]):
             click.echo(line)
-        err = Console(stderr=True, highlight=False)
+        err = config.console(stderr=True, highlight=False)
         err.print(summary_line(result, time.monotonic() - begin), soft_wrap=True)
     question.hint(rounds.refused)
     leave_if_stopped(received, quiet=as_json)

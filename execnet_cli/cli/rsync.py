@@ -34,7 +34,7 @@ from ..inventory import Host, HostSet
 from ..rsync.excludes import read_exclude_file, translate
 from ..rsync.hosts import Place, Settings, pull_many, push_many
 from ..rsync.results import SyncResult
-from . import options
+from . import config, options
 from .exitcodes import exit_status
 from .live import LiveRenderer
 from .render import GatherRenderer
@@ -396,7 +396,7 @@ def rsync(
         stop=stop,
     )
     result = GroupResult()
-    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    out, err = config.console(highlight=False), config.console(stderr=True, highlight=False)
     progress: dict[str, Any] = {}
     renderer: Any
     if as_json:

@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import click
-from rich.console import Console
+from click.core import ParameterSource
 
 from ..fleet.batches import RollingRunner, Rollout
 from ..fleet.events import OK
@@ -34,9 +34,18 @@ from ..fleet.relays import plan as plan_relays
 from ..fleet.results import GroupResult
 from ..fleet.runner import DEFAULT_FANOUT, carriers_for
 from ..inventory import Host, Inventory
+from . import config
 from .exitcodes import Tolerance, exit_status, signal_status
 from .hostkeys import KeyQuestion, accept_new_option
-from .options import fail, inventory_option, select_hosts, timeout_option, user_errors
+from .options import (
+    complete_hosts,
+    fail,
+    inventory_option,
+    select_hosts,
+    timeout_option,
+    user_errors,
+)
+from .outdir import OutdirWriter
 from .render import GatherRenderer, JsonRenderer, Renderer, StreamRenderer
 from .rolling import RollingOptions, remember, report, rolling_options
 
@@ -56,6 +65,13 @@ __all__ = [
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+class Retries(NamedTuple):
+    """``--retries``: how many, and whether typed (it then beats the hosts' own)."""
+
+    times: int
+    typed: bool
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """The options ``run`` and ``sh`` share, gathered into one value by ``run_options``."""
@@ -69,6 +85,8 @@ class RunOptions:
     verbose: bool
     raw: bool
     tolerance: Tolerance
+    outdir: Optional[str]
+    retries: Retries
     accept_new: bool
     relays: int
 
@@ -78,6 +96,7 @@ fanout_option = click.option(
     "--fanout",
     type=click.IntRange(min=1),
     default=DEFAULT_FANOUT,
+    envvar="XNET_FANOUT",
     metavar="N",
     show_default=True,
     help="Hosts worked on at once (connecting and running).",
@@ -91,7 +110,9 @@ _RUN_OPTIONS = (
         default="all",
         show_default=True,
         metavar="PATTERN",
+        shell_complete=complete_hosts,
         help="Hosts to run on: web, 'web[01-03]', 'web&prod', 'all,!db' (see xnet hosts); "
+        "'-' reads names from stdin, @FILE from a file; user@host[:port] works ad hoc; "
         "@failed: the last run's failed hosts (also @ok, @unreachable, @timed-out, @not-run).",
     ),
     fanout_option,
@@ -117,10 +138,28 @@ _RUN_OPTIONS = (
         "--tolerate",
         "tolerance",
         default="0",
+        envvar="XNET_TOLERATE",
         metavar="N[%]",
         callback=lambda ctx, param, value: _tolerance(value),
         help="Exit 0 when at most N hosts (or N% of them) failed, timed out or were "
         "unreachable. Default 0.",
+    ),
+    click.option(
+        "--retries",
+        type=click.IntRange(min=0),
+        default=0,
+        envvar="XNET_RETRIES",
+        metavar="N",
+        help="Try connecting again up to N times when it is refused or times out (a host "
+        "rebooting), after 0.5, 1, 2, ... s. Default: each host's 'retries' variable, else 0; "
+        "this flag overrides it.",
+    ),
+    click.option(
+        "--outdir",
+        metavar="DIR",
+        type=click.Path(file_okay=False),
+        help="Also write each host's output to DIR/HOST.stdout and DIR/HOST.stderr "
+        "(DIR is created; files of an earlier run are replaced).",
     ),
     accept_new_option,
     click.option(
@@ -150,6 +189,8 @@ def run_options(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def collect(**kwargs: Any) -> None:
+        typed = click.get_current_context().get_parameter_source("retries")
+        kwargs["retries"] = Retries(kwargs["retries"], typed is ParameterSource.COMMANDLINE)
         options = RunOptions(**{name: kwargs.pop(name) for name in _FIELDS})
         command(options=options, **kwargs)
 
@@ -239,6 +280,7 @@ def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
     inventory, hosts = select_hosts(options.inventories, options.pattern)
     _carriers(inventory, hosts)  # a bad via= is a usage error before anything runs
     _relays(inventory, options.relays, hosts)  # and so is a bad relay
+    files = _outdir(options.outdir)
     rollout = rolling.rollout(hosts)
     result = GroupResult()
     renderer = _renderer(options, result, [h.name for h in hosts], rolling, rollout)
@@ -255,6 +297,10 @@ def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
             carriers_for=functools.partial(_carriers_and_relays, inventory, options.relays),
             capture_strays=True,
             refused=refused,  # one hint for the whole run, whatever the batches
+            runner_options={
+                "retries": options.retries.times if options.retries.typed else None,
+                "default_retries": options.retries.times,
+            },
             relays_for=lambda hosts: _relays(inventory, options.relays, hosts).served,
         )
 
@@ -265,9 +311,13 @@ def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
         ):
             for event in runner.events():
                 result.add(event)
+                if files is not None:
+                    files.handle(event)
                 renderer.handle(event)
             renderer.finish(lambda: time.monotonic() - begin)
     finally:
+        if files is not None:
+            files.close()
         renderer.close()
         outcomes = {name: result[name].status for name in result}
         sets = remember(
@@ -288,6 +338,21 @@ def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
     raise click.exceptions.Exit(status)
 
 
+def _outdir(name: Optional[str]) -> Optional[OutdirWriter]:
+    """The writer of ``--outdir``, its directory made now: a bad one is a usage error."""
+    if name is None:
+        return None
+    try:
+        return OutdirWriter(Path(name))
+    except OSError as exc:
+        fail(f"--outdir {name}: cannot create the directory: {exc.strerror or exc}")
+
+
+def _one_stdin(argument: str, options: RunOptions) -> None:
+    if argument == "-" and options.pattern == "-":
+        fail("standard input cannot give both the code and the hosts: use --hosts @FILE")
+
+
 def _renderer(
     options: RunOptions,
     result: GroupResult,
@@ -297,7 +362,7 @@ def _renderer(
 ) -> Renderer:
     if options.as_json:
         return JsonRenderer(sys.stdout, result)
-    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    out, err = config.console(highlight=False), config.console(stderr=True, highlight=False)
     if not options.gather:
         return StreamRenderer(out, err, result, names, options.verbose, options.raw)
     args = (out, err, result, names, options.verbose, options.raw)
@@ -366,6 +431,7 @@ def run(code: str, options: RunOptions, rolling: RollingOptions) -> None:
     0 all ok (or within --tolerate); 2 usage or inventory error, 5 the pattern
     selected no host, 141 stdout closed (| head).
     """
+    _one_stdin(code, options)
     source, filename = read_code(code)
     _execute(python_job(source, filename, options.timeout), options, rolling)
 
@@ -398,6 +464,7 @@ def sh(command: str, options: RunOptions, rolling: RollingOptions) -> None:
     host unreachable, 0 all exited 0 (or within --tolerate); 2 usage or inventory
     error, 5 the pattern selected no host, 141 stdout closed.
     """
+    _one_stdin(command, options)
     if command == "-":
         command = sys.stdin.read()
     _execute(shell_job(command, options.timeout), options, rolling)

@@ -1,24 +1,53 @@
-"""What a ``--hosts``/``-H`` value selects: one function for every form, ``resolve_selection``.
+"""What a ``--hosts``/``-H`` value (or ``xnet hosts``' PATTERN) selects: one function for
+every form, ``resolve_selection``.
 
+- ``-``: host names read from standard input;
 - ``@ok``, ``@failed``, ``@unreachable``, ``@timed-out``, ``@not-run``: the hosts the last
   run recorded in that set (``fleet.lastrun``); ``@NAME:STATE`` the same from the run
   saved with ``--save-run NAME``;
-- a pattern of the inventory (``web,!web03``, ``web&prod``, see ``inventory.patterns``).
+- any other ``@PATH``: host names read from a file (``@./failed`` for a file named like a
+  run state); a missing file one typo away from a set says which set was meant;
+- a pattern of the inventory (``web,!web03``, ``web&prod``, see ``inventory.patterns``);
+- ad-hoc hosts beside or instead of inventory names: ``[user@]host[:port]`` terms of a
+  ``,`` list that look like an address (``user@db``, ``db:2222``, ``db.example.com``,
+  ``10.0.0.5``, ``[::1]``) and that the inventory does not know are reached over ssh
+  with its defaults. A bare word must be an inventory name: an unknown one is reported
+  with close names (it is usually a typo), not tried over the network.
+
+Names read from stdin or a file: one or more a line, separated by spaces or commas; a
+``#`` starts a comment; each is an inventory name or pattern term, or an ad-hoc host.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Optional, TextIO
 
 from ..errors import XnetError
 from ..fleet.lastrun import LastRunError, load_state, parse_reference, state_hint
-from ..inventory import Host, Inventory, NoHostSelected
+from ..inventory import Host, Inventory, NoHostSelected, PatternError
+from ..inventory.ranges import top_level
+from .shell_hosts import adhoc_host
 
-__all__ = ["SelectionError", "resolve_selection"]
+__all__ = ["SelectionError", "looks_adhoc", "read_names", "resolve_selection"]
+
+#: A term that names an address rather than an inventory entry: has a user, a port, a dot
+#: (a domain name or IPv4 address) or brackets around an IPv6 address.
+_ADDRESS_LIKE = re.compile(r"[^@\s]+@.+|.*:[0-9]{1,5}|[^\[\]*?~]*\.[^\[\]*?]*|\[[0-9A-Fa-f:.]+\]")
 
 
 class SelectionError(XnetError, ValueError):
-    """A selection that cannot be read (no recorded run): a usage error."""
+    """A selection that cannot be read (an unreadable ``@FILE``, no recorded run): a usage
+    error."""
+
+
+def looks_adhoc(term: str) -> bool:
+    """Whether ``term`` reads as an address (see the module's docstring)."""
+    return _ADDRESS_LIKE.fullmatch(term) is not None
 
 
 def resolve_selection(
@@ -30,12 +59,23 @@ def resolve_selection(
     ``SelectionError``.
     """
     reference = parse_reference(value)
-    if reference is not None:
+    if value == "-":
+        names = read_names((stdin or sys.stdin).read())
+        return _names(inventory, names, "standard input")
+    elif reference is not None:
         return _from_run(inventory, value, *reference)
-    hint = state_hint(value)
-    if hint:
-        raise SelectionError(f"{value}: no such set of a recorded run{hint}")
-    return inventory.hosts(value)
+    elif value.startswith("@"):
+        path = Path(value[1:])
+        hint = state_hint(value)
+        if hint and not path.exists():
+            raise SelectionError(f"{value}: no such set of a recorded run{hint}")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise SelectionError(f"cannot read host names from {path}: {reason}") from None
+        return _names(inventory, read_names(text), str(path))
+    return _pattern_or_adhoc(inventory, value)
 
 
 def _from_run(inventory: Inventory, value: str, run: Optional[str], state: str) -> list[Host]:
@@ -52,3 +92,60 @@ def _from_run(inventory: Inventory, value: str, run: Optional[str], state: str) 
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
         raise SelectionError(f"{value}: not in the inventory now: {shown}")
     return [inventory.host(name) for name in names]
+
+
+def read_names(text: str) -> list[str]:
+    """Host names (or pattern terms) from text: spaces, commas or lines apart; ``#`` comments."""
+    names: list[str] = []
+    for line in text.splitlines():
+        for word in line.split("#", 1)[0].split():
+            names += [term for term in _terms(word) if term]
+    return names
+
+
+def _names(inventory: Inventory, names: Sequence[str], source: str) -> list[Host]:
+    if not names:
+        raise NoHostSelected(f"no host names in {source}", "", 0)
+    return _pattern_or_adhoc(inventory, ",".join(names))
+
+
+def _pattern_or_adhoc(inventory: Inventory, value: str) -> list[Host]:
+    try:
+        return inventory.hosts(value)
+    except NoHostSelected:
+        raise
+    except PatternError as exc:
+        hosts = _with_adhoc(inventory, value)
+        if hosts is not None:
+            return hosts
+        if exc.message.startswith("unknown host or group"):
+            hint = " (a host outside the inventory: user@NAME, NAME:PORT or a dotted name)"
+            raise PatternError(exc.message + hint, exc.pattern, exc.column) from None
+        raise
+
+
+def _with_adhoc(inventory: Inventory, value: str) -> Optional[list[Host]]:
+    """``value`` as a ``,`` list of inventory terms and ad-hoc hosts, or None if it is not
+    one (the pattern's own error is then the one to show)."""
+    found: dict[str, Host] = {}
+    adhoc = False
+    for term in _terms(value):
+        if term in inventory.all or term in inventory.groups or not looks_adhoc(term):
+            try:
+                selected = inventory.hosts(term)
+            except PatternError:
+                return None
+            found.update((h.name, h) for h in selected)
+            continue
+        host = adhoc_host(term)
+        if host is None:
+            return None
+        found[host.name] = host
+        adhoc = True
+    return list(found.values()) if adhoc else None
+
+
+def _terms(value: str) -> list[str]:
+    """``value`` split at its top-level commas (a range's own commas stay: ``web[01,03]``)."""
+    cuts = [-1, *(i for i, _ in top_level(value, ",")), len(value)]
+    return [value[a + 1 : b].strip() for a, b in itertools.pairwise(cuts)]

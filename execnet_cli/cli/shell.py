@@ -17,7 +17,7 @@ from ..fleet.runner import DEFAULT_FANOUT
 from ..group import Group
 from ..inventory import Host, HostSet, Inventory, PatternError
 from .exitcodes import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE
-from .options import fail, inventory_option
+from .options import complete_hosts, fail, inventory_option
 from .shell_hosts import open_hosts, select
 from .shell_repl import batch, interact
 from .shell_session import Session, SessionEnded
@@ -27,7 +27,7 @@ __all__ = ["shell"]
 
 
 @click.command("shell")
-@click.argument("host")
+@click.argument("host", shell_complete=complete_hosts)
 @inventory_option
 @click.option(
     "--sh",

@@ -17,8 +17,8 @@ from typing import Optional
 from ..fleet.runner import CONNECTION_ERRORS, carriers_for
 from ..gateway import Gateway
 from ..group import Group
-from ..inventory import Host, Inventory, PatternError, load_inventory
-from .options import fail, user_errors
+from ..inventory import Host, Inventory, PatternError
+from .options import fail, load_user_inventory, user_errors
 
 __all__ = ["Opened", "adhoc_host", "open_gateway", "open_hosts", "select"]
 
@@ -44,7 +44,7 @@ def adhoc_host(text: str) -> Optional[Host]:
 def select(inventories: Sequence[str], pattern: str) -> tuple[Inventory, list[Host]]:
     """The hosts ``pattern`` selects, or the ad-hoc host it names; a usage error otherwise."""
     with user_errors():
-        inventory = load_inventory(inventories)
+        inventory = load_user_inventory(inventories)
     try:
         hosts = inventory.hosts(pattern)
     except PatternError as exc:

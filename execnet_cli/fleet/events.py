@@ -1,6 +1,8 @@
 """What a run on many hosts reports, one event at a time, and the outcomes a host can have.
 
     Started(host)                   the host's turn came: connecting now
+    Retrying(host, attempt, ...)    connecting failed in a way worth trying again (refused,
+                                    timed out): waiting ``delay`` s, then attempt + 1
     Running(host)                   its gateway is open and the job was sent
     Output(host, stream, text)      whole lines (or a last, unterminated piece) of a stream
     Exited(host, exit_code, ...)    the job ran to its end; 0 is success
@@ -17,8 +19,8 @@ Streams: ``out`` and ``err`` are what the job printed; ``log`` is what is not th
 but about this host: the worker's own stderr (e.g. the remote shell's complaints over ssh)
 and xnet's log records about its gateway ("corrupt stream ...").
 
-Every host gets ``Started``, maybe ``Running``, then any ``Output`` then exactly one
-``Exited`` or ``Failed``; a host stopped before its turn came gets only ``Failed``
+Every host gets ``Started``, any ``Retrying``, maybe ``Running``, then any ``Output`` then
+exactly one ``Exited`` or ``Failed``; a host stopped before its turn came gets only ``Failed``
 (``INTERRUPTED``). Values only: this module imports nothing of the package, so whatever
 consumes events (results, renderers) does not pull in gateways or transports.
 """
@@ -41,6 +43,7 @@ __all__ = [
     "Exited",
     "Failed",
     "Output",
+    "Retrying",
     "Running",
     "Started",
 ]
@@ -55,6 +58,22 @@ STREAMS = ("out", "err", "log")
 @dataclass(frozen=True)
 class Started:
     host: str
+
+
+@dataclass(frozen=True)
+class Retrying:
+    host: str
+    attempt: int  # the attempt that failed, 1 for the first
+    attempts: int  # how many there may be in all (1 + retries)
+    error: str  # why it failed, one line
+    delay: float  # seconds until the next attempt
+
+    def describe(self) -> str:
+        """The line the host's log and the live table show."""
+        return (
+            f"connect attempt {self.attempt} of {self.attempts} failed, again in "
+            f"{self.delay:.1f} s: {self.error}"
+        )
 
 
 @dataclass(frozen=True)
@@ -87,4 +106,4 @@ class Failed:
     exit_code: Optional[int] = None
 
 
-Event = Union[Started, Running, Output, Exited, Failed]
+Event = Union[Started, Retrying, Running, Output, Exited, Failed]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from ..errors import HostKeyError, UnknownHostKey
 from ..inventory import Host
@@ -88,9 +88,12 @@ class HostKeyRounds:
         carriers_for: Callable[[Sequence[Host]], Sequence[Host]] = lambda hosts: (),
         capture_strays: bool = False,
         refused: Optional[list[NewKey]] = None,
+        runner_options: Optional[Mapping[str, Any]] = None,
         relays_for: Callable[[Sequence[Host]], Mapping[str, Sequence[Host]]] = lambda hosts: {},
     ) -> None:
         self.hosts = list(hosts)
+        #: More keyword arguments of each round's ``Runner`` (``retries``, ...).
+        self.runner_options = dict(runner_options or {})
         self.job = job
         self.decide = decide
         self.fanout = fanout
@@ -162,6 +165,7 @@ class HostKeyRounds:
             fanout=self.fanout,
             carriers=self.carriers_for(hosts),
             capture_strays=self.capture_strays,
+            **self.runner_options,
             relays=self.relays_for(hosts),
         )
         self._runner = runner

@@ -35,15 +35,24 @@ from .events import (
     Event,
     Exited,
     Output,
+    Retrying,
     Running,
     Started,
 )
 from .output import HostOutput, Spool
 
-__all__ = ["CONNECTING", "RUNNING", "GroupResult", "HostProgress", "HostResult", "HostRow"]
+__all__ = [
+    "CONNECTING",
+    "RETRYING",
+    "RUNNING",
+    "GroupResult",
+    "HostProgress",
+    "HostResult",
+    "HostRow",
+]
 
 #: What an unfinished host is doing (``HostProgress.state``, ``HostRow.state``).
-CONNECTING, RUNNING = "connecting", "running"
+CONNECTING, RETRYING, RUNNING = "connecting", "retrying", "running"
 #: What hosts must share to be gathered: outcome, exit code, output, error, detail.
 _BlockKey = tuple[str, Optional[int], tuple[bytes, int], Optional[str], Optional[str]]
 _RANK = {outcome: rank for rank, outcome in enumerate(OUTCOMES)}
@@ -65,6 +74,7 @@ class HostResult:
     error: Optional[str] = None
     detail: Optional[str] = None
     duration: float = 0.0
+    attempts: int = 1  # connection attempts (``--retries``); each failed one is in ``log``
 
     @property
     def ok(self) -> bool:
@@ -101,6 +111,7 @@ class HostResult:
             "traceback": self.detail,
             "duration": round(self.duration, 6),
             "log": self.log if streams else None,
+            "attempts": self.attempts,
         }
 
 
@@ -113,6 +124,7 @@ class HostProgress:
     started: float  # on the result's clock (time.monotonic)
     output: HostOutput
     last_line: str = ""
+    attempts: int = 1
 
 
 class HostRow(NamedTuple):
@@ -182,6 +194,12 @@ class GroupResult(Mapping[str, HostResult]):
         if isinstance(event, Started):
             self._begin(event.host)
             return None
+        if isinstance(event, Retrying):
+            going = self._progress.get(event.host) or self._begin(event.host)
+            going.state, going.attempts = RETRYING, event.attempt + 1
+            going.last_line = event.describe()
+            going.output.add("log", event.describe() + "\n")
+            return None
         if isinstance(event, Running):
             (self._progress.get(event.host) or self._begin(event.host)).state = RUNNING
             return None
@@ -191,10 +209,18 @@ class GroupResult(Mapping[str, HostResult]):
         output = self._stored(progress.output if progress is not None else None)
         if progress is not None and progress.last_line:
             self._last_lines[event.host] = progress.last_line
+        attempts = progress.attempts if progress is not None else 1
         if isinstance(event, Exited):
             status = OK if event.exit_code == 0 else FAILED
             result = HostResult(
-                event.host, status, event.exit_code, output, event.error, None, event.duration
+                event.host,
+                status,
+                event.exit_code,
+                output,
+                event.error,
+                None,
+                event.duration,
+                attempts,
             )
         else:
             result = HostResult(
@@ -205,6 +231,7 @@ class GroupResult(Mapping[str, HostResult]):
                 event.error,
                 event.detail,
                 event.duration,
+                attempts,
             )
         self._results[event.host] = result
         self._by_outcome.setdefault(result.status, []).append(event.host)

@@ -5,6 +5,9 @@ the job on each, and reports what happens as ``events`` (``Started``, ``Output``
 ``Exited`` or ``Failed`` per host), in the consuming thread. It keeps no results: a
 ``results.GroupResult`` folds the events, and renderers draw them; neither touches a gateway.
 
+Connection errors that may pass (refused, timed out) are tried again when the host's
+retries allow (``retries``: which errors, the backoff), each retry a ``Retrying`` event.
+
 How a host that did not get its job done is classified (``events`` names the outcomes):
 only a connection error while opening (``CONNECTION_ERRORS``) makes it "unreachable"; the
 job raising or losing its worker makes it "failed" (a lost worker says how it ended: "the
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -53,12 +57,14 @@ from .events import (
     Exited,
     Failed,
     Output,
+    Retrying,
     Running,
     Started,
 )
 from .jobs import SH_TIMED_OUT, Job
 from .relays import RelayLink, Sink, relay_hosts
 from .results import GroupResult
+from .retries import backoff, retryable
 
 __all__ = [
     "CONNECTION_ERRORS",
@@ -169,10 +175,16 @@ class Runner:
         fanout: int = DEFAULT_FANOUT,
         carriers: Sequence[Host] = (),
         capture_strays: bool = False,
+        retries: Optional[int] = None,
+        default_retries: int = 0,
         relays: Mapping[str, Sequence[Host]] = MappingProxyType({}),
     ) -> None:
         if fanout < 1:
             raise ValueError("fanout must be at least 1")
+        #: Connection retries: ``retries`` for every host, else each host's own (its
+        #: inventory's ``retries``), else ``default_retries``.
+        self._retries = retries
+        self._default_retries = default_retries
         self.hosts = list(hosts)
         self.job = job
         self.fanout = fanout
@@ -350,13 +362,15 @@ class Runner:
                 self._end(self._direct(host, start))
                 return
         try:
-            gateway = self._open(host)
+            gateway = self._open_retrying(host, selected)
         except Exception as exc:
-            slot.error, slot.exception = _one_line(exc), exc
-            self.open_errors[name] = exc
+            # Closing the run cuts opens short: that is not the host's fault.
+            error = _Cancelled("interrupted") if self._cancel.is_set() else exc
+            slot.error, slot.exception = _one_line(error), error
+            self.open_errors[name] = error
             slot.done.set()
             if selected:
-                self._end(_not_opened(name, exc, time.monotonic() - start))
+                self._end(_not_opened(name, error, time.monotonic() - start))
             if name in self._relays:
                 self._link(gateway=None, name=name).lost(f"unreachable ({slot.error})")
             return
@@ -372,6 +386,28 @@ class Runner:
         finally:
             if name not in self._carrier_names:
                 gateway.exit(KILL_WAIT if self._cancel.is_set() else None)
+
+    def _open_retrying(self, host: Host, selected: bool) -> Gateway:
+        """``_open``, tried again after connection errors that may pass (refused, timed
+        out: a host rebooting), with exponential backoff; each retry is an event."""
+        retries = self._retries
+        if retries is None:
+            retries = host.retries if host.retries is not None else self._default_retries
+        attempt = 1
+        while True:
+            try:
+                return self._open(host)
+            except Exception as exc:
+                if attempt > retries or self._cancel.is_set() or not retryable(exc):
+                    raise
+                delay = backoff(attempt)
+                if selected:
+                    self._events.put(
+                        Retrying(host.name, attempt, retries + 1, _one_line(exc), delay)
+                    )
+                if self._cancel.wait(delay * random.uniform(0.8, 1.2)):
+                    raise _Cancelled("interrupted") from None
+                attempt += 1
 
     def _link(self, gateway: Optional[Gateway], name: str) -> RelayLink:
         """The link to relay ``name`` (its gateway None: it did not open)."""
@@ -505,6 +541,7 @@ def run_job(
     carriers: Sequence[Host] = (),
     on_event: Optional[Callable[[Event], None]] = None,
     capture_strays: bool = False,
+    retries: Optional[int] = None,
     relays: Mapping[str, Sequence[Host]] = MappingProxyType({}),
 ) -> GroupResult:
     """Run ``job`` on ``hosts`` and return every host's result (library use, tests)."""
@@ -515,6 +552,7 @@ def run_job(
         fanout=fanout,
         carriers=carriers,
         capture_strays=capture_strays,
+        retries=retries,
         relays=relays,
     ) as runner:
         for event in runner.events():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from ..suggest import did_you_mean
 from .formats import Definitions, read_inventory
 from .hostset import HostSet
 from .patterns import select
-from .schema import InventoryError, Mark, Unsupported, Var
+from .schema import ANSIBLE_UNUSED, InventoryError, Mark, Unsupported, Var, unused_notice
 from .sources import find_inventories, read_sources
 
 __all__ = ["DEFAULT_INVENTORY", "Host", "Inventory", "load_inventory"]
@@ -67,6 +68,10 @@ class Host:
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
     chdir: Optional[str] = None
     connect_timeout: Optional[float] = None
+    #: Connection attempts after a first that failed in a way that may pass (``--retries``).
+    retries: Optional[int] = None
+    #: More OpenSSH options, (lower-case key, value) as ``-o`` gives them; first wins.
+    ssh_options: tuple[tuple[str, str], ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,6 +112,8 @@ class Host:
                 args += ["-J", self.proxy_jump]
             if self.connect_timeout:
                 args += ["-o", f"ConnectTimeout={math.ceil(self.connect_timeout)}"]
+            for key, value in self.ssh_options:
+                args += ["-o", shlex.quote(f"{key}={value}")]
             head = "ssh=" + " ".join([*args, self.address])
         else:
             address = f"[{self.address}]" if ":" in self.address else self.address
@@ -142,6 +149,7 @@ class Host:
                 identity_file=self.identity_file,
                 proxy_jump=self.proxy_jump,
                 connect_timeout=self.connect_timeout,
+                options=self.ssh_options,
             )
         socket = (self.address, self.port or 0) if self.transport == "socket" else None
         fields = SpecFields(
@@ -165,6 +173,7 @@ class Host:
         for key in _SETTING_FIELDS:
             value = getattr(self, key)
             out[key] = dict(value) if key == "env" else value
+        out["ssh_options"] = dict(self.ssh_options)
         out["spec"] = self.spec()
         out["vars"] = dict(self.vars)
         return out
@@ -184,6 +193,7 @@ _SETTING_FIELDS = (
     "env",
     "chdir",
     "connect_timeout",
+    "retries",
 )
 
 
@@ -458,6 +468,18 @@ class Inventory:
         if sudo is None:
             sudo = (get("_become_user") or True) if get("_become") else False
         ssh = transport == "ssh"
+        options: tuple[tuple[str, str], ...] = ()
+        if ssh:
+            options = (
+                *(get("ssh_options") or ()),
+                *(get("_ssh_common_args") or ()),
+                *(get("_ssh_extra_args") or ()),
+            )
+            if get("known_hosts_file"):
+                options += (("userknownhostsfile", get("known_hosts_file")),)
+            if get("_host_key_checking") is not None:
+                checking = "yes" if get("_host_key_checking") else "accept-new"
+                options += (("stricthostkeychecking", checking),)
         return {
             "transport": transport,
             "address": get("address", ""),
@@ -472,8 +494,24 @@ class Inventory:
             "env": MappingProxyType(merged.env),
             "chdir": get("chdir"),
             "connect_timeout": get("connect_timeout"),
+            "retries": get("retries"),
+            "ssh_options": options,
             "vars": MappingProxyType(merged.raw),
         }
+
+    @property
+    def notices(self) -> list[str]:
+        """One line per variable the inventory sets that xnet knows but does not use
+        (Ansible's ``ansible_password``, ...), at its first position: nothing is ignored
+        silently."""
+        found: dict[str, str] = {}
+        layers = [g.vars for g in self._defs.values()] + list(self._host_vars.values())
+        for layer in layers:
+            for name in ANSIBLE_UNUSED.keys() & layer.keys():
+                notice = unused_notice(layer[name])
+                if notice is not None and name not in found:
+                    found[name] = notice
+        return [found[name] for name in sorted(found)]
 
     def _via_misuse(self, name: str, transport: str, relay: str) -> str:
         """The gateway layer relays popen workers and ssh connections, not sockets."""
@@ -512,8 +550,9 @@ def load_inventory(
     paths: Sequence[Union[str, Path]] = (),
     environ: Optional[Mapping[str, str]] = None,
     cwd: Optional[Path] = None,
+    configured: Sequence[Union[str, Path]] = (),
 ) -> Inventory:
     """Find (see ``find_inventories``) and load the inventory the user means."""
-    files, origin = find_inventories(paths, environ, cwd)
+    files, origin = find_inventories(paths, environ, cwd, configured)
     log.debug("inventory from %s: %s", origin, [str(f) for f in files] or DEFAULT_SOURCE)
     return Inventory.from_files(files) if files else Inventory.default()

@@ -26,6 +26,7 @@ from ..suggest import did_you_mean
 from ..transports.ssh import names as sshnames
 
 __all__ = [
+    "ANSIBLE_UNUSED",
     "ANSIBLE_VARS",
     "SETTINGS",
     "TRANSPORTS",
@@ -37,6 +38,7 @@ __all__ = [
     "are_names",
     "check_name",
     "is_name",
+    "unused_notice",
     "xnet_var",
 ]
 
@@ -215,6 +217,13 @@ def _timeout(value: Any, name: str, mark: Mark) -> float:
     return seconds
 
 
+def _count(value: Any, name: str, mark: Mark) -> int:
+    number = _number(value, name, mark)
+    if number != int(number) or number < 0:
+        raise InventoryError(f"{name}: expected a whole number >= 0, got {value!r}", mark)
+    return int(number)
+
+
 def _transport(value: Any, name: str, mark: Mark) -> str:
     text = _word(value, name, mark)
     if text not in TRANSPORTS:
@@ -263,6 +272,64 @@ def _env(value: Any, name: str, mark: Mark, marks: Optional[Mapping[str, Mark]] 
     return env
 
 
+#: ``-o`` keys that have a variable of their own: ``ssh_options`` may not set them.
+_OWN_VARIABLE = {
+    "hostname": "address",
+    "port": "port",
+    "user": "user",
+    "identityfile": "identity_file",
+    "proxyjump": "proxy_jump",
+    "connecttimeout": "connect_timeout",
+}
+
+
+def _ssh_option(key: Any, raw: Any, name: str, mark: Mark) -> tuple[str, str]:
+    """One OpenSSH option as ``ssh=-o Key=Value`` takes it (see ``ssh/settings.py``)."""
+    if not isinstance(key, str) or isinstance(raw, (Mapping, list)) or raw is None:
+        raise InventoryError(f"{name}: expected Key: value, got {key!r}: {_kind(raw)}", mark)
+    text = ("yes" if raw else "no") if isinstance(raw, bool) else str(raw)
+    from ..transports.ssh import settings as sshsettings  # on use: renderers import us
+
+    try:
+        option = sshsettings.parse_option(f"{key}={text}", "")
+    except XnetError as exc:
+        raise InventoryError(f"{name}: {str(exc).partition(': ')[2]}", mark) from None
+    own = _OWN_VARIABLE.get(option[0])
+    if own is not None:
+        raise InventoryError(f"{name}: {key} has a variable of its own: use {own!r}", mark)
+    return option
+
+
+def _ssh_options(
+    value: Any, name: str, mark: Mark, marks: Optional[Mapping[str, Mark]] = None
+) -> tuple[tuple[str, str], ...]:
+    """``ssh_options``: OpenSSH options by name, ``{StrictHostKeyChecking: accept-new}``."""
+    if not isinstance(value, Mapping):
+        got = _kind(value)
+        raise InventoryError(f"{name}: expected a mapping of Option: value, got {got}", mark)
+    return tuple(
+        _ssh_option(key, raw, name, (marks or {}).get(key, mark)) for key, raw in value.items()
+    )
+
+
+def _ssh_args(value: Any, name: str, mark: Mark) -> tuple[tuple[str, str], ...]:
+    """Ansible's ``ansible_ssh_common_args``/``_extra_args``: ssh flags (``-o K=V``, ``-J``,
+    ``-i``, ...), the ones ``ssh=`` takes (see ``ssh/settings.py``)."""
+    text = _string(value, name, mark)
+    from ..transports.ssh import settings as sshsettings  # on use: renderers import us
+
+    try:
+        line = sshsettings.parse_command_line(f"{text} xnet-placeholder")
+    except XnetError as exc:
+        problem = str(exc).partition(": ")[2]
+        if problem.startswith("more than one destination"):
+            problem = "expected ssh flags only, not a destination"
+        raise InventoryError(f"{name}: {problem}", mark) from None
+    if line.config_file is not None:
+        raise InventoryError(f"{name}: -F is not supported here (use ssh_config in ~/.ssh)", mark)
+    return line.options
+
+
 Check = Callable[..., Any]
 
 #: xnet's settings and the check each value must pass.
@@ -280,7 +347,12 @@ SETTINGS: dict[str, Check] = {
     "env": _env,
     "chdir": _string,
     "connect_timeout": _timeout,
+    "ssh_options": _ssh_options,
+    "known_hosts_file": _word,
+    "retries": _count,
 }
+#: Settings whose check also takes the positions of the mapping's keys.
+_KEYED = ("env", "ssh_options")
 _ALIASES = {"hostname": "address"}
 
 
@@ -314,36 +386,50 @@ ANSIBLE_VARS: dict[str, tuple[str, Check]] = {
     "ansible_ssh_timeout": ("connect_timeout", _timeout),
     "ansible_become": ("_become", _bool),
     "ansible_become_user": ("_become_user", _word),
+    "ansible_ssh_retries": ("retries", _count),
+    "ansible_ssh_common_args": ("_ssh_common_args", _ssh_args),
+    "ansible_ssh_extra_args": ("_ssh_extra_args", _ssh_args),
+    "ansible_host_key_checking": ("_host_key_checking", _bool),
+    "ansible_ssh_host_key_checking": ("_host_key_checking", _bool),
 }
-#: Ansible variables we know and deliberately leave alone (kept in ``Host.vars``).
-_ANSIBLE_IGNORED = frozenset(
-    "ansible_" + name
-    for name in [
-        "password",
-        "ssh_pass",
-        "ssh_password",
-        "become_method",
-        "become_password",
-        "become_pass",
-        "become_exe",
-        "become_flags",
-        "shell_type",
-        "shell_executable",
-        "ssh_common_args",
-        "ssh_extra_args",
-        "sftp_extra_args",
-        "scp_extra_args",
-        "ssh_pipelining",
-        "pipelining",
-        "ssh_executable",
-        "ssh_transfer_method",
-        "network_os",
-        "group_priority",
-        "host_key_checking",
-        "ssh_host_key_checking",
-        "remote_tmp",
-    ]
-)
+_KEYS_ONLY = "xnet logs in with keys only (identity_file, the ssh agent)"
+_BY_CHANNEL = "xnet moves files over its own channels (xnet rsync), not sftp or scp"
+#: Ansible variables we know but do not use, and why: an inventory that sets one is told
+#: so (``unused_notices``), since nothing in an inventory may be silently ignored.
+ANSIBLE_UNUSED: dict[str, str] = {
+    "ansible_password": _KEYS_ONLY,
+    "ansible_ssh_pass": _KEYS_ONLY,
+    "ansible_ssh_password": _KEYS_ONLY,
+    "ansible_become_method": "xnet becomes another user with sudo only",
+    "ansible_become_password": "sudo's password comes from $XNET_SUDO_PASSWORD",
+    "ansible_become_pass": "sudo's password comes from $XNET_SUDO_PASSWORD",
+    "ansible_become_exe": "xnet runs sudo from the remote PATH",
+    "ansible_become_flags": "xnet runs sudo with its own flags",
+    "ansible_shell_type": "xnet runs no remote shell of its choosing (sh -c for xnet sh)",
+    "ansible_shell_executable": "xnet runs no remote shell of its choosing (sh -c for xnet sh)",
+    "ansible_sftp_extra_args": _BY_CHANNEL,
+    "ansible_scp_extra_args": _BY_CHANNEL,
+    "ansible_ssh_transfer_method": _BY_CHANNEL,
+    "ansible_ssh_pipelining": "xnet always runs one worker over one ssh session",
+    "ansible_pipelining": "xnet always runs one worker over one ssh session",
+    "ansible_ssh_executable": "xnet speaks ssh itself; no ssh program is run",
+    "ansible_network_os": "network devices are not supported",
+    "ansible_remote_tmp": "xnet writes no temporary files on hosts",
+}
+#: Ansible variables we know and leave to others (``ansible_group_priority`` is read by
+#: ``formats``), kept in ``Host.vars``.
+_ANSIBLE_IGNORED = frozenset([*ANSIBLE_UNUSED, "ansible_group_priority"])
+
+
+def unused_notice(var: Var) -> Optional[str]:
+    """What to tell about a variable we know but do not use (None: it is used, or its
+    value is what we do anyway)."""
+    why = ANSIBLE_UNUSED.get(var.name)
+    if why is None or (var.name == "ansible_become_method" and "sudo" in (var.value, var.raw)):
+        return None
+    return f"{var.mark}: {var.name} is not used: {why}"
+
+
 _NEAR_MISS = 0.88
 
 
@@ -354,7 +440,7 @@ def xnet_var(name: str, value: Any, mark: Mark, marks: Optional[Mapping[str, Mar
     if check is not None:
         if value is None:
             return Var(name, key, None, mark)
-        args = (marks,) if key == "env" else ()
+        args = (marks,) if key in _KEYED else ()
         return Var(name, key, check(value, name, mark, *args), mark)
     if name.startswith("x_"):
         return Var(name, None, value, mark)

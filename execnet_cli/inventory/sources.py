@@ -1,10 +1,10 @@
 """Where an inventory comes from, and reading its files.
 
 The first that applies is used: ``-i/--inventory`` (repeatable), ``XNET_INVENTORY`` (a list
-separated by ``os.pathsep``), ``./xnet.yaml``, ``$XDG_CONFIG_HOME/xnet/inventory.yaml``
-(``~/.config`` by default), then the embedded default (``model.DEFAULT_INVENTORY``): a
-``local`` group holding ``localhost`` as a popen worker. A directory stands for its
-``*.yaml``/``*.yml`` files.
+separated by ``os.pathsep``), ``./xnet.yaml``, the ``inventory`` of xnet's config file,
+``$XDG_CONFIG_HOME/xnet/inventory.yaml`` (``~/.config`` by default), then the embedded
+default (``model.DEFAULT_INVENTORY``): a ``local`` group holding ``localhost`` as a popen
+worker. A directory stands for its ``*.yaml``/``*.yml`` files.
 """
 
 from __future__ import annotations
@@ -50,11 +50,13 @@ def find_inventories(
     paths: Sequence[Union[str, Path]] = (),
     environ: Optional[Mapping[str, str]] = None,
     cwd: Optional[Path] = None,
+    configured: Sequence[Union[str, Path]] = (),
 ) -> tuple[list[Path], str]:
     """The inventory files to use and where that choice came from; ``[]`` means the default.
 
-    Flags beat ``XNET_INVENTORY``, which beats ``./xnet.yaml``, which beats the user's file.
-    Files named by a flag or the variable must exist; the two conventional files are optional.
+    Flags beat ``XNET_INVENTORY``, which beats ``./xnet.yaml``, which beats ``configured``
+    (the ``inventory`` of xnet's config file), which beats the user's file. Files named by a
+    flag, the variable or the config must exist; the two conventional files are optional.
     """
     env = os.environ if environ is None else environ
     if paths:
@@ -65,6 +67,8 @@ def find_inventories(
     project = Path(cwd or Path.cwd()) / "xnet.yaml"
     if project.is_file():
         return [project], "./xnet.yaml"
+    if configured:
+        return [Path(p) for p in configured], "config file"
     config = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     user = Path(config) / "xnet" / "inventory.yaml"
     if user.is_file():

@@ -141,10 +141,10 @@ class RSync:
         timeout: Optional[float] = None,
         hooks: Any = None,
         stop: Any = None,
-    ) -> list[SyncResult]:
+    ) -> Optional[list[SyncResult]]:
         """Sync the source to every target added since the last ``send()``.
 
-        Without targets: OSError, or nothing at all when ``raises`` is False. Returns each
+        Without targets: OSError, or None when ``raises`` is False (as execnet). Returns each
         target's ``SyncResult``; with ``check`` (the default), the first target that
         failed raises ``RSyncError`` once all the others are done. ``timeout`` (seconds)
         fails the targets still running then; ``hooks`` gets the sender's events
@@ -155,7 +155,7 @@ class RSync:
         if not added:
             if raises:
                 raise OSError("no targets: add_target() first (a send() uses up its targets)")
-            return []
+            return None
         tree = Tree(self._sourcedir, Excludes(self._rules), keep=self.filter)
         deadline = None if timeout is None else time.monotonic() + timeout
         targets = [a.target for a in added]

@@ -193,7 +193,7 @@ def push_many(
                     hooks=_Progress(report, hooks),
                     stop=settings.stop,
                 )
-                for place, result in zip(live, results):
+                for place, result in zip(live, results or ()):  # None: no target left
                     report.finished(place.name, result)
             finally:
                 opener.close([gw for _, gw in opened])

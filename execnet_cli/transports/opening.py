@@ -34,6 +34,7 @@ from typing import (
 from .. import bootstrap
 from ..errors import GatewayError, SpecError
 from .base import Transport
+from .cancel import OpenScope
 
 if TYPE_CHECKING:
     from .forkserver import ForkServers
@@ -106,6 +107,8 @@ class OpenContext:
         self._lock = threading.Lock()
         self._fork_servers: Optional[ForkServers] = None
         self._preload: Tuple[str, ...] = ()
+        #: The opens in progress, which ``close`` cuts short (``transports.cancel``).
+        self.scope = OpenScope()
 
     def carrier(self, fields: SpecFields, key: str) -> Carrier:
         """The gateway whose id the spec's ``key`` (via, installvia) names."""
@@ -137,7 +140,9 @@ class OpenContext:
                 self._fork_servers.preload = self._preload
 
     def close(self) -> None:
-        """Stop the fork servers (more start on the next fork: the owner may go on)."""
+        """Abort the opens in progress, stop the fork servers (more start on the next fork:
+        the owner may go on)."""
+        self.scope.abort()
         with self._lock:
             servers = self._fork_servers
         if servers is not None:

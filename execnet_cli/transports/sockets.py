@@ -26,6 +26,7 @@ from .._remote import handshake
 from .._remote.fdio import FdIO
 from ..errors import AuthenticationFailed, ConnectFailed, HostNotFound, SpecError, XnetError
 from .base import TransportBase
+from .cancel import watch
 from .opening import OpenContext, SpecFields, WorkerConfig, send_bootstrap
 
 SECRET_ENV = "XNET_SECRET"
@@ -298,6 +299,7 @@ def connect(
         ) from exc
     except OSError as exc:
         raise ConnectFailed(f"{where}: cannot connect to {address}: {exc.strerror or exc}") from exc
+    watch(sock)  # Group.terminate shuts it down while the handshake waits (cancel.py)
     try:
         handshake.tune_socket(sock)  # no Nagle delay; a dead server found within a minute
         magic = _client_handshake(sock, secret, deadline, where, address, secret_origin)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ...errors import AuthenticationFailed, ConnectFailed, HostNotFound
+from ..cancel import watch
 from .hostkeys import check_host_key, load_known_hosts, preferred_algorithms, recall_unknown
 from .settings import SSHSettings, proxy_command_line
 
@@ -189,14 +190,18 @@ def open_stream(
                 f"{settings.describe()}: jump host {settings.jump.describe()} could not "
                 f"reach {settings.hostname} port {settings.port}: {exc}"
             ) from exc
+        watch(channel)
         return channel
     if settings.proxy_command:
         return start_proxy_command(settings, closers)
     if opener is not None:
         stream = opener(settings.hostname, settings.port, timeout)
         closers.append(stream.close)
+        watch(stream)
         return stream
-    return open_socket(settings, timeout)
+    sock = open_socket(settings, timeout)
+    watch(sock)  # Group.terminate shuts it down while the handshake waits (cancel.py)
+    return sock
 
 
 def open_socket(settings: SSHSettings, timeout: float) -> socket.socket:

@@ -438,9 +438,11 @@ def command_line(
     identity_file: Optional[str] = None,
     proxy_jump: Optional[str] = None,
     connect_timeout: Optional[float] = None,
+    options: Sequence[Tuple[str, str]] = (),
 ) -> CommandLine:
     """An ssh target from typed values (an inventory host): no shell words to split, so a
-    path with a space stays one path, and 1.5 seconds stay 1.5."""
+    path with a space stays one path, and 1.5 seconds stay 1.5. ``options``: more ``-o``
+    options, (lower-case key, value), after those."""
     given = (
         ("port", port),
         ("user", user),
@@ -448,7 +450,7 @@ def command_line(
         ("proxyjump", proxy_jump),
         ("connecttimeout", connect_timeout),
     )
-    options = tuple((key, str(value)) for key, value in given if value)
+    options = (*((key, str(value)) for key, value in given if value), *options)
     check_names(host, options, host)
     return CommandLine(host, options)
 
