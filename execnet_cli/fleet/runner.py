@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Optional
+from typing import Any, Optional
 
 from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
 from ..gateway import Gateway
@@ -387,16 +387,19 @@ class Runner:
             if name not in self._carrier_names:
                 gateway.exit(KILL_WAIT if self._cancel.is_set() else None)
 
-    def _open_retrying(self, host: Host, selected: bool) -> Gateway:
-        """``_open``, tried again after connection errors that may pass (refused, timed
-        out: a host rebooting), with exponential backoff; each retry is an event."""
+    def _open_retrying(
+        self, host: Host, selected: bool, opener: Optional[Callable[[Host], Any]] = None
+    ) -> Any:
+        """``_open`` (or ``opener``), tried again after connection errors that may pass
+        (refused, timed out: a host rebooting), with exponential backoff; each retry is
+        an event."""
         retries = self._retries
         if retries is None:
             retries = host.retries if host.retries is not None else self._default_retries
         attempt = 1
         while True:
             try:
-                return self._open(host)
+                return (opener or self._open)(host)
             except Exception as exc:
                 if attempt > retries or self._cancel.is_set() or not retryable(exc):
                     raise
@@ -436,10 +439,12 @@ class Runner:
         try:
             if self._cancel.is_set():
                 raise _Cancelled("interrupted")
-            command = direct.start(host, self.job)
+            with self.group.opening():  # close() cuts a stuck handshake short
+                command = self._open_retrying(host, True, lambda h: direct.start(h, self.job))
         except Exception as exc:
             self.open_errors[host.name] = exc
-            return _not_opened(host.name, exc, time.monotonic() - start)
+            error = _Cancelled("interrupted") if self._cancel.is_set() else exc
+            return _not_opened(host.name, error, time.monotonic() - start)
         self._events.put(Running(host.name))
         splitters = {"out": LineSplitter(), "err": LineSplitter()}
 
