@@ -2,13 +2,17 @@
 
 Stage 1 is a one-line program passed as ``python -c STAGE1``: it reads an 8-digit
 length and that many bytes from fd 0 and executes them. It contains no quotes, so it
-survives any shell unchanged. Stage 2 (``STAGE2``, a few lines) reads a 12-digit length
-and a marshalled bundle: the ``_remote`` modules and the worker's settings. It installs
+survives any shell unchanged. Stage 2 (``STAGE2``, a few lines) reads two marshalled
+blobs, each after a 12-digit length: the bundle of ``_remote`` modules (the same for
+every worker, so marshalled once per process) and the worker's settings. It installs
 an importer that serves the modules as the package ``xnet_remote`` and calls
 ``xnet_remote.worker.main``. Nothing is written to the remote's disk.
 
 The modules travel as code objects when the worker is this very interpreter (no
-compile on the far side: faster start), else as source (any Python >= 3.8).
+compile on the far side: faster start), else as source (any Python >= 3.8) together with
+our code objects and our interpreter's magic number: a worker whose interpreter has the
+same magic (any 3.11.x for a 3.11 controller, as with .pyc files) runs those and compiles
+nothing; any other compiles the sources of the modules it imports.
 Both stages read with ``os.read`` on fd 0, never through a buffered file, so no byte of
 the protocol that follows is swallowed.
 """
@@ -20,6 +24,8 @@ import importlib.util
 import marshal
 import os
 import sys
+import threading
+import types
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from . import parsing
@@ -47,6 +53,8 @@ REMOTE_MODULES = (
 )
 #: Version 4 of marshal is read by every Python 3.4+, for the source form of the bundle.
 MARSHAL_VERSION = 4
+#: The bytecode version of our code objects: a worker whose interpreter has it runs them.
+CODE_MAGIC = importlib.util.MAGIC_NUMBER
 
 STAGE1 = (
     "import os;r=lambda n,b=bytes():b if len(b)>=n else "
@@ -66,10 +74,13 @@ def _xnet_read(n):
         n -= len(part)
     return b"".join(parts)
 _xnet_bundle = marshal.loads(_xnet_read(int(_xnet_read(12))))
+_xnet_bundle["config"] = marshal.loads(_xnet_read(int(_xnet_read(12))))
 class _XnetImporter(object):
     def __init__(self, bundle):
         self.package = bundle["package"]
         self.modules = bundle["modules"]  # name -> source text, or a marshalled code object
+        magic = getattr(sys.modules.get("_frozen_importlib_external"), "MAGIC_NUMBER", None)
+        self.code = bundle["code"] if magic and bundle.get("magic") == magic else {}
     def find_spec(self, fullname, path=None, target=None):
         if fullname == self.package:
             return ModuleSpec(fullname, self, is_package=True)
@@ -84,7 +95,8 @@ class _XnetImporter(object):
         if name == self.package:
             module.__path__ = []
             return
-        data = self.modules[name.rpartition(".")[2]]
+        short = name.rpartition(".")[2]
+        data = self.code.get(short) or self.modules[short]
         if isinstance(data, str):
             code = compile(data, name.replace(".", "/") + ".py", "exec")
         else:
@@ -174,14 +186,57 @@ def _module_payloads(kind: str) -> Dict[str, Any]:
     return {name: module_payload(name, kind) for name in REMOTE_MODULES}
 
 
+@functools.cache
+def _worker_code() -> Dict[str, bytes]:
+    """Our code objects of the modules, named as a worker compiling their source names
+    them (``xnet_remote/worker.py``): for a worker whose interpreter has our magic."""
+    out = {}
+    for name in REMOTE_MODULES:
+        spec = importlib.util.find_spec(f"{REMOTE_PACKAGE}.{name}")
+        assert spec is not None and spec.loader is not None
+        code = spec.loader.get_code(spec.name)  # type: ignore[attr-defined]
+        out[name] = marshal.dumps(_renamed(code, f"{WORKER_PACKAGE}/{name}.py"))
+    return out
+
+
+def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
+    consts = tuple(
+        _renamed(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+#: Gateways opened together (64 pool threads) all ask for the modules at once: the caches
+#: above do not make the others wait, so each would read and compile them all again.
+_payloads_lock = threading.Lock()
+
+
 def bootstrap_bytes(config: Dict[str, Any], same_python: bool) -> bytes:
-    """Everything to write to a fresh worker's stdin before the protocol starts."""
-    kind = "code" if same_python else "source"
-    bundle = {
-        "package": WORKER_PACKAGE,
-        "modules": _module_payloads(kind),
-        "config": config,
-    }
-    bundle_bytes = marshal.dumps(bundle, MARSHAL_VERSION)
+    """Everything to write to a fresh worker's stdin before the protocol starts: stage 2,
+    the modules (the same for every worker: marshalled once) and the worker's settings."""
+    with _payloads_lock:
+        modules = _modules_bytes(same_python)
+    settings = marshal.dumps(config, MARSHAL_VERSION)
     stage2 = STAGE2.encode()
-    return b"".join([b"%08d" % len(stage2), stage2, b"%012d" % len(bundle_bytes), bundle_bytes])
+    return b"".join(
+        [
+            b"%08d" % len(stage2),
+            stage2,
+            b"%012d" % len(modules),
+            modules,
+            b"%012d" % len(settings),
+            settings,
+        ]
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _modules_bytes(same_python: bool) -> bytes:
+    bundle: Dict[str, Any] = {
+        "package": WORKER_PACKAGE,
+        "modules": _module_payloads("code" if same_python else "source"),
+    }
+    if not same_python:
+        bundle["code"] = _worker_code()
+        bundle["magic"] = CODE_MAGIC
+    return marshal.dumps(bundle, MARSHAL_VERSION)

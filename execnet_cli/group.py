@@ -110,6 +110,12 @@ class Group:
 
     # -- opening ---------------------------------------------------------------------
 
+    def opening(self) -> Any:
+        """A block whose connections ``terminate`` cuts short, as it does a gateway's
+        open (``transports.cancel``): for what opens without a gateway (``xnet sh``'s
+        commands over ssh)."""
+        return self._context.scope.opening()
+
     def makegateway(self, spec: Union[str, XSpec, None] = None) -> Gateway:
         """Open a gateway for ``spec`` (default: ``popen``, this interpreter)."""
         if spec is None:

@@ -7,13 +7,15 @@ fixture (import it by that name: ``from inventory_helpers import reader_fixture`
 
 from __future__ import annotations
 
+import getpass
 import textwrap
 from pathlib import Path
 
 import pytest
+from sshd_fixtures import SshdHost
 
 from execnet_cli.errors import XnetError
-from execnet_cli.inventory import Inventory, InventoryError, fast_reader
+from execnet_cli.inventory import Host, Inventory, InventoryError, fast_reader
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "inventories"
 
@@ -180,3 +182,23 @@ def reader_fixture(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     if request.param == "compose":
         monkeypatch.setattr(fast_reader, "compose", lambda text: None)
     return str(request.param)
+
+
+def ssh_host(
+    sshd_host: SshdHost, home: Path, monkeypatch: pytest.MonkeyPatch, name: str = "far"
+) -> Host:
+    """An inventory host on ``sshd_host`` using its system Python, with ``home`` as $HOME:
+    our known_hosts there, no ~/.ssh/config, no ssh-agent."""
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_text(sshd_host.known_hosts_line() + "\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return Host(
+        name,
+        transport="ssh",
+        address=sshd_host.address,
+        port=sshd_host.port,
+        user=getpass.getuser(),
+        identity_file=str(sshd_host.key),
+        python="/usr/bin/python3",
+    )

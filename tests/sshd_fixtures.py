@@ -65,7 +65,7 @@ PrintLastLog no
 MaxStartups {max_startups}
 MaxSessions 50
 SetEnv SHLVL=1
-LogLevel ERROR
+LogLevel {log_level}
 """
 
 
@@ -159,11 +159,17 @@ class SshdCluster:
     """sshd hosts on 127.0.0.2, .3, ... sharing one client key and one known_hosts file."""
 
     def __init__(
-        self, sshd: str, workdir: Optional[Path] = None, max_startups: str = "200:30:400"
+        self,
+        sshd: str,
+        workdir: Optional[Path] = None,
+        max_startups: str = "200:30:400",
+        log_level: str = "ERROR",
     ) -> None:
         self.sshd = sshd
         #: sshd's MaxStartups for the hosts started from now on ("10:30:100": its default).
         self.max_startups = max_startups
+        #: What each host's log file (``SshdHost.log``) gets: INFO has every connection.
+        self.log_level = log_level
         self._own_dir = workdir is None
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="xnet-sshd-"))
         self.dir.chmod(0o755)  # test users' sshd must read authorized_keys here
@@ -209,6 +215,7 @@ class SshdCluster:
                     pid_file=pid_file,
                     authorized_keys=self.authorized_keys,
                     max_startups=self.max_startups,
+                    log_level=self.log_level,
                 )
             )
             pid_file.unlink(missing_ok=True)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
 import logging
 import shutil
 from pathlib import Path
 
 import pytest
-from inventory_helpers import LOCAL
+from inventory_helpers import LOCAL, ssh_host
 from sshd_fixtures import SshdHost
 
 from execnet_cli._remote.jobs import run_python
@@ -244,20 +243,7 @@ def test_jobs_over_ssh_with_the_system_python(
     sshd_host: SshdHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The remote halves are sent as source text to the far side's own interpreter."""
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True)
-    (home / ".ssh" / "known_hosts").write_text(sshd_host.known_hosts_line() + "\n")
-    monkeypatch.setenv("HOME", str(home))  # our known_hosts, no ~/.ssh/config
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    host = Host(
-        "far",
-        transport="ssh",
-        address=sshd_host.address,
-        port=sshd_host.port,
-        user=getpass.getuser(),
-        identity_file=str(sshd_host.key),
-        python=SYSTEM_PYTHON,
-    )
+    host = ssh_host(sshd_host, tmp_path / "home", monkeypatch)
     code = "import sys; print(sys.executable); print('e', file=sys.stderr); sys.exit(3)"
     ran = run_job([host], python_job(code))["far"]
     assert (ran.status, ran.exit_code) == (FAILED, 3), ran

@@ -258,10 +258,14 @@ class _Relay:
     # -- the bootstrap, kept here and served to every host -------------------------------
 
     def bootstrap(self, config: Dict[str, Any], compiled: bool) -> bytes:
+        """What ``bootstrap.bootstrap_bytes`` sends: stage 2, then the modules and the
+        worker's settings as two marshalled blobs (stage 2 reads both)."""
         modules = self._modules("code" if compiled else "source")
-        bundle = {"package": self.setup["package"], "modules": modules, "config": config}
-        data = marshal.dumps(bundle, 4)
-        return b"".join([b"%08d" % len(self.stage2), self.stage2, b"%012d" % len(data), data])
+        head = marshal.dumps({"package": self.setup["package"], "modules": modules}, 4)
+        tail = marshal.dumps(config, 4)
+        parts = [b"%08d" % len(self.stage2), self.stage2]
+        parts += [b"%012d" % len(head), head, b"%012d" % len(tail), tail]
+        return b"".join(parts)
 
     def _modules(self, kind: str) -> Dict[str, Any]:
         with self.lock:

@@ -44,6 +44,10 @@ class Job:
     imports: Optional[ImportPolicy] = None
     #: A function's call: a ``("return", ...)`` item comes before the exit (``call_job``).
     returns: bool = False
+    #: ``sh``: the command and its own timeout, for hosts that run it without a remote
+    #: Python (``direct``).
+    command: Optional[str] = None
+    command_timeout: Optional[float] = None
 
 
 def python_job(
@@ -70,7 +74,8 @@ def shell_job(command: str, timeout: Optional[float] = None) -> Job:
     """Run ``command`` with ``sh -c``; the worker enforces ``timeout`` (we wait a bit longer)."""
     timeout = _finite(timeout)
     local = None if timeout is None else timeout + SH_TIMEOUT_GRACE
-    return Job("sh", call_source(run_shell, command=command, timeout=timeout), local)
+    source = call_source(run_shell, command=command, timeout=timeout)
+    return Job("sh", source, local, command=command, command_timeout=timeout)
 
 
 def _finite(timeout: Optional[float]) -> Optional[float]:

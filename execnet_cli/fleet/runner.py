@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Optional
+from typing import Any, Optional
 
 from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
 from ..errors import TimeoutError as XnetTimeoutError
@@ -47,7 +47,7 @@ from ..group import Group
 from ..imports import serve_imports
 from ..inventory import Host
 from ..transports.descriptors import room_for
-from . import strays
+from . import direct, strays
 from .collect import CLOSED, Budget, Collector, LineSplitter
 from .events import (
     ERROR,
@@ -361,6 +361,9 @@ class Runner:
         if selected:
             self._started[name] = start
             self._events.put(Started(name))
+            if name not in self._carrier_names and direct.applies(self.job, host):
+                self._end(self._direct(host, start))
+                return
         try:
             gateway = self._open_retrying(host, selected)
         except Exception as exc:
@@ -387,16 +390,19 @@ class Runner:
             if name not in self._carrier_names:
                 gateway.exit(KILL_WAIT if self._cancel.is_set() else None)
 
-    def _open_retrying(self, host: Host, selected: bool) -> Gateway:
-        """``_open``, tried again after connection errors that may pass (refused, timed
-        out: a host rebooting), with exponential backoff; each retry is an event."""
+    def _open_retrying(
+        self, host: Host, selected: bool, opener: Optional[Callable[[Host], Any]] = None
+    ) -> Any:
+        """``_open`` (or ``opener``), tried again after connection errors that may pass
+        (refused, timed out: a host rebooting), with exponential backoff; each retry is
+        an event."""
         retries = self._retries
         if retries is None:
             retries = host.retries if host.retries is not None else self._default_retries
         attempt = 1
         while True:
             try:
-                return self._open(host)
+                return (opener or self._open)(host)
             except Exception as exc:
                 if attempt > retries or self._cancel.is_set() or not retryable(exc):
                     raise
@@ -430,6 +436,25 @@ class Runner:
             gateway.exit(KILL_WAIT)
             raise _Cancelled("interrupted")
         return gateway
+
+    def _direct(self, host: Host, start: float) -> Event:
+        """``xnet sh`` without a remote Python (``direct``): the same events."""
+        try:
+            if self._cancel.is_set():
+                raise _Cancelled("interrupted")
+            with self.group.opening():  # close() cuts a stuck handshake short
+                command = self._open_retrying(host, True, lambda h: direct.start(h, self.job))
+        except Exception as exc:
+            self.open_errors[host.name] = exc
+            error = _Cancelled("interrupted") if self._cancel.is_set() else exc
+            return _not_opened(host.name, error, time.monotonic() - start)
+        self._events.put(Running(host.name))
+        splitters = {"out": LineSplitter(), "err": LineSplitter()}
+
+        def emit(pieces: list[tuple[str, str]], flush: bool) -> None:
+            self._emit(host.name, pieces, splitters, flush)
+
+        return direct.finish(command, self.job, host.name, start, emit, self._cancel)
 
     def _execute(self, gateway: Gateway, name: str, start: float) -> Event:
         """Run the job on an open gateway, putting its output; return the final event."""

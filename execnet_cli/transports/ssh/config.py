@@ -18,7 +18,8 @@ import glob
 import os
 import re
 import shlex
-from typing import Any, Dict, Optional
+import threading
+from typing import Any, Dict, List, Optional, Tuple
 
 from ...errors import SpecError
 
@@ -27,33 +28,74 @@ SYSTEM_CONFIG = "/etc/ssh/ssh_config"
 MAX_INCLUDE_DEPTH = 16
 
 
+#: What ``load_config_text`` read: (path, $HOME) -> (text, the files and directories it
+#: depends on with their mtimes). Each host of a run asks; the files are read again only
+#: when one of them changed (or an Include directory gained a file).
+_loaded: Dict[Tuple[Optional[str], str], Tuple[str, List[Tuple[str, Optional[int]]]]] = {}
+_loaded_lock = threading.Lock()
+
+
 def load_config_text(path: Optional[str]) -> str:
     """The config text OpenSSH would read: ``path`` alone (``none``: nothing), else user
     then system file."""
+    key = (path, os.path.expanduser("~"))
+    with _loaded_lock:  # held while reading: the hosts of a run ask at once, one reads
+        cached = _loaded.get(key)
+        if cached is not None and all(_mtime(name) == mtime for name, mtime in cached[1]):
+            return cached[0]
+        watched: List[Tuple[str, Optional[int]]] = []
+        text = _load_config_text(path, watched)
+        _loaded[key] = (text, watched)
+        return text
+
+
+def _mtime(path: str) -> Optional[int]:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _watch(path: str, watched: Optional[List[Tuple[str, Optional[int]]]]) -> None:
+    if watched is not None:
+        watched.append((path, _mtime(path)))
+
+
+def _load_config_text(path: Optional[str], watched: List[Tuple[str, Optional[int]]]) -> str:
     if path is not None:
         if path.lower() == "none":  # as OpenSSH's -F none: no config file at all
             return ""
         full = os.path.expanduser(path)
+        _watch(full, watched)
         try:
             with open(full, encoding="utf-8") as handle:
                 text = handle.read()
         except OSError as exc:
             raise SpecError(f"ssh config file {path!r}: {exc.strerror or exc}") from exc
-        return expand_includes(text, os.path.dirname(full) or ".", path)
+        return expand_includes(text, os.path.dirname(full) or ".", path, watched=watched)
     parts = []
     for candidate, base in ((USER_CONFIG, "~/.ssh"), (SYSTEM_CONFIG, "/etc/ssh")):
         full = os.path.expanduser(candidate)
+        _watch(full, watched)
         try:
             with open(full, encoding="utf-8") as handle:
                 text = handle.read()
         except OSError:
             continue
-        parts.append("Host *\n" + expand_includes(text, os.path.expanduser(base), candidate))
+        text = expand_includes(text, os.path.expanduser(base), candidate, watched=watched)
+        parts.append("Host *\n" + text)
     return "\n".join(parts)
 
 
-def expand_includes(text: str, base: str, name: str, depth: int = 0) -> str:
-    """Inline ``Include`` lines (paramiko ignores them); relative paths start at ``base``."""
+def expand_includes(
+    text: str,
+    base: str,
+    name: str,
+    depth: int = 0,
+    watched: Optional[List[Tuple[str, Optional[int]]]] = None,
+) -> str:
+    """Inline ``Include`` lines (paramiko ignores them); relative paths start at ``base``.
+    ``watched`` gets every file read and every directory searched."""
     if depth > MAX_INCLUDE_DEPTH:
         raise SpecError(f"ssh config {name!r}: Include nested too deeply")
     out = []
@@ -66,22 +108,33 @@ def expand_includes(text: str, base: str, name: str, depth: int = 0) -> str:
             pattern = os.path.expanduser(pattern)
             if not os.path.isabs(pattern):
                 pattern = os.path.join(base, pattern)
+            _watch(os.path.dirname(pattern), watched)
             for path in sorted(glob.glob(pattern)):
+                _watch(path, watched)
                 try:
                     with open(path, encoding="utf-8") as handle:
-                        out.append(expand_includes(handle.read(), base, path, depth + 1))
+                        text = handle.read()
                 except OSError:
                     continue
+                out.append(expand_includes(text, base, path, depth + 1, watched))
     return "\n".join(out)
 
 
 def lookup(config_text: str, host: str) -> Dict[str, object]:
     """The options ``config_text`` gives ``host`` (first value wins), tokens expanded."""
     try:
-        config = _config_class().from_text(config_text)
+        with _loaded_lock:
+            config = _parsed(config_text)
         return dict(config.lookup(host))
     except Exception as exc:  # ConfigParseError, ImportError of Match exec's invoke, ...
         raise SpecError(f"ssh config for {host!r}: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(config_text: str) -> Any:
+    """The parsed config, once per text: the hosts of a run mostly share theirs (each
+    lookup then costs only the matching)."""
+    return _config_class().from_text(config_text)
 
 
 @functools.cache

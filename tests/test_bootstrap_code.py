@@ -1,0 +1,114 @@
+"""Workers on another interpreter get our code objects with the sources: one with our
+bytecode magic (any 3.11.x for a 3.11 controller) compiles nothing, any other compiles
+the sources of what it imports. Real popen workers of other interpreters found here."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import execnet_cli
+from execnet_cli import bootstrap
+
+#: What the worker's importer holds (its code objects), and a remote module's file name.
+PROBE = """\
+import sys
+importer = [f for f in sys.meta_path if type(f).__name__ == "_XnetImporter"][0]
+worker = sys.modules[importer.package + ".worker"]
+channel.send((len(importer.code), worker.main.__code__.co_filename))
+"""
+#: A remote traceback through one of the shipped modules (the serializer refusing an object).
+RAISE_INSIDE = "channel.send(object())"
+
+
+def _pyenv() -> list[str]:
+    root = os.path.expanduser("~/.pyenv/versions")
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    paths = [os.path.join(root, name, "bin", "python3") for name in names]
+    return [p for p in paths if os.access(p, os.X_OK) and not bootstrap.same_interpreter(p)]
+
+
+def _magic(python: str) -> bytes:
+    code = "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"
+    return bytes.fromhex(subprocess.run([python, "-c", code], capture_output=True).stdout.decode())
+
+
+def _other_python(same_magic: bool) -> str:
+    for python in _pyenv() + ["/usr/bin/python3"]:
+        if not os.access(python, os.X_OK) or bootstrap.same_interpreter(python):
+            continue
+        if (_magic(python) == importlib.util.MAGIC_NUMBER) == same_magic:
+            return python
+    pytest.skip(f"no other interpreter {'with' if same_magic else 'without'} our magic here")
+
+
+@pytest.fixture
+def worker(request: pytest.FixtureRequest) -> Iterator[execnet_cli.Gateway]:
+    gateway = execnet_cli.makegateway(f"popen//python={_other_python(request.param)}")
+    yield gateway
+    gateway.exit()
+
+
+@pytest.mark.parametrize("worker", [True], indirect=True, ids=["same magic"])
+def test_a_worker_with_our_magic_runs_our_code_objects(worker: execnet_cli.Gateway) -> None:
+    count, filename = worker.remote_exec(PROBE).receive()
+    assert count == len(bootstrap.REMOTE_MODULES)
+    assert filename == "xnet_remote/worker.py"  # as if compiled there: no path of ours
+
+
+@pytest.mark.parametrize("worker", [False], indirect=True, ids=["other magic"])
+def test_a_worker_with_another_magic_compiles_the_sources(worker: execnet_cli.Gateway) -> None:
+    count, filename = worker.remote_exec(PROBE).receive()
+    assert (count, filename) == (0, "xnet_remote/worker.py")
+
+
+def test_a_mismatched_magic_falls_back_to_the_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Code objects are never run by an interpreter of another bytecode version."""
+    monkeypatch.setattr(bootstrap, "CODE_MAGIC", b"\x00\x00\r\n")
+    bootstrap._modules_bytes.cache_clear()  # the bundle is marshalled once per process
+    gateway = execnet_cli.makegateway(f"popen//python={_other_python(True)}")
+    try:
+        assert gateway.remote_exec(PROBE).receive() == (0, "xnet_remote/worker.py")
+    finally:
+        gateway.exit()
+        bootstrap._modules_bytes.cache_clear()
+
+
+@pytest.mark.parametrize("worker", [True, False], indirect=True, ids=["same", "other"])
+def test_remote_tracebacks_show_the_shipped_source(worker: execnet_cli.Gateway) -> None:
+    with pytest.raises(execnet_cli.RemoteError) as info:
+        worker.remote_exec(RAISE_INSIDE).waitclose(10)
+    text = str(info.value)
+    assert 'File "xnet_remote/' in text, text
+    assert "def " in text or "raise " in text or "dumps" in text, text  # source lines shown
+
+
+def test_the_bundle_is_built_once_when_many_gateways_open_at_once() -> None:
+    """64 ssh gateways opened together all ask for the bundle's modules first: they are
+    read and compiled once, not once per thread (63 times, before)."""
+    bootstrap._module_payloads.cache_clear()
+    bootstrap._modules_bytes.cache_clear()
+    bootstrap._worker_code.cache_clear()
+    bootstrap.module_payload.cache_clear()
+    start = threading.Barrier(16)
+
+    def build() -> None:
+        start.wait()
+        bootstrap.bootstrap_bytes({}, same_python=False)
+
+    threads = [threading.Thread(target=build) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert bootstrap._worker_code.cache_info().misses == 1
+    assert bootstrap._module_payloads.cache_info().misses == 1
+    assert bootstrap._modules_bytes.cache_info().misses == 1
