@@ -217,7 +217,9 @@ def test_each_module_crosses_once_per_gateway_and_is_read_once(
     group: execnet_cli.Group, workdir: Path, root: Path
 ) -> None:
     CACHE.clear()
-    gateways = [open_forwarding(group, workdir, root) for _ in range(3)]
+    # Workers of our own Python (the controller's bytecode magic, whatever version runs
+    # the suite) get code objects compiled here once; other versions get sources.
+    gateways = [open_forwarding(group, workdir, root, python=sys.executable) for _ in range(3)]
     again = (
         "import sys\n"
         "for n in [m for m in sys.modules if m.startswith('ctrlonly')]:\n"
