@@ -69,6 +69,24 @@ class KnownHosts:
         return bool(self.keys)
 
 
+#: known_hosts lines by path, with the (inode, size, mtime) they were read at: a run
+#: opening many hosts reads each file once, and a recorded key (the file changed) is seen.
+_LINES: Dict[str, Tuple[Tuple[int, int, int], List[str]]] = {}
+
+
+def _file_lines(path: str) -> List[str]:
+    """The lines of ``path``, read again only when the file changed."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        info = os.fstat(handle.fileno())
+        stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+        cached = _LINES.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        lines = handle.read().splitlines()
+    _LINES[path] = (stamp, lines)
+    return lines
+
+
 def load_known_hosts(name: str, files: Sequence[str]) -> KnownHosts:
     """Every key the ``files`` list for ``name`` (missing files are skipped)."""
     from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
@@ -77,8 +95,7 @@ def load_known_hosts(name: str, files: Sequence[str]) -> KnownHosts:
     found = KnownHosts(name)
     for path in files:
         try:
-            with open(os.path.expanduser(path), encoding="utf-8", errors="replace") as handle:
-                lines = handle.read().splitlines()
+            lines = _file_lines(os.path.expanduser(path))
         except OSError:
             continue
         for number, raw in enumerate(lines, 1):
