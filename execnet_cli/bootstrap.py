@@ -63,7 +63,7 @@ STAGE1 = (
 
 STAGE2 = """\
 import marshal, os, sys
-from importlib.machinery import ModuleSpec
+from _frozen_importlib import ModuleSpec
 def _xnet_read(n):
     parts = []
     while n:
