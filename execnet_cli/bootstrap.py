@@ -50,6 +50,7 @@ REMOTE_MODULES = (
     "forkserver",
     "compat",
     "compat_format",
+    "jobs",
 )
 #: Version 4 of marshal is read by every Python 3.4+, for the source form of the bundle.
 MARSHAL_VERSION = 4
