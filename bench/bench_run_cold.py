@@ -9,8 +9,9 @@ Three parts, each interleaved and reported as medians (the machine is shared):
    checkout of another commit, e.g. /work/main), the same xnet from that tree: wall,
    controller CPU per host, ratio to the fastest peer.
 2. Cold ``xnet run --json pass`` on N popen workers (no ssh), ours against the baseline.
-3. The worker's own CPU (what the remote pays beyond its sshd session): the bootstrap, a
-   job and the terminate piped into ``python -c STAGE1`` under each interpreter, against
+3. The worker's own CPU (what the remote pays beyond its sshd session): the bootstrap,
+   ``xnet run``'s job for ``pass`` and the terminate piped into ``python -c STAGE1`` (the
+   bootstrap's size is shown) under each interpreter, against
    ``python -c pass``. ``bench_fanout``'s "remote CPU" sums what the sshd listeners reaped,
    which leaves out the session's command (its CPU is not passed up to the listener: a
    ``python3 -c pass`` session measures the same as ``true``); this part measures it.
@@ -50,12 +51,14 @@ from execnet_cli import bootstrap
 from execnet_cli._remote.framing import encode_frame
 from execnet_cli._remote.protocol import MessageType
 from execnet_cli._remote.serializer import dumps_parts
+from execnet_cli.fleet.jobs import python_job
 from execnet_cli.source import prepare_request
 python, rounds = sys.argv[1], int(sys.argv[2])
 config = {"id": "w", "execmodel": "thread", "env": {}}
 def frame(kind, channel, parts):
     return b"".join(bytes(x) for x in encode_frame(kind, channel, [b"".join(parts)]))
-job = frame(MessageType.CHANNEL_EXEC, 1, dumps_parts(prepare_request("pass", {})))
+request = prepare_request(python_job("pass").source, {})
+job = frame(MessageType.CHANNEL_EXEC, 1, dumps_parts(request))
 end = frame(MessageType.GATEWAY_TERMINATE, 0, [])
 same = bootstrap.same_interpreter(python)
 def cpu(argv, data):
@@ -65,7 +68,7 @@ def cpu(argv, data):
     return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 for _ in range(rounds):
     data = bootstrap.bootstrap_bytes(config, same) + job + end
-    print(cpu([python, "-c", bootstrap.STAGE1], data), cpu([python, "-c", "pass"], b""))
+    print(cpu([python, "-c", bootstrap.STAGE1], data), cpu([python, "-c", "pass"], b""), len(data))
 """
 
 
@@ -171,19 +174,22 @@ def bench_worker(rounds: int, baseline: Optional[Path], results: Results) -> Non
     for python in pythons:
         got: Dict[str, List[float]] = {name: [] for name in trees}
         bare: List[float] = []
+        size: Dict[str, int] = {}
         for _ in range(rounds):  # interleaved: one sample of each tree per turn
             for name, tree in trees.items():
                 argv = [sys.executable, "-c", WORKER_CPU, python, "1"]
                 out = subprocess.run(argv, env=env_for(tree), capture_output=True, text=True)
-                worker, plain = (float(x) for x in out.stdout.split())
-                got[name].append(worker)
-                bare.append(plain)
+                worker, plain, length = out.stdout.split()
+                got[name].append(float(worker))
+                size[name] = int(length)
+                bare.append(float(plain))
         for name, values in got.items():
-            rows.append([python, name, fmt_ms(median(values)), fmt_ms(median(bare))])
+            shown = [fmt_ms(median(values)), fmt_ms(median(bare)), f"{size[name] / 1e3:.0f} kB"]
+            rows.append([python, name, *shown])
             results.add("worker_cpu", f"{name} {python}", "s", median(values))
     print_table(
         f"a worker's own CPU (bootstrap + 'pass' + terminate), medians of {rounds}",
-        ["interpreter", "tree", "worker CPU", "python -c pass"],
+        ["interpreter", "tree", "worker CPU", "python -c pass", "bytes in"],
         rows,
     )
 

@@ -128,3 +128,28 @@ def test_jobs_call_their_remote_half_from_the_bundle() -> None:
         assert gateway.remote_exec(probe).receive(10).endswith("jobs.py")
     finally:
         gateway.exit()
+
+
+SOURCE_PROBE = """
+import sys
+importer = [f for f in sys.meta_path if type(f).__name__ == "_XnetImporter"][0]
+channel.send(importer.get_source(importer.package + ".framing").splitlines()[0])
+"""
+
+
+@pytest.mark.parametrize("worker", [True, False], indirect=True, ids=["same", "other"])
+def test_the_sources_travel_packed_and_unpack_on_first_need(worker: execnet_cli.Gateway) -> None:
+    """Only a worker with another magic needs them: they are compressed in the bundle;
+    any worker still has them for tracebacks (``get_source``)."""
+    import marshal
+
+    blob = bootstrap._modules_bytes(False)
+    bundle = marshal.loads(blob)
+    assert "modules" not in bundle and bundle["names"] == list(bootstrap.REMOTE_MODULES)
+    assert len(bundle["packed"]) * 3 < sum(len(module_source(n)) for n in bundle["names"])
+    first = worker.remote_exec(SOURCE_PROBE).receive(10)
+    assert first == module_source("framing").splitlines()[0]
+
+
+def module_source(name: str) -> str:
+    return str(bootstrap.module_payload(name, "source"))
