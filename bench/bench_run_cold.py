@@ -48,7 +48,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 WORKER_CPU = """
 import resource, subprocess, sys
 from execnet_cli import bootstrap
-from execnet_cli._remote.framing import encode_frame
+from execnet_cli._remote.framing import FrameDecoder, encode_frame
 from execnet_cli._remote.protocol import MessageType
 from execnet_cli._remote.serializer import dumps_parts
 from execnet_cli.fleet.jobs import python_job
@@ -61,14 +61,36 @@ request = prepare_request(python_job("pass").source, {})
 job = frame(MessageType.CHANNEL_EXEC, 1, dumps_parts(request))
 end = frame(MessageType.GATEWAY_TERMINATE, 0, [])
 same = bootstrap.same_interpreter(python)
-def cpu(argv, data):
+CLOSES = (MessageType.CHANNEL_CLOSE, MessageType.CHANNEL_CLOSE_ERROR)
+def worker(data):  # the job behind the bootstrap; terminate once it closed its channel
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(argv, input=data, capture_output=True, check=True)
+    child = subprocess.Popen([python, "-c", bootstrap.STAGE1], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    child.stdin.write(data + job)
+    child.stdin.flush()
+    decoder, closed = FrameDecoder(), None
+    while closed is None:
+        chunk = child.stdout.read1(65536)
+        if not chunk:
+            raise SystemExit("the worker ended before the job did")
+        for kind, channel, payload in decoder.feed(chunk):
+            if channel == 1 and kind in CLOSES:
+                closed = kind
+    assert closed == MessageType.CHANNEL_CLOSE, "the job failed"
+    child.stdin.write(end)
+    child.stdin.close()
+    child.stdout.read()
+    child.wait()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+def bare():
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([python, "-c", "pass"], check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 for _ in range(rounds):
-    data = bootstrap.bootstrap_bytes(config, same) + job + end
-    print(cpu([python, "-c", bootstrap.STAGE1], data), cpu([python, "-c", "pass"], b""), len(data))
+    data = bootstrap.bootstrap_bytes(config, same)
+    print(worker(data), bare(), len(data))
 """
 
 
@@ -76,7 +98,9 @@ def run_cold(argv: List[str], env: Dict[str, str], n: int) -> tuple[float, float
     """(wall, controller CPU per host, ok) of one cold run."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    done = subprocess.run(argv, env=env, capture_output=True, cwd=REPO, timeout=180)
+    # cwd: the tree itself (``-m`` puts the working directory first on sys.path)
+    cwd = env.get("PYTHONPATH", str(REPO))
+    done = subprocess.run(argv, env=env, capture_output=True, cwd=cwd, timeout=180)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     local = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
@@ -178,7 +202,8 @@ def bench_worker(rounds: int, baseline: Optional[Path], results: Results) -> Non
         for _ in range(rounds):  # interleaved: one sample of each tree per turn
             for name, tree in trees.items():
                 argv = [sys.executable, "-c", WORKER_CPU, python, "1"]
-                out = subprocess.run(argv, env=env_for(tree), capture_output=True, text=True)
+                env, cwd = env_for(tree), str(tree)  # ``-c`` puts the cwd first on sys.path
+                out = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
                 worker, plain, length = out.stdout.split()
                 got[name].append(float(worker))
                 size[name] = int(length)
