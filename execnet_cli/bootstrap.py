@@ -261,6 +261,6 @@ def _modules_bytes(same_python: bool) -> bytes:
             "names": list(REMOTE_MODULES),
             "code": _worker_code(),
             "magic": CODE_MAGIC,
-            "packed": zlib.compress(sources, 9),
+            "packed": zlib.compress(sources, 1),  # 2 ms once; 9 would take 15 ms for 18% less
         }
     return marshal.dumps(bundle, MARSHAL_VERSION)
