@@ -227,12 +227,12 @@ def open_socket(settings: SSHSettings, timeout: float) -> socket.socket:
             sock.connect(address)
         except socket.timeout as exc:
             sock.close()
-            failures.append((address[0], f"timed out after {timeout:g} s"))
+            failures.append((str(address[0]), f"timed out after {timeout:g} s"))
             last = exc
             continue
         except OSError as exc:
             sock.close()
-            failures.append((address[0], str(exc.strerror or exc)))
+            failures.append((str(address[0]), str(exc.strerror or exc)))
             last = exc
             continue
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
