@@ -146,7 +146,7 @@ def test_the_sources_travel_packed_and_unpack_on_first_need(worker: execnet_cli.
     blob = bootstrap._modules_bytes(False)
     bundle = marshal.loads(blob)
     assert "modules" not in bundle and bundle["names"] == list(bootstrap.REMOTE_MODULES)
-    assert len(bundle["packed"]) * 3 < sum(len(module_source(n)) for n in bundle["names"])
+    assert len(bundle["packed"]) * 2 < sum(len(module_source(n)) for n in bundle["names"])
     first = worker.remote_exec(SOURCE_PROBE).receive(10)
     assert first == module_source("framing").splitlines()[0]
 
