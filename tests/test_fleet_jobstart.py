@@ -81,7 +81,7 @@ def test_an_early_job_that_raises_fails_with_its_traceback() -> None:
 
 def test_a_worker_that_dies_during_its_bootstrap_is_reported_not_hung(tmp_path: Path) -> None:
     """It reads part of the bootstrap and exits: the early request finds the pipe closed
-    (or is never read), and the host is unreachable with the worker's own words."""
+    (or is never read), and the host is unreachable, saying how the worker ended."""
     python = tmp_path / "python"
     python.write_text(
         "#!/bin/sh\nhead -c 100 >/dev/null\necho dying in the bootstrap >&2\nexit 3\n"
