@@ -10,8 +10,9 @@ First item from the controller, a dict: ``stage1``, ``stage2`` and ``package`` (
 bootstrap's programs and the worker package name), ``modules`` (the ``_remote`` sources),
 ``request`` (the job's exec request), ``imports`` (None, or a channel to the controller's
 import server: ``relay_imports``; ``install`` is then the request that puts the finder
-in place on a host), ``timeout`` (seconds or None), ``fanout`` (hosts at
-once), ``hosts``: ``(name, argv, env, config, timeout, fork)`` or None each. argv None
+in place on a host, and ``magic`` the controller's bytecode), ``timeout`` (seconds or
+None), ``fanout`` (hosts at once), ``hosts``: ``(name, argv, env, config, timeout, fork)``
+or None each. argv None
 means this interpreter: its workers get code objects compiled here, once, and with
 ``fork`` (no start-up variable in ``env``) are forked from a fork server of the relay's
 (``relay_fork``) where pidfds allow. Later items: ``"stop"``. The channel's end (the
@@ -243,7 +244,9 @@ class _Relay:
         self.request = dumps_parts(tuple(setup["request"]))
         self.timeout = setup.get("timeout")
         imports = setup.get("imports")
-        self.imports = None if imports is None else relay_imports.Upstream(imports)
+        self.imports = None
+        if imports is not None:
+            self.imports = relay_imports.Upstream(imports, setup.get("magic"))
         self.stopped = threading.Event()
         self.outbox = _Outbox(channel, self.stopped)
         self.next_host = 0

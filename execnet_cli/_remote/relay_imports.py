@@ -15,18 +15,16 @@ The controller's policy stays the only judge. The relay answers only with what t
 controller answered it (a refusal or a "not found" is repeated as such); a request it
 cannot key (malformed) is refused here and never asked. When the controller cannot be
 asked (the link is gone, or no answer in ``UPSTREAM_TIMEOUT``), the host is refused with
-that reason, and nothing is kept. Modules come from the controller as source, with the
-modules of their package that they import (``related``, passed on to each host once); a
-host whose bytecode magic number is the relay's gets code objects compiled here, once per
-relay.
+that reason, and nothing is kept. Modules come from the controller with the modules of
+their package that they import (``related``, passed on to each host once), as source and
+as the controller's code objects (compiled once there for everyone): a host whose
+bytecode magic number is the controller's gets both, others the source.
 """
 
 from __future__ import annotations
 
 import collections
-import marshal
 import threading
-from importlib.util import MAGIC_NUMBER
 
 from .protocol import MessageType
 from .serializer import dumps_parts
@@ -54,7 +52,7 @@ def _key(request: Any) -> Optional[Tuple[str, ...]]:
 
 
 def _is_module(answer: Any) -> bool:
-    return isinstance(answer, tuple) and len(answer) >= 3 and answer[0] in _MODULE_KINDS
+    return isinstance(answer, tuple) and len(answer) >= 4 and answer[0] in _MODULE_KINDS
 
 
 class _Slot:
@@ -71,16 +69,15 @@ class _Slot:
 class Upstream:
     """What the controller answered this relay, and the asking of what it did not yet."""
 
-    def __init__(self, channel: Any) -> None:
+    def __init__(self, channel: Any, magic: Any) -> None:
         self.channel = channel
+        self.magic = magic  #: the controller's bytecode magic number: its code objects'
         self.lock = threading.Lock()
         self.send_lock = threading.Lock()  # requests go out in the order they are waited on
-        self.kept: Dict[Tuple[str, ...], Any] = {}  # request -> answer (modules: 3-tuples)
+        self.kept: Dict[Tuple[str, ...], Any] = {}  # request -> answer (modules: 4-tuples)
         self.related: Dict[str, List[str]] = {}  # module -> the modules sent along with it
         self.pending: Dict[Tuple[str, ...], _Slot] = {}
         self.waiting: Deque[_Slot] = collections.deque()
-        self.codes: Dict[str, Optional[bytes]] = {}
-        self.code_lock = threading.Lock()
         self.lost: Optional[str] = None
         self.asked = 0  #: requests sent to the controller
         self.answered = 0  #: requests of hosts answered
@@ -150,27 +147,15 @@ class Upstream:
                 names = []
                 for item in answer[4]:
                     if isinstance(item, tuple) and len(item) == 5 and isinstance(item[0], str):
-                        self.kept.setdefault(("find", item[0]), tuple(item[1:4]))
+                        self.kept.setdefault(("find", item[0]), tuple(item[1:5]))
                         names.append(item[0])
                 self.related[slot.key[1]] = names
-                answer = tuple(answer[:3])
+                answer = tuple(answer[:4])
             self.kept[slot.key] = answer
             if self.pending.get(slot.key) is slot:
                 del self.pending[slot.key]
             slot.answer = answer
         slot.event.set()
-
-    def code(self, name: str, path: str, source: bytes) -> Optional[bytes]:
-        """The module's code object for hosts of this interpreter, compiled once (None if
-        it does not compile: the host compiles it and raises where the import is)."""
-        with self.code_lock:
-            if name not in self.codes:
-                try:
-                    compiled = compile(source, path, "exec", dont_inherit=True, optimize=0)
-                    self.codes[name] = marshal.dumps(compiled)
-                except (SyntaxError, ValueError):
-                    self.codes[name] = None
-            return self.codes[name]
 
 
 class HostImports:
@@ -179,7 +164,7 @@ class HostImports:
 
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
-        self.same_magic = False  #: the host runs code objects compiled here
+        self.same_magic = False  #: the host runs the controller's code objects
         self.sent: set = set()
 
     def answer(self, request: Any) -> Any:
@@ -192,14 +177,13 @@ class HostImports:
         for other in self.upstream.related.get(name, ()):
             kept = self.upstream.kept.get(("find", other))
             if other not in self.sent and kept is not None and _is_module(kept):
-                related.append((other, *self._module(other, kept)))
+                related.append((other, *self._module(kept)))
                 self.sent.add(other)
-        return (*self._module(name, answer), related)
+        return (*self._module(answer), related)
 
-    def _module(self, name: str, kept: Tuple[Any, ...]) -> Tuple[Any, ...]:
-        kind, path, source = kept
-        code = self.upstream.code(name, path, source) if self.same_magic else None
-        return (kind, path, source, code)
+    def _module(self, kept: Tuple[Any, ...]) -> Tuple[Any, ...]:
+        kind, path, source, code = kept
+        return (kind, path, source, code if self.same_magic else None)
 
 
 def install(gateway: Any, request: Any, upstream: Upstream, timeout: float) -> HostImports:
@@ -224,6 +208,6 @@ def install(gateway: Any, request: Any, upstream: Upstream, timeout: float) -> H
     gateway._send(MessageType.CHANNEL_EXEC, installer.id, dumps_parts(tuple(request)))
     installer.send(requests)
     magic = installer.receive(timeout)
-    host.same_magic = magic == MAGIC_NUMBER
+    host.same_magic = bool(magic) and magic == upstream.magic
     installer.waitclose(timeout)
     return host

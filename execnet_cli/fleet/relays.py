@@ -225,9 +225,12 @@ class RelayLink:
         setup: dict[str, Any] = {"imports": None}
         if self.job.imports is not None:  # the hosts' finder asks the relay, the relay us
             names = (*names, "imports")
-            self.imports = ImportServer(self.job.imports)  # sources only: relays compile
+            # Code objects always: compiled here once (the cache derives them anyway), the
+            # relay passes them to the hosts whose bytecode is ours.
+            self.imports = ImportServer(self.job.imports, magic=bootstrap.CODE_MAGIC)
             setup["imports"] = answering_channel(self.gateway, self.imports)
             setup["install"] = prepare_request(install_source(bootstrap.WORKER_PACKAGE), {})
+            setup["magic"] = bootstrap.CODE_MAGIC
         channel.send(
             {
                 "stage1": bootstrap.STAGE1,
