@@ -166,3 +166,11 @@ def test_relays_forward_imports_and_return_values(inv: str, args: list, shown: s
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0].startswith("w[1-2] (2) ---")
     assert result.stdout.splitlines()[-1].startswith(shown)
+
+
+def test_a_target_in_a_namespace_package(inv: str, env: Path) -> None:
+    (env / "nsq").mkdir()  # no __init__.py: PEP 420
+    (env / "nsq" / "mod.py").write_text("def hello():\n    return 'ns hello'\n")
+    result = xnet("run", "-i", inv, "-m", "nsq.mod:hello")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:] == ["=> 'ns hello'"]

@@ -6,6 +6,7 @@ own hosts."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
@@ -268,3 +269,16 @@ def test_a_popen_relay_serves_imports_to_ssh_hosts(
         assert result[host].returned is not None
         assert result[host].returned.value == {"deep": 42, "version": "1.0"}
     assert sum(request == ("find", "ctrlonly") for _, request in asked) == 1
+
+
+def test_namespace_packages_and_listings_through_a_relay(
+    racks: Inventory, root: Path, tmp_path: Path
+) -> None:
+    from test_imports import NAMESPACES, check_namespaces, namespace_roots
+
+    code = NAMESPACES.replace("channel.send({", "print(repr({").rstrip() + ")\n"
+    policy = ImportPolicy.from_directories(namespace_roots(root, tmp_path))
+    result = _run(racks, "a[1-2]", python_job(code, imports=policy))
+    for host in ("a1", "a2"):
+        assert result[host].status == OK, (result[host].error, result[host].detail)
+        check_namespaces(ast.literal_eval(result[host].stdout))

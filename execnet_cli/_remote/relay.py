@@ -160,10 +160,14 @@ class _HostGateway(BaseGateway):
         channel.setcallback(callback, endmarker=_END)
         self.channel = channel
         try:
-            self._send(MessageType.CHANNEL_EXEC, channel.id, request)
+            self.start_exec(channel, request)
         except OSError:
             return False
         return True
+
+    def start_exec(self, channel: Any, request: List[Any]) -> None:
+        """Send an exec request (serialized) to run on ``channel``; OSError if gone."""
+        self._send(MessageType.CHANNEL_EXEC, channel.id, request)
 
     def remote_error(self) -> Optional[str]:
         """The text of the error the job's channel closed with, if any."""

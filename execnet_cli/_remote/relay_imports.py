@@ -26,7 +26,6 @@ from __future__ import annotations
 import collections
 import threading
 
-from .protocol import MessageType
 from .serializer import dumps_parts
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
@@ -44,7 +43,7 @@ def _key(request: Any) -> Optional[Tuple[str, ...]]:
     """The request as a cache key, if it is one the finder makes (else None: refused)."""
     if not isinstance(request, tuple) or not all(isinstance(p, str) for p in request):
         return None
-    if (len(request) == 2 and request[0] == "find") or (
+    if (len(request) == 2 and request[0] in ("find", "modules")) or (
         len(request) == 3 and request[0] in ("stat", "list", "read")
     ):
         return request
@@ -205,7 +204,7 @@ def install(gateway: Any, request: Any, upstream: Upstream, timeout: float) -> H
 
     requests.setcallback(on_request)
     installer = gateway.newchannel()
-    gateway._send(MessageType.CHANNEL_EXEC, installer.id, dumps_parts(tuple(request)))
+    gateway.start_exec(installer, dumps_parts(tuple(request)))
     installer.send(requests)
     magic = installer.receive(timeout)
     host.same_magic = bool(magic) and magic == upstream.magic

@@ -78,6 +78,9 @@ class ImportServer:
             return self._find(request[1])
         if verb in ("stat", "list", "read") and len(request) == 3:
             return self._data(verb, request[1], request[2])
+        if verb == "modules" and len(request) == 2:
+            listed = self.policy.modules(request[1])
+            return self._refuse(listed.why) if isinstance(listed, Refused) else listed
         return self._refuse(f"unknown import request {verb!r:.40}")
 
     def _refuse(self, why: str) -> tuple[str, str]:
@@ -93,6 +96,8 @@ class ImportServer:
             return self._refuse(found.why)
         if found is None:
             return None
+        if found.kind == "namespace":  # no code: the worker makes an empty package
+            return ("namespace", found.path, b"", None, [])
         try:
             kind, path, source, code = self._module(found)
         except OSError as exc:
@@ -122,7 +127,7 @@ class ImportServer:
                     continue
                 seen.add(name)
                 more = self.policy.find(name)
-                if not isinstance(more, Found):
+                if not isinstance(more, Found) or more.kind == "namespace":
                     continue  # not a module (a name in one), or refused: asked when used
                 try:
                     kind, path, source, code = self._module(more)
