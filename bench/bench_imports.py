@@ -22,9 +22,11 @@ runner (``run_job``, fanout 32) with a job that imports the package, forwarding 
 Their hosts run this interpreter (the package is not on its path), so that both sides
 fork them (the controller's fork server, or each relay's: ``docs/relays.md``); hosts of
 another Python are started as new interpreters by a relay, which costs more than the
-import. These two include opening the hosts (a relay opens its own), so they compare
-with each other, not with the rows above. For them the table also gives the bytes of import
-answers the controller sent (serialized), per run.
+import. Each also runs with a job that imports nothing (``, no import``: the same set-up),
+so that the import's own share of the wall shows. These rows include opening the hosts (a
+relay opens its own), so they compare with each other, not with the rows above. For them
+the table also gives the bytes of import answers the controller sent (serialized), per
+run.
 
 "Hosts" are popen workers running /usr/bin/python3 on this machine, all on its two
 cores: wall time mixes the workers' CPU (compiling 50 modules each) with the
@@ -72,6 +74,7 @@ PYTHON = "/usr/bin/python3"
 MODULES = 50
 FORWARDED, INSTALLED, MITOGEN = "forwarded (ours)", "installed (ours)", "forwarded (mitogen)"
 RUN_DIRECT = "run direct (ours)"
+NO_IMPORT = ", no import"
 
 #: One module of the package: a few classes and functions, ~4 KB like a real module.
 MODULE = '''\
@@ -222,11 +225,14 @@ class Lab:
             lines.append(f"  h{i:02d}: {{transport: popen, chdir: {self.empty}{relay}}}")
         return Inventory.from_text("\n".join(lines) + "\n")
 
-    def fleet(self, relays: int) -> float:
+    def fleet(self, relays: int, imports: bool = True) -> float:
+        """A run importing the package (``imports``), or the same run with a job that
+        imports nothing (forwarding set up all the same): the difference is the import's."""
         inventory = self.inventory(relays)
         hosts = inventory.hosts("h*")
         plan = relay_plan.plan(hosts, inventory.host)
-        job = python_job(IMPORT_JOB, imports=self.policy)
+        code = IMPORT_JOB if imports else f"print(0.0, {MODULES + 1})"
+        job = python_job(code, imports=self.policy)
         CACHE.clear()
         self.answered = 0
         cpu0, t0 = time.process_time(), time.perf_counter()
@@ -237,6 +243,7 @@ class Lab:
         figures = [result[h.name].stdout.split() for h in hosts]
         assert all(int(f[1]) == MODULES + 1 for f in figures), figures[0]
         name = f"run, {relays} relays (ours)" if relays else RUN_DIRECT
+        name += "" if imports else NO_IMPORT
         remote = [float(f[0]) for f in figures]
         return self.record(name, wall, cpu, remote, answer_bytes=float(self.answered))
 
@@ -365,8 +372,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         INSTALLED: lambda: lab.ours(False),
     }
     if args.relays:
+        relayed = f"run, {args.relays} relays (ours)"
         contenders[RUN_DIRECT] = lambda: lab.fleet(0)
-        contenders[f"run, {args.relays} relays (ours)"] = lambda: lab.fleet(args.relays)
+        contenders[relayed] = lambda: lab.fleet(args.relays)
+        contenders[RUN_DIRECT + NO_IMPORT] = lambda: lab.fleet(0, False)
+        contenders[relayed + NO_IMPORT] = lambda: lab.fleet(args.relays, False)
     if have_mitogen():
         contenders[MITOGEN] = lab.mitogen
     else:
@@ -413,7 +423,7 @@ def report(lab: Lab, hosts: int, rounds: int, results: Results) -> None:
         f"({fmt_ratio(ratio(forwarded['wall'], installed['wall']))}); the controller read "
         f"each of the {MODULES + 1} files once for all {hosts} hosts"
     )
-    relayed = [name for name in mid if name.startswith("run, ")]
+    relayed = [n for n in mid if n.startswith("run, ") and not n.endswith(NO_IMPORT)]
     if relayed and RUN_DIRECT in mid:
         direct, through = mid[RUN_DIRECT], mid[relayed[0]]
         print(
@@ -423,6 +433,9 @@ def report(lab: Lab, hosts: int, rounds: int, results: Results) -> None:
             f"answers {fmt_ratio(ratio(through['answer_bytes'], direct['answer_bytes']))} "
             f"({_kib(through['answer_bytes'])} vs {_kib(direct['answer_bytes'])})"
         )
+        for name in (RUN_DIRECT, relayed[0]):
+            extra = mid[name]["wall"] - mid[name + NO_IMPORT]["wall"]
+            print(f"{name}: the import adds {fmt_ms(extra)} of wall to the same run without it")
     targets = Targets()
     if MITOGEN in mid:
         value = ratio(forwarded["wall"], mid[MITOGEN]["wall"])
