@@ -245,7 +245,8 @@ def run_once(argv: List[str], hosts: int, pids: List[int], checkout: Path = REPO
     before_remote = remote_cpu(pids)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    done = subprocess.run(argv, env=env, capture_output=True, cwd=REPO, timeout=120)
+    # cwd: `python -m` puts it first on sys.path, so it must be the checkout measured
+    done = subprocess.run(argv, env=env, capture_output=True, cwd=checkout, timeout=120)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     settle(pids)
