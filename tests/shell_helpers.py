@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from sshd_fixtures import descendants
 
 REPO = Path(__file__).resolve().parent.parent
 #: Bound on every wait for the shell's output.
@@ -47,6 +48,11 @@ class Target:
     host: str
     env: dict[str, str] = field(default_factory=dict)
     kind: str = "popen"
+    shown: str = ""  # the name the banner and the prompt give the host (default: ``host``)
+
+    @property
+    def name(self) -> str:
+        return self.shown or self.host
 
     def args(self, *more: str) -> list[str]:
         return [sys.executable, "-m", "execnet_cli", "shell", *more, self.host]
@@ -81,7 +87,7 @@ def ssh_target(tmp_path: Path, sshd_host) -> Target:  # noqa: ANN001 (an SshdHos
     )
     env = base_env(tmp_path)
     env["HOME"] = str(home)
-    return Target(f"root@{sshd_host.address}:{sshd_host.port}", env, "ssh")
+    return Target(f"root@{sshd_host.address}:{sshd_host.port}", env, "ssh", sshd_host.address)
 
 
 @pytest.fixture(name="target", params=["popen", "ssh"])
@@ -153,6 +159,18 @@ def banner_pid(child: pexpect.spawn) -> int:
     """The remote worker's pid, from a one-host banner."""
     child.expect(r"pid (\d+)\)")
     return int(child.match.group(1))
+
+
+def parent_pid(pid: int) -> int:
+    """The parent of ``pid`` (Linux /proc)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+def processes_of(child: pexpect.spawn, worker: int) -> list[int]:
+    """What a session runs: everything below ``xnet`` here, and the worker and its parent
+    (over ssh, the sshd process of the connection) on the host."""
+    return [child.pid, *descendants(child.pid), worker, parent_pid(worker)]
 
 
 def prompt(child: pexpect.spawn, host: str = "") -> None:
