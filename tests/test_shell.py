@@ -266,5 +266,32 @@ def test_connect_errors_are_one_line_with_runs_status(tmp_path: Path, sshd_host,
         done = piped(target, "print('not reached')\n", *more)
         assert done.returncode == run.returncode, done.stderr
         assert done.stdout == ""
-        assert done.stderr.startswith(f"xnet: error: {target.name}: ")
-        assert len(done.stderr.splitlines()) == 1, done.stderr
+        first, *hint = done.stderr.splitlines()
+        assert first.startswith(f"xnet: error: {target.name}: unreachable: "), done.stderr
+        if why == "unknown host key":  # refused in a pipe, as by run: the key and the way
+            assert "not accepted" in first
+            assert sshd_host.host_key_line.split()[0] in hint[1]
+            assert "--accept-new" in hint[-1]
+        else:
+            assert not hint, done.stderr
+
+
+def test_unknown_host_keys_are_asked_about_as_run_asks(tmp_path: Path, sshd_host) -> None:  # noqa: ANN001
+    """At a terminal one question (y records the key); in a pipe --accept-new records it."""
+    target = ssh_target(tmp_path, sshd_host)
+    known = tmp_path / "known_hosts"
+    config = Path(target.env["HOME"]) / ".ssh" / "config"
+    config.write_text(config.read_text().replace(str(sshd_host.known_hosts), str(known)))
+    with spawned(target.args(), target.env) as child:
+        child.expect(r"Accept this key and record it in .*\? \[y/N\] ")
+        child.sendline("y")
+        prompt(child, target.name)
+        child.sendline("6 * 7")
+        child.expect("\r\n42\r\n")
+        assert leave(child, target.name) == 0
+    assert sshd_host.host_key_line.split()[1] in known.read_text()
+    known.write_text("")
+    done = piped(target, "print(6 * 7)\n", "--accept-new")
+    assert (done.returncode, done.stdout) == (0, "42\n"), done.stderr
+    assert "(--accept-new)" in done.stderr
+    assert sshd_host.host_key_line.split()[1] in known.read_text()
