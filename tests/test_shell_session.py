@@ -51,6 +51,8 @@ def test_a_lost_host_is_dropped_and_the_others_go_on(tmp_path: Path) -> None:
         child.expect(re.escape("web[01-02]>>> "))
         child.sendline("%hosts web")  # widens again: web03 gets a new worker
         child.expect(re.escape("web[01-03] (3 hosts)"))
+        child.sendline("%hosts web01,web99")
+        child.expect("unknown host or group 'web99'; close names: ")
         child.sendline("%hosts web01")
         child.expect(re.escape("web01 (1 host)"))
         child.sendline("'only ' + 'one'")

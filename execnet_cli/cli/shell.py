@@ -19,6 +19,7 @@ from ..inventory import Host, HostSet, Inventory, PatternError
 from .exitcodes import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE
 from .hostkeys import KeyQuestion, accept_new_option
 from .options import complete_hosts, fail, inventory_option
+from .selection import SelectionError, resolve_selection
 from .shell_hosts import open_hosts, select
 from .shell_repl import batch, interact
 from .shell_session import Session, SessionEnded
@@ -67,10 +68,10 @@ def shell(
     """Python on HOST, interactively: the interpreter runs there, line editing here.
 
     HOST is an inventory host or pattern (several hosts: each statement runs on all of
-    them, results shown folded), or [user@]host[:port] reached over ssh. Tab completes
-    names from the remote namespace; Ctrl-C interrupts the running statement; Ctrl-D or
-    exit() ends the session. '%hosts PATTERN' changes the hosts. From a pipe, statements
-    run without prompts (exit status 1 if one raised).
+    them, results shown folded), or user@host, host:port or a dotted name, reached over
+    ssh. Tab completes names from the remote namespace; Ctrl-C interrupts the running
+    statement; Ctrl-D or exit() ends the session. '%hosts PATTERN' changes the hosts.
+    From a pipe, statements run without prompts (exit status 1 if one raised).
 
     \b
     Examples:
@@ -81,8 +82,9 @@ def shell(
 
     \b
     Exit status: what exit(N) asked for; 0 at Ctrl-D; from a pipe 1 if a statement
-    raised; 1 connection lost; 2 usage or inventory error; 3 unreachable; 70 internal
-    error (see --debug); 130 interrupted. With --sh, the remote shell's exit status.
+    raised; 1 connection lost; 2 usage or inventory error; 3 unreachable; 5 no host
+    selected; 70 internal error (see --debug); 130 interrupted. With --sh, the remote
+    shell's exit status.
     """
     inventory, hosts = select(inventories, host)
     question = KeyQuestion(accept_new)
@@ -180,8 +182,10 @@ class _Commands:
         pattern = argument.strip()
         if pattern:
             try:
-                hosts = session.inventory.hosts(pattern)
-            except PatternError as exc:
+                if pattern == "-":
+                    raise SelectionError("%hosts - : standard input is for statements")
+                hosts = resolve_selection(pattern, session.inventory)
+            except (PatternError, SelectionError) as exc:
                 session.note(str(exc))
                 return
             session.keep(h.name for h in hosts)

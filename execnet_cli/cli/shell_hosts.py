@@ -1,8 +1,9 @@
 """Which hosts ``xnet shell HOST`` means, and opening their gateways.
 
-HOST is an inventory pattern (``-i`` as everywhere; the embedded default without one, so
-``xnet shell localhost`` works on a fresh machine), or, when the inventory knows no such
-host, an ad-hoc ``[user@]host[:port]`` reached over ssh. ``open_gateway`` is the one place
+HOST is what ``xnet run -H`` takes (``cli.selection``): an inventory pattern (``-i`` as
+everywhere; the embedded default without one, so ``xnet shell localhost`` works on a fresh
+machine), or an address-like ad-hoc ``[user@]host[:port]`` reached over ssh (a bare word
+must be an inventory name: an unknown one is a typo). ``open_gateway`` is the one place
 the shell turns a ``Host`` into a gateway. Unknown host keys are asked about as ``xnet run``
 asks (``fleet.hostkeys``): all of a round's at once, then the hosts that met them again.
 """
@@ -20,9 +21,9 @@ from ..fleet.hostkeys import REFUSED, Decide, NewKey, new_keys, unknown_key
 from ..fleet.runner import CONNECTION_ERRORS, carriers_for
 from ..gateway import Gateway
 from ..group import Group
-from ..inventory import Host, Inventory, PatternError
+from ..inventory import Host, Inventory
 from ..transports.ssh.hostkeys import record_host_key
-from .options import fail, load_user_inventory, user_errors
+from .options import fail, select_hosts, user_errors
 
 __all__ = ["Opened", "adhoc_host", "open_gateway", "open_hosts", "select"]
 
@@ -46,19 +47,12 @@ def adhoc_host(text: str) -> Optional[Host]:
 
 
 def select(inventories: Sequence[str], pattern: str) -> tuple[Inventory, list[Host]]:
-    """The hosts ``pattern`` selects, or the ad-hoc host it names; a usage error otherwise."""
-    with user_errors():
-        inventory = load_user_inventory(inventories)
-    try:
-        hosts = inventory.hosts(pattern)
-    except PatternError as exc:
-        host = adhoc_host(pattern)
-        if host is None or "unknown host" not in str(exc):
-            fail(str(exc))
-        return inventory, [host]
-    if not hosts:
-        fail(f"{pattern!r} selects no host")
-    return inventory, hosts
+    """The hosts ``pattern`` selects, as ``xnet run -H`` reads it (inventory patterns,
+    address-like ad-hoc hosts, ``@FILE``, ``@failed``), except ``-``: standard input
+    carries the statements."""
+    if pattern == "-":
+        fail("HOST '-' would read host names from standard input, which is for statements")
+    return select_hosts(inventories, pattern)
 
 
 def open_gateway(group: Group, host: Host) -> Gateway:
