@@ -295,3 +295,12 @@ def test_unknown_host_keys_are_asked_about_as_run_asks(tmp_path: Path, sshd_host
     assert (done.returncode, done.stdout) == (0, "42\n"), done.stderr
     assert "(--accept-new)" in done.stderr
     assert sshd_host.host_key_line.split()[1] in known.read_text()
+
+
+def test_the_config_files_timeout_is_for_jobs_not_sessions(tmp_path: Path) -> None:
+    """``timeout:`` bounds ``xnet run``'s jobs; a statement at the prompt is not dropped."""
+    target = popen_target(tmp_path)
+    (tmp_path / "config" / "xnet").mkdir(parents=True)
+    (tmp_path / "config" / "xnet" / "config.yaml").write_text("timeout: 0.5\nfanout: 2\n")
+    done = piped(target, "import time; time.sleep(1.5)\nprint('done')\n")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "done\n", "")

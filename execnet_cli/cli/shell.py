@@ -42,6 +42,7 @@ __all__ = ["shell"]
     "--fanout",
     type=click.IntRange(min=1),
     default=DEFAULT_FANOUT,
+    envvar="XNET_FANOUT",
     show_default=True,
     metavar="N",
     help="Hosts connected to at once.",
@@ -49,6 +50,7 @@ __all__ = ["shell"]
 @click.option(
     "-t",
     "--timeout",
+    "statement_timeout",  # not the config file's ``timeout`` (a job's): a session is yours
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     metavar="SECONDS",
@@ -61,7 +63,7 @@ def shell(
     inventories: tuple[str, ...],
     login_shell: bool,
     fanout: int,
-    timeout: Optional[float],
+    statement_timeout: Optional[float],
     verbose: bool,
     accept_new: bool,
 ) -> None:
@@ -93,7 +95,9 @@ def shell(
             names = HostSet(h.name for h in hosts)
             fail(f"--sh takes one host; {host!r} selects {len(hosts)} ({names})")
         raise click.exceptions.Exit(_login_shell(inventory, hosts[0], fanout, question))
-    raise click.exceptions.Exit(_python(inventory, hosts, fanout, timeout, verbose, question))
+    raise click.exceptions.Exit(
+        _python(inventory, hosts, fanout, statement_timeout, verbose, question)
+    )
 
 
 def _python(
