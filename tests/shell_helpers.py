@@ -48,11 +48,11 @@ class Target:
     host: str
     env: dict[str, str] = field(default_factory=dict)
     kind: str = "popen"
-    shown: str = ""  # the name the banner and the prompt give the host (default: ``host``)
 
     @property
     def name(self) -> str:
-        return self.shown or self.host
+        """The name the banner and the prompt give the host (ad-hoc ones: as written)."""
+        return self.host
 
     def args(self, *more: str) -> list[str]:
         return [sys.executable, "-m", "execnet_cli", "shell", *more, self.host]
@@ -87,7 +87,7 @@ def ssh_target(tmp_path: Path, sshd_host) -> Target:  # noqa: ANN001 (an SshdHos
     )
     env = base_env(tmp_path)
     env["HOME"] = str(home)
-    return Target(f"root@{sshd_host.address}:{sshd_host.port}", env, "ssh", sshd_host.address)
+    return Target(f"root@{sshd_host.address}:{sshd_host.port}", env, "ssh")
 
 
 @pytest.fixture(name="target", params=["popen", "ssh"])
