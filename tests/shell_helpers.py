@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from sshd_fixtures import descendants
 
 REPO = Path(__file__).resolve().parent.parent
 #: Bound on every wait for the shell's output.
@@ -47,6 +48,11 @@ class Target:
     host: str
     env: dict[str, str] = field(default_factory=dict)
     kind: str = "popen"
+
+    @property
+    def name(self) -> str:
+        """The name the banner and the prompt give the host (ad-hoc ones: as written)."""
+        return self.host
 
     def args(self, *more: str) -> list[str]:
         return [sys.executable, "-m", "execnet_cli", "shell", *more, self.host]
@@ -153,6 +159,18 @@ def banner_pid(child: pexpect.spawn) -> int:
     """The remote worker's pid, from a one-host banner."""
     child.expect(r"pid (\d+)\)")
     return int(child.match.group(1))
+
+
+def parent_pid(pid: int) -> int:
+    """The parent of ``pid`` (Linux /proc)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+def processes_of(child: pexpect.spawn, worker: int) -> list[int]:
+    """What a session runs: everything below ``xnet`` here, and the worker and its parent
+    (over ssh, the sshd process of the connection) on the host."""
+    return [child.pid, *descendants(child.pid), worker, parent_pid(worker)]
 
 
 def prompt(child: pexpect.spawn, host: str = "") -> None:

@@ -43,7 +43,21 @@ def test_an_unknown_name_is_an_adhoc_ssh_host(env: Path) -> None:
     ]
 
 
-def test_a_pattern_that_selects_nothing_is_a_usage_error(env: Path) -> None:
+def test_a_pattern_that_selects_nothing_gives_runs_status(env: Path) -> None:
     with pytest.raises(click.exceptions.Exit) as exc:
         select((), "web*")
+    assert exc.value.exit_code == 5
+
+
+def test_a_bare_unknown_word_is_a_typo_not_a_host(env: Path, capsys) -> None:  # noqa: ANN001
+    """As for ``xnet run -H``: only address-like names are tried over the network."""
+    with pytest.raises(click.exceptions.Exit) as exc:
+        select((), "localhots")
+    assert exc.value.exit_code == 2
+    assert "close names: localhost" in capsys.readouterr().err
+
+
+def test_stdin_is_for_statements_not_host_names(env: Path, capsys) -> None:  # noqa: ANN001
+    with pytest.raises(click.exceptions.Exit) as exc:
+        select((), "-")
     assert exc.value.exit_code == 2

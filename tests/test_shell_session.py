@@ -51,6 +51,8 @@ def test_a_lost_host_is_dropped_and_the_others_go_on(tmp_path: Path) -> None:
         child.expect(re.escape("web[01-02]>>> "))
         child.sendline("%hosts web")  # widens again: web03 gets a new worker
         child.expect(re.escape("web[01-03] (3 hosts)"))
+        child.sendline("%hosts web01,web99")
+        child.expect("unknown host or group 'web99'; close names: ")
         child.sendline("%hosts web01")
         child.expect(re.escape("web01 (1 host)"))
         child.sendline("'only ' + 'one'")
@@ -89,13 +91,45 @@ def test_unreachable_hosts_are_left_out(tmp_path: Path) -> None:
 
 
 def test_many_hosts_over_ssh(tmp_path: Path, sshd_hosts) -> None:  # noqa: ANN001
-    hosts = sshd_hosts(2)
+    target = ssh_inventory(tmp_path, sshd_hosts(2))
+    done = piped(target, "import os\nos.getpid() > 0\n6 * 7\n")
+    assert (done.returncode, done.stdout) == (0, "ssh[1-2]: True\nssh[1-2]: 42\n")
+
+
+def test_many_hosts_at_a_terminal_over_ssh(tmp_path: Path, sshd_hosts) -> None:  # noqa: ANN001
+    """Folded results, Ctrl-C on every host, a lost host dropped, %hosts: over sshd hosts."""
+    target = ssh_inventory(tmp_path, sshd_hosts(3))
+    with spawned(target.args(), target.env) as child:
+        child.expect(re.escape("ssh[1-3]: Python"))
+        child.expect(re.escape("ssh[1-3]>>> "))
+        child.sendline("import os; os.environ['SSH_CONNECTION'].split()[2] != '' and 6 * 7")
+        child.expect(re.escape("ssh[1-3]: 42\r\n"))
+        started = tmp_path / "started"
+        child.sendline("while True:")
+        child.sendline(f"    _ = open({str(started)!r}, 'a').write(str(os.getpid()) + ' ')")
+        child.sendline("    while True: pass")
+        child.sendline("")
+        assert wait_until(lambda: started.exists() and len(started.read_text().split()) == 3)
+        child.sendcontrol("c")
+        child.expect(re.escape("ssh[1-3]: KeyboardInterrupt\r\n"))
+        child.sendline("os.environ['SSH_CONNECTION'].split()[2].endswith('.3') and os._exit(1)")
+        child.expect(re.escape("ssh2: connection lost; dropped from the session"))
+        child.expect(re.escape("ssh[1,3]: False\r\n"))
+        child.expect(re.escape("ssh[1,3]>>> "))
+        child.sendline("%hosts ssh*")
+        child.expect(re.escape("ssh[1-3] (3 hosts)"))
+        child.sendline("'x' * 3")
+        child.expect(re.escape("ssh[1-3]: 'xxx'\r\n"))
+        assert leave(child, "ssh[1-3]") == 0
+
+
+def ssh_inventory(tmp_path: Path, hosts: list) -> Target:
+    """The sshd hosts as ssh1, ssh2, ... in an inventory; HOST ``ssh*`` selects them all."""
     target = ssh_target(tmp_path, hosts[0])
     lines = ["hosts:"] + [
         f"  ssh{i}: {{address: {h.address}, port: {h.port}, user: root}}"
         for i, h in enumerate(hosts, 1)
     ]
     (tmp_path / "xnet.yaml").write_text("\n".join(lines) + "\n")
-    target.env["XNET_INVENTORY"] = str(tmp_path / "xnet.yaml")
-    done = piped(Target("ssh*", target.env), "import os\nos.getpid() > 0\n6 * 7\n")
-    assert (done.returncode, done.stdout) == (0, "ssh[1-2]: True\nssh[1-2]: 42\n")
+    target.env.update(XNET_INVENTORY=str(tmp_path / "xnet.yaml"), TERM="dumb")
+    return Target("ssh*", target.env)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 from pathlib import Path
 
 import pexpect
@@ -13,6 +15,7 @@ from shell_helpers import (
     target_fixture,  # noqa: F401 (the target fixture)
     wait_end,
 )
+from sshd_fixtures import descendants
 
 #: Runs the shell, then shows our terminal's modes: raw mode must have been undone.
 AFTER = "; echo status=$?; stty -a | grep -o -- '-\\?icanon'"
@@ -48,14 +51,44 @@ def test_window_size_resize_and_exit_status(target: Target) -> None:
         assert wait_end(child) == 0
 
 
-def test_terminal_is_restored_when_the_connection_is_lost(tmp_path: Path) -> None:
-    target = popen_target(tmp_path)
+def test_terminal_is_restored_when_the_connection_is_lost(target: Target) -> None:
     with spawned(in_sh(target), target.env) as child:
         ready(child)
         child.sendline("kill -9 $PPID")  # the worker, which holds the terminal's master side
         child.expect("connection lost")
         child.expect("status=1\r\nicanon")
         assert wait_end(child) == 0
+
+
+def test_ctrl_d_ends_it_and_restores_the_terminal(target: Target) -> None:
+    with spawned(in_sh(target), target.env) as child:
+        ready(child)
+        child.sendline("false")
+        for _ in range(10):  # retyped: one that lands while bash runs a command is not read
+            child.sendcontrol("d")
+            if child.expect(["status=", pexpect.TIMEOUT], timeout=1) == 0:
+                break
+        child.expect("1\r\nicanon")  # bash's last status: the failed `false`
+        assert wait_end(child) == 0
+
+
+def test_terminal_is_restored_when_xnet_is_terminated(tmp_path: Path) -> None:
+    """SIGTERM raises in the relay loop: the way out of an exception restores the modes."""
+    target = popen_target(tmp_path)
+    with spawned(in_sh(target), target.env) as child:
+        ready(child)
+        xnet = [pid for pid in descendants(child.pid) if b"--sh" in _cmdline(pid)]
+        assert len(xnet) == 1
+        os.kill(xnet[0], signal.SIGTERM)
+        child.expect("status=143\r\nicanon")
+        assert wait_end(child) == 0
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_ctrl_c_goes_to_the_remote_shell(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ xnet's own default (click's order: command line, ``envvar``, ``default_map``, de
 
 ``inventory`` comes after ``./xnet.yaml`` (a project's own inventory wins over the user's
 default) and before ``$XDG_CONFIG_HOME/xnet/inventory.yaml``; relative paths in it are
-relative to the config file. A key applies to every command that has the option. A bad
+relative to the config file. A key applies to every command that has the option (not
+``timeout`` to ``xnet shell``: its ``-t`` is named apart, a session is not a job). A bad
 file is one line naming it, the line and the key, with exit status 2.
 """
 

@@ -17,7 +17,9 @@ from ..fleet.runner import DEFAULT_FANOUT
 from ..group import Group
 from ..inventory import Host, HostSet, Inventory, PatternError
 from .exitcodes import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE
+from .hostkeys import KeyQuestion, accept_new_option
 from .options import complete_hosts, fail, inventory_option
+from .selection import SelectionError, resolve_selection
 from .shell_hosts import open_hosts, select
 from .shell_repl import batch, interact
 from .shell_session import Session, SessionEnded
@@ -40,6 +42,7 @@ __all__ = ["shell"]
     "--fanout",
     type=click.IntRange(min=1),
     default=DEFAULT_FANOUT,
+    envvar="XNET_FANOUT",
     show_default=True,
     metavar="N",
     help="Hosts connected to at once.",
@@ -47,27 +50,30 @@ __all__ = ["shell"]
 @click.option(
     "-t",
     "--timeout",
+    "statement_timeout",  # not the config file's ``timeout`` (a job's): a session is yours
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     metavar="SECONDS",
     help="Drop a host from the session when a statement runs longer there.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show whole tracebacks from many hosts.")
+@accept_new_option
 def shell(
     host: str,
     inventories: tuple[str, ...],
     login_shell: bool,
     fanout: int,
-    timeout: Optional[float],
+    statement_timeout: Optional[float],
     verbose: bool,
+    accept_new: bool,
 ) -> None:
     """Python on HOST, interactively: the interpreter runs there, line editing here.
 
     HOST is an inventory host or pattern (several hosts: each statement runs on all of
-    them, results shown folded), or [user@]host[:port] reached over ssh. Tab completes
-    names from the remote namespace; Ctrl-C interrupts the running statement; Ctrl-D or
-    exit() ends the session. '%hosts PATTERN' changes the hosts. From a pipe, statements
-    run without prompts (exit status 1 if one raised).
+    them, results shown folded), or user@host, host:port or a dotted name, reached over
+    ssh. Tab completes names from the remote namespace; Ctrl-C interrupts the running
+    statement; Ctrl-D or exit() ends the session. '%hosts PATTERN' changes the hosts.
+    From a pipe, statements run without prompts (exit status 1 if one raised).
 
     \b
     Examples:
@@ -78,20 +84,29 @@ def shell(
 
     \b
     Exit status: what exit(N) asked for; 0 at Ctrl-D; from a pipe 1 if a statement
-    raised; 1 connection lost; 2 usage or inventory error; 3 unreachable; 70 internal
-    error (see --debug); 130 interrupted. With --sh, the remote shell's exit status.
+    raised; 1 connection lost; 2 usage or inventory error; 3 unreachable; 5 no host
+    selected; 70 internal error (see --debug); 130 interrupted. With --sh, the remote
+    shell's exit status.
     """
     inventory, hosts = select(inventories, host)
+    question = KeyQuestion(accept_new)
     if login_shell:
         if len(hosts) != 1:
             names = HostSet(h.name for h in hosts)
             fail(f"--sh takes one host; {host!r} selects {len(hosts)} ({names})")
-        raise click.exceptions.Exit(_login_shell(inventory, hosts[0], fanout))
-    raise click.exceptions.Exit(_python(inventory, hosts, fanout, timeout, verbose))
+        raise click.exceptions.Exit(_login_shell(inventory, hosts[0], fanout, question))
+    raise click.exceptions.Exit(
+        _python(inventory, hosts, fanout, statement_timeout, verbose, question)
+    )
 
 
 def _python(
-    inventory: Inventory, hosts: list[Host], fanout: int, timeout: Optional[float], verbose: bool
+    inventory: Inventory,
+    hosts: list[Host],
+    fanout: int,
+    timeout: Optional[float],
+    verbose: bool,
+    question: KeyQuestion,
 ) -> int:
     interactive = sys.stdin.isatty()
 
@@ -105,14 +120,20 @@ def _python(
         return sys.stdin.readline() or None
 
     session = Session(
-        inventory, fanout=fanout, timeout=timeout, verbose=verbose, read_line=read_line
+        inventory,
+        fanout=fanout,
+        timeout=timeout,
+        verbose=verbose,
+        read_line=read_line,
+        decide=question,
     )
     try:
         unreachable, errors = session.add(hosts)
         _report_failures(session, unreachable, errors, alone=not session.shells)
+        _hint(session, question)
         if not session.shells:
             return EXIT_ERROR if errors else EXIT_UNREACHABLE
-        command = _Commands(session)
+        command = _Commands(session, question)
         if interactive:
             click.echo(banner(session))
             status = interact(session, command, sys.stdout)
@@ -143,11 +164,18 @@ def _report_failures(
             session.note(f"{name}: {kind}: {line}; not in the session")
 
 
+def _hint(session: Session, question: KeyQuestion) -> None:
+    """What became of the host keys refused (and how to accept them), once."""
+    question.hint(session.refused)
+    session.refused = []
+
+
 class _Commands:
     """The ``%`` commands: ``%hosts`` shows the hosts, ``%hosts PATTERN`` changes them."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, question: KeyQuestion) -> None:
         self.session = session
+        self.question = question
 
     def __call__(self, line: str) -> None:
         name, _, argument = line[1:].partition(" ")
@@ -158,13 +186,16 @@ class _Commands:
         pattern = argument.strip()
         if pattern:
             try:
-                hosts = session.inventory.hosts(pattern)
-            except PatternError as exc:
+                if pattern == "-":
+                    raise SelectionError("%hosts - : standard input is for statements")
+                hosts = resolve_selection(pattern, session.inventory)
+            except (PatternError, SelectionError) as exc:
                 session.note(str(exc))
                 return
             session.keep(h.name for h in hosts)
             unreachable, errors = session.add(hosts)
             _report_failures(session, unreachable, errors, alone=False)
+            _hint(session, self.question)
         names = session.names
         click.echo(f"{names} ({len(names)} host{'s' if len(names) != 1 else ''})")
 
@@ -188,14 +219,15 @@ def banner(session: Session) -> str:
     return "\n".join(lines)
 
 
-def _login_shell(inventory: Inventory, host: Host, fanout: int) -> int:
+def _login_shell(inventory: Inventory, host: Host, fanout: int, question: KeyQuestion) -> int:
     group = Group()
     try:
-        opened = open_hosts(group, inventory, [host], fanout)
+        opened = open_hosts(group, inventory, [host], fanout, question)
         if host.name not in opened.gateways:
             session_less = {**opened.unreachable, **opened.errors}
             kind = "unreachable" if host.name in opened.unreachable else "internal error"
             click.echo(f"xnet: error: {host.name}: {kind}: {session_less[host.name]}", err=True)
+            question.hint(opened.refused)
             return EXIT_UNREACHABLE if host.name in opened.unreachable else EXIT_ERROR
         status = Terminal(opened.gateways[host.name], sys.stdin.fileno(), sys.stdout.fileno()).run()
         if status is None:

@@ -26,6 +26,7 @@ from rich.text import Text
 
 from ..errors import XnetError
 from ..fleet.events import FAILED, OK, Exited, Failed, Output, Started
+from ..fleet.hostkeys import Decide, NewKey
 from ..fleet.results import GroupResult
 from ..group import Group
 from ..inventory import Host, HostSet, Inventory
@@ -68,10 +69,13 @@ class Session:
         timeout: Optional[float] = None,
         verbose: bool = False,
         read_line: Callable[[], Optional[str]],
+        decide: Decide = lambda keys: False,
         out: TextIO | None = None,
         err: TextIO | None = None,
     ) -> None:
         self.inventory = inventory
+        self.decide = decide  # whether to record unknown host keys met opening hosts
+        self.refused: list[NewKey] = []  # the keys not recorded, for the caller to tell
         self.group = Group()
         self.fanout = fanout
         self.timeout = timeout
@@ -95,7 +99,8 @@ class Session:
         """Open the hosts not in the session yet; return why hosts failed, one line each:
         (unreachable ones, ones that hit a bug of ours)."""
         hosts = [h for h in hosts if h.name not in self.shells]
-        opened = open_hosts(self.group, self.inventory, hosts, self.fanout)
+        opened = open_hosts(self.group, self.inventory, hosts, self.fanout, self.decide)
+        self.refused += opened.refused
         for name, gateway in opened.gateways.items():
             try:
                 self.shells[name] = RemoteShell(name, gateway, self._sink)

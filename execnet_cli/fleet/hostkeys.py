@@ -29,7 +29,7 @@ from .events import UNREACHABLE, Event, Failed
 from .jobs import Job
 from .runner import DEFAULT_FANOUT, Runner
 
-__all__ = ["REFUSED", "Decide", "HostKeyRounds", "NewKey", "unknown_key"]
+__all__ = ["REFUSED", "Decide", "HostKeyRounds", "NewKey", "new_keys", "unknown_key"]
 
 
 @dataclass(frozen=True)
@@ -182,12 +182,16 @@ class HostKeyRounds:
 
 
 def _gather(held: dict[str, tuple[Failed, UnknownHostKey]], order: list[str]) -> list[NewKey]:
-    """Each distinct key once, with its hosts in selection order."""
+    return new_keys({name: error for name, (_, error) in held.items()}, order)
+
+
+def new_keys(unknown: Mapping[str, UnknownHostKey], order: Sequence[str]) -> list[NewKey]:
+    """Each distinct key of ``unknown`` (host -> its error) once, hosts in ``order``."""
     hosts: dict[tuple[str, str, str], list[str]] = {}
     errors: dict[tuple[str, str, str], UnknownHostKey] = {}
     for name in order:
-        if name in held:
-            error = held[name][1]
+        if name in unknown:
+            error = unknown[name]
             key = (error.name, error.key_type, error.fingerprint)
             hosts.setdefault(key, []).append(name)
             errors.setdefault(key, error)

@@ -300,7 +300,7 @@ def raise_unknown(settings: SSHSettings, key: object) -> NoReturn:
         f"{where}: unknown host key for {name}: {key_type} {fingerprint}. Nothing was "
         "sent. If this fingerprint is right, accept it with -o StrictHostKeyChecking="
         "accept-new in the ssh= spec (or StrictHostKeyChecking accept-new in the ssh "
-        "config; xnet run/sh/ping: --accept-new, or in the inventory ssh_options: "
+        "config; xnet run/sh/ping/shell: --accept-new, or in the inventory ssh_options: "
         "{StrictHostKeyChecking: accept-new}), which records it in "
         f"{target[0] if target else 'the UserKnownHostsFile'}; or add it there yourself "
         f"(ssh-keyscan -p {settings.port} {settings.hostname}).",
