@@ -622,6 +622,25 @@ def test_append_to_a_big_file_travels_as_a_delta(gw: Gateway, tmp_path: Path) ->
     assert result.file_bytes == 25 << 20
 
 
+def test_a_3_mib_insertion_in_a_40_mib_file_puts_3_mib_on_the_wire(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    source.mkdir()
+    big = source / "big.bin"
+    old = os.urandom(40 << 20)
+    big.write_bytes(old)
+    sync(source, gw, dest, delta=True)
+    inserted = os.urandom(3 << 20)
+    big.write_bytes(old[:20_000_017] + inserted + old[20_000_017:])
+    rsync = RecordingRSync(source)
+    rsync.add_target(gw, dest, delta=True)
+    (result,) = rsync.send()
+    assert (dest / "big.bin").read_bytes() == big.read_bytes()
+    assert result.literal < len(inserted) + (256 << 10)  # not the 20 MB after it
+    assert result.wire_bytes < len(inserted) * 1.1
+
+
 def test_delta_of_an_unchanged_big_file_with_a_new_mtime_sends_nothing(
     gw: Gateway, tmp_path: Path
 ) -> None:
