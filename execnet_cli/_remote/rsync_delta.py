@@ -42,7 +42,7 @@ STRONG = 16
 #: Positions one bulk search step covers.
 SEARCH_STEP = 1 << 18
 #: Positions rolled through after a miss before the search thins out to samples.
-ROLL_BUDGET = 2 << 20
+ROLL_BUDGET = 512 << 10
 #: Shortest distance between two samples of a long miss-run (then a quarter of the run).
 SAMPLE_MIN = 1 << 20
 #: Largest literal piece the matcher yields (the sender sends at most this much at once).
