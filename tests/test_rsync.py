@@ -67,6 +67,26 @@ def test_new_tree_is_copied_exactly(gw: Gateway, tmp_path: Path) -> None:
     assert (dest / "empty").is_dir() and not list((dest / "empty").iterdir())
 
 
+def test_more_directories_than_the_fds_held_wide_and_deep(gw: Gateway, tmp_path: Path) -> None:
+    from execnet_cli._remote.rsync_dirs import KEEP
+
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    deep = source.joinpath(*[f"level{i}" for i in range(3 * KEEP)])
+    deep.mkdir(parents=True)
+    (deep / "bottom.txt").write_text("bottom")
+    for i in range(3 * KEEP):
+        (source / f"wide{i:02d}" / "inner").mkdir(parents=True)
+        (source / f"wide{i:02d}" / "inner" / "f.txt").write_text(str(i))
+    sync(source, gw, dest)
+    assert snapshot(dest) == snapshot(source)
+    for i in range(0, 3 * KEEP, 2):
+        (source / f"wide{i:02d}" / "inner" / "f.txt").write_text("changed")
+    (deep / "bottom.txt").unlink()
+    (dest / "wide01" / "inner" / "extra").write_text("deleted")
+    sync(source, gw, dest, delete=True)
+    assert snapshot(dest) == snapshot(source)
+
+
 def test_second_send_sends_nothing(gw: Gateway, tmp_path: Path) -> None:
     source, dest = tmp_path / "src", tmp_path / "dest"
     source.mkdir()

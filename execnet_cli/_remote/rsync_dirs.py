@@ -6,8 +6,8 @@ while the sync runs (by anyone who may write in the tree), and a path walked aga
 would then lead outside the root: data written, files deleted or chmodded, secrets read
 there. Here each component is opened with ``O_NOFOLLOW|O_DIRECTORY`` relative to its
 parent's fd, and the final name is used relative to that fd (``*at`` calls), so a link
-met on the way is an error, never followed. A directory once opened stays held (a few
-dozen, most recently used), so what is written goes where it was checked to be.
+met on the way is an error, never followed. A directory once opened stays held (the
+``KEEP`` most recently used), so what is written goes where it was checked to be.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | _CLOEXEC
 #: How the root itself is opened: it may be a link the user named.
 ROOT_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC
-#: Directory fds kept open at once.
-KEEP = 32
+#: Directory fds kept open at once, per sync: the current one and its parents, mostly (a
+#: pull from 64 hosts holds 64 times this many in the controller).
+KEEP = 8
 
 
 def open_root(path, expected=None):
