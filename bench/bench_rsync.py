@@ -1,12 +1,14 @@
 """RSync against execnet 2.1.2, ``rsync -a`` over ssh and ``cp -a``, side by side in one run.
 
-    python3 bench/bench_rsync.py [--quick] [--rounds N] [--only small,big,same,append,fan]
+    python3 bench/bench_rsync.py [--quick] [--rounds N] [--only small,big,same,append,insert,fan]
 
 (small)  5,000 x 1 KiB in 50 directories, fresh destination: popen and ssh.
 (big)    one 300 MB file, fresh destination: popen and ssh, with the controller's and the
          worker's peak memory.
 (same)   re-sync with nothing changed (5,000 files): popen (ours, execnet) and ssh (rsync).
 (append) 1 MB appended to the 300 MB file, over ssh: time and bytes on the wire.
+(insert) 3 MiB inserted in the middle of the 300 MB file, over ssh: the same (the rest of
+         the file must still travel as matched blocks).
 (fan)    one push to 16 popen workers (1,000 small files and a 37 MB file): bytes the
          controller read, per byte of the tree.
 
@@ -293,15 +295,21 @@ def bench_same(lab: Lab, rounds: int, results: Results, targets: Targets) -> Non
         targets.check("nothing changed, ours ÷ rsync over ssh", value, 0.3, True, fmt_ratio(value))
 
 
-def bench_append(lab: Lab, rounds: int, results: Results, targets: Targets) -> None:
+def bench_update(lab: Lab, rounds: int, results: Results, targets: Targets, case: str) -> None:
+    """An old version of the big file at the destination, a new one at the source: 1 MB
+    appended ("append") or 3 MiB inserted in its middle ("insert")."""
     if lab.host is None:
         return
     old = lab.big / "big.bin"
-    src, out = lab.root / "appended", lab.root / "out-append"
+    src, out = lab.root / case, lab.root / f"out-{case}"
     src.mkdir()
-    shutil.copyfile(old, src / "big.bin")
-    with (src / "big.bin").open("ab") as grow:
-        grow.write(os.urandom(MB))
+    added = MB if case == "append" else 3 << 20
+    at = old.stat().st_size if case == "append" else old.stat().st_size // 2 + 12345
+    with old.open("rb") as before, (src / "big.bin").open("wb") as after:
+        while after.tell() < at:
+            after.write(before.read(min(MB, at - after.tell())))
+        after.write(os.urandom(added))
+        shutil.copyfileobj(before, after)
     size = (src / "big.bin").stat().st_size
     wire: Dict[str, List[int]] = {OURS: [], RSYNC: []}
 
@@ -333,15 +341,21 @@ def bench_append(lab: Lab, rounds: int, results: Results, targets: Targets) -> N
         return seconds
 
     timings = interleaved({OURS: ours, RSYNC: theirs}, rounds)
-    report(f"1 MB appended to the {size / MB:.0f} MB file, over ssh", timings, results, "append")
+    what = "1 MB appended to" if case == "append" else "3 MiB inserted in the middle of"
+    report(f"{what} the {size / MB:.0f} MB file, over ssh", timings, results, case)
     for name, values in wire.items():
         if values:
             print(f"  on the wire, {name}: {median(values) / MB:.2f} MB")
-            results.add("append wire", name, "bytes", median(values))
-    share = median(wire[OURS]) / size * 100
-    targets.check("append: wire ÷ file size (%)", share, 2.0, True, f"{share:.2f} %")
+            results.add(f"{case} wire", name, "bytes", median(values))
     value = ratio(median(timings[OURS]), median(timings[RSYNC]))
-    targets.check("append, ours ÷ rsync", value, 1.0, True, fmt_ratio(value))
+    if case == "append":
+        share = median(wire[OURS]) / size * 100
+        targets.check("append: wire ÷ file size (%)", share, 2.0, True, f"{share:.2f} %")
+        targets.check("append, ours ÷ rsync", value, 1.0, True, fmt_ratio(value))
+        return
+    share = median(wire[OURS]) / added
+    targets.check("insert: wire ÷ bytes inserted", share, 1.2, True, f"{share:.2f}x")
+    print(f"  insert, ours ÷ rsync: {fmt_ratio(value)} (info)")
 
 
 def bench_fan(lab: Lab, results: Results, targets: Targets, hosts: int = 16) -> None:
@@ -381,7 +395,9 @@ def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
     parser.add_argument("--rounds", type=int, default=None, help="override every round count")
-    parser.add_argument("--only", default="small,big,same,append,fan", help="comma-separated cases")
+    parser.add_argument(
+        "--only", default="small,big,same,append,insert,fan", help="comma-separated cases"
+    )
     parser.add_argument(
         "--dir",
         default="/dev/shm" if os.access("/dev/shm", os.W_OK) else None,
@@ -415,8 +431,9 @@ def main(argv: List[str]) -> int:
                 bench_big(lab, max(1, rounds - 1), results, targets)
             if "same" in only:
                 bench_same(lab, rounds * 2, results, targets)
-            if "append" in only:
-                bench_append(lab, max(1, rounds - 1), results, targets)
+            for case in ("append", "insert"):
+                if case in only:
+                    bench_update(lab, max(1, rounds - 1), results, targets, case)
         finally:
             lab.close()
         if "fan" in only:

@@ -142,6 +142,21 @@ def test_delete_keeps_what_excludes_protect(lab: Path) -> None:
     assert "1 deleted" in result.stdout
 
 
+def test_repeated_excludes_are_gitignore_globs(lab: Path) -> None:
+    (lab / "src" / "pkg" / "mod.pyc").write_text("compiled, any depth")
+    (lab / "src" / "build").mkdir()
+    (lab / "src" / "build" / "out.o").write_text("top-level build")
+    (lab / "src" / "pkg" / "build").mkdir()
+    (lab / "src" / "pkg" / "build" / "keep.txt").write_text("not the top-level build")
+    args = ["--exclude", "*.pyc", "--exclude", "/build", "--exclude", "*.sh"]
+    result = xnet(lab, *args, "src", "local1:site")
+    assert result.exit_code == 0, result.output
+    site = lab / "local1" / "site"
+    assert not (site / "pkg" / "mod.pyc").exists() and not (site / "build").exists()
+    assert not (site / "run.sh").exists()
+    assert (site / "pkg" / "build" / "keep.txt").exists() and (site / "top.txt").exists()
+
+
 def test_checksum_catches_a_same_size_same_mtime_edit(lab: Path) -> None:
     assert xnet(lab, "src", "local1:site").exit_code == 0
     copy = lab / "local1" / "site" / "top.txt"
@@ -187,6 +202,16 @@ def test_read_only_destination_on_one_host_while_the_others_sync(
     for host in ("local1", "local3"):
         assert snapshot(lab / host / "site") == snapshot(lab / "src")
     assert list(read_only.iterdir()) == []
+
+
+def test_a_destination_that_cannot_be_made_is_not_up_to_date(lab: Path) -> None:
+    (lab / "local1" / "afile").write_text("a file, not a directory")
+    result = xnet(lab, "src", "local1:afile/site")
+    assert result.exit_code == 1, result.output
+    assert "local1 (1): failed ---" in result.stdout
+    assert "nothing sent (" in result.stdout and "up to date" not in result.stdout
+    assert "1 path not synced" in result.stdout
+    assert f"{lab / 'local1' / 'afile' / 'site'}: " in result.stdout
 
 
 def test_unreachable_host_while_others_sync(lab: Path) -> None:
@@ -291,10 +316,16 @@ def test_progress_table_renders() -> None:
     target = Target(channel=None, name="web01")
     target.files_total, target.files_done = 10, 4
     target.bytes_total, target.bytes_done = 4_000_000, 1_500_000
-    console.print(progress_table({"web01": (target, time.monotonic() - 1)}))
+    done = Target(channel=None, name="web02")
+    done.files_total = done.files_done = 10
+    done.bytes_total = done.bytes_done = 4_000_000
+    done.finished, done.duration = True, 2.0
+    since = time.monotonic() - 100  # long finished: its rate is the one it ended with
+    console.print(progress_table({"web01": (target, time.monotonic() - 1), "web02": (done, since)}))
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "connecting" in text
     assert "web01" in text and "4/10" in text and "1.5 MB/4.0 MB" in text
+    assert "2.0 MB/s" in text.splitlines()[-1]
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

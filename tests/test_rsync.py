@@ -67,6 +67,26 @@ def test_new_tree_is_copied_exactly(gw: Gateway, tmp_path: Path) -> None:
     assert (dest / "empty").is_dir() and not list((dest / "empty").iterdir())
 
 
+def test_more_directories_than_the_fds_held_wide_and_deep(gw: Gateway, tmp_path: Path) -> None:
+    from execnet_cli._remote.rsync_dirs import KEEP
+
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    deep = source.joinpath(*[f"level{i}" for i in range(3 * KEEP)])
+    deep.mkdir(parents=True)
+    (deep / "bottom.txt").write_text("bottom")
+    for i in range(3 * KEEP):
+        (source / f"wide{i:02d}" / "inner").mkdir(parents=True)
+        (source / f"wide{i:02d}" / "inner" / "f.txt").write_text(str(i))
+    sync(source, gw, dest)
+    assert snapshot(dest) == snapshot(source)
+    for i in range(0, 3 * KEEP, 2):
+        (source / f"wide{i:02d}" / "inner" / "f.txt").write_text("changed")
+    (deep / "bottom.txt").unlink()
+    (dest / "wide01" / "inner" / "extra").write_text("deleted")
+    sync(source, gw, dest, delete=True)
+    assert snapshot(dest) == snapshot(source)
+
+
 def test_second_send_sends_nothing(gw: Gateway, tmp_path: Path) -> None:
     source, dest = tmp_path / "src", tmp_path / "dest"
     source.mkdir()
@@ -620,6 +640,25 @@ def test_append_to_a_big_file_travels_as_a_delta(gw: Gateway, tmp_path: Path) ->
     assert result.matched == 24 << 20
     assert (1 << 20) < result.wire_bytes < (1 << 20) * 1.1
     assert result.file_bytes == 25 << 20
+
+
+def test_a_3_mib_insertion_in_a_40_mib_file_puts_3_mib_on_the_wire(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    source.mkdir()
+    big = source / "big.bin"
+    old = os.urandom(40 << 20)
+    big.write_bytes(old)
+    sync(source, gw, dest, delta=True)
+    inserted = os.urandom(3 << 20)
+    big.write_bytes(old[:20_000_017] + inserted + old[20_000_017:])
+    rsync = RecordingRSync(source)
+    rsync.add_target(gw, dest, delta=True)
+    (result,) = rsync.send()
+    assert (dest / "big.bin").read_bytes() == big.read_bytes()
+    assert result.literal < len(inserted) + (256 << 10)  # not the 20 MB after it
+    assert result.wire_bytes < len(inserted) * 1.1
 
 
 def test_delta_of_an_unchanged_big_file_with_a_new_mtime_sends_nothing(

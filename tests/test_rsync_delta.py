@@ -87,6 +87,32 @@ def test_insertion_resynchronises(tmp_path: Path) -> None:
     assert literal(ops) < 7000 + 2 * delta.block_size(len(new))
 
 
+@pytest.mark.parametrize("inserted", [3 << 20, (3 << 20) + 12345, 9 << 20])
+def test_a_long_insertion_costs_its_own_bytes_not_the_rest_of_the_file(
+    tmp_path: Path, inserted: int
+) -> None:
+    # Longer than the positions rolled through after a miss: the rest of the file is found
+    # by a later sample and matched from where it begins.
+    old = os.urandom(40 << 20)
+    at = 20_000_017
+    new = old[:at] + os.urandom(inserted) + old[at:]
+    patched, ops, matched = run_delta(tmp_path, old, new)
+    assert patched == new
+    block = delta.block_size(len(new))
+    assert literal(ops) <= inserted + 2 * block
+    assert matched >= len(old) - 2 * block
+
+
+def test_matching_stretches_between_rewritten_ones_are_found(tmp_path: Path) -> None:
+    old = os.urandom(24 << 20)
+    new = bytearray(old)
+    for at in (1 << 20, 12 << 20):  # two 5 MiB rewrites, 6 MiB of the old file between
+        new[at : at + (5 << 20)] = os.urandom(5 << 20)
+    patched, ops, matched = run_delta(tmp_path, old, bytes(new))
+    assert patched == new
+    assert literal(ops) <= (10 << 20) + 4 * delta.block_size(len(new))
+
+
 def test_in_place_edits_cost_a_block_each(tmp_path: Path) -> None:
     old = bytearray(os.urandom(4 << 20))
     new = bytearray(old)

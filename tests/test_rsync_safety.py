@@ -19,6 +19,7 @@ from typing import Any, List
 import pytest
 
 import execnet_cli
+from execnet_cli import rsync as rsync_module
 from execnet_cli._remote import rsync_tree
 from execnet_cli.gateway import Gateway
 from execnet_cli.rsync import RSync
@@ -66,13 +67,15 @@ def test_temporary_is_created_exclusively_never_through_a_link(tmp_path: Path) -
     outside.write_text("precious")
     names = iter(["taken", "taken", "free"])
     (tmp_path / f".f.taken{TEMP_SUFFIX}").symlink_to(outside)
-    fd, path = rsync_tree.create_temp(str(tmp_path), "f", token=lambda: next(names))
+    dir_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
+        fd, name = rsync_tree.create_temp(dir_fd, "f", token=lambda: next(names))
         os.write(fd, b"x")
-    finally:
         os.close(fd)
-    assert path == str(tmp_path / f".f.free{TEMP_SUFFIX}")
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    finally:
+        os.close(dir_fd)
+    assert name == f".f.free{TEMP_SUFFIX}"
+    assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
     assert outside.read_text() == "precious"
 
 
@@ -201,3 +204,98 @@ def test_interrupted_sync_leaves_no_half_file_and_a_rerun_cleans_up(
     assert temporaries(dest) == []
     assert (dest / "big.bin").stat().st_size == big.stat().st_size
     assert (dest / "big.bin").read_bytes() == big.read_bytes()
+
+
+# -- a directory swapped for a link in the middle of a sync ------------------------------------
+
+
+def swap_for_link(directory: Path, target: Path) -> None:
+    """What a local attacker does: move the directory away, leave a link in its place."""
+    directory.rename(directory.with_name(directory.name + "-moved"))
+    directory.symlink_to(target, target_is_directory=True)
+
+
+def outside_dir(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    (outside / "deeper").mkdir(parents=True)
+    (outside / "precious.txt").write_text("precious")
+    (outside / "deeper").chmod(0o750)
+    os.utime(outside / "deeper", ns=(7, 7))
+    return outside
+
+
+def assert_untouched(outside: Path) -> None:
+    assert sorted(p.name for p in outside.rglob("*")) == ["deeper", "precious.txt"]
+    assert (outside / "precious.txt").read_text() == "precious"
+    deeper = (outside / "deeper").stat()
+    assert (stat.S_IMODE(deeper.st_mode), deeper.st_mtime_ns) == (0o750, 7)
+
+
+class SwapBeforeData(Quiet):
+    """Swaps the destination's ``sub`` for a link once the receiver has made it, just
+    before the first file's data goes out."""
+
+    def __init__(self, source: Path, swap: Any) -> None:
+        super().__init__(source)
+        self.swap = swap
+
+    def _report_send_file(self, gateway: Any, modified_rel_path: str) -> None:
+        if self.swap is not None:
+            self.swap()
+            self.swap = None
+
+
+def nested_source(tmp_path: Path) -> Path:
+    source = tmp_path / "src"
+    (source / "sub" / "deeper").mkdir(parents=True)
+    (source / "sub" / "a.txt").write_text("a")
+    (source / "sub" / "deeper" / "g.txt").write_text("g")
+    os.utime(source / "sub" / "deeper", ns=(5, 5))
+    return source
+
+
+def test_destination_dir_swapped_for_a_link_before_the_data_is_not_written_through(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    source, dest = nested_source(tmp_path), tmp_path / "dest"
+    outside = outside_dir(tmp_path)
+    rsync = SwapBeforeData(source, lambda: swap_for_link(dest / "sub", outside))
+    rsync.add_target(gw, dest)
+    rsync.send(check=False)
+    assert_untouched(outside)
+
+
+def test_destination_dir_swapped_for_a_link_before_delete_is_not_cleaned_through(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    """A pull (the receiver runs here): ``sub`` becomes a link just before the deletes."""
+    source, dest = nested_source(tmp_path), tmp_path / "dest"
+    outside = outside_dir(tmp_path)
+    (dest / "sub").mkdir(parents=True)
+
+    def ready(receiver: Any) -> None:
+        delete_extras = receiver.delete_extras
+
+        def swapped() -> None:
+            swap_for_link(dest / "sub", outside)
+            delete_extras()
+
+        receiver.delete_extras = swapped
+
+    rsync_module.pull(gw, str(source), str(dest), delete=True, receiver_ready=ready)
+    assert_untouched(outside)
+
+
+def test_source_dir_swapped_for_a_link_after_its_listing_is_not_followed(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    source, dest = nested_source(tmp_path), tmp_path / "dest"
+    (source / "zzz-last").write_text("last")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "key").write_text("the secret")
+    rsync = SwapAfterScan(source, lambda: swap_for_link(source / "sub", secrets))
+    rsync.add_target(gw, dest)
+    rsync.send(check=False)
+    assert not any("secret" in p.read_text() for p in dest.rglob("*") if p.is_file())
+    assert (dest / "zzz-last").read_text() == "last"

@@ -12,10 +12,14 @@ two speeds. At the current position one ``zlib.adler32`` call (C) decides: match
 stretches (the whole old file, in an append) go at hashing speed. After a miss, the
 positions ahead are checked in bulk: prefix sums from ``itertools.accumulate`` give every
 window's sum at once, mapped through C builtins into a set lookup, and only the few
-windows whose sum matches some block are checked exactly. A miss-run rolls through at
-most ``ROLL_BUDGET`` positions; past that (the file has really changed) only
-block-aligned positions are tried, so a rewritten big file costs little more than
-sending it whole.
+windows whose sum matches some block are checked exactly. A miss-run rolls through
+``ROLL_BUDGET`` positions; past that (the file has really changed) it samples: one block's
+worth of positions (which must hit a shifted old block if one lies there) every
+``SAMPLE_MIN`` bytes, or every quarter of the run so far, aligned positions in between.
+A sample that hits walks back block by block to where the match began; the literal
+stays pending (as offsets, re-read when sent) as far back as a sample can reach, so an
+insertion of any length costs its own bytes and a block or two, and a rewritten big file
+costs a few block searches per doubling of its length.
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ DELTA_MIN = 256 * 1024
 STRONG = 16
 #: Positions one bulk search step covers.
 SEARCH_STEP = 1 << 18
-#: Positions rolled through after a miss before only aligned positions are tried.
-ROLL_BUDGET = 2 << 20
+#: Positions rolled through after a miss before the search thins out to samples.
+ROLL_BUDGET = 512 << 10
+#: Shortest distance between two samples of a long miss-run (then a quarter of the run).
+SAMPLE_MIN = 1 << 20
 #: Largest literal piece the matcher yields (the sender sends at most this much at once).
 LITERAL_MAX = 256 * 1024
 #: Longest copy run in one op: the receiver starts copying while the walk goes on.
@@ -116,6 +122,7 @@ class Matcher:
         # the walk stands): once an append has matched the whole old file, the rest costs
         # no search at all.
         self.weak = weak
+        self.strong = strong
         self.unplaced = {}
         for index in range(old_size // block):
             key = ((weak[index] & 0xFFFF) - 1) % ADLER_MOD
@@ -188,55 +195,70 @@ class Matcher:
     def ops(self, read, size):
         """Yield ops for the new file of ``size`` bytes: (first block, count) or literal bytes.
 
-        ``read(offset, length)`` reads the new file; at most ``SPAN`` bytes are held.
+        ``read(offset, length)`` reads the new file; at most ``SPAN`` bytes are held (and
+        one literal piece).
         """
         block = self.block
-        out = _Ops(max(1, RUN_MAX // block))
-        base, data = 0, b""
-        pos = literal = 0  # the position, and where the pending literal starts
+        win = _Window(read)
+        out = _Ops(max(1, RUN_MAX // block), win)
+        pos = literal = run = 0  # the position, the pending literal's start, the miss-run's
         budget = ROLL_BUDGET
+        sample = 0  # the next position sampled, once the budget is spent
         while pos + block <= size:
-            if pos + block > base + len(data):
-                out.literal(data, base, literal, pos)
-                literal = pos
-                base, data = pos, read(pos, min(size - pos, max(SPAN, 2 * block)))
-                if len(data) < block:
-                    raise OSError("the file shrank while it was read")
+            sampling = budget <= 0 and pos >= sample
+            short = pos + 2 * block > win.end and win.end < size  # too little for a sample
+            if pos + block > win.end or (sampling and short):
+                # What lies further back than a sample can reach goes out now.
+                flush = pos - _interval(pos - run) - 2 * block
+                if flush > literal:
+                    out.literal(literal, flush)
+                    literal = flush
                 for op in out.drain():
                     yield op
-            view = memoryview(data)
-            offset = pos - base
+                win.load(pos, min(size - pos, max(SPAN, 2 * block)))
+                if win.end - pos < block:
+                    raise OSError("the file shrank while it was read")
+            view = memoryview(win.data)
+            offset = pos - win.base
             if self.aligned is not None and pos % block == 0:
                 index = self._known(pos // block)
             else:
                 index = self._lookup(view[offset : offset + block])
             if index is None and budget > 0:
-                stop = min(len(data) - block, offset + budget)
+                stop = min(len(view) - block, offset + budget)
                 found = self._search(view, offset + 1, stop)
                 if found is None:
                     budget -= stop - offset
-                    pos = base + stop + 1
+                    pos = win.base + stop + 1
+                    sample = pos + _interval(pos - run)
                     continue
                 budget -= found[0] - offset
-                pos, index = base + found[0], found[1]
-            if index is None:  # out of budget: only aligned positions from here
-                pos += block
+                pos, index = win.base + found[0], found[1]
+            elif index is None and sampling:
+                stop = min(len(view) - block, offset + block)
+                found = self._search(view, offset + 1, stop)
+                sample = pos + _interval(pos - run)
+                if found is not None:
+                    pos, index = win.base + found[0], found[1]
+                    first, back = self._extend_back(win, literal, pos, index)
+                    if back:
+                        out.literal(literal, first)
+                        for earlier in range(index - back, index):
+                            self._copy(out, earlier)
+                        literal = pos
+            if index is None:  # out of budget: aligned positions until the next sample
+                pos += block - pos % block
                 continue
-            out.literal(data, base, literal, pos)
-            out.copy(index)
-            self._placed(index)
-            self.matched += block
+            out.literal(literal, pos)
+            self._copy(out, index)
             pos += block
-            literal = pos
+            literal = run = pos
             budget = ROLL_BUDGET
-        if literal < base or size > base + len(data):
-            base, data = literal, read(literal, size - literal)
         end = size
-        if self.last and size - self.last >= literal:
-            view = memoryview(data)
-            if self._lookup(view[size - self.last - base : size - base]) == self.last_index:
-                end = size - self.last
-        out.literal(data, base, literal, end)
+        tail = size - self.last
+        if self.last and tail >= literal and self._lookup(win.get(tail, size)) == self.last_index:
+            end = tail
+        out.literal(literal, end)
         if end < size:
             out.copy(self.last_index)
             self.matched += self.last
@@ -244,12 +266,64 @@ class Matcher:
         for op in out.drain():
             yield op
 
+    def _copy(self, out, index):
+        out.copy(index)
+        self._placed(index)
+        self.matched += self.block
+
+    def _extend_back(self, win, floor, pos, index):
+        """(start, blocks): how far before ``pos`` (not before ``floor``) the old blocks
+        before ``index`` match too; a sample finds a match somewhere inside it."""
+        block, back = self.block, 0
+        while index - back > 0 and pos - block * (back + 1) >= floor:
+            at = pos - block * (back + 1)
+            piece = win.get(at, at + block)
+            number = index - back - 1
+            if zlib.adler32(piece) != self.weak[number]:
+                break
+            strong = self.strong[number * STRONG : (number + 1) * STRONG]
+            if hashlib.sha256(piece).digest()[:STRONG] != strong:
+                break
+            back += 1
+        return pos - block * back, back
+
+
+def _interval(missed):
+    """The distance to the next sample after a miss-run of ``missed`` bytes."""
+    return max(SAMPLE_MIN, missed >> 2)
+
+
+class _Window:
+    """The part of the new file held in memory; other ranges are read again when asked."""
+
+    def __init__(self, read):
+        self.read = read
+        self.base = 0
+        self.data = b""
+        self.end = 0
+
+    def load(self, base, length):
+        self.base, self.data = base, self.read(base, length)
+        self.end = base + len(self.data)
+
+    def get(self, start, end):
+        if self.base <= start and end <= self.end:
+            return self.data[start - self.base : end - self.base]
+        data = self.read(start, end - start)
+        if len(data) != end - start:
+            raise OSError("the file shrank while it was read")
+        return data
+
 
 class _Ops:
-    """Ops in order, with consecutive block copies merged into one (first, count) run."""
+    """Ops in order, with consecutive block copies merged into one (first, count) run.
 
-    def __init__(self, longest):
+    Literals are kept as spans of the new file and read (from ``window``) as they go out.
+    """
+
+    def __init__(self, longest, window):
         self.longest = longest
+        self.window = window
         self.run = None
         self.pending = []
 
@@ -261,11 +335,10 @@ class _Ops:
         self.close()
         self.run = [index, 1]
 
-    def literal(self, data, base, start, end):
+    def literal(self, start, end):
         if start < end:
             self.close()
-            for piece in range(start, end, LITERAL_MAX):
-                self.pending.append(data[piece - base : min(end, piece + LITERAL_MAX) - base])
+            self.pending.append(slice(start, end))
 
     def close(self):
         if self.run is not None:
@@ -274,7 +347,12 @@ class _Ops:
 
     def drain(self):
         pending, self.pending = self.pending, []
-        return pending
+        for item in pending:
+            if isinstance(item, slice):
+                for piece in range(item.start, item.stop, LITERAL_MAX):
+                    yield self.window.get(piece, min(item.stop, piece + LITERAL_MAX))
+            else:
+                yield item
 
 
 def copies_all(ops, blocks):

@@ -7,19 +7,23 @@ Nothing the peer sends is trusted: every entry is checked (``rsync_tree.check_en
 its parent must be a directory entry sent before it, and data is only taken for files
 asked for, in the order asked. A file arrives in a temporary created exclusively beside
 its target, renamed into place once complete: an interrupted sync leaves no half-written
-file under a real name. Metadata is always set through an fd opened without following
-links. What cannot be written is reported (path and reason) and the sync goes on.
+file under a real name. Every path under the destination is reached through directory
+fds opened without following links (``rsync_dirs``), and metadata is set through an fd:
+a directory swapped for a symlink while the sync runs is an error there, never a way out.
+What cannot be written is reported (path and reason) and the sync goes on.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
-import shutil
 import stat
 from collections import deque
 
 from .fdio import write_all
 from .rsync_delta import DELTA_MIN, Patcher, block_size, signature
+from .rsync_dirs import Dirs, lstat_at, open_root, remove_at
 from .rsync_tree import (
     TEMP_NAME,
     Changed,
@@ -41,7 +45,6 @@ from .rsync_tree import (
 
 #: Report progress ("ack") after this many bytes of one streamed file.
 CREDIT_BYTES = 1 << 20
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
 class Receiver:
@@ -60,7 +63,7 @@ class Receiver:
         self.entries = []
         self.children = {}  # dir relpath -> names the manifest has in it
         self.dir_index = {}  # dir relpath -> entry index
-        self.dirs = []  # [index, created, (mode, mtime_ns) found] of synced directories
+        self.synced = []  # [index, created, (mode, mtime_ns) found] of synced directories
         self.failed = set()  # relpaths of directories that could not be made
         self.touched = set()  # relpaths of directories we changed something in
         self.cleaned = set()
@@ -79,14 +82,30 @@ class Receiver:
         self.listed_bytes = 0  # sizes of what a dry run would send
         self.stats = {"files": 0, "bytes": 0, "literal": 0, "copied": 0, "deleted": 0, "made": 0}
         self.error_count = 0
+        self.dirs = Dirs(None)  # the destination's directories, once it exists
+        self.top = None  # a single-file source: (fd of the directory it lands in, its name)
 
-    def local_path(self, relpath):
-        """Where a checked relpath is here."""
-        if not relpath:
-            return self.root
-        if os.sep == "/":
-            return self.root + relpath if self.root.endswith("/") else self.root + "/" + relpath
-        return os.path.join(self.root, *relpath.split("/"))
+    def at(self, relpath, func):
+        """``func(fd of its directory, its name)`` for an entry: no link followed on the way."""
+        if not relpath and self.top is not None:
+            if self.top[0] is None:
+                raise FileNotFoundError(errno.ENOENT, "its directory does not exist yet")
+            return func(*self.top)
+        return self.dirs.at(relpath, func)
+
+    def set_meta(self, relpath, mode, mtime_ns):
+        self.at(relpath, lambda fd, name: set_meta(fd, name, mode, mtime_ns))
+
+    def lstat(self, relpath):
+        """The entry's lstat here, None if there is none (or, in a dry run, none yet)."""
+        try:
+            return self.at(relpath, lstat_at)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            if self.dry_run and exc.errno == errno.ELOOP:
+                return None  # below a link that the sync would replace by a directory
+            raise
 
     def send(self, item, size=32):
         self.channel.send(item)
@@ -95,6 +114,14 @@ class Receiver:
     # -- the conversation ----------------------------------------------------------------
 
     def run(self):
+        try:
+            self.converse()
+        finally:
+            self.dirs.close()
+            if self.top is not None and self.top[0] is not None:
+                os.close(self.top[0])
+
+    def converse(self):
         total = None
         while True:
             msg = self.channel.receive()
@@ -184,12 +211,7 @@ class Receiver:
             elif kind == "l":
                 self.add_link(index, relpath, target)
             else:
-                path = self.local_path(relpath)
-                try:
-                    st = os.lstat(path)
-                except (FileNotFoundError, NotADirectoryError):
-                    st = None
-                self.compare_file(index, path, st, size, mtime_ns, mode)
+                self.compare_file(index, self.lstat(relpath), size, mtime_ns, mode)
         except DestinationError:
             raise
         except OSError as exc:
@@ -217,51 +239,49 @@ class Receiver:
                 raise DestinationError(f"cannot sync {name} onto {path}: not a directory")
             if st is None and not self.dry_run:
                 os.makedirs(path)
-            self.dirs.append([0, st is None, None if st is None else (st.st_mode, st.st_mtime_ns)])
+            if st is not None or not self.dry_run:
+                self.dirs.root_fd = open_root(path)
+            found = None if st is None else (st.st_mode, st.st_mtime_ns)
+            self.synced.append([0, st is None, found])
             return
         if st is not None and stat.S_ISDIR(st.st_mode):
             raise DestinationError(f"cannot sync file {name} onto directory {path}")
         parent = os.path.dirname(path)
         if not os.path.isdir(parent) and not self.dry_run:
             os.makedirs(parent)
-        self.compare_file(0, path, st, size, mtime_ns, mode)
+        self.top = (open_root(parent) if os.path.isdir(parent) else None, os.path.basename(path))
+        self.compare_file(0, self.lstat(""), size, mtime_ns, mode)
 
     def add_dir(self, index, relpath, mode, mtime_ns):
         self.children[relpath] = set()
         self.dir_index[relpath] = index
-        path = self.local_path(relpath)
-        try:
-            st = os.lstat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            st = None
+        st = self.lstat(relpath)
         if st is not None and not stat.S_ISDIR(st.st_mode):
-            self.remove(relpath, path, st)
+            self.remove(relpath, st)
             st = None
         if st is None:
             if not self.dry_run:
-                os.mkdir(path, 0o700)
+                self.at(relpath, lambda fd, name: os.mkdir(name, 0o700, dir_fd=fd))
             self.note_made(index)
             self.touch(relpath)
-        self.dirs.append([index, st is None, None if st is None else (st.st_mode, st.st_mtime_ns)])
+        found = None if st is None else (st.st_mode, st.st_mtime_ns)
+        self.synced.append([index, st is None, found])
 
     def add_link(self, index, relpath, target):
-        path = self.local_path(relpath)
-        try:
-            st = os.lstat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            st = None
+        st = self.lstat(relpath)
         if st is not None:
-            if stat.S_ISLNK(st.st_mode) and os.readlink(path) == target:
+            if stat.S_ISLNK(st.st_mode) and self.at(relpath, _readlink) == target:
                 return
-            self.remove(relpath, path, st)
+            self.remove(relpath, st)
         if not self.dry_run:
-            os.symlink(target, path)
+            self.at(relpath, lambda fd, name: os.symlink(target, name, dir_fd=fd))
         self.note_made(index)
         self.touch(relpath)
 
-    def compare_file(self, index, path, st, size, mtime_ns, mode):
+    def compare_file(self, index, st, size, mtime_ns, mode):
+        relpath = self.entries[index][0]
         if st is not None and not stat.S_ISREG(st.st_mode):
-            self.remove(self.entries[index][0], path, st)
+            self.remove(relpath, st)
             st = None
         if st is None:
             self.need(index, "list" if self.dry_run else "new", None)
@@ -269,31 +289,31 @@ class Receiver:
         if st.st_size == size and st.st_mtime_ns == mtime_ns and not self.checksum:
             if stat.S_IMODE(st.st_mode) != stat.S_IMODE(mode):
                 if not self.dry_run:
-                    set_meta(path, mode, mtime_ns)
+                    self.set_meta(relpath, mode, mtime_ns)
                 self.note_made(index)
             return
         if self.dry_run:
-            digest = self.digest(path, st) if st.st_size == size else None
+            digest = self.digest(relpath, st) if st.st_size == size else None
             self.need(index, "list", digest)
         elif self.delta and size >= DELTA_MIN and st.st_size >= DELTA_MIN // 4:
             self.need(index, "delta", None)
             self.flush_needs()  # the sender hashes its file while we hash ours
-            self.send_signature(index, path, st, size)
+            self.send_signature(index, relpath, st, size)
         elif st.st_size == size:
-            self.need(index, "sum", self.digest(path, st))
+            self.need(index, "sum", self.digest(relpath, st))
         else:
             self.need(index, "new", None)
 
-    def digest(self, path, st):
-        fd = open_regular(path, st)
+    def digest(self, relpath, st):
+        fd = self.at(relpath, lambda dir_fd, name: open_regular(dir_fd, name, st))
         try:
             return fd_sha256(fd)
         finally:
             os.close(fd)
 
-    def send_signature(self, index, path, st, size):
+    def send_signature(self, index, relpath, st, size):
         block = block_size(size)
-        fd = open_regular(path, st)
+        fd = self.at(relpath, lambda dir_fd, name: open_regular(dir_fd, name, st))
         try:
             weak, strong = signature(fd, st.st_size, block)
         finally:
@@ -319,44 +339,40 @@ class Receiver:
     def touch(self, relpath):
         self.touched.add(relpath.rpartition("/")[0])
 
-    def remove(self, relpath, path, st):
+    def remove(self, relpath, st):
         if not self.dry_run:
-            if stat.S_ISDIR(st.st_mode):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
+            self.at(relpath, lambda fd, name: remove_at(fd, name, st))
+            self.dirs.forget(relpath)
         self.stats["deleted"] += 1
         self.touch(relpath)
 
     def delete_extras(self):
         """Remove what synced directories hold beyond the manifest, but what excludes protect."""
         deleted = []
-        for index, created, _ in self.dirs:
+        for index, created, _ in self.synced:
             relpath = self.entries[index][0]
             if relpath in self.failed or (created and self.dry_run):
                 continue
-            path = self.local_path(relpath)
             try:
-                names = os.listdir(path)
+                names = self.dirs.call(relpath, os.listdir)
             except OSError as exc:
                 self.error(relpath, exc)
                 continue
-            self.clean(path, names)
+            self.clean(relpath, names)
             keep = self.children[relpath]
             for name in sorted(names):
                 if name in keep or TEMP_NAME.match(name):
                     continue
                 child = relpath + "/" + name if relpath else name
-                child_path = os.path.join(path, name)
                 try:
-                    st = os.lstat(child_path)
+                    st = self.at(child, lstat_at)
                 except OSError:
                     continue
                 is_dir = stat.S_ISDIR(st.st_mode)
                 if self.excludes and self.excludes.excluded(child, is_dir):
                     continue
                 try:
-                    self.remove(child, child_path, st)
+                    self.remove(child, st)
                 except OSError as exc:
                     self.error(child, exc)
                     continue
@@ -365,11 +381,16 @@ class Receiver:
             self.deleted.extend(deleted)
             self.send(("deleted", deleted))
 
-    def clean(self, directory, names=None):
-        if directory not in self.cleaned:
-            self.cleaned.add(directory)
+    def clean(self, reldir, names=None):
+        """Remove a killed sync's temporaries from the directory ``reldir`` (None: where a
+        single file lands), once."""
+        if reldir not in self.cleaned:
+            self.cleaned.add(reldir)
             if not self.dry_run:
-                remove_stale_temps(directory, names)
+                if reldir is None:
+                    remove_stale_temps(self.top[0], names)
+                else:
+                    self.dirs.call(reldir, lambda fd: remove_stale_temps(fd, names))
 
     # -- the data --------------------------------------------------------------------------
 
@@ -377,9 +398,6 @@ class Receiver:
         if not self.expected or self.expected[0][0] != index or self.expected[0][1] not in hows:
             raise RsyncProtocolError(f"data for entry {index!r:.50}, which is not the next needed")
         return self.expected.popleft()[1]
-
-    def path_of(self, index):
-        return self.root if index == 0 else self.local_path(self.entries[index][0])
 
     def receive_batch(self, msg):
         if len(msg) != 2 or not isinstance(msg[1], list):
@@ -390,17 +408,16 @@ class Receiver:
             index, data = item
             how = self.next_expected(index, ("new", "sum", "delta"))
             entry = self.entries[index]
-            path = self.path_of(index)
             try:
                 if isinstance(data, bytes):
                     if how == "delta":
                         raise RsyncProtocolError(f"whole data for {entry[0]!r}, asked as a delta")
-                    self.write_file(path, entry, writer(data))
+                    self.write_file(entry, writer(data))
                     self.stats["literal"] += len(data)
                 elif data is None:
                     if how == "new":
                         raise RsyncProtocolError(f"'same' for {entry[0]!r}, which is new here")
-                    set_meta(path, entry[4], entry[3])
+                    self.set_meta(entry[0], entry[4], entry[3])
                 elif isinstance(data, str):
                     self.skipped.append((entry[0], data))
                 else:
@@ -417,7 +434,6 @@ class Receiver:
         op, index = msg
         how = self.next_expected(index, ("delta",) if op == "delta" else ("new", "sum", "delta"))
         entry = self.entries[index]
-        path = self.path_of(index)
         state = {"credit": credit(msg), "total": 0}
         part = "ops" if op == "delta" else "chunk"
         old = None
@@ -426,10 +442,10 @@ class Receiver:
                 dev_ino_size = self.signed.pop(index, None)
                 if how != "delta" or dev_ino_size is None:
                     raise RsyncProtocolError(f"a delta for {entry[0]!r}, never signed")
-                old = open_regular(path)
+                old = self.at(entry[0], open_regular)
                 now = os.fstat(old)
                 if (now.st_dev, now.st_ino, now.st_size) != dev_ino_size:
-                    raise Changed(f"{path} changed during the sync")
+                    raise Changed("changed during the sync")
 
             def body(fd):
                 patcher = (
@@ -438,7 +454,7 @@ class Receiver:
                 self.stream_parts(part, state, fd, patcher)
                 return state["total"] if patcher is None else patcher.written
 
-            self.write_file(path, entry, body)
+            self.write_file(entry, body)
         except (OSError, Changed) as exc:
             self.error(entry[0], exc)
             if not state.get("eof"):
@@ -485,25 +501,12 @@ class Receiver:
                 self.send(("ack", state["credit"], 0))
                 state["credit"] = 0
 
-    def write_file(self, path, entry, body):
-        """Write a new version of ``path`` through ``body(fd)`` (which returns the bytes it
-        wrote), then put it in place."""
-        directory, name = os.path.split(path)
-        self.clean(directory)
-        fd, temp = create_temp(directory, name)
-        try:
-            size = body(fd)
-            os.fchmod(fd, stat.S_IMODE(entry[4]))
-            os.utime(fd, ns=(entry[3], entry[3]))
-            os.replace(temp, path)  # still locked: never judged stale by a concurrent sync
-        except BaseException:
-            os.close(fd)
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise
-        os.close(fd)
+    def write_file(self, entry, body):
+        """Write a new version of the entry's file through ``body(fd)`` (which returns the
+        bytes it wrote), then put it in place."""
+        relpath = entry[0]
+        self.clean(relpath.rpartition("/")[0] if relpath or self.top is None else None)
+        size = self.at(relpath, lambda dir_fd, name: _write_at(dir_fd, name, entry, body))
         self.stats["files"] += 1
         self.stats["bytes"] += size
         self.changes.append(("send", entry[0]))
@@ -512,7 +515,7 @@ class Receiver:
     def finish(self):
         """Directory modes and mtimes, deepest first (writing into a directory changes its
         mtime); owner rwx is always kept, so later syncs can write."""
-        for index, created, found in reversed(self.dirs):
+        for index, created, found in reversed(self.synced):
             relpath, _, _, mtime_ns, mode, _ = self.entries[index]
             want = stat.S_IMODE(mode) | 0o700
             if relpath in self.failed or self.dry_run:
@@ -521,17 +524,41 @@ class Receiver:
             if unchanged and not created and relpath not in self.touched:
                 continue
             try:
-                fd = os.open(self.path_of(index), _DIR_FLAGS)
-                try:
-                    os.fchmod(fd, want)
-                    os.utime(fd, ns=(mtime_ns, mtime_ns))
-                finally:
-                    os.close(fd)
+                self.dirs.call(relpath, functools.partial(_dir_meta, mode=want, mtime_ns=mtime_ns))
             except OSError as exc:
                 self.error(relpath, exc)
         self.stats["errors"] = self.error_count
         self.flush_errors()
         self.send(("done", self.stats))
+
+
+def _write_at(dir_fd, name, entry, body):
+    """Write ``name`` through ``body(fd)`` into a temporary, put it in place: bytes written."""
+    fd, temp = create_temp(dir_fd, name)
+    try:
+        size = body(fd)
+        os.fchmod(fd, stat.S_IMODE(entry[4]))
+        os.utime(fd, ns=(entry[3], entry[3]))
+        # Still locked while renamed: never judged stale by a concurrent sync.
+        os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        os.close(fd)
+        try:
+            os.unlink(temp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
+    os.close(fd)
+    return size
+
+
+def _dir_meta(fd, *, mode, mtime_ns):
+    os.fchmod(fd, mode)
+    os.utime(fd, ns=(mtime_ns, mtime_ns))
+
+
+def _readlink(dir_fd, name):
+    return os.readlink(name, dir_fd=dir_fd)
 
 
 def writer(data):

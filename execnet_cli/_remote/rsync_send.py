@@ -142,6 +142,7 @@ class Sender:
                     self._fail(target, "interrupted")
             for signing in self.precomputed.values():
                 signing.join()
+            self.tree.close()
 
     def _next_event(self):
         while True:

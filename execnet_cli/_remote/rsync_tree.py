@@ -7,12 +7,14 @@ sends is trusted: ``check_entry`` validates every manifest entry before it is us
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
 import struct
 
 from .errors import XnetError
+from .rsync_dirs import Dirs, lstat_at, open_root
 
 try:
     import fcntl
@@ -236,9 +238,10 @@ class Excludes:
 class Tree:
     """A source tree as scanned: its manifest entries, and how to open what they name.
 
-    ``keep(path)`` (a full path) and ``excludes`` leave entries out. Regular files are
-    remembered with their (st_dev, st_ino): ``open`` refuses a name that became another
-    file after the scan.
+    ``keep(path)`` (a full path) and ``excludes`` leave entries out. Files and directories
+    are remembered with their (st_dev, st_ino), and reached through directory fds
+    (``rsync_dirs``): a name that became a link or another file after the scan is refused.
+    ``close()`` once done.
     """
 
     def __init__(self, root, excludes=None, keep=None):
@@ -247,7 +250,9 @@ class Tree:
         self.keep = keep
         self.entries = []
         self.identity = {}  # index -> (st_dev, st_ino) of regular files
+        self.dir_identity = {}  # relpath -> (st_dev, st_ino) of directories
         self.skipped = []  # (relpath, why)
+        self.dirs = None
 
     def path(self, relpath):
         if not relpath:
@@ -258,6 +263,7 @@ class Tree:
         """Yield the manifest: the root, then every entry kept, parents first."""
         st = os.stat(self.root)  # the root may be a link the user named
         if stat.S_ISDIR(st.st_mode):
+            self.dirs = Dirs(open_root(self.root, (st.st_dev, st.st_ino)), self.dir_identity.get)
             yield self._add(("", "d", 0, st.st_mtime_ns, stat.S_IMODE(st.st_mode), None))
             yield from self._walk()
         elif stat.S_ISREG(st.st_mode):
@@ -271,32 +277,26 @@ class Tree:
         return entry
 
     def _walk(self):
-        stack = [(self.root, "")]
+        stack = [""]
         keep, excludes = self.keep, self.excludes
         entries, identity = self.entries, self.identity
         while stack:
-            directory, reldir = stack.pop()
+            reldir = stack.pop()
             subdirs = []
             try:
-                with os.scandir(directory) as listing:
-                    found = sorted((e.name, e) for e in listing)
+                found = self.dirs.call(reldir, _listing)
             except OSError as exc:
-                self.skipped.append((reldir, f"cannot list: {exc.strerror or exc}"))
+                self.skipped.append((reldir, _unlisted(exc)))
                 continue
-            for name, item in found:
-                path = item.path
+            for name, st in found:
                 relpath = reldir + "/" + name if reldir else name
                 try:
                     name.encode("utf-8")
                 except UnicodeEncodeError:  # bytes that are no UTF-8: a name we cannot send
                     self.skipped.append((relpath, "its name is not valid UTF-8"))
                     continue
-                if keep is not None and not keep(path):
+                if keep is not None and not keep(self.path(relpath)):
                     continue
-                try:
-                    st = item.stat(follow_symlinks=False)
-                except OSError:
-                    continue  # gone since the listing
                 mode = st.st_mode
                 if excludes and excludes.excluded(relpath, stat.S_ISDIR(mode)):
                     continue
@@ -305,10 +305,11 @@ class Tree:
                     entry = (relpath, "f", st.st_size, st.st_mtime_ns, stat.S_IMODE(mode), None)
                 elif stat.S_ISDIR(mode):
                     entry = (relpath, "d", 0, st.st_mtime_ns, stat.S_IMODE(mode), None)
-                    subdirs.append((path, relpath))
+                    self.dir_identity[relpath] = (st.st_dev, st.st_ino)
+                    subdirs.append(relpath)
                 elif stat.S_ISLNK(mode):
                     try:
-                        target = self._link_target(path)
+                        target = self._link_target(relpath)
                         target.encode("utf-8")
                     except UnicodeEncodeError:
                         self.skipped.append((relpath, "its target is not valid UTF-8"))
@@ -323,10 +324,11 @@ class Tree:
                 yield entry
             stack.extend(reversed(subdirs))
 
-    def _link_target(self, path):
+    def _link_target(self, relpath):
         """The link as the copy should have it: absolute links into the tree made relative."""
-        target = os.readlink(path)
+        target = self.dirs.at(relpath, lambda fd, name: os.readlink(name, dir_fd=fd))
         if os.path.isabs(target):
+            path = self.path(relpath)
             inside = os.path.relpath(target, self.root)
             if inside not in (os.curdir, os.pardir) and not inside.startswith(os.pardir + os.sep):
                 return os.path.relpath(target, os.path.dirname(path))
@@ -340,9 +342,11 @@ class Tree:
         opening it harmless, and ``fstat`` tells whether it is still the same file.
         """
         relpath, _, size = self.entries[index][:3]
-        flags = OPEN_FLAGS if relpath else OPEN_FLAGS & ~_NOFOLLOW  # the root: user's choice
         try:
-            fd = os.open(self.path(relpath), flags)
+            if relpath:
+                fd = self.dirs.at(relpath, _open_file)
+            else:  # the root: the user's choice, a link or not
+                fd = os.open(self.root, OPEN_FLAGS & ~_NOFOLLOW)
         except OSError as exc:
             raise Changed(f"changed since it was scanned ({exc.strerror or exc})") from None
         st = os.fstat(fd)
@@ -356,6 +360,32 @@ class Tree:
             return fd
         os.close(fd)
         raise Changed(f"changed since it was scanned ({what})")
+
+    def close(self):
+        if self.dirs is not None:
+            self.dirs.close()
+
+
+def _unlisted(exc):
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ESTALE):  # a link or another dir now
+        return "changed since it was scanned (not the directory listed)"
+    return f"cannot list: {exc.strerror or exc}"
+
+
+def _listing(fd):
+    """(name, lstat) of what the directory ``fd`` holds, sorted by name."""
+    found = []
+    for name in os.listdir(fd):
+        try:
+            found.append((name, lstat_at(fd, name)))
+        except OSError:
+            continue  # gone since the listing
+    found.sort()
+    return found
+
+
+def _open_file(dir_fd, name):
+    return os.open(name, OPEN_FLAGS, dir_fd=dir_fd)
 
 
 def fd_sha256(fd):
@@ -372,16 +402,17 @@ def fd_sha256(fd):
         offset += len(block)
 
 
-def open_regular(path, st=None):
-    """An fd on the regular file at ``path`` (never through a link), checked against ``st``."""
-    fd = os.open(path, OPEN_FLAGS)
+def open_regular(dir_fd, name, st=None):
+    """An fd on the regular file ``name`` in the directory ``dir_fd`` (never through a
+    link), checked against ``st``."""
+    fd = os.open(name, OPEN_FLAGS, dir_fd=dir_fd)
     now = os.fstat(fd)
     if not stat.S_ISREG(now.st_mode) or (
         st is not None
         and (now.st_dev, now.st_ino, now.st_size) != (st.st_dev, st.st_ino, st.st_size)
     ):
         os.close(fd)
-        raise Changed(f"{path} changed during the sync")
+        raise Changed("changed during the sync")
     return fd
 
 
@@ -392,8 +423,8 @@ def temp_token():
     return os.urandom(6).hex()
 
 
-def create_temp(directory, name, token=temp_token):
-    """Create a new temporary for ``name`` in ``directory``: (fd, path), mode 0600.
+def create_temp(dir_fd, name, token=temp_token):
+    """Create a new temporary for ``name`` in the directory ``dir_fd``: (fd, its name), 0600.
 
     Exclusively (``O_EXCL``) and never through a link (``O_NOFOLLOW``), under an
     unpredictable name: whatever is planted in the directory is never written through.
@@ -402,23 +433,23 @@ def create_temp(directory, name, token=temp_token):
     if len(name.encode("utf-8", "surrogateescape")) > 120:
         name = name[:40]
     for _ in range(64):
-        path = os.path.join(directory, "." + name + "." + token() + TEMP_SUFFIX)
+        temp = "." + name + "." + token() + TEMP_SUFFIX
         try:
-            fd = os.open(path, TEMP_FLAGS, 0o600)
+            fd = os.open(temp, TEMP_FLAGS, 0o600, dir_fd=dir_fd)
         except FileExistsError:
             continue
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return fd, path
-    raise FileExistsError("no free temporary name in " + directory)
+        return fd, temp
+    raise FileExistsError(f"no free temporary name for {name}")
 
 
-def is_stale_temp(path):
-    """Whether ``path`` is a temporary of ours that no live sync holds (a killed worker's)."""
+def is_stale_temp(dir_fd, name):
+    """Whether ``name`` is a temporary of ours that no live sync holds (a killed worker's)."""
     if fcntl is None:
         return False
     try:
-        fd = os.open(path, OPEN_FLAGS)
+        fd = os.open(name, OPEN_FLAGS, dir_fd=dir_fd)
     except OSError:
         return False  # a link, gone, or unreadable: not ours to judge
     try:
@@ -436,29 +467,28 @@ def is_stale_temp(path):
         os.close(fd)
 
 
-def remove_stale_temps(directory, names=None):
-    """Remove the temporaries of ours in ``directory`` that a killed worker left behind."""
+def remove_stale_temps(dir_fd, names=None):
+    """Remove the temporaries of ours in the directory ``dir_fd`` that a killed worker
+    left behind."""
     if names is None:
         try:
-            names = os.listdir(directory)
+            names = os.listdir(dir_fd)
         except OSError:
             return 0
     removed = 0
     for name in names:
-        if TEMP_NAME.match(name):
-            path = os.path.join(directory, name)
-            if is_stale_temp(path):
-                try:
-                    os.unlink(path)
-                    removed += 1
-                except OSError:
-                    pass
+        if TEMP_NAME.match(name) and is_stale_temp(dir_fd, name):
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+                removed += 1
+            except OSError:
+                pass
     return removed
 
 
-def set_meta(path, mode, mtime_ns):
-    """Mode and mtime of the regular file at ``path``, through an fd (never a link)."""
-    fd = open_regular(path)
+def set_meta(dir_fd, name, mode, mtime_ns):
+    """Mode and mtime of the regular file ``name`` in ``dir_fd``, through an fd (never a link)."""
+    fd = open_regular(dir_fd, name)
     try:
         os.fchmod(fd, stat.S_IMODE(mode))
         os.utime(fd, ns=(mtime_ns, mtime_ns))

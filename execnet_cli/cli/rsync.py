@@ -113,16 +113,18 @@ def files(count: int) -> str:
 
 
 def summary(result: SyncResult) -> str:
-    """One host's sync in a line (the same for hosts that did the same)."""
+    """One host's sync in a line (the same for hosts that did the same). A host with
+    errors that changed nothing is not "up to date": it sent nothing."""
+    unchanged = "nothing sent" if result.errors or result.error else "up to date"
     if result.dry_run:
         if not result.files and not result.deleted and not result.made:
-            return "dry run: up to date"
+            return f"dry run: {unchanged}"
         parts = [f"{files(result.files)} ({human(result.file_bytes)}) to send"]
         if result.deleted:
             parts.append(f"{len(result.deleted)} to delete")
         return "dry run: " + ", ".join(parts)
     if not result.files and not result.deleted and not result.made:
-        return f"up to date ({human(result.wire_bytes)} on the wire)"
+        return f"{unchanged} ({human(result.wire_bytes)} on the wire)"
     parts = [f"{files(result.files)} ({human(result.file_bytes)}) sent"]
     parts.append(f"{human(result.wire_bytes)} on the wire")
     if result.deleted:
@@ -185,7 +187,7 @@ class _Reporter:
             self.emit(Failed(name, outcome, error, duration, result.detail))
         elif result.errors:
             count = len(result.errors)
-            why = f"{count} {'file' if count == 1 else 'files'} not written"
+            why = f"{count} {'path' if count == 1 else 'paths'} not synced"  # dirs, deletes too
             self.emit(Failed(name, events.FAILED, why, duration))
         else:
             self.emit(Exited(name, 0, duration))
@@ -247,9 +249,16 @@ def progress_table(progress: dict[str, tuple[Any, float]], limit: int = 12) -> U
     items = sorted(progress.items())
     for name, (item, since) in items[:limit]:
         done, total, sent, needed = _counts(item)
-        elapsed = max(1e-3, time.monotonic() - since)
+        finished = getattr(item, "finished", False)  # its rate stays what it was at the end
+        elapsed = max(1e-3, item.duration if finished else time.monotonic() - since)
         files = f"{done}/{total}" if total else str(done)
-        table.add_row(name, files, f"{human(sent)}/{human(needed)}", f"{human(sent / elapsed)}/s")
+        table.add_row(
+            name,
+            files,
+            f"{human(sent)}/{human(needed)}",
+            f"{human(sent / elapsed)}/s",
+            style="dim" if finished else None,
+        )
     if len(items) > limit:
         table.add_row(f"… {len(items) - limit} more", "", "", "")
     return table
@@ -358,7 +367,7 @@ def rsync(
     -H @failed style selections work for HOSTS too (xnet rsync DIR @failed).
 
     \b
-    Exit status: 0 all synced, 1 some host failed (or some file was not written),
+    Exit status: 0 all synced, 1 some host failed (or some path was not synced),
     4 some timed out, 3 some unreachable, 2 usage or inventory error, 5 no host
     selected, 6 stopped on the failure budget, 70 internal error, 128+N stopped by
     signal N (130 Ctrl-C).
