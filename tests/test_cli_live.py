@@ -123,12 +123,23 @@ def tmux(tmp_path: Path) -> Iterator[list[str]]:
         pytest.skip("tmux is not installed")
     command = [TMUX, "-L", f"xnet-test-{os.getpid()}-{tmp_path.name}", "-f", "/dev/null"]
     yield command
-    subprocess.run([*command, "kill-server"], capture_output=True, timeout=30)
+    subprocess.run([*command, "kill-server"], capture_output=True, timeout=30, env=TMUX_ENV)
+
+
+#: The environment tmux runs in: never the one of a tmux the suite itself may run in (its socket
+#: and the outer pane's size would leak into the test's terminal).
+TMUX_ENV = {
+    k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE", "COLUMNS", "LINES")
+}
 
 
 def screen(tmux: list[str]) -> str:
     done = subprocess.run(
-        [*tmux, "capture-pane", "-p", "-t", "live"], capture_output=True, text=True, timeout=30
+        [*tmux, "capture-pane", "-p", "-t", "live"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=TMUX_ENV,
     )
     return done.stdout
 
@@ -151,6 +162,7 @@ def start(tmux: list[str], env: Path, size: tuple[int, int], hosts: str, groups:
         [*tmux, "new", "-d", "-s", "live", "-x", str(width), "-y", str(height), command],
         check=True,
         timeout=30,
+        env=TMUX_ENV,
     )
     return go
 

@@ -64,6 +64,18 @@ def test_json_and_an_unreachable_host(inv: str) -> None:
     assert result.stderr == ""
 
 
+def test_a_long_error_does_not_stretch_the_table(inv: str) -> None:
+    result = ping("-i", inv)
+    assert result.exit_code == 3, result.output
+    lines = result.stdout.splitlines()
+    gone = next(line for line in lines if line.startswith("gone "))
+    assert "/nonexistent/python" in gone
+    heading, local = lines[0], next(line for line in lines if line.startswith("local1 "))
+    # PYTHON is as wide as a version, not as the error: the ok rows stay short
+    assert heading.index("PLATFORM") - heading.index("PYTHON") == max(len(VERSION), 6) + 2
+    assert local.index(VERSION) == heading.index("PYTHON")
+
+
 def test_the_probe_is_python_3_8() -> None:
     """It runs on whatever interpreter the far side has (3.8 and up)."""
     ast.parse(PROBE, feature_version=(3, 8))

@@ -47,8 +47,40 @@ def test_names_and_patterns_do_not(term: str) -> None:
 
 def test_adhoc_hosts_go_beside_inventory_names() -> None:
     hosts = resolve_selection("local[1-2],ops@db.example.com:2200,10.0.0.5", INVENTORY)
-    assert [h.name for h in hosts] == ["local1", "local2", "db.example.com", "10.0.0.5"]
-    assert hosts[2].spec() == "ssh=-p 2200 -l ops db.example.com//id=db.example.com"
+    assert [h.name for h in hosts] == ["local1", "local2", "ops@db.example.com:2200", "10.0.0.5"]
+    assert hosts[2].spec() == "ssh=-p 2200 -l ops db.example.com//id=ops@db.example.com:2200"
+
+
+def test_adhoc_ranges_expand_and_one_address_can_be_two_hosts() -> None:
+    """Two users or ports on one address stay two hosts (they were one, the last winning),
+    and the folded form a report prints selects the same hosts again."""
+    hosts = resolve_selection("ops@10.0.0.[1-2],db:22,db:2222,[::1]:22", INVENTORY)
+    names = ["ops@10.0.0.1", "ops@10.0.0.2", "db:22", "db:2222", "[::1]:22"]
+    assert [h.name for h in hosts] == names
+    assert [(h.address, h.port, h.user) for h in hosts[1:4]] == [
+        ("10.0.0.2", None, "ops"),
+        ("db", 22, None),
+        ("db", 2222, None),
+    ]
+    folded = resolve_selection("ops@10.0.0.[1-2],db:[22,2222]", INVENTORY)
+    assert [h.name for h in folded] == names[:4]
+
+
+def test_a_rerun_reaches_the_same_adhoc_user_and_port(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(env / "state"))
+    monkeypatch.setenv("XNET_INVENTORY", str(env / "none.yaml"))
+    (env / "none.yaml").write_text(LOCAL)
+    # nothing listens on port 9 of 127.0.0.2: both hosts are unreachable, quickly
+    first = xnet("sh", "-H", "local1,ops@127.0.0.2:9,127.0.0.2:9", "true")
+    assert first.exit_code == 3, first.output
+    assert "to rerun: -H @unreachable = '127.0.0.2:9,ops@127.0.0.2:9'" in first.stderr
+    hosts = resolve_selection("@unreachable", INVENTORY)
+    assert [(h.name, h.user, h.port) for h in hosts] == [
+        ("ops@127.0.0.2:9", "ops", 9),
+        ("127.0.0.2:9", None, 9),
+    ]
 
 
 def test_a_bare_unknown_word_stays_an_error_that_says_how_to_go_ad_hoc() -> None:
@@ -106,7 +138,7 @@ def test_an_adhoc_ssh_host_without_an_inventory(
     result = xnet("sh", "-H", f"localhost,{target}", "echo reached")
     assert result.exit_code == 0, result.output
     header = result.stdout.splitlines()[0]
-    assert header.startswith(f"{sshd_host.address},localhost (2) ---")
+    assert header.startswith(f"localhost,{target} (2) ---")
     assert result.stdout.splitlines()[1:] == ["reached"]
 
 

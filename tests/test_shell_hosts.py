@@ -23,7 +23,7 @@ def test_adhoc_hosts(text: str, user, address: str, port) -> None:
     host = adhoc_host(text)
     assert host is not None
     assert (host.transport, host.user, host.address, host.port) == ("ssh", user, address, port)
-    assert host.name == address
+    assert host.name == text  # named as written: the name selects the same target again
 
 
 @pytest.mark.parametrize("text", ["web*", "a,b", "web&prod", "host:99999", "a b", "@host"])
@@ -39,7 +39,7 @@ def test_the_default_inventory_has_localhost(env: Path) -> None:
 def test_an_unknown_name_is_an_adhoc_ssh_host(env: Path) -> None:
     _, hosts = select((), "ops@build01:2200")
     assert [(h.name, h.spec()) for h in hosts] == [
-        ("build01", "ssh=-p 2200 -l ops build01//id=build01")
+        ("ops@build01:2200", "ssh=-p 2200 -l ops build01//id=ops@build01:2200")
     ]
 
 

@@ -315,3 +315,18 @@ def test_command_line_is_a_value_type():
     line = parse_command_line("-p 1 h")
     assert line == CommandLine("h", (("port", "1"),))
     assert hash(settings("-p 1 h")) == hash(settings("-p 1 h"))
+
+
+def test_connect_failure_names_each_address_once() -> None:
+    from execnet_cli.transports.ssh.connect import connect_failure
+
+    refused = [("127.0.0.2", "Connection refused")]
+    assert connect_failure("127.0.0.2", 2222, "fleet@127.0.0.2:2222", refused) == (
+        "cannot connect to port 2222: Connection refused"
+    )
+    # an alias whose HostName differs: the real host is named, and every address tried
+    tried = [("127.0.0.2", "Connection refused"), ("::1", "timed out after 2 s")]
+    assert connect_failure("db.internal", 22, "db", tried) == (
+        "cannot connect to db.internal port 22: 127.0.0.2: Connection refused; "
+        "::1: timed out after 2 s"
+    )

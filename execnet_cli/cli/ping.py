@@ -65,8 +65,9 @@ class Ping:
         }
 
     def cells(self) -> list[str]:
+        """The row's columns; a host without an answer has its error as its last cell."""
         if self.status != OK:
-            return [self.name, self.status, clean(self.error or ""), "", "", ""]
+            return [self.name, self.status, clean(self.error or "")]
         return [
             self.name,
             self.status,
@@ -114,7 +115,13 @@ class _Timer:
 
 
 def _aligned(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    """Columns padded to their widest cell. A short row's last cell (an error) runs on to
+    the end of its line and sets no width, so one long error does not stretch the table."""
+    width = len(rows[0])
+    widths = [
+        max((len(row[i]) for row in rows if i < len(row) - 1 or len(row) == width), default=0)
+        for i in range(width)
+    ]
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
 
 

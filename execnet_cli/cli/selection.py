@@ -11,7 +11,9 @@ every form, ``resolve_selection``.
 - ad-hoc hosts beside or instead of inventory names: ``[user@]host[:port]`` terms of a
   ``,`` list that look like an address (``user@db``, ``db:2222``, ``db.example.com``,
   ``10.0.0.5``, ``[::1]``) and that the inventory does not know are reached over ssh
-  with its defaults. A bare word must be an inventory name: an unknown one is reported
+  with its defaults; ranges expand as in patterns (``ops@10.0.0.[1-4]``) and each host is
+  named as written, so reports, ``--outdir`` and reruns (``-H @failed``) reach the same
+  user, address and port. A bare word must be an inventory name: an unknown one is reported
   with close names (it is usually a typo), not tried over the network.
 
 Names read from stdin or a file: one or more a line, separated by spaces or commas; a
@@ -30,7 +32,7 @@ from typing import Optional, TextIO
 from ..errors import XnetError
 from ..fleet.lastrun import LastRunError, load_state, parse_reference, state_hint
 from ..inventory import Host, Inventory, NoHostSelected, PatternError
-from ..inventory.ranges import top_level
+from ..inventory.ranges import expand, top_level
 from .shell_hosts import adhoc_host
 
 __all__ = ["SelectionError", "looks_adhoc", "read_names", "resolve_selection"]
@@ -79,7 +81,8 @@ def resolve_selection(
 
 
 def _from_run(inventory: Inventory, value: str, run: Optional[str], state: str) -> list[Host]:
-    """The hosts a recorded run put in ``state``, as the inventory now defines them."""
+    """The hosts a recorded run put in ``state``, as the inventory now defines them (an
+    ad-hoc host's name is its address, so it needs no inventory)."""
     try:
         names = load_state(run, state)
     except LastRunError as exc:
@@ -87,11 +90,12 @@ def _from_run(inventory: Inventory, value: str, run: Optional[str], state: str) 
     what = "the last run" if run is None else f"the run saved as {run!r}"
     if not names:
         raise NoHostSelected(f"{what} has no host in {state!r}: {value} selects nothing")
-    missing = [name for name in names if name not in inventory.all]
+    hosts = [inventory.host(name) if name in inventory.all else adhoc_host(name) for name in names]
+    missing = [name for name, host in zip(names, hosts) if host is None]
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
         raise SelectionError(f"{value}: not in the inventory now: {shown}")
-    return [inventory.host(name) for name in names]
+    return [host for host in hosts if host is not None]
 
 
 def read_names(text: str) -> list[str]:
@@ -130,19 +134,35 @@ def _with_adhoc(inventory: Inventory, value: str) -> Optional[list[Host]]:
     found: dict[str, Host] = {}
     adhoc = False
     for term in _terms(value):
-        if term in inventory.all or term in inventory.groups or not looks_adhoc(term):
+        names = _adhoc_names(term, inventory)
+        if names is None:
             try:
                 selected = inventory.hosts(term)
             except PatternError:
                 return None
             found.update((h.name, h) for h in selected)
             continue
-        host = adhoc_host(term)
-        if host is None:
-            return None
-        found[host.name] = host
+        for name in names:
+            host = adhoc_host(name)
+            if host is None:
+                return None
+            found[host.name] = host
         adhoc = True
     return list(found.values()) if adhoc else None
+
+
+def _adhoc_names(term: str, inventory: Inventory) -> Optional[list[str]]:
+    """The addresses ``term`` names with its ranges expanded (``ops@10.0.0.[1-4]``, which
+    is also how such hosts are folded in reports), or None if it is an inventory term."""
+    if term in inventory.all or term in inventory.groups:
+        return None
+    try:
+        names = expand(term)
+    except PatternError:
+        names = [term]  # brackets of an IPv6 address, not a range
+    if not all(looks_adhoc(name) and name not in inventory.all for name in names):
+        return [term] if looks_adhoc(term) and term not in inventory.all else None
+    return names
 
 
 def _terms(value: str) -> list[str]:

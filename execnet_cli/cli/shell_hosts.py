@@ -30,7 +30,9 @@ _ADHOC = re.compile(
 
 
 def adhoc_host(text: str) -> Optional[Host]:
-    """``[user@]host[:port]`` as an ssh ``Host`` named after the host, or None."""
+    """``[user@]host[:port]`` as an ssh ``Host`` named as written (two terms for one address,
+    as another user or port, stay two hosts, and the name selects the same target again),
+    or None."""
     match = _ADHOC.fullmatch(text)
     if match is None:
         return None
@@ -38,7 +40,7 @@ def adhoc_host(text: str) -> Optional[Host]:
     if port is not None and not 0 < port < 65536:
         return None
     address = match["host"].strip("[]")
-    return Host(name=address, transport="ssh", address=address, port=port, user=match["user"])
+    return Host(name=text, transport="ssh", address=address, port=port, user=match["user"])
 
 
 def select(inventories: Sequence[str], pattern: str) -> tuple[Inventory, list[Host]]:

@@ -218,7 +218,7 @@ def open_socket(settings: SSHSettings, timeout: float) -> socket.socket:
     except socket.gaierror as exc:
         raise HostNotFound(f"{where}: cannot resolve host name {host!r}: {exc.strerror}") from exc
     deadline = time.monotonic() + timeout
-    failures: List[str] = []
+    failures: List[Tuple[str, str]] = []
     last: Optional[BaseException] = None
     for af, kind, proto, _, address in addresses:
         sock = socket.socket(af, kind, proto)
@@ -227,19 +227,28 @@ def open_socket(settings: SSHSettings, timeout: float) -> socket.socket:
             sock.connect(address)
         except socket.timeout as exc:
             sock.close()
-            failures.append(f"{address[0]}: timed out after {timeout:g} s")
+            failures.append((str(address[0]), f"timed out after {timeout:g} s"))
             last = exc
             continue
         except OSError as exc:
             sock.close()
-            failures.append(f"{address[0]}: {exc.strerror or exc}")
+            failures.append((str(address[0]), str(exc.strerror or exc)))
             last = exc
             continue
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
-    raise ConnectFailed(
-        f"{where}: cannot connect to {host} port {port}: {'; '.join(failures) or 'no address'}"
-    ) from last
+    raise ConnectFailed(f"{where}: {connect_failure(host, port, where, failures)}") from last
+
+
+def connect_failure(host: str, port: int, where: str, failures: List[Tuple[str, str]]) -> str:
+    """Why no address of ``host`` answered, naming each address and the host only where
+    ``where`` (the destination as given) does not already say it."""
+    target = f"port {port}" if host in where else f"{host} port {port}"
+    reasons = [
+        reason if address == host and len(failures) == 1 else f"{address}: {reason}"
+        for address, reason in failures
+    ]
+    return f"cannot connect to {target}: {'; '.join(reasons) or 'no address'}"
 
 
 def start_proxy_command(settings: SSHSettings, closers: List[Callable[[], None]]) -> socket.socket:
