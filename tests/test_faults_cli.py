@@ -146,7 +146,7 @@ FLOODS = {
 }
 
 
-@pytest.mark.parametrize("command", list(FLOODS))
+@pytest.mark.parametrize("command", ["sh", pytest.param("run", marks=pytest.mark.slow)])
 def test_more_than_2_mib_on_both_pipes(ssh_hosts, command, figures):  # type: ignore[no-untyped-def]
     """3 MiB on stdout and 3 MiB on stderr at once, over ssh: all of it, no deadlock."""
     inventory, env, _, direct = ssh_hosts
@@ -203,7 +203,9 @@ def _remote_processes(hosts) -> List[int]:  # type: ignore[no-untyped-def]
     return [pid for host in hosts for pid in descendants(host.pid)]
 
 
-@pytest.mark.parametrize("command", ["sh", "run"])
+@pytest.mark.parametrize(
+    "command", ["sh", pytest.param("run", marks=pytest.mark.slow)]
+)  # run: make faults
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=str)
 def test_signals_to_xnet_on_8_hosts(ssh_hosts, sig, command, figures):  # type: ignore[no-untyped-def]
     """SIGINT, SIGTERM, SIGHUP to `xnet sh` (direct) and `xnet run` (Python workers) on 8

@@ -76,12 +76,15 @@ def _mutate(rng: random.Random, data: bytes) -> bytes:
 #: Per format: its loads and dumps, and what it may raise on bad data (execnet's raises
 #: EOFError where an opcode should start, as execnet does).
 FUZZED: dict = {
-    "ours": (loads, dumps, (LoadError,)),
+    "our": (loads, dumps, (LoadError,)),
     "execnet's": (compat_format.loads, compat_format.dumps, (LoadError, EOFError)),
 }
 
 
-@pytest.mark.parametrize("fmt", list(FUZZED))
+@pytest.mark.parametrize(
+    "fmt",
+    ["our", pytest.param("execnet's", marks=pytest.mark.slow)],  # (5 s: make faults)
+)
 def test_100k_fuzzed_inputs_raise_only_load_error(fmt, figures):  # type: ignore[no-untyped-def]
     """100,000 random and mutated messages: each loads or raises LoadError, nothing else."""
     load, dump, refusals = FUZZED[fmt]

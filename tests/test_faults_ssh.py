@@ -140,7 +140,7 @@ SLEEPERS = {
 }
 
 
-@pytest.mark.parametrize("command", list(SLEEPERS))
+@pytest.mark.parametrize("command", ["sh", pytest.param("run", marks=pytest.mark.slow)])
 def test_a_host_that_goes_away_mid_command(own_hosts, tmp_path, command, figures):  # type: ignore[no-untyped-def]
     """A host whose sshd dies during `xnet sh` or `xnet run`: it fails, the other finishes,
     nothing is left."""
@@ -201,7 +201,7 @@ def _behind_jump(
     )
 
 
-@pytest.mark.parametrize("command", ["sh", "run"])
+@pytest.mark.parametrize("command", ["sh", pytest.param("run", marks=pytest.mark.slow)])
 def test_hosts_behind_one_jump_host(sshd_hosts, tmp_path, command, figures):  # type: ignore[no-untyped-def]
     """24 hosts behind one jump host with sshd's default MaxStartups: none dropped."""
     _behind_jump(24, tmp_path, sshd_hosts(8), command, figures)
