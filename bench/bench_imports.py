@@ -12,6 +12,22 @@ Contenders, interleaved round by round (``common.interleaved``), figures are med
 (mitogen)    mitogen's own import forwarding (``router.local`` contexts calling a
              function of the package), where mitogen is installed.
 
+With ``--relays R`` (default 4; 0 leaves them out) two more rows, runs of ``xnet run``'s
+runner (``run_job``, fanout 32) with a job that imports the package, forwarding on:
+
+(run direct)     the controller opens every host and serves each one's imports;
+(run, R relays)  R popen relays (not selected: they only carry) open the hosts, and each
+                 answers its hosts' imports from its own cache, asking the controller once.
+
+Their hosts run this interpreter (the package is not on its path), so that both sides
+fork them (the controller's fork server, or each relay's: ``docs/relays.md``); hosts of
+another Python are started as new interpreters by a relay, which costs more than the
+import. Each also runs with a job that imports nothing (``, no import``: the same set-up),
+so that the import's own share of the wall shows. These rows include opening the hosts (a
+relay opens its own), so they compare with each other, not with the rows above. For them
+the table also gives the bytes of import answers the controller sent (serialized), per
+run.
+
 "Hosts" are popen workers running /usr/bin/python3 on this machine, all on its two
 cores: wall time mixes the workers' CPU (compiling 50 modules each) with the
 controller's. So each figure is given three ways: wall time for the import on all hosts,
@@ -46,11 +62,19 @@ from common import (
 )
 
 import execnet_cli
-from execnet_cli.imports import CACHE, ImportPolicy, serve_imports
+from execnet_cli._remote.serializer import dumps
+from execnet_cli.fleet import relays as relay_plan
+from execnet_cli.fleet.events import OK
+from execnet_cli.fleet.jobs import python_job
+from execnet_cli.fleet.runner import run_job
+from execnet_cli.imports import CACHE, ImportPolicy, ImportServer, serve_imports
+from execnet_cli.inventory import Inventory
 
 PYTHON = "/usr/bin/python3"
 MODULES = 50
 FORWARDED, INSTALLED, MITOGEN = "forwarded (ours)", "installed (ours)", "forwarded (mitogen)"
+RUN_DIRECT = "run direct (ours)"
+NO_IMPORT = ", no import"
 
 #: One module of the package: a few classes and functions, ~4 KB like a real module.
 MODULE = '''\
@@ -135,6 +159,14 @@ channel.send((before, time.process_time(), len([m for m in __import__('sys').mod
                                                  if m.startswith('benchpkg')])))
 """
 
+#: The same as an ``xnet run`` job: the worker's CPU for the import, and the modules.
+IMPORT_JOB = """\
+import sys, time
+before = time.process_time()
+import benchpkg
+print(time.process_time() - before, len([m for m in sys.modules if m.startswith("benchpkg")]))
+"""
+
 
 def make_package(root: Path) -> None:
     package = root / "benchpkg"
@@ -147,8 +179,10 @@ def make_package(root: Path) -> None:
 class Lab:
     """The directories and the per-round measurements of one run."""
 
-    def __init__(self, hosts: int) -> None:
+    def __init__(self, hosts: int, relays: int = 0) -> None:
         self.hosts = hosts
+        self.relays = relays
+        self.answered = 0  # bytes of import answers sent, counted in ``fleet`` runs
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-imports-"))
         self.controller = self.tmp / "controller"  # the package, served from here
         self.installed = self.tmp / "installed"  # the package, on the workers' own path
@@ -165,11 +199,53 @@ class Lab:
     def close(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def record(self, name: str, wall: float, cpu: float, remote: List[float]) -> float:
+    def record(
+        self, name: str, wall: float, cpu: float, remote: List[float], **more: float
+    ) -> float:
         self.figures.setdefault(name, []).append(
-            {"wall": wall, "cpu_per_host": cpu / self.hosts, "remote_per_host": median(remote)}
+            {
+                "wall": wall,
+                "cpu_per_host": cpu / self.hosts,
+                "remote_per_host": median(remote),
+                **more,
+            }
         )
         return wall
+
+    # -- xnet run's runner, direct or through relays -----------------------------------------
+
+    def inventory(self, relays: int) -> Inventory:
+        """``hosts`` popen hosts of this interpreter in the empty directory, shared among
+        ``relays`` popen relays that only carry."""
+        lines = ["hosts:"]
+        for r in range(relays):
+            lines.append(f"  r{r}: {{transport: popen}}")
+        for i in range(self.hosts):
+            relay = f", relay: r{i * relays // self.hosts}" if relays else ""
+            lines.append(f"  h{i:02d}: {{transport: popen, chdir: {self.empty}{relay}}}")
+        return Inventory.from_text("\n".join(lines) + "\n")
+
+    def fleet(self, relays: int, imports: bool = True) -> float:
+        """A run importing the package (``imports``), or the same run with a job that
+        imports nothing (forwarding set up all the same): the difference is the import's."""
+        inventory = self.inventory(relays)
+        hosts = inventory.hosts("h*")
+        plan = relay_plan.plan(hosts, inventory.host)
+        code = IMPORT_JOB if imports else f"print(0.0, {MODULES + 1})"
+        job = python_job(code, imports=self.policy)
+        CACHE.clear()
+        self.answered = 0
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        result = run_job(hosts, job, carriers=plan.carriers, relays=plan.served, fanout=32)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        bad = {h: r.error for h, r in result.items() if r.status != OK}
+        assert not bad, list(bad.items())[:3]
+        figures = [result[h.name].stdout.split() for h in hosts]
+        assert all(int(f[1]) == MODULES + 1 for f in figures), figures[0]
+        name = f"run, {relays} relays (ours)" if relays else RUN_DIRECT
+        name += "" if imports else NO_IMPORT
+        remote = [float(f[0]) for f in figures]
+        return self.record(name, wall, cpu, remote, answer_bytes=float(self.answered))
 
     # -- ours ------------------------------------------------------------------------------
 
@@ -258,6 +334,20 @@ def _each(items: List[Any], work: Callable[[Any], Any], width: int = 32) -> None
         raise errors[0]
 
 
+def _counting_answers(lab: Lab) -> Callable[[], None]:
+    """Count the bytes of every import answer the controller gives (into ``lab``); return
+    what undoes it."""
+    answer = ImportServer.answer
+
+    def counted(self: ImportServer, request: Any) -> Any:
+        reply = answer(self, request)
+        lab.answered += len(dumps(reply))
+        return reply
+
+    ImportServer.answer = counted  # type: ignore[method-assign]
+    return lambda: setattr(ImportServer, "answer", answer)
+
+
 def have_mitogen() -> bool:
     try:
         import mitogen.master  # noqa: F401
@@ -271,21 +361,32 @@ def main(argv: Optional[List[str]] = None) -> None:
     add_common_args(parser)
     parser.add_argument("--hosts", type=int, default=32, help="workers at once (default 32)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per contender")
+    parser.add_argument(
+        "--relays", type=int, default=4, help="relays for the run rows (default 4; 0: none)"
+    )
     args = parser.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else 7)
-    lab = Lab(args.hosts)
+    lab = Lab(args.hosts, args.relays)
     contenders: Dict[str, Callable[[], Any]] = {
         FORWARDED: lambda: lab.ours(True),
         INSTALLED: lambda: lab.ours(False),
     }
+    if args.relays:
+        relayed = f"run, {args.relays} relays (ours)"
+        contenders[RUN_DIRECT] = lambda: lab.fleet(0)
+        contenders[relayed] = lambda: lab.fleet(args.relays)
+        contenders[RUN_DIRECT + NO_IMPORT] = lambda: lab.fleet(0, False)
+        contenders[relayed + NO_IMPORT] = lambda: lab.fleet(args.relays, False)
     if have_mitogen():
         contenders[MITOGEN] = lab.mitogen
     else:
         print("mitogen is not installed (pip install mitogen): compared with ours only")
     results = Results("bench_imports", save=not args.no_save, hosts=args.hosts, rounds=rounds)
+    undo = _counting_answers(lab)
     try:
         interleaved(contenders, rounds, warmup=0 if args.quick else 1)
     finally:
+        undo()
         lab.close()
     report(lab, args.hosts, rounds, results)
 
@@ -304,6 +405,7 @@ def report(lab: Lab, hosts: int, rounds: int, results: Results) -> None:
                 spread(walls),
                 fmt_ms(mid[name]["cpu_per_host"]),
                 fmt_ms(mid[name]["remote_per_host"]),
+                _kib(mid[name].get("answer_bytes")),
             ]
         )
         for key, value in mid[name].items():
@@ -311,7 +413,7 @@ def report(lab: Lab, hosts: int, rounds: int, results: Results) -> None:
     print_table(
         f"First import of a {MODULES}-module package on {hosts} popen workers at once "
         f"(medians of {rounds})",
-        ["contender", "wall", "spread", "controller CPU/host", "worker CPU/host"],
+        ["contender", "wall", "spread", "controller CPU/host", "worker CPU/host", "answers"],
         rows,
     )
     forwarded, installed = mid[FORWARDED], mid[INSTALLED]
@@ -321,12 +423,29 @@ def report(lab: Lab, hosts: int, rounds: int, results: Results) -> None:
         f"({fmt_ratio(ratio(forwarded['wall'], installed['wall']))}); the controller read "
         f"each of the {MODULES + 1} files once for all {hosts} hosts"
     )
+    relayed = [n for n in mid if n.startswith("run, ") and not n.endswith(NO_IMPORT)]
+    if relayed and RUN_DIRECT in mid:
+        direct, through = mid[RUN_DIRECT], mid[relayed[0]]
+        print(
+            f"{relayed[0]} / run direct: wall "
+            f"{fmt_ratio(ratio(through['wall'], direct['wall']))}, controller CPU per host "
+            f"{fmt_ratio(ratio(through['cpu_per_host'], direct['cpu_per_host']))}, import "
+            f"answers {fmt_ratio(ratio(through['answer_bytes'], direct['answer_bytes']))} "
+            f"({_kib(through['answer_bytes'])} vs {_kib(direct['answer_bytes'])})"
+        )
+        for name in (RUN_DIRECT, relayed[0]):
+            extra = mid[name]["wall"] - mid[name + NO_IMPORT]["wall"]
+            print(f"{name}: the import adds {fmt_ms(extra)} of wall to the same run without it")
     targets = Targets()
     if MITOGEN in mid:
         value = ratio(forwarded["wall"], mid[MITOGEN]["wall"])
         print(f"ours / mitogen, wall: {fmt_ratio(value)}")
         targets.check("forwarded import wall vs mitogen", value, 1.0, True, fmt_ratio(value))
     results.add_targets(targets)
+
+
+def _kib(value: Optional[float]) -> str:
+    return "" if value is None else f"{value / 1024:.0f} KiB"
 
 
 if __name__ == "__main__":

@@ -152,16 +152,25 @@ def test_a_target_not_found_here_says_how_to_go_on(inv: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
+    "args, shown",
     [
-        ["-m", "ctrlonly.tasks:deploy"],
-        ["--no-forward-imports", "-m", "ctrlonly.tasks:deploy"],  # a return value
-        ["--forward-imports", "print(1)"],
+        (["-m", "ctrlonly.tasks:deploy"], "=> {'deep': 42, 'version': '1.0'}"),
+        (["--no-forward-imports", "-m", "os:getcwd"], "=> '"),  # a return value
+        (["--forward-imports", "import ctrlonly.sub.deep as d; print(d.twice(4))"], "8"),
     ],
 )
-def test_relays_are_refused_until_they_forward(inv: str, args: list) -> None:
-    """A relay runs the job itself: its hosts would neither import from here nor send
-    their return values (the relays landed beside this; docs/imports.md says how later)."""
+def test_relays_forward_imports_and_return_values(inv: str, args: list, shown: str) -> None:
+    """w1 becomes a relay (it runs the job itself) and serves w2: both import from here
+    and report their values (tests/test_relay_imports.py has the rest)."""
     result = xnet("run", "-i", inv, "--relays", "1", *args)
-    assert result.exit_code == 2
-    assert "relays do not forward imports or return values yet" in result.stderr
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].startswith("w[1-2] (2) ---")
+    assert result.stdout.splitlines()[-1].startswith(shown)
+
+
+def test_a_target_in_a_namespace_package(inv: str, env: Path) -> None:
+    (env / "nsq").mkdir()  # no __init__.py: PEP 420
+    (env / "nsq" / "mod.py").write_text("def hello():\n    return 'ns hello'\n")
+    result = xnet("run", "-i", inv, "-m", "nsq.mod:hello")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:] == ["=> 'ns hello'"]

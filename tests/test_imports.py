@@ -343,3 +343,60 @@ channel.send(seen)
     assert seen[0] == "ctrlonly.sub.deep"  # had come already: no need to ask
     assert seen[1].startswith("ModuleNotFoundError: cannot ask the controller for ")
     assert "channel callback" in seen[1]
+
+
+#: Uses a namespace package spread over two roots, and lists packages' modules.
+NAMESPACES = """
+import pkgutil
+import ctrlonly.sub
+import nsx.alpha
+import nsx.beta.deep
+channel.send({
+    "values": [nsx.alpha.A, nsx.beta.deep.D],
+    "file": getattr(nsx, "__file__", None),
+    "ctrlonly": sorted((m.name, m.ispkg) for m in pkgutil.iter_modules(ctrlonly.__path__)),
+    "sub": sorted(m.name for m in pkgutil.iter_modules(ctrlonly.sub.__path__)),
+    "nsx": sorted((m.name, m.ispkg) for m in pkgutil.iter_modules(nsx.__path__)),
+    "walk": sorted(m.name for m in pkgutil.walk_packages(ctrlonly.__path__, "ctrlonly.")),
+})
+"""
+
+
+def namespace_roots(root: Path, tmp_path: Path) -> list[str]:
+    """``nsx`` (no ``__init__.py``) in two roots: ``nsx.alpha`` in one, ``nsx.beta`` (a
+    regular package) in the other."""
+    (root / "nsx").mkdir()
+    (root / "nsx" / "alpha.py").write_text("A = 1\n")
+    other = tmp_path / "other"
+    (other / "nsx" / "beta").mkdir(parents=True)
+    (other / "nsx" / "beta" / "__init__.py").write_text("")
+    (other / "nsx" / "beta" / "deep.py").write_text("D = 2\n")
+    return [str(root), str(other)]
+
+
+def check_namespaces(got: dict) -> None:
+    assert got["values"] == [1, 2]
+    assert got["file"] is None  # a namespace package has no file
+    assert got["ctrlonly"] == [
+        ("broken", False),
+        ("helpers", False),
+        ("sub", True),
+        ("tasks", False),
+    ]  # not data/ (no __init__.py), as pkgutil lists a directory
+    assert got["sub"] == ["deep"]
+    assert got["nsx"] == [("alpha", False), ("beta", True)]
+    assert got["walk"] == [
+        "ctrlonly.broken",
+        "ctrlonly.helpers",
+        "ctrlonly.sub",
+        "ctrlonly.sub.deep",
+        "ctrlonly.tasks",
+    ]
+
+
+def test_namespace_packages_and_pkgutil_listings(
+    group: execnet_cli.Group, workdir: Path, root: Path, tmp_path: Path
+) -> None:
+    gateway = group.makegateway(f"popen//python={SYSTEM_PYTHON}//chdir={workdir}")
+    serve_imports(gateway, ImportPolicy.from_directories(namespace_roots(root, tmp_path)))
+    check_namespaces(run(gateway, NAMESPACES))

@@ -162,10 +162,10 @@ def test_a_package_root_refuses_a_link_to_a_sibling(root: Path) -> None:
     assert "outside the directories" in refusal(server.answer(("find", "ctrlonly.alias")))
 
 
-def test_module_root_says_why_not(tmp_path: Path) -> None:
+def test_module_root_says_why_not_or_finds_a_namespace_package(tmp_path: Path) -> None:
     assert "no module named" in str(module_root("nosuch_xyz", [str(tmp_path)]))
     (tmp_path / "nspkg").mkdir()
-    assert "namespace package" in str(module_root("nspkg", [str(tmp_path)]))
+    assert module_root("nspkg", [str(tmp_path)]) == Root(str(tmp_path), only="nspkg")
 
 
 def test_package_data(server: ImportServer) -> None:
@@ -221,6 +221,46 @@ def test_the_first_root_with_a_name_serves_all_of_it(tmp_path: Path) -> None:
     assert isinstance(found, Found) and found.path.startswith(str(first))
     assert policy.find("ctrlonly.extra") is None  # never mixed with the second's copy
     assert not isinstance(policy.find("ctrlonly.extra"), Refused)
+
+
+def test_namespace_packages_are_their_portions_in_every_root(tmp_path: Path) -> None:
+    """PEP 420 as for sys.path: portions in every root; a regular package or module of the
+    name in a later root wins over them; a namespace package has no code and no data."""
+    first, second, third = (tmp_path / n for n in ("first", "second", "third"))
+    (first / "ns").mkdir(parents=True)
+    (first / "ns" / "a.py").write_text("A = 1\n")
+    (second / "ns" / "b").mkdir(parents=True)
+    (second / "ns" / "b" / "__init__.py").write_text("")
+    (third / "ns").mkdir(parents=True)
+    (third / "ns" / "c.py").write_text("C = 1\n")
+    policy = ImportPolicy.from_directories([str(first), str(second)])
+    server = ImportServer(policy, FileCache())
+    assert server.answer(("find", "ns")) == ("namespace", str(first / "ns"), b"", None, [])
+    assert server.answer(("find", "ns.b"))[:2] == ("package", str(second / "ns/b/__init__.py"))
+    assert server.answer(("find", "ns.c")) is None
+    assert server.answer(("modules", "ns")) == [("a", False), ("b", True)]
+    assert "namespace package" in refusal(server.answer(("read", "ns", "a.py")))
+    (third / "ns.py").write_text("")
+    regular = ImportPolicy.from_directories([str(first), str(third)]).find("ns")
+    assert regular == Found("ns", "module", str(third / "ns.py"))
+
+
+def test_a_packages_modules_are_listed_as_served(server: ImportServer, root: Path) -> None:
+    """What pkgutil.iter_modules shows: .py modules and regular packages that would be
+    served; not data directories, extension modules, hidden files or links out."""
+    (root / "ctrlonly" / "_c.abi3.so").write_bytes(b"")
+    (root / "ctrlonly" / "leak.py").symlink_to(root.parent / "elsewhere.py")
+    (root.parent / "elsewhere.py").write_text("")
+    assert server.answer(("modules", "ctrlonly")) == [
+        ("broken", False),
+        ("helpers", False),
+        ("sub", True),
+        ("tasks", False),
+    ]
+    assert server.answer(("modules", "ctrlonly.sub")) == [("deep", False)]
+    assert "is a module" in refusal(server.answer(("modules", "ctrlonly.tasks")))
+    assert server.answer(("modules", "nosuch")) is None
+    assert "not a module name" in refusal(server.answer(("modules", "../x")))
 
 
 def test_the_cache_reads_each_file_once_and_again_when_changed(root: Path) -> None:

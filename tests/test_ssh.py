@@ -366,7 +366,9 @@ def test_ssh_config_with_host_patterns(sshd_host, tmp_path):
             assert gateway.remote_exec("channel.send(1)").receive(10) == 1
         finally:
             gateway.exit()
-    with pytest.raises(ConnectFailed, match=r"127\.0\.0\.2 port 1\b"):  # only Host * applies
+    with pytest.raises(
+        ConnectFailed, match=r"127\.0\.0\.2:1: cannot connect to port 1\b"
+    ):  # only Host * applies
         execnet_cli.makegateway(f"ssh=-F {config} root@127.0.0.2")
 
 

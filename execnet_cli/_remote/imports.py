@@ -8,10 +8,19 @@ package is never completed from the controller's copy). Requests and answers (th
 controller's half is ``execnet_cli.imports``):
 
     ("find", name)            -> None (not there), ("refused", why), or
-                                 ("module" | "package", path, source, code, related)
+                                 ("module" | "package" | "namespace", path, source,
+                                  code, related)
     ("stat", package, path)   -> "file", "dir" or None      package data, for
     ("list", package, path)   -> [names] or None              importlib.resources
     ("read", package, path)   -> bytes, None or ("refused", why)
+    ("modules", package)      -> [(name, is_package)], None or ("refused", why)
+
+A package's ``__path__`` is one entry, ``PATH_PREFIX`` + its name, that a path hook of
+ours (first on ``sys.path_hooks``, taking only such entries) turns into a ``PathEntry``:
+it finds nothing itself (this finder does) but lists the package's modules for
+``pkgutil.iter_modules`` and ``walk_packages`` with a "modules" request. A namespace
+package (PEP 420, its portions in the controller's roots) is a package without code or
+``__file__``.
 
 ``code`` is a marshalled code object when this interpreter's bytecode is the
 controller's (``install`` tells it our magic number), else None: we compile the source.
@@ -38,6 +47,8 @@ from .errors import RemoteError
 
 #: Seconds to wait for the controller's answer; past it the module counts as missing.
 ANSWER_TIMEOUT = 60.0
+#: How a package from the controller's ``__path__`` entry starts (then its name).
+PATH_PREFIX = "<xnet controller>/"
 
 
 def install(channel) -> bytes:  # type: ignore[no-untyped-def]
@@ -49,7 +60,9 @@ def install(channel) -> bytes:  # type: ignore[no-untyped-def]
             finder.channel = channel
             break
     else:
-        sys.meta_path.append(ControllerImporter(channel))
+        finder = ControllerImporter(channel)
+        sys.meta_path.append(finder)
+        sys.path_hooks.insert(0, finder.path_hook)
     return MAGIC_NUMBER if not sys.flags.optimize else b""
 
 
@@ -100,9 +113,20 @@ class ControllerImporter:
                 self.modules.setdefault(related[0], tuple(related[1:]))
             answer = self.modules[fullname] = answer[:4]
         kind, origin = answer[0], answer[1]
-        spec = ModuleSpec(fullname, self, origin=origin, is_package=kind == "package")
-        spec.has_location = True  # __file__: code that only builds paths from it still runs
+        if kind == "namespace":
+            spec = ModuleSpec(fullname, self, is_package=True)
+        else:
+            spec = ModuleSpec(fullname, self, origin=origin, is_package=kind == "package")
+            spec.has_location = True  # __file__: code that only builds paths from it runs
+        if spec.submodule_search_locations is not None:
+            spec.submodule_search_locations.append(PATH_PREFIX + fullname)
         return spec
+
+    def path_hook(self, entry):  # type: ignore[no-untyped-def]
+        """``sys.path_hooks``: a ``PathEntry`` for our packages' ``__path__`` entries."""
+        if not isinstance(entry, str) or not entry.startswith(PATH_PREFIX):
+            raise ImportError("not a package from the controller", path=entry)
+        return PathEntry(self, entry[len(PATH_PREFIX) :])
 
     # -- loading -------------------------------------------------------------------------
 
@@ -124,7 +148,7 @@ class ControllerImporter:
         return decode_source(self._known(fullname)[2])
 
     def is_package(self, fullname) -> bool:  # type: ignore[no-untyped-def]
-        return self._known(fullname)[0] == "package"
+        return self._known(fullname)[0] != "module"
 
     def get_filename(self, fullname):  # type: ignore[no-untyped-def]
         return self._known(fullname)[1]
@@ -141,14 +165,35 @@ class ControllerImporter:
             return None
         return Resources(self, fullname)
 
-    def asked(self, verb, package, path):  # type: ignore[no-untyped-def]
-        """The controller's (kept) answer about a file of ``package``'s data."""
-        key = (verb, package, path)
+    def asked(self, *key):  # type: ignore[no-untyped-def]
+        """The controller's (kept) answer about ``package``'s data or modules: ``key`` is
+        (verb, package, path) or ("modules", package)."""
         if key not in self.answers and not self.channel.can_wait_here():
-            raise OSError("cannot read package data from the controller in a channel callback")
+            raise OSError("cannot ask the controller about a package in a channel callback")
         if key not in self.answers:
             self.answers[key] = self.ask(key)
         return self.answers[key]
+
+
+class PathEntry:
+    """A ``__path__`` entry of a package from the controller (see the module docstring)."""
+
+    def __init__(self, importer: ControllerImporter, package: str) -> None:
+        self.importer = importer
+        self.package = package
+
+    def find_spec(self, fullname, target=None):  # type: ignore[no-untyped-def]
+        return None  # the finder on sys.meta_path finds them (after local ones)
+
+    def invalidate_caches(self) -> None:
+        pass
+
+    def iter_modules(self, prefix=""):  # type: ignore[no-untyped-def]
+        """(name, is_package) of the package's modules, as pkgutil wants them."""
+        listed = self.importer.asked("modules", self.package)
+        if isinstance(listed, (list, tuple)):
+            for entry in listed:
+                yield prefix + entry[0], bool(entry[1])
 
 
 class Resources:

@@ -8,8 +8,11 @@ relay run (made importable with ``Gateway.remote_modules``).
 
 First item from the controller, a dict: ``stage1``, ``stage2`` and ``package`` (the
 bootstrap's programs and the worker package name), ``modules`` (the ``_remote`` sources),
-``request`` (the job's exec request), ``timeout`` (seconds or None), ``fanout`` (hosts at
-once), ``hosts``: ``(name, argv, env, config, timeout, fork)`` or None each. argv None
+``request`` (the job's exec request), ``imports`` (None, or a channel to the controller's
+import server: ``relay_imports``; ``install`` is then the request that puts the finder
+in place on a host, and ``magic`` the controller's bytecode), ``timeout`` (seconds or
+None), ``fanout`` (hosts at once), ``hosts``: ``(name, argv, env, config, timeout, fork)``
+or None each. argv None
 means this interpreter: its workers get code objects compiled here, once, and with
 ``fork`` (no start-up variable in ``env``) are forked from a fork server of the relay's
 (``relay_fork``) where pidfds allow. Later items: ``"stop"``. The channel's end (the
@@ -17,7 +20,8 @@ controller gone, the gateway terminated) stops too.
 
 Records upstream, lists of tuples: ``("S", i)`` opening host i; ``("R", i)`` its worker is
 ready and the job sent; ``("o"|"e", i, text)`` output; ``("L", i, text)`` what ``ssh``
-wrote on stderr; ``("x", i, code, text)`` the job's exit item; ``("f", i, outcome, error,
+wrote on stderr; ``("v", i, value, text)`` what a called function returned;
+``("x", i, code, text)`` the job's exit item; ``("f", i, outcome, error,
 detail, code)`` the host did not finish its job (outcome "unreachable", "failed" or
 "timed out"). Then the channel closes.
 """
@@ -32,7 +36,7 @@ import sys
 import threading
 import time
 
-from . import relay_fork
+from . import relay_fork, relay_imports
 from .engine import BaseGateway
 from .errors import DataFormatError, RemoteError
 from .fdio import FdIO, enlarge_pipe
@@ -156,10 +160,14 @@ class _HostGateway(BaseGateway):
         channel.setcallback(callback, endmarker=_END)
         self.channel = channel
         try:
-            self._send(MessageType.CHANNEL_EXEC, channel.id, request)
+            self.start_exec(channel, request)
         except OSError:
             return False
         return True
+
+    def start_exec(self, channel: Any, request: List[Any]) -> None:
+        """Send an exec request (serialized) to run on ``channel``; OSError if gone."""
+        self._send(MessageType.CHANNEL_EXEC, channel.id, request)
 
     def remote_error(self) -> Optional[str]:
         """The text of the error the job's channel closed with, if any."""
@@ -239,6 +247,10 @@ class _Relay:
         self.hosts = setup["hosts"]
         self.request = dumps_parts(tuple(setup["request"]))
         self.timeout = setup.get("timeout")
+        imports = setup.get("imports")
+        self.imports = None
+        if imports is not None:
+            self.imports = relay_imports.Upstream(imports, setup.get("magic"))
         self.stopped = threading.Event()
         self.outbox = _Outbox(channel, self.stopped)
         self.next_host = 0
@@ -389,6 +401,8 @@ class _Relay:
             shown = tail.text() if tail is not None else ""
             put(("f", index, "unreachable", f"{why}{': ' + shown if shown else ''}", None, None))
             return
+        if self.imports is not None and not self._install_imports(index, gateway, wait):
+            return
         ended = threading.Event()
         exited: List[Any] = []
 
@@ -400,6 +414,8 @@ class _Relay:
             elif isinstance(item, tuple) and len(item) == 3 and item[0] == "exit":
                 exited.append(item)
                 put(("x", index, item[1], item[2]))
+            elif isinstance(item, tuple) and len(item) == 3 and item[0] == "return":
+                put(("v", index, *_returned(item[1], item[2])))
 
         if gateway.execute(self.request, forward):
             put(("R", index))
@@ -418,6 +434,19 @@ class _Relay:
         code = child.end(KILL_WAIT)
         status = None if code is None else 128 - code if code < 0 else code
         put(("f", index, "failed", f"the worker {_how_ended(child)}", None, status))
+
+    def _install_imports(self, index: int, gateway: _HostGateway, wait: Any) -> bool:
+        """Put the finder in place on the host, asking us; False (reported) if it failed."""
+        assert self.imports is not None
+        try:
+            relay_imports.install(gateway, self.setup["install"], self.imports, wait or 30.0)
+        except Exception as exc:  # lost, timed out, refused: this host cannot run the job
+            if not self.stopped.is_set():
+                last = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+                put = self.outbox.put
+                put(("f", index, "failed", "cannot forward imports: " + last, None, None))
+            return False
+        return True
 
     def _wait(self, event: threading.Event, timeout: Optional[float]) -> bool:
         """Wait for ``event`` up to ``timeout`` (None: no bound); False if stopped first."""
@@ -473,6 +502,15 @@ def _initial_environ() -> Dict[str, str]:
         if sep and name:
             env[os.fsdecode(name)] = os.fsdecode(value)
     return env
+
+
+def _returned(value: Any, text: Any) -> Tuple[Any, Any]:
+    """A returned value as it can go upstream: itself, or its repr if it cannot travel."""
+    try:
+        dumps_parts(value)
+    except Exception:
+        return None, repr(value) if text is None else text
+    return value, text
 
 
 def _how_ended(child: _Child) -> str:

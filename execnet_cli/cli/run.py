@@ -280,12 +280,7 @@ def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
         raise click.UsageError("--diff goes with the gathered view (not --json, --no-gather)")
     inventory, hosts = select_hosts(options.inventories, options.pattern)
     _carriers(inventory, hosts)  # a bad via= is a usage error before anything runs
-    relays = _relays(inventory, options.relays, hosts)  # and so is a bad relay
-    if relays and (job.imports is not None or job.returns):
-        raise click.UsageError(
-            "relays do not forward imports or return values yet: run -m, --file and "
-            "--forward-imports without --relays (and without the inventory's relay)"
-        )
+    _relays(inventory, options.relays, hosts)  # and so is a bad relay
     files = _outdir(options.outdir)
     rollout = rolling.rollout(hosts)
     result = GroupResult()

@@ -90,12 +90,20 @@ def _from_run(inventory: Inventory, value: str, run: Optional[str], state: str) 
     what = "the last run" if run is None else f"the run saved as {run!r}"
     if not names:
         raise NoHostSelected(f"{what} has no host in {state!r}: {value} selects nothing")
-    hosts = [inventory.host(name) if name in inventory.all else adhoc_host(name) for name in names]
+    hosts = [_recorded_host(inventory, name) for name in names]
     missing = [name for name, host in zip(names, hosts) if host is None]
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
         raise SelectionError(f"{value}: not in the inventory now: {shown}")
     return [host for host in hosts if host is not None]
+
+
+def _recorded_host(inventory: Inventory, name: str) -> Optional[Host]:
+    """The host a recorded name means now: the inventory's, else an ad-hoc address, else
+    None (an inventory host that is gone)."""
+    if name in inventory.all:
+        return inventory.host(name)
+    return adhoc_host(name) if looks_adhoc(name) else None
 
 
 def read_names(text: str) -> list[str]:

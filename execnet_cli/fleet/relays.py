@@ -21,6 +21,7 @@ unreachable; the rest of the run goes on.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 import shlex
@@ -33,12 +34,13 @@ from typing import Any, Optional
 from .. import bootstrap
 from .._remote.errors import RemoteError, XnetError
 from ..gateway import Gateway, worker_config
+from ..imports import ImportServer, answering_channel, install_source
 from ..inventory import Host, InventoryError
 from ..source import prepare_request
 from ..transports.forkserver import read_at_startup
 from ..transports.ssh.settings import SSHSettings, settings_for_line
 from .collect import LineSplitter
-from .events import UNREACHABLE, Event, Failed, Output, Running, Started
+from .events import UNREACHABLE, Event, Failed, Output, Returned, Running, Started
 from .jobs import Job
 
 __all__ = ["RelayLink", "RelayPlan", "host_entry", "plan", "relayable"]
@@ -48,6 +50,7 @@ __all__ = ["RelayLink", "RelayPlan", "host_entry", "plan", "relayable"]
 #: costs several times the CPU per handshake).
 SSH_DEFAULTS = ("-F", "none", "-T", "-o", "BatchMode=yes", "-o", "KexAlgorithms=^curve25519-sha256")
 _END = object()
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -169,7 +172,7 @@ class Sink:
         put: Callable[[Event], None],
         output: Callable[[str, str, str], None],
         end: Callable[[Event], None],
-        job_end: Callable[[Job, str, int, Optional[str], float], Event],
+        job_end: Callable[[Job, str, int, Optional[str], float, Optional[Returned]], Event],
         started: dict[str, float],
         cancelled: threading.Event,
     ) -> None:
@@ -201,6 +204,9 @@ class RelayLink:
         self.sink = sink
         self._ended: set[int] = set()
         self._splitters: dict[int, dict[str, LineSplitter]] = {}
+        self._returned: dict[int, Returned] = {}
+        #: Answers the relay's import requests (the job forwards imports), once per relay.
+        self.imports: Optional[ImportServer] = None
 
     def start(self, timeout: float = 30.0) -> None:
         """Send the relay its code, the bootstrap bundle and the job (once); a relay that
@@ -217,19 +223,27 @@ class RelayLink:
         channel = self.gateway.remote_exec(f"from {package} import relay\nrelay.serve(channel)")
         self.channel = channel
         channel.setcallback(self._on_records, endmarker=_END)
+        names: tuple[str, ...] = bootstrap.REMOTE_MODULES
+        setup: dict[str, Any] = {"imports": None}
+        if self.job.imports is not None:  # the hosts' finder asks the relay, the relay us
+            names = (*names, "imports")
+            # Code objects always: compiled here once (the cache derives them anyway), the
+            # relay passes them to the hosts whose bytecode is ours.
+            self.imports = ImportServer(self.job.imports, magic=bootstrap.CODE_MAGIC)
+            setup["imports"] = answering_channel(self.gateway, self.imports)
+            setup["install"] = prepare_request(install_source(bootstrap.WORKER_PACKAGE), {})
+            setup["magic"] = bootstrap.CODE_MAGIC
         channel.send(
             {
                 "stage1": bootstrap.STAGE1,
                 "stage2": bootstrap.STAGE2,
                 "package": bootstrap.WORKER_PACKAGE,
-                "modules": {
-                    name: bootstrap.module_payload(name, "source")
-                    for name in bootstrap.REMOTE_MODULES
-                },
+                "modules": {name: bootstrap.module_payload(name, "source") for name in names},
                 "request": prepare_request(self.job.source, {}),
                 "timeout": self.job.timeout,
                 "fanout": self.fanout,
                 "hosts": [self._entry(index, host) for index, host in enumerate(self.hosts)],
+                **setup,
             }
         )
 
@@ -257,6 +271,14 @@ class RelayLink:
 
     def _on_records(self, batch: Any) -> None:
         if batch is _END:
+            if self.imports is not None:
+                log.info(
+                    "relay %s: answered %d import requests (%d refused) for %d hosts",
+                    self.name,
+                    self.imports.answers,
+                    self.imports.refused,
+                    len(self.hosts),
+                )
             if len(self._ended) < len(self.hosts) and not self.sink.cancelled.is_set():
                 self.lost(self._why_closed())
             return
@@ -286,6 +308,9 @@ class RelayLink:
             sink.output(name, stream, self._splitters[index][stream].feed(str(rest[0])))
         elif kind == "L":
             sink.put(Output(name, "log", str(rest[0])))
+        elif kind == "v":
+            value, text = rest
+            self._returned[index] = Returned(value, repr(value) if text is None else str(text))
         elif kind in ("x", "f"):
             self._ended.add(index)
             for stream, splitter in self._splitters.pop(index, {}).items():
@@ -293,7 +318,8 @@ class RelayLink:
             duration = time.monotonic() - sink.started.get(name, time.monotonic())
             if kind == "x":
                 code, text = rest
-                sink.end(sink.job_end(self.job, name, int(code), text, duration))
+                returned = self._returned.pop(index, None)
+                sink.end(sink.job_end(self.job, name, int(code), text, duration, returned))
             else:
                 outcome, error, detail, code = rest
                 sink.end(Failed(name, outcome, error, duration, detail, code))

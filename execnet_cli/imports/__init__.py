@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .cache import CACHE, FileCache
 from .policy import Found, ImportPolicy, Refused, Root, check_name, module_root
-from .server import ImportServer, serve_imports, server_of
+from .server import ImportServer, answering_channel, install_source, serve_imports, server_of
 
 __all__ = [
     "CACHE",
@@ -21,7 +21,9 @@ __all__ = [
     "ImportServer",
     "Refused",
     "Root",
+    "answering_channel",
     "check_name",
+    "install_source",
     "module_root",
     "serve_imports",
     "server_of",

@@ -9,8 +9,10 @@ opened, because a worker may be compromised and ask anything:
   slash, no absolute path can be expressed;
 - the file found, after following symbolic links, must lie inside its root (inside the
   package itself for a single-package root): a link out of a root is refused;
-- submodules come from the root their top-level package came from, and only from
-  regular packages (an ``__init__.py``; namespace packages are not served);
+- submodules come from the root their top-level package came from; a namespace package
+  (PEP 420: a directory without ``__init__.py``) is made of its portions in every root,
+  searched in order, and a regular package or module of that name in any root wins over
+  it, as for ``sys.path``;
 - package data paths are relative, ``/``-separated names; a part that is empty, ``.``,
   ``..``, hidden (a leading dot: ``.git``, ``.env``) or ``__pycache__`` is refused, and
   the resolved file must lie inside the package's directory;
@@ -47,8 +49,8 @@ EXTENSION_ENDINGS = (".so", ".pyd", ".dylib", ".dll")
 
 @dataclass(frozen=True)
 class Found:
-    """A module's source file: ``kind`` is "module" or "package" (``path``: its
-    ``__init__.py``)."""
+    """A module's source file: ``kind`` is "module", "package" (``path``: its
+    ``__init__.py``) or "namespace" (``path``: its first portion's directory)."""
 
     name: str
     kind: str
@@ -145,18 +147,32 @@ class ImportPolicy:
             return Refused(why)
         assert isinstance(name, str)
         parts = name.split(".")
+        portion: Optional[Found] = None
+        for root in self._roots_of(parts[0]):
+            found = self._find_in(root, parts)
+            if found is not None and (not isinstance(found, Found) or found.kind != "namespace"):
+                return found  # a module, a regular package, or a refusal: this root's
+            portion = portion or found
+            if not self._namespace_top(root, parts[0]):
+                break  # a regular package or a module is served from its first root only
+        return portion
+
+    def _roots_of(self, top: str) -> Iterable[Root]:
+        """The roots that have something named ``top``, in order."""
         for root in self.roots:
-            if root.only is not None and parts[0] != root.only:
-                continue
-            if _entry(root.directory, parts[0]):
-                return self._find_in(root, parts)
-        return None
+            if (root.only is None or top == root.only) and _entry(root.directory, top):
+                yield root
+
+    @staticmethod
+    def _namespace_top(root: Root, top: str) -> bool:
+        base = os.path.join(root.directory, top)
+        return os.path.isdir(base) and not os.path.isfile(os.path.join(base, "__init__.py"))
 
     def _find_in(self, root: Root, parts: list[str]) -> Union[Found, Refused, None]:
         directory = root.directory
-        for package in parts[:-1]:  # each parent must be a regular package
+        for package in parts[:-1]:  # each parent: a package or a namespace portion here
             directory = os.path.join(directory, package)
-            if not os.path.isfile(os.path.join(directory, "__init__.py")):
+            if not os.path.isdir(directory) or package == "__pycache__":
                 return None
         name, last = ".".join(parts), parts[-1]
         package_init = os.path.join(directory, last, "__init__.py")
@@ -166,13 +182,48 @@ class ImportPolicy:
         elif os.path.isfile(module_file):
             found = Found(name, "module", module_file)
         else:
-            return _not_source(name, directory, last)
+            refused = _not_source(name, directory, last)
+            if refused is not None or not os.path.isdir(os.path.join(directory, last)):
+                return refused
+            if last == "__pycache__":
+                return None
+            found = Found(name, "namespace", os.path.join(directory, last))
         if not _inside(found.path, root.area):
             return Refused(
                 f"{name}: {found.path} leads outside the directories the controller "
                 f"serves ({root.describe()})"
             )
         return found
+
+    def modules(self, package: object) -> Union[list[tuple[str, bool]], Refused, None]:
+        """``package``'s modules as ``pkgutil.iter_modules`` lists a directory: (name, is a
+        package), for the ``.py`` files and the directories with an ``__init__.py`` of
+        each of its directories (every portion of a namespace package) that this policy
+        would serve."""
+        found = self.find(package)
+        if not isinstance(found, Found):
+            return found
+        if found.kind == "module":
+            return Refused(f"{found.name} is a module, not a package: it has no modules")
+        assert isinstance(package, str)
+        listed: dict[str, bool] = {}
+        parts = found.name.split(".")
+        for root in self._roots_of(parts[0]):
+            portion = self._find_in(root, parts)
+            if not isinstance(portion, Found) or portion.kind != found.kind:
+                continue
+            if found.kind == "package" and portion != found:
+                continue
+            directory = portion.path
+            if portion.kind == "package":
+                directory = os.path.dirname(directory)
+            for name, is_package in _listing(directory):
+                child = self._find_in(root, [*parts, name])
+                if isinstance(child, Found) and child.kind != "namespace":
+                    listed.setdefault(name, is_package)
+            if found.kind == "package":
+                break
+        return sorted(listed.items())
 
     # -- package data ----------------------------------------------------------------------
 
@@ -182,7 +233,8 @@ class ImportPolicy:
         if not isinstance(found, Found):
             return found
         if found.kind != "package":
-            return Refused(f"{found.name} is a module, not a package: it has no data files")
+            what = "a namespace package" if found.kind == "namespace" else "a module, not a package"
+            return Refused(f"{found.name} is {what}: it has no data files")
         why = check_data_path(path)
         if why is not None:
             return Refused(why)
@@ -208,6 +260,23 @@ def _entry(directory: str, top: str) -> bool:
     return any(n.partition(".")[0] == top and n.endswith(endings) for n in names)
 
 
+def _listing(directory: str) -> list[tuple[str, bool]]:
+    """The ``.py`` modules and the regular packages in ``directory`` (names, sorted)."""
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        stem, py = entry[:-3], entry.endswith(".py")
+        path = os.path.join(directory, entry)
+        if py and stem.isidentifier() and stem != "__init__" and os.path.isfile(path):
+            found.append((stem, False))
+        elif entry.isidentifier() and os.path.isfile(os.path.join(path, "__init__.py")):
+            found.append((entry, True))
+    return found
+
+
 def _not_source(name: str, directory: str, last: str) -> Optional[Refused]:
     """A refusal when ``directory`` holds ``last`` in a form we cannot send, else None."""
     try:
@@ -231,7 +300,8 @@ def _not_source(name: str, directory: str, last: str) -> Optional[Refused]:
 
 def module_root(top: str, search: Sequence[str]) -> Union[Root, str]:
     """The root serving just the top-level module or package ``top``, found in the
-    directories ``search`` as ``import`` would (nothing is imported); else why not."""
+    directories ``search`` as ``import`` would (nothing is imported); else why not. For a
+    namespace package, the directory of its first portion."""
     why = check_name(top)
     if why is not None or "." in top:
         return why or f"{top!r} is not a top-level module name"
@@ -244,7 +314,9 @@ def module_root(top: str, search: Sequence[str]) -> Union[Root, str]:
     if spec is None:
         return f"no module named {top!r} here (searched: {', '.join(search)})"
     if spec.submodule_search_locations is not None and spec.origin in (None, "namespace"):
-        return f"{top} is a namespace package (no __init__.py): it cannot be forwarded"
+        # A namespace package: its first portion (--forward-path directories add others).
+        portions = list(spec.submodule_search_locations)
+        return Root(os.path.dirname(portions[0]), only=top)
     origin = spec.origin or ""
     if not origin.endswith(".py"):
         return f"{top} is not a pure-Python module ({origin}): it cannot be forwarded"

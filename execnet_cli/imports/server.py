@@ -13,8 +13,9 @@ worker. With it go the modules of its package that it imports, and theirs
 then one round trip, not one per module. Nothing is sent twice to one worker.
 
 ``ImportServer.answer`` is a function of the request alone (the policy decides, the
-cache reads): nothing in it knows the gateway. A relay could answer the hosts behind it
-the same way, from what it was itself sent (see docs/imports.md).
+cache reads): nothing in it knows the gateway. A relay gets one (``answering_channel``,
+sent in its setup by ``fleet.relays``) and answers the hosts behind it from what it was
+sent (``_remote/relay_imports.py``).
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ import threading
 import weakref
 from typing import Any, Optional
 
+from .._remote.channel import Channel
 from ..gateway import Gateway
 from .cache import CACHE, FileCache
 from .policy import Found, ImportPolicy, Refused
 from .related import candidates
 
-__all__ = ["ImportServer", "serve_imports", "server_of"]
+__all__ = ["ImportServer", "answering_channel", "install_source", "serve_imports", "server_of"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,9 @@ class ImportServer:
             return self._find(request[1])
         if verb in ("stat", "list", "read") and len(request) == 3:
             return self._data(verb, request[1], request[2])
+        if verb == "modules" and len(request) == 2:
+            listed = self.policy.modules(request[1])
+            return self._refuse(listed.why) if isinstance(listed, Refused) else listed
         return self._refuse(f"unknown import request {verb!r:.40}")
 
     def _refuse(self, why: str) -> tuple[str, str]:
@@ -91,6 +96,8 @@ class ImportServer:
             return self._refuse(found.why)
         if found is None:
             return None
+        if found.kind == "namespace":  # no code: the worker makes an empty package
+            return ("namespace", found.path, b"", None, [])
         try:
             kind, path, source, code = self._module(found)
         except OSError as exc:
@@ -120,7 +127,7 @@ class ImportServer:
                     continue
                 seen.add(name)
                 more = self.policy.find(name)
-                if not isinstance(more, Found):
+                if not isinstance(more, Found) or more.kind == "namespace":
                     continue  # not a module (a name in one), or refused: asked when used
                 try:
                     kind, path, source, code = self._module(more)
@@ -180,8 +187,9 @@ def serve_imports(
     return server
 
 
-def _start(gateway: Gateway, server: ImportServer, timeout: Optional[float]) -> None:
-    package = gateway.remote_modules("imports", timeout=timeout)
+def answering_channel(gateway: Gateway, server: ImportServer) -> Channel:
+    """A new channel of ``gateway`` on which ``server`` answers each request it gets (in
+    the gateway's receiving thread), for a worker's finder or a relay."""
     requests = gateway.newchannel()
 
     def on_request(request: Any) -> None:
@@ -197,7 +205,18 @@ def _start(gateway: Gateway, server: ImportServer, timeout: Optional[float]) -> 
             pass  # the worker is gone
 
     requests.setcallback(on_request)
-    installer = gateway.remote_exec(_INSTALL.format(package=package))
+    return requests
+
+
+def install_source(package: str) -> str:
+    """The code that puts the finder in place in a worker (``package``: its modules')."""
+    return _INSTALL.format(package=package)
+
+
+def _start(gateway: Gateway, server: ImportServer, timeout: Optional[float]) -> None:
+    package = gateway.remote_modules("imports", timeout=timeout)
+    requests = answering_channel(gateway, server)
+    installer = gateway.remote_exec(install_source(package))
     installer.send(requests)
     magic = installer.receive(timeout)
     installer.waitclose(timeout)
