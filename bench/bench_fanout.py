@@ -1,6 +1,7 @@
 """Cold and warm fan-out over ssh, side by side with the peers of issue #12.
 
     python3 bench/bench_fanout.py [--quick] [--sizes 8,32,64] [--rounds 3] [--tools a,b]
+                                  [--baseline CHECKOUT]
 
 Needs the lab: ``../shared/tools/fanout-lab start 64`` (64 sshd on 127.0.0.2..65, user
 ``fleet``; ``$LAB``, default /tmp/flab), and the peers in their own venv (``$XNET_BENCH_VENV``,
@@ -14,7 +15,9 @@ the tools take turns within each round (interleaved), figures are medians of the
 For each: wall time, controller CPU per host (the tool's process and the children it
 waited for, e.g. the ``ssh`` clients) and remote CPU per host (what the lab's sshd listeners
 and everything they reaped used: sshd's sessions, shells, interpreters). Ratios are to the
-fastest wall time at that N. Warm: over N open ssh gateways, one Python round
+fastest wall time at that N (``--baseline CHECKOUT`` adds ``xnet sh`` from another checkout
+of the project, e.g. a worktree of main, as one more contender: before and after a change,
+interleaved in the same rounds). Warm: over N open ssh gateways, one Python round
 (``remote_exec("channel.send(1)")`` on each, every reply received), ours against execnet's.
 """
 
@@ -179,12 +182,15 @@ def xnet_python() -> str:
     return sys.executable
 
 
-def xnet(*args: str) -> Command:
+def xnet(*args: str, checkout: Path = REPO) -> Command:
+    """xnet from ``checkout`` (this one by default; ``run_once`` puts it on PYTHONPATH)."""
+
     def command(hosts: List[str]) -> List[str]:
         pattern = f"n[01-{len(hosts):02d}]"
         inventory = str(LAB / "inventory.yaml")
         return [XNET_PYTHON, "-m", "execnet_cli", *args, "-i", inventory, "-H", pattern]
 
+    command.checkout = checkout  # type: ignore[attr-defined]
     return command
 
 
@@ -221,6 +227,8 @@ TOOLS: Dict[str, Tuple[Command, Optional[str]]] = {
     "parallel-ssh run_command": (peer_script(PSSH), "pssh"),
     "execnet Group (N threads)": (peer_script(EXECNET_COLD), "execnet"),
 }
+#: The name of ``--baseline``'s contender starts so: it is no peer.
+BASELINE = "(baseline)"
 QUICK_TOOLS = ("xnet sh --json true", "xnet run --json pass", "OpenSSH × N (ssh h true &)")
 QUICK_TOOLS += ("asyncssh gather", "execnet Group (N threads)")
 
@@ -230,14 +238,15 @@ class Sample:
         self.wall, self.local, self.remote, self.ok = wall, local, remote, ok
 
 
-def run_once(argv: List[str], hosts: int, pids: List[int]) -> Sample:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def run_once(argv: List[str], hosts: int, pids: List[int], checkout: Path = REPO) -> Sample:
+    env = dict(os.environ, PYTHONPATH=str(checkout))
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # our package gets .pyc files, as installed ones have
     settle(pids)
     before_remote = remote_cpu(pids)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    done = subprocess.run(argv, env=env, capture_output=True, cwd=REPO, timeout=120)
+    # cwd: `python -m` puts it first on sys.path, so it must be the checkout measured
+    done = subprocess.run(argv, env=env, capture_output=True, cwd=checkout, timeout=120)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     settle(pids)
@@ -256,12 +265,13 @@ def bench_cold(
     n = len(hosts)
     samples: Dict[str, List[Sample]] = {name: [] for name in tools}
     names = list(tools)
+    checkouts = {name: getattr(tool, "checkout", REPO) for name, tool in tools.items()}
     for name in names:  # warm the page cache and the venv's imports; not counted
-        run_once(tools[name](hosts[: min(4, n)]), min(4, n), pids)
+        run_once(tools[name](hosts[: min(4, n)]), min(4, n), pids, checkouts[name])
     for r in range(rounds):
         start = r % len(names)
         for name in names[start:] + names[:start]:
-            samples[name].append(run_once(tools[name](hosts), n, pids))
+            samples[name].append(run_once(tools[name](hosts), n, pids, checkouts[name]))
     walls = {name: median([s.wall for s in got]) for name, got in samples.items()}
     fastest = min(
         (w for name, w in walls.items() if all(s.ok for s in samples[name])), default=float("nan")
@@ -294,7 +304,7 @@ def bench_cold(
 
 def cold_targets(walls: Dict[str, float], n: int, targets: Targets) -> None:
     sh, run = walls.get("xnet sh --json true"), walls.get("xnet run --json pass")
-    others = [w for name, w in walls.items() if not name.startswith("xnet")]
+    others = [w for name, w in walls.items() if not name.startswith(("xnet", BASELINE))]
     if not others:
         return
     best = min(others)
@@ -400,6 +410,9 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--tools", default=None, help="substrings of tool names to run")
     parser.add_argument("--no-warm", action="store_true", help="leave out the warm round")
     parser.add_argument("--make-venv", action="store_true", help="make the peers' venv and exit")
+    parser.add_argument(
+        "--baseline", default=None, help="another checkout whose xnet sh runs too (before/after)"
+    )
     args = parser.parse_args(argv)
     if args.make_venv:
         return make_venv()
@@ -425,6 +438,9 @@ def main(argv: List[str]) -> int:
             print(f"  left out {name}: {why}")
             continue
         tools[name] = command
+    if args.baseline:
+        checkout = Path(args.baseline).resolve()
+        tools[f"{BASELINE} xnet sh --json true"] = xnet("sh", "--json", "true", checkout=checkout)
     print(
         f"bench_fanout: xnet under {XNET_PYTHON}; "
         f"{len(hosts)} lab hosts, sizes {sizes}, {len(tools)} tools, "

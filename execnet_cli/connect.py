@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any, Callable, Optional
 
 from .errors import GatewayError, RemoteError, SpecError
 from .errors import TimeoutError as XnetTimeoutError
@@ -20,8 +21,14 @@ from .transports.descriptors import exhausted, make_room
 from .transports.opening import OpenContext, opener_for
 
 
-def open_gateway(spec: XSpec, remote_execmodel: str, context: OpenContext) -> Gateway:
-    """Open a gateway of the kind ``spec`` names (``context``: via= ids, fork servers)."""
+def open_gateway(
+    spec: XSpec,
+    remote_execmodel: str,
+    context: OpenContext,
+    before_ready: Optional[Callable[[Gateway], Any]] = None,
+) -> Gateway:
+    """Open a gateway of the kind ``spec`` names (``context``: via= ids, fork servers;
+    ``before_ready``: see ``gateway.start_gateway``)."""
     fields = spec.fields
     if fields.kind is None:
         raise SpecError(f"{fields.where} names no transport (popen, ssh or socket)")
@@ -31,7 +38,7 @@ def open_gateway(spec: XSpec, remote_execmodel: str, context: OpenContext) -> Ga
         with context.scope.opening():  # Group.terminate cuts it short (transports.cancel)
             transport = opener(fields, worker_config(spec, remote_execmodel), context)
             watch(transport)  # a worker that never says ready
-            gateway = start_gateway(transport, spec, remote_execmodel)
+            gateway = start_gateway(transport, spec, remote_execmodel, before_ready)
     except Exception as exc:  # our errors keep the OSError they come from as their cause
         clear = exhausted(exc)
         if clear is None:

@@ -6,7 +6,7 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Dict, Optional, Set
+from typing import Any, Callable, Dict, Optional, Set
 
 from . import bootstrap
 from ._remote.channel import Channel
@@ -259,13 +259,37 @@ def execnet_alias_version() -> Optional[str]:
     return None
 
 
-def start_gateway(transport: Transport, spec: XSpec, remote_execmodel: str) -> Gateway:
+def start_gateway(
+    transport: Transport,
+    spec: XSpec,
+    remote_execmodel: str,
+    before_ready: Optional[Callable[[Gateway], Any]] = None,
+) -> Gateway:
     """The gateway of a worker that was given its settings and will report ready (a
-    transport's opener saw to both); returns once it has, or raises why it did not."""
+    transport's opener saw to both); returns once it has, or raises why it did not.
+
+    ``before_ready(gateway)`` runs before the worker's ready message is awaited: what it
+    sends (a ``remote_exec``) follows the bootstrap at once, saving a round trip; the
+    worker runs it once ready, and refuses it if it cannot serve (``startup_error``).
+    """
     gateway = Gateway(transport, spec, remote_execmodel)
     gateway._start_receiver()
+    early: Optional[Exception] = None
+    if before_ready is not None:
+        try:
+            before_ready(gateway)
+        except (OSError, EOFError) as exc:  # the worker is gone: _wait_ready says why
+            early = exc
+        except BaseException:
+            gateway._abandon()
+            raise
     try:
         gateway._wait_ready(spec.fields.timeout())
     except BootstrapError as exc:
+        if gateway._startup_error is not None:  # the worker said why (chdir): keep its words
+            raise
         raise transport.startup_error(exc) from exc
+    if early is not None:
+        gateway._abandon()
+        raise BootstrapError(f"gateway {gateway.id!r}: cannot send to the worker: {early}")
     return gateway

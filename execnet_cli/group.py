@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 import weakref
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ._remote.channel import NO_ENDMARKER_WANTED, Channel
 from ._remote.execmodel import get_execmodel
@@ -116,8 +116,17 @@ class Group:
         commands over ssh)."""
         return self._context.scope.opening()
 
-    def makegateway(self, spec: Union[str, XSpec, None] = None) -> Gateway:
-        """Open a gateway for ``spec`` (default: ``popen``, this interpreter)."""
+    def makegateway(
+        self,
+        spec: Union[str, XSpec, None] = None,
+        *,
+        before_ready: Optional[Callable[[Gateway], Any]] = None,
+    ) -> Gateway:
+        """Open a gateway for ``spec`` (default: ``popen``, this interpreter).
+
+        ``before_ready(gateway)`` may start work (``remote_exec``) that travels right
+        behind the bootstrap, without waiting for the worker to say ready.
+        """
         if spec is None:
             spec = self.defaultspec
         if not isinstance(spec, XSpec):
@@ -126,7 +135,7 @@ class Group:
         if spec.id in self:
             raise _duplicate_id(spec.id)
         remote_model = spec.fields.execmodel or self.remote_execmodel.backend
-        gateway = open_gateway(spec, remote_model, self._context)
+        gateway = open_gateway(spec, remote_model, self._context, before_ready)
         try:
             self._register(gateway)
         except SpecError:  # opened meanwhile in another thread under the same id

@@ -112,3 +112,44 @@ def test_the_bundle_is_built_once_when_many_gateways_open_at_once() -> None:
     assert bootstrap._worker_code.cache_info().misses == 1
     assert bootstrap._module_payloads.cache_info().misses == 1
     assert bootstrap._modules_bytes.cache_info().misses == 1
+
+
+def test_jobs_call_their_remote_half_from_the_bundle() -> None:
+    """``xnet run``/``sh`` send a call, not ``run_python``'s source for every worker to
+    compile: the worker imports it from its bundle (code objects where it takes ours)."""
+    from execnet_cli.fleet.jobs import python_job, shell_job
+
+    for job in (python_job("print(1)"), shell_job("true")):
+        assert job.source.startswith(f"from {bootstrap.WORKER_PACKAGE}.jobs import ")
+        assert len(job.source.splitlines()) == 2 and "def " not in job.source
+    gateway = execnet_cli.makegateway("popen")
+    try:
+        probe = "from xnet_remote import jobs\nchannel.send(jobs.run_python.__code__.co_filename)"
+        assert gateway.remote_exec(probe).receive(10).endswith("jobs.py")
+    finally:
+        gateway.exit()
+
+
+SOURCE_PROBE = """
+import sys
+importer = [f for f in sys.meta_path if type(f).__name__ == "_XnetImporter"][0]
+channel.send(importer.get_source(importer.package + ".framing").splitlines()[0])
+"""
+
+
+@pytest.mark.parametrize("worker", [True, False], indirect=True, ids=["same", "other"])
+def test_the_sources_travel_packed_and_unpack_on_first_need(worker: execnet_cli.Gateway) -> None:
+    """Only a worker with another magic needs them: they are compressed in the bundle;
+    any worker still has them for tracebacks (``get_source``)."""
+    import marshal
+
+    blob = bootstrap._modules_bytes(False)
+    bundle = marshal.loads(blob)
+    assert "modules" not in bundle and bundle["names"] == list(bootstrap.REMOTE_MODULES)
+    assert len(bundle["packed"]) * 2 < sum(len(module_source(n)) for n in bundle["names"])
+    first = worker.remote_exec(SOURCE_PROBE).receive(10)
+    assert first == module_source("framing").splitlines()[0]
+
+
+def module_source(name: str) -> str:
+    return str(bootstrap.module_payload(name, "source"))

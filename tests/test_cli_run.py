@@ -204,10 +204,10 @@ def buggy_inv(env: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     path.write_text(INVENTORY + "  buggy: {transport: popen}\n")
     real = Group.makegateway
 
-    def makegateway(self: Group, spec: Any = None) -> Any:
+    def makegateway(self: Group, spec: Any = None, **options: Any) -> Any:
         if "id=buggy" in str(spec):
             raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
-        return real(self, spec)
+        return real(self, spec, **options)
 
     monkeypatch.setattr(Group, "makegateway", makegateway)
     return str(path)

@@ -229,3 +229,51 @@ def test_xnet_sh_direct_on_8_names_of_one_new_host_records_it_once(
     assert len(known.read_text().splitlines()) == 1
     assert recorded_keys(sshd_host, known) == [sshd_host.host_key_line.split()[1]]
     assert stat.S_IMODE(known.stat().st_mode) == 0o600
+
+
+def _new_public_line() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    public = Ed25519PrivateKey.generate().public_key()
+    raw = public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return raw.decode()
+
+
+def test_lines_are_found_by_name_pattern_negation_and_hash_in_file_order(tmp_path):
+    """The index by plain names keeps OpenSSH's matching: patterns, ``!``, hashed names,
+    case, ``@revoked``, and the file's order among them; a changed file is read again."""
+    from execnet_cli.transports.ssh.hostkeys import hash_name
+
+    keys = [_new_public_line() for _ in range(8)]
+    known = tmp_path / "known_hosts"
+    lines = [
+        f"a.example,10.0.0.1 {keys[1]}",
+        f"*.example {keys[2]}",
+        f"!c.example,*.example {keys[3]}",
+        f"{hash_name('d.example')} {keys[4]}",
+        f"@revoked a.example {keys[5]}",
+        f"A.EXAMPLE {keys[6]}",
+        *(f"h{i}.other {keys[0]}" for i in range(50)),
+    ]
+    known.write_text("\n".join(lines) + "\n")
+
+    def blobs(name: str) -> list[int]:
+        found = load_known_hosts(name, [str(known)])
+        return [
+            keys.index(f"ssh-ed25519 {k.get_base64()}") for k in found.keys.get("ssh-ed25519", [])
+        ]
+
+    assert blobs("a.example") == [1, 2, 3, 6]
+    assert load_known_hosts("a.example", [str(known)]).sources == {"ssh-ed25519": f"{known}:1"}
+    revoked = load_known_hosts("a.example", [str(known)]).revoked
+    assert [f"ssh-ed25519 {k.get_base64()}" for k in revoked] == [keys[5]]
+    assert blobs("b.example") == [2, 3]
+    assert blobs("c.example") == [2]
+    assert blobs("d.example") == [2, 3, 4]
+    assert blobs("10.0.0.1") == [1]
+    assert blobs("h7.other") == [0]
+    assert blobs("nowhere") == []
+    with known.open("a") as handle:
+        handle.write(f"nowhere {keys[7]}\n")
+    assert blobs("nowhere") == [7]

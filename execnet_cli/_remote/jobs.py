@@ -1,8 +1,9 @@
 """The remote halves of ``xnet run`` and ``xnet sh`` (``fleet.jobs`` is the local half).
 
 Each is a pure function: no annotations, imports inside, nothing global but builtins, so
-``remote_exec`` can send its source text to any Python 3.8+ and call it there. They are
-never imported by a worker, only sent as text, one per job.
+``remote_exec`` could send its source text to any Python 3.8+. Jobs import them instead
+(the module is in every worker's bundle, compiled where the interpreter takes our code
+objects): a worker does not compile them per job.
 
 Output never goes through the worker's stderr: ``run_python`` swaps ``sys.stdout`` and
 ``sys.stderr`` for writers that send ``("out"|"err", text)`` items, ``run_shell`` pumps

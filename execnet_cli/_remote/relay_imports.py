@@ -30,7 +30,7 @@ from .serializer import dumps_parts
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Deque, Dict, List, Optional, Tuple
+    from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 #: Seconds to wait for the controller's answer: less than the finder's own wait (60 s),
 #: so that the host learns why rather than seeing a missing module.
@@ -191,18 +191,7 @@ def install(gateway: Any, request: Any, upstream: Upstream, timeout: float) -> H
     the worker cannot (it died, or its answer did not come in ``timeout``)."""
     host = HostImports(upstream)
     requests = gateway.newchannel()
-
-    def on_request(item: Any) -> None:  # in the host gateway's receiving thread
-        try:
-            reply = host.answer(item)
-        except Exception as exc:  # a bug of ours must not leave the host waiting
-            reply = ("refused", f"the relay failed to answer: {exc!r}")
-        try:
-            requests.send(reply)
-        except OSError:
-            pass  # the host is gone
-
-    requests.setcallback(on_request)
+    answer_requests(requests, host.answer, "the relay")
     installer = gateway.newchannel()
     gateway.start_exec(installer, dumps_parts(tuple(request)))
     installer.send(requests)
@@ -210,3 +199,28 @@ def install(gateway: Any, request: Any, upstream: Upstream, timeout: float) -> H
     host.same_magic = bool(magic) and magic == upstream.magic
     installer.waitclose(timeout)
     return host
+
+
+def answer_requests(
+    requests: Any,
+    answer: Callable[[Any], Any],
+    who: str,
+    report: Optional[Callable[[Any], None]] = None,
+) -> None:
+    """Answer each request arriving on ``requests`` (in its gateway's receiving thread) with
+    ``answer(request)``. A bug of ours becomes a refusal naming ``who`` (after ``report``),
+    never a finder left waiting; a requester that is gone is not an error."""
+
+    def on_request(request: Any) -> None:
+        try:
+            reply = answer(request)
+        except Exception as exc:
+            if report is not None:
+                report(request)
+            reply = ("refused", f"{who} failed to answer: {exc!r}")
+        try:
+            requests.send(reply)
+        except OSError:
+            pass
+
+    requests.setcallback(on_request)

@@ -53,6 +53,10 @@ class WorkerGateway(BaseGateway):
         self._executing = 0
         self._idle = threading.Condition(self._state_lock)
         self._main_done = threading.Event()
+        #: Why this worker cannot serve (``apply_config``): exec requests are refused. A
+        #: request sent behind the bootstrap (before the ready message) must never run in
+        #: the wrong directory.
+        self.refusal: Optional[str] = None
 
     def serve(self, info: Dict[str, Any]) -> None:
         """Announce readiness, then run tasks on this (the main) thread until the end."""
@@ -77,6 +81,9 @@ class WorkerGateway(BaseGateway):
 
     def _handle_exec(self, channel_id: int, payload: Buffer) -> None:
         channel = self._channels.new(channel_id)
+        if self.refusal is not None:
+            channel.close(f"the worker cannot serve: {self.refusal}")
+            return
         try:
             request = check_exec_request(loads(payload))
         except Exception as exc:
@@ -313,6 +320,7 @@ def main(config: Dict[str, Any]) -> None:
     info = interpreter_info()
     if problem:
         info["startup_error"] = problem  # the controller reports it and ends this worker
+        gateway.refusal = problem
     gateway.serve(info)
     finish_process()
 

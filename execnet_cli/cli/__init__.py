@@ -50,6 +50,10 @@ class LazyGroup(click.Group):
         # From the command line (no args given): the process's start, interpreter start-up
         # and imports included; from a caller (a test's CliRunner): now.
         self.started_at = process_started() if args is None else time.monotonic()
+        if args is None:  # a process of its own: optional modules load on first use
+            from .startup import defer
+
+            defer()
         return super().main(args, *pos, **kwargs)
 
     def list_commands(self, ctx: click.Context) -> List[str]:

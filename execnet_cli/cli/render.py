@@ -22,11 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Optional, Protocol, TextIO
-
-from rich.console import COLOR_SYSTEMS, Console
-from rich.style import Style
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, Optional, Protocol, TextIO
 
 from ..fleet.diffing import OutputClasses
 from ..fleet.events import (
@@ -43,6 +39,10 @@ from ..fleet.events import (
 )
 from ..fleet.results import GroupResult, HostResult
 from ..inventory import HostSet
+
+if TYPE_CHECKING:  # rich loads with the first console renderer: --json never needs it
+    from rich.console import Console
+    from rich.text import Text
 
 __all__ = [
     "GatherRenderer",
@@ -119,6 +119,8 @@ class Painter:
     """Writes text straight to a console's file: styled on a terminal, never wrapped or cut."""
 
     def __init__(self, console: Console, raw: bool = False) -> None:
+        from rich.console import COLOR_SYSTEMS
+
         self.console = console
         self.raw = raw
         system = console.color_system
@@ -131,6 +133,8 @@ class Painter:
             return "", ""
         found = self._codes.get(style)
         if found is None:
+            from rich.style import Style
+
             start, _, end = (
                 Style.parse(style).render("\0", color_system=self._system).partition("\0")
             )
@@ -173,6 +177,8 @@ def header(console: Console, names: HostSet, label: str = "") -> Text:
     A title wider than that is kept whole (a terminal wraps it; a pipe gets it as one
     line): a header is never cut.
     """
+    from rich.text import Text
+
     title = Text(f"{names} ({len(names)})", style="bold")
     if label:
         title.append(f": {label}", style="bold red")
@@ -188,6 +194,8 @@ def summary_line(result: GroupResult, wall: float) -> Text:
     Hosts that timed out, were interrupted or hit a bug of ours (``1 error (web03)``) are
     named only when there are some.
     """
+    from rich.text import Text
+
     line = Text()
     for outcome, style, always in _SUMMARY:
         names = result.hosts(outcome)

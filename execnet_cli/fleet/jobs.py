@@ -1,8 +1,8 @@
 """The jobs ``xnet run`` and ``xnet sh`` send to every host (the local half).
 
-A job is the source text of a pure function from ``_remote.jobs`` (the remote half,
-stdlib only and Python 3.8+, checked with the rest of ``_remote/``) with a call of it
-appended: ``run_python`` or ``run_shell``, which say what items come back.
+A job is the source text of a call of a pure function from ``_remote.jobs`` (the remote
+half, stdlib only and Python 3.8+, checked with the rest of ``_remote/``), which every
+worker has in its bundle: ``run_python`` or ``run_shell``, which say what items come back.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+from .._remote import jobs as remote_jobs
 from .._remote.jobs import run_python, run_shell
+from ..bootstrap import WORKER_PACKAGE
 from ..imports import ImportPolicy
 from ..source import prepare_request
 
@@ -83,15 +85,17 @@ def _finite(timeout: Optional[float]) -> Optional[float]:
 
 
 def call_source(function: Callable[..., Any], **kwargs: Union[str, float, None]) -> str:
-    """The function's source and a call of it, as text built once per run.
-
-    Sending text instead of the function keeps ``ast.parse`` out of the pool threads:
-    ``remote_exec(function)`` parses per call, and CPython 3.11 can fail parsing in
-    several threads at once ("AST constructor recursion depth mismatch").
+    """A call of ``function``, a pure function of ``_remote.jobs``, as text built once per
+    run: every worker's bundle has that module (``bootstrap.REMOTE_MODULES``), as code
+    objects where its interpreter takes ours, so the job imports it rather than sending
+    the function's source, which each worker would compile (~2 ms per host).
     """
-    source, _, name, _ = prepare_request(function, dict(kwargs))  # checks it is pure
+    prepare_request(function, dict(kwargs))  # checks it is pure, so it could travel as text
+    if function.__module__ != remote_jobs.__name__:
+        raise ValueError(f"{function.__qualname__} is not a function of _remote.jobs")
     for key, value in kwargs.items():
         if not isinstance(value, (str, int, float, type(None))):
             raise TypeError(f"{key}={value!r}: only str, int, float and None are passed")
     args = "".join(f", {key}={value!r}" for key, value in kwargs.items())
-    return f"{source}\n{name}(channel{args})\n"
+    name = function.__name__
+    return f"from {WORKER_PACKAGE}.jobs import {name}\n{name}(channel{args})\n"

@@ -41,14 +41,12 @@ from types import MappingProxyType
 from typing import Any, Optional
 
 from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
-from ..errors import TimeoutError as XnetTimeoutError
 from ..gateway import Gateway
 from ..group import Group
-from ..imports import serve_imports
 from ..inventory import Host
 from ..transports.descriptors import room_for
 from . import direct, strays
-from .collect import CLOSED, Budget, Collector, LineSplitter
+from .collect import Budget, LineSplitter
 from .events import (
     ERROR,
     FAILED,
@@ -65,6 +63,7 @@ from .events import (
     Started,
 )
 from .jobs import SH_TIMED_OUT, Job
+from .jobstart import JobStart, one_line, start_job
 from .relays import RelayLink, Sink, relay_hosts
 from .results import GroupResult
 from .retries import backoff, retryable
@@ -129,23 +128,14 @@ def _not_opened(name: str, exc: Exception, duration: float) -> Failed:
     if isinstance(exc, _Cancelled):
         return Failed(name, INTERRUPTED, "interrupted", duration)
     if isinstance(exc, CONNECTION_ERRORS):
-        return Failed(name, UNREACHABLE, _one_line(exc), duration, f"{type(exc).__name__}: {exc}")
+        return Failed(name, UNREACHABLE, one_line(exc), duration, f"{type(exc).__name__}: {exc}")
     return _bug(name, exc, duration)
 
 
 def _bug(name: str, exc: Exception, duration: float) -> Failed:
     """An exception nobody expected: its line for the report, its traceback for ``--debug``."""
     log.debug("host %s: internal error", name, exc_info=exc)
-    return Failed(name, ERROR, _one_line(exc), duration, f"{type(exc).__name__}: {exc}")
-
-
-def _one_line(exc: BaseException) -> str:
-    """The line a summary shows: a remote traceback's last line, else ``Type: message``."""
-    lines = str(exc).strip().splitlines()
-    text = lines[-1] if lines else ""
-    if isinstance(exc, RemoteError):
-        return text or "remote error"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return Failed(name, ERROR, one_line(exc), duration, f"{type(exc).__name__}: {exc}")
 
 
 def _worker_end(gateway: Gateway) -> tuple[str, Optional[int]]:
@@ -364,12 +354,14 @@ class Runner:
             if name not in self._carrier_names and direct.applies(self.job, host):
                 self._end(self._direct(host, start))
                 return
+        job = JobStart(self.job)  # sent behind the bootstrap where it may be (``jobstart``)
+        early = job if selected and name not in self._carrier_names and job.applies() else None
         try:
-            gateway = self._open_retrying(host, selected)
+            gateway = self._open_retrying(host, selected, lambda h: self._open(h, early))
         except Exception as exc:
             # Closing the run cuts opens short: that is not the host's fault.
             error = _Cancelled("interrupted") if self._cancel.is_set() else exc
-            slot.error, slot.exception = _one_line(error), error
+            slot.error, slot.exception = one_line(error), error
             self.open_errors[name] = error
             slot.done.set()
             if selected:
@@ -385,7 +377,7 @@ class Runner:
             return
         try:
             self._events.put(Running(name))
-            self._end(self._execute(gateway, name, start))
+            self._end(self._execute(gateway, name, start, job))
         finally:
             if name not in self._carrier_names:
                 gateway.exit(KILL_WAIT if self._cancel.is_set() else None)
@@ -409,7 +401,7 @@ class Runner:
                 delay = backoff(attempt)
                 if selected:
                     self._events.put(
-                        Retrying(host.name, attempt, retries + 1, _one_line(exc), delay)
+                        Retrying(host.name, attempt, retries + 1, one_line(exc), delay)
                     )
                 if self._cancel.wait(delay * random.uniform(0.8, 1.2)):
                     raise _Cancelled("interrupted") from None
@@ -420,7 +412,7 @@ class Runner:
         sink = Sink(self._events.put, self._put, self._end, _job_end, self._started, self._cancel)
         return RelayLink(gateway, name, self._relays[name], self.job, self.fanout, sink)
 
-    def _open(self, host: Host) -> Gateway:
+    def _open(self, host: Host, early: Optional[JobStart] = None) -> Gateway:
         if host.via:
             carrier = self._slots[host.via]
             while not carrier.done.wait(0.1):
@@ -431,7 +423,7 @@ class Runner:
                 raise error from carrier.exception
         if self._cancel.is_set():
             raise _Cancelled("interrupted")
-        gateway = self.group.makegateway(host.xspec())
+        gateway = self.group.makegateway(host.xspec(), before_ready=early)
         if self._cancel.is_set():  # close() may have missed it
             gateway.exit(KILL_WAIT)
             raise _Cancelled("interrupted")
@@ -456,15 +448,12 @@ class Runner:
 
         return direct.finish(command, self.job, host.name, start, emit, self._cancel)
 
-    def _execute(self, gateway: Gateway, name: str, start: float) -> Event:
-        """Run the job on an open gateway, putting its output; return the final event."""
+    def _execute(self, gateway: Gateway, name: str, start: float, sent: JobStart) -> Event:
+        """Run the job on an open gateway (``sent``: maybe already), putting its output;
+        return the final event."""
         job = self.job
-        collector = Collector()
         try:
-            if job.imports is not None:
-                self._forward_imports(gateway, job)
-            channel = gateway.remote_exec(job.source)
-            channel.setcallback(collector.on_item, endmarker=CLOSED)
+            channel, collector = start_job(gateway, job, sent)
         except ChannelClosed:  # the worker died right after it said ready
             return self._lost(gateway, name, start)
         deadline = None if job.timeout is None else time.monotonic() + job.timeout
@@ -488,19 +477,10 @@ class Runner:
         try:
             channel.waitclose(0)
         except RemoteError as exc:
-            return Failed(name, FAILED, _one_line(exc), time.monotonic() - start, str(exc))
+            return Failed(name, FAILED, one_line(exc), time.monotonic() - start, str(exc))
         except (EOFError, channel.TimeoutError):
             pass
         return self._lost(gateway, name, start)
-
-    @staticmethod
-    def _forward_imports(gateway: Gateway, job: Job) -> None:
-        """Serve the job's imports from here; a worker that cannot take it is lost."""
-        assert job.imports is not None
-        try:
-            serve_imports(gateway, job.imports)
-        except (RemoteError, EOFError, XnetTimeoutError) as exc:
-            raise ChannelClosed(f"cannot forward imports: {_one_line(exc)}") from exc
 
     def _emit(
         self, name: str, pieces: list[tuple[str, str]], splitters: dict, flush: bool = False

@@ -28,6 +28,7 @@ import weakref
 from typing import Any, Optional
 
 from .._remote.channel import Channel
+from .._remote.relay_imports import answer_requests
 from ..gateway import Gateway
 from .cache import CACHE, FileCache
 from .policy import Found, ImportPolicy, Refused
@@ -192,19 +193,14 @@ def answering_channel(gateway: Gateway, server: ImportServer) -> Channel:
     the gateway's receiving thread), for a worker's finder or a relay."""
     requests = gateway.newchannel()
 
-    def on_request(request: Any) -> None:
-        try:
-            with _ANSWERING:
-                reply = server.answer(request)
-        except Exception as exc:  # a bug of ours must not leave the worker waiting
-            log.exception("answering import request %r", request)
-            reply = ("refused", f"the controller failed to answer: {exc}")
-        try:
-            requests.send(reply)
-        except OSError:
-            pass  # the worker is gone
+    def answer(request: Any) -> Any:
+        with _ANSWERING:
+            return server.answer(request)
 
-    requests.setcallback(on_request)
+    def report(request: Any) -> None:
+        log.exception("answering import request %r", request)
+
+    answer_requests(requests, answer, "the controller", report)
     return requests
 
 

@@ -22,16 +22,12 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-import yaml
-
+from . import plain
+from .plain import EAGER, NULL, STR
 from .schema import are_names
 
 __all__ = ["EAGER", "NULL", "STR", "bare_hosts", "compose", "construct"]
 
-STR = "tag:yaml.org,2002:str"
-NULL = "tag:yaml.org,2002:null"
-#: First characters some implicit resolver watches: a plain scalar starting otherwise is a str.
-EAGER = frozenset(k for k in yaml.SafeLoader.yaml_implicit_resolvers if k)
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 #: Tags the fast reader gives plain scalars; ``<<`` (merge) and ``=`` (value) make it give up.
@@ -49,8 +45,6 @@ _INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _KEY = re.compile(r"[^\s\-?:,\[\]{}#&*!|>'\"%@`]\S{0,999}\Z")  # libyaml: keys < 1024
 _NOT_FIRST = _INDICATORS | {" "}  # _KEY's first character, for ASCII text
 _FLOW_PLAIN = re.compile(r"[^,\[\]{}#:]*")
-_RESOLVER = yaml.resolver.Resolver()
-_CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
 
 class _Bail(Exception):
@@ -122,22 +116,17 @@ class _Map(_Node):
 def construct(node: Any) -> Any:
     """The Python value of a fast-read node, as PyYAML's safe constructor makes it."""
     if node.id == "scalar":
-        if node.tag == STR:
-            return node.value
-        if node.tag == NULL:
-            return None
-        scalar = yaml.ScalarNode(node.tag, node.value)
-        return _CONSTRUCTOR.yaml_constructors[node.tag](_CONSTRUCTOR, scalar)
+        return plain.value(node.tag, node.value)
     if node.id == "sequence":
         return [construct(item) for item in node.value]
     return {construct(k): construct(v) for k, v in node.value}
 
 
 def _plain_tag(text: str) -> str:
-    """The tag of a plain scalar, resolved as ``yaml_reader.Loader`` does."""
+    """The tag of a plain scalar, resolved as ``yaml_reader.Loader`` does (``plain``)."""
     if text[0] not in EAGER:
         return STR
-    tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
+    tag = plain.tag(text)
     if tag not in _PLAIN_TAGS:
         raise _Bail
     return tag

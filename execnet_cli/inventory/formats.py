@@ -10,14 +10,15 @@ the node helpers are ``yaml_reader.py``; what a variable may hold is ``schema.py
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
-
-import yaml
+from typing import TYPE_CHECKING, Optional
 
 from ..suggest import did_you_mean
 from .fast_reader import bare_hosts
 from .schema import InventoryError, Mark, Var, ansible_var, xnet_var
 from .yaml_reader import NodeReader, describe, read_yaml
+
+if TYPE_CHECKING:  # the node types only: PyYAML loads when a file needs it (yaml_reader)
+    import yaml
 
 __all__ = ["Definitions", "GroupDef", "read_inventory"]
 

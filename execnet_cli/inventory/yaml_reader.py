@@ -19,43 +19,60 @@ marks kept while reading, which are the same either way.
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Any, Callable, Iterator, Optional
-
-import yaml
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from . import fast_reader
 from .fast_reader import EAGER, NULL, STR
 from .ranges import PatternError, expand_list
 from .schema import InventoryError, Mark, Var, check_name, is_name, xnet_var
 
-__all__ = ["Loader", "NodeReader", "describe", "read_yaml"]
+if TYPE_CHECKING:  # PyYAML loads when a file needs it: the fast reader reads most of them
+    import yaml
 
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+__all__ = ["NodeReader", "describe", "read_yaml"]  # and Loader, made on first use
+
 _MERGE = "tag:yaml.org,2002:merge"
 _BRACKETS = re.compile(r"\[[^\]]*\]")
 
 
-class Loader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """The safe loader, with a shortcut in tag resolution, which dominates large files.
+@functools.cache
+def _loader_class() -> Any:
+    import yaml
 
-    A plain scalar whose first character no implicit resolver watches (most host names)
-    can only be a string; the stock resolver reaches the same answer, more slowly.
-    """
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        if kind is yaml.ScalarNode and implicit[0]:
-            if not value:
-                return NULL
-            if value[0] not in EAGER:
-                return STR
-        return super().resolve(kind, value, implicit)
+    class Loader(base):  # type: ignore[misc,valid-type]
+        """The safe loader, with a shortcut in tag resolution, which dominates large files.
 
-    def descend_resolver(self, *args: Any) -> None:  # no path resolvers: nothing to track
-        pass
+        A plain scalar whose first character no implicit resolver watches (most host names)
+        can only be a string; the stock resolver reaches the same answer, more slowly.
+        """
 
-    def ascend_resolver(self) -> None:
-        pass
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+            if kind is yaml.ScalarNode and implicit[0]:
+                if not value:
+                    return NULL
+                if value[0] not in EAGER:
+                    return STR
+            return super().resolve(kind, value, implicit)  # type: ignore[no-any-return]
+
+        def descend_resolver(self, *args: Any) -> None:  # no path resolvers: nothing to track
+            pass
+
+        def ascend_resolver(self) -> None:
+            pass
+
+    return Loader
+
+
+def __getattr__(name: str) -> Any:
+    """``Loader``, PyYAML's safe loader with our shortcut, is made (and PyYAML imported)
+    when first asked for."""
+    if name == "Loader":
+        return _loader_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 VarFn = Callable[..., Var]
@@ -114,7 +131,9 @@ class NodeReader:
     def _merged_pairs(
         self, node: yaml.MappingNode, what: str
     ) -> Iterator[tuple[str, yaml.Node, yaml.Node]]:
-        own = yaml.MappingNode(node.tag, [(k, v) for k, v in node.value if k.tag != _MERGE])
+        from yaml import MappingNode  # merge keys come only from PyYAML's graph
+
+        own = MappingNode(node.tag, [(k, v) for k, v in node.value if k.tag != _MERGE])
         for _ in self.pairs(own, what):  # duplicates among the mapping's own keys
             pass
         latest = {self.key(k, what): (k, v) for k, v in self._flatten(node, what)}
@@ -245,7 +264,7 @@ def describe(node: yaml.Node) -> str:
 
 
 #: Walks one source's root node (None for an empty document) with a reader bound to it.
-Walk = Callable[[NodeReader, Optional[yaml.Node]], None]
+Walk = Callable[[NodeReader, Optional["yaml.Node"]], None]
 
 
 def read_yaml(text: str, source: str, walk: Walk) -> None:
@@ -262,7 +281,9 @@ def read_yaml(text: str, source: str, walk: Walk) -> None:
             return
     except Exception:  # read again, for libyaml's verdict and positions
         pass
-    loader = Loader(text)
+    import yaml
+
+    loader = _loader_class()(text)
     try:
         try:
             node = loader.get_single_node()

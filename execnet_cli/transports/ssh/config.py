@@ -66,25 +66,27 @@ def _load_config_text(path: Optional[str], watched: List[Tuple[str, Optional[int
         if path.lower() == "none":  # as OpenSSH's -F none: no config file at all
             return ""
         full = os.path.expanduser(path)
-        _watch(full, watched)
         try:
-            with open(full, encoding="utf-8") as handle:
-                text = handle.read()
+            text = _read_watched(full, watched)
         except OSError as exc:
             raise SpecError(f"ssh config file {path!r}: {exc.strerror or exc}") from exc
         return expand_includes(text, os.path.dirname(full) or ".", path, watched=watched)
     parts = []
     for candidate, base in ((USER_CONFIG, "~/.ssh"), (SYSTEM_CONFIG, "/etc/ssh")):
-        full = os.path.expanduser(candidate)
-        _watch(full, watched)
         try:
-            with open(full, encoding="utf-8") as handle:
-                text = handle.read()
+            text = _read_watched(os.path.expanduser(candidate), watched)
         except OSError:
-            continue
+            continue  # no user or system config: OpenSSH's defaults
         text = expand_includes(text, os.path.expanduser(base), candidate, watched=watched)
         parts.append("Host *\n" + text)
     return "\n".join(parts)
+
+
+def _read_watched(path: str, watched: Optional[List[Tuple[str, Optional[int]]]]) -> str:
+    """The text of ``path``, noted in ``watched`` (read or not) so a later change is seen."""
+    _watch(path, watched)
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def expand_includes(
@@ -110,10 +112,8 @@ def expand_includes(
                 pattern = os.path.join(base, pattern)
             _watch(os.path.dirname(pattern), watched)
             for path in sorted(glob.glob(pattern)):
-                _watch(path, watched)
                 try:
-                    with open(path, encoding="utf-8") as handle:
-                        text = handle.read()
+                    text = _read_watched(path, watched)
                 except OSError:
                     continue
                 out.append(expand_includes(text, base, path, depth + 1, watched))

@@ -69,22 +69,59 @@ class KnownHosts:
         return bool(self.keys)
 
 
-#: known_hosts lines by path, with the (inode, size, mtime) they were read at: a run
-#: opening many hosts reads each file once, and a recorded key (the file changed) is seen.
-_LINES: Dict[str, Tuple[Tuple[int, int, int], List[str]]] = {}
+#: A line of a known_hosts file that may list a host: (line number, marker, the line
+#: without its marker).
+_Line = Tuple[int, Optional[str], str]
+#: A file's lines by the plain names they list (lowercased), and apart, the lines with
+#: patterns, negations or hashed names, which are matched one by one.
+_Index = Tuple[Dict[str, List[_Line]], List[Tuple[_Line, List[str]]]]
+
+#: known_hosts files indexed, by path, with the (inode, size, mtime) they were read at: a
+#: run opening many hosts reads and indexes each file once, and each host then looks up its
+#: own lines rather than matching every line (64 hosts in one file: 64 lookups, not 4096
+#: matches); a recorded key changes the file, so it is seen.
+_INDEXES: Dict[str, Tuple[Tuple[int, int, int], _Index]] = {}
 
 
-def _file_lines(path: str) -> List[str]:
-    """The lines of ``path``, read again only when the file changed."""
+def _file_index(path: str) -> _Index:
+    """The lines of ``path`` by the names they list, made again only when the file changed."""
     with open(path, encoding="utf-8", errors="replace") as handle:
         info = os.fstat(handle.fileno())
         stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
-        cached = _LINES.get(path)
+        cached = _INDEXES.get(path)
         if cached is not None and cached[0] == stamp:
             return cached[1]
         lines = handle.read().splitlines()
-    _LINES[path] = (stamp, lines)
-    return lines
+    named: Dict[str, List[_Line]] = {}
+    patterned: List[Tuple[_Line, List[str]]] = []
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        marker = None
+        if line.startswith("@"):
+            marker, _, line = line.partition(" ")
+            line = line.strip()
+            if marker == "@cert-authority":
+                continue  # host certificates are not supported; such lines never match
+        names = line.split(None, 1)[0].split(",")
+        entry = (number, marker, line)
+        if any(n.startswith(("|1|", "!")) or "*" in n or "?" in n for n in names):
+            patterned.append((entry, names))
+            continue
+        for plain in dict.fromkeys(n.lower() for n in names):
+            named.setdefault(plain, []).append(entry)
+    index = (named, patterned)
+    _INDEXES[path] = (stamp, index)
+    return index
+
+
+def _lines_for(index: _Index, name: str) -> List[_Line]:
+    """The lines of an indexed file that list ``name``, in the file's order."""
+    named, patterned = index
+    found = named.get(name.lower(), [])
+    matched = [entry for entry, names in patterned if names_match(names, name)]
+    return sorted(found + matched, key=lambda entry: entry[0]) if matched else found
 
 
 def load_known_hosts(name: str, files: Sequence[str]) -> KnownHosts:
@@ -95,22 +132,10 @@ def load_known_hosts(name: str, files: Sequence[str]) -> KnownHosts:
     found = KnownHosts(name)
     for path in files:
         try:
-            lines = _file_lines(os.path.expanduser(path))
+            index = _file_index(os.path.expanduser(path))
         except OSError:
             continue
-        for number, raw in enumerate(lines, 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            marker = None
-            if line.startswith("@"):
-                marker, _, line = line.partition(" ")
-                line = line.strip()
-                if marker == "@cert-authority":
-                    continue  # host certificates are not supported; such lines never match
-            names = line.split(None, 1)[0]
-            if not names_match(names.split(","), name):
-                continue
+        for number, marker, line in _lines_for(index, name):
             try:
                 entry = HostKeyEntry.from_line(line, number)
             except (InvalidHostKey, SSHException, ValueError):

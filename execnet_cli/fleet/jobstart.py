@@ -1,0 +1,67 @@
+"""Starting a host's job, at best right behind the worker's bootstrap (before it is ready).
+
+Opening a gateway and then running the job costs a round trip after the worker is ready
+(ready message in, job out) and, on a loaded controller, a chain of thread wake-ups per
+host. A ``JobStart`` given to ``Group.makegateway(before_ready=...)`` sends the job's exec
+request as soon as the bootstrap is written, so the worker finds it waiting once it has
+started, and the job's channel already feeds a ``Collector``.
+
+Not for jobs whose imports are forwarded (the import server must be in place first: those
+start after the open, ``start_job``), nor for carriers and relays. A worker that cannot
+serve (an impossible ``chdir``) refuses the request (``_remote.worker``), and the open
+fails as it would without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ChannelClosed, RemoteError
+from ..errors import TimeoutError as XnetTimeoutError
+from ..gateway import Gateway
+from ..imports import serve_imports
+from .collect import CLOSED, Collector
+from .jobs import Job
+
+__all__ = ["JobStart", "one_line", "start_job"]
+
+
+class JobStart:
+    """A host's job channel and its collector; each call (an open: a retry is another)
+    starts the job afresh on ``gateway``."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.channel: Any = None
+        self.collector = Collector()
+
+    def __call__(self, gateway: Gateway) -> None:
+        self.collector = Collector()
+        self.channel = gateway.remote_exec(self.job.source)
+        self.channel.setcallback(self.collector.on_item, endmarker=CLOSED)
+
+    def applies(self) -> bool:
+        """Whether the job may travel behind the bootstrap."""
+        return self.job.imports is None
+
+
+def start_job(gateway: Gateway, job: Job, sent: JobStart) -> tuple[Any, Collector]:
+    """The job's channel and collector on an open gateway: those sent with the bootstrap,
+    else new ones, its imports served first. ChannelClosed when the worker is gone."""
+    if sent.channel is None:
+        if job.imports is not None:
+            try:
+                serve_imports(gateway, job.imports)
+            except (RemoteError, EOFError, XnetTimeoutError) as exc:
+                raise ChannelClosed(f"cannot forward imports: {one_line(exc)}") from exc
+        sent(gateway)
+    return sent.channel, sent.collector
+
+
+def one_line(exc: BaseException) -> str:
+    """The line a summary shows: a remote traceback's last line, else ``Type: message``."""
+    lines = str(exc).strip().splitlines()
+    text = lines[-1] if lines else ""
+    if isinstance(exc, RemoteError):
+        return text or "remote error"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
