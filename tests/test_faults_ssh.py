@@ -130,16 +130,27 @@ def test_connection_cut_under_an_open_gateway(own_hosts, figures):  # type: igno
     figures.seconds("worker gone after", time.monotonic() - cut, 10)
 
 
-def test_a_host_that_goes_away_mid_command(own_hosts, tmp_path, figures):  # type: ignore[no-untyped-def]
-    """A host whose sshd dies during `xnet sh`: it fails, the other finishes, nothing is left."""
+#: A command that says it is up, sleeps (a ``sleep`` process, whose command line is found
+#: by its marker) and says it is done: for ``xnet sh`` (on the session channel) and ``xnet
+#: run`` (a Python worker).
+SLEEPERS = {
+    "sh": "echo up; sleep {marker}; echo done",
+    "run": "import subprocess\nprint('up', flush=True)\nsubprocess.run(['sleep', '{marker}'])\n"
+    "print('done')",
+}
+
+
+@pytest.mark.parametrize("command", ["sh", pytest.param("run", marks=pytest.mark.slow)])
+def test_a_host_that_goes_away_mid_command(own_hosts, tmp_path, command, figures):  # type: ignore[no-untyped-def]
+    """A host whose sshd dies during `xnet sh` or `xnet run`: it fails, the other finishes,
+    nothing is left."""
     hosts = own_hosts[3:5]
     inventory = tmp_path / "two.yaml"
     inventory.write_text(ssh_inventory(hosts))
     env = xnet_env(tmp_path / "home", hosts)
     marker = f"3.{os.getpid()}7"
-    proc = start_xnet(
-        ["sh", f"echo up; sleep {marker}; echo done", "-i", str(inventory), "--json"], env
-    )
+    code = SLEEPERS[command].format(marker=marker)
+    proc = start_xnet([command, code, "-i", str(inventory), "--json"], env)
     try:
         sleeping = f"sleep\0{marker}"  # the sleep processes (xnet's own command line has it too)
         assert wait_until(lambda: len(pids_with(sleeping)) == 2, 30), proc.communicate(timeout=30)
@@ -154,10 +165,14 @@ def test_a_host_that_goes_away_mid_command(own_hosts, tmp_path, figures):  # typ
     assert rows["n02"]["status"] == "ok" and rows["n02"]["stdout"] == "up\ndone\n", rows
     assert rows["n01"]["status"] != "ok", rows
     assert wait_until(lambda: not pids_with(sleeping), 10)
-    figures.seconds("the lost host reported; run ended after", time.monotonic() - gone)
+    figures.seconds(
+        f"`xnet {command}`: the lost host reported; run ended after", time.monotonic() - gone
+    )
 
 
-def _behind_jump(count: int, tmp_path: Path, targets: List[SshdHost], figures) -> None:  # type: ignore[no-untyped-def]
+def _behind_jump(
+    count: int, tmp_path: Path, targets: List[SshdHost], command: str, figures
+) -> None:  # type: ignore[no-untyped-def]
     jump_cluster = _cluster(tmp_path, 1, max_startups="10:30:100")  # sshd's default
     try:
         jump = jump_cluster.hosts[0]
@@ -172,7 +187,8 @@ def _behind_jump(count: int, tmp_path: Path, targets: List[SshdHost], figures) -
         inventory.write_text(text)
         env = xnet_env(tmp_path / "home", [*targets, jump])
         started = time.monotonic()
-        done = run_xnet(["sh", "echo ok", "-i", str(inventory), "--json"], env, timeout=300)
+        job = "echo ok" if command == "sh" else "print('ok')"
+        done = run_xnet([command, job, "-i", str(inventory), "--json"], env, timeout=300)
         took = time.monotonic() - started
     finally:
         jump_cluster.stop()
@@ -180,17 +196,20 @@ def _behind_jump(count: int, tmp_path: Path, targets: List[SshdHost], figures) -
     bad = {name: row["error"] for name, row in rows.items() if row["status"] != "ok"}
     assert len(rows) == count and bad == {}, done.stderr.decode()[-2000:]
     figures.note(
-        f"{count} hosts behind one jump host (MaxStartups 10:30:100): all ok in {took:.1f} s"
+        f"`xnet {command}`: {count} hosts behind one jump host (MaxStartups 10:30:100): "
+        f"all ok in {took:.1f} s"
     )
 
 
-def test_hosts_behind_one_jump_host(sshd_hosts, tmp_path, figures):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("command", ["sh", pytest.param("run", marks=pytest.mark.slow)])
+def test_hosts_behind_one_jump_host(sshd_hosts, tmp_path, command, figures):  # type: ignore[no-untyped-def]
     """24 hosts behind one jump host with sshd's default MaxStartups: none dropped."""
-    _behind_jump(24, tmp_path, sshd_hosts(8), figures)
+    _behind_jump(24, tmp_path, sshd_hosts(8), command, figures)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_64_hosts_behind_one_jump_host(sshd_hosts, tmp_path, figures):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("command", ["sh", "run"])
+def test_64_hosts_behind_one_jump_host(sshd_hosts, tmp_path, command, figures):  # type: ignore[no-untyped-def]
     """64 hosts behind one jump host with sshd's default MaxStartups: none dropped."""
-    _behind_jump(64, tmp_path, sshd_hosts(64), figures)
+    _behind_jump(64, tmp_path, sshd_hosts(64), command, figures)

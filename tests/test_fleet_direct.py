@@ -227,3 +227,13 @@ def test_a_lost_connection_kills_the_command(far: Host) -> None:
     finally:
         command.close()
         kill_all(pids_with(marker))
+
+
+def test_commands_do_not_see_our_secrets(
+    far: Host, path: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: neither path hands the command the socket secret or the sudo password."""
+    monkeypatch.setenv("XNET_SECRET", "the-controllers-own-secret")
+    monkeypatch.setenv("XNET_SUDO_PASSWORD", "the-controllers-own-password")
+    command = 'echo "[${XNET_SECRET:-}${XNET_SUDO_PASSWORD:-}]"; grep -c own- /proc/$$/environ'
+    assert _sh(far, command).stdout == "[]\n0\n"  # (grep's status 1: found none)

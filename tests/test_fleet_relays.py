@@ -165,6 +165,9 @@ def test_ssh_hosts_are_opened_with_the_settings_resolved_here(tmp_path: Path) ->
     assert "StrictHostKeyChecking=ask" in words or "StrictHostKeyChecking=yes" in words
     assert argv[-1].startswith("python3 -c ") and (name, env, config["id"]) == ("h", {}, "h")
     assert timeout == 30.0 and not fork
+    options = "{ssh_options: {ServerAliveInterval: 14.5}}"
+    alive = Inventory.from_text(f"hosts:\n  h: {options}\n").host("h")
+    assert "ServerAliveInterval=15" in relays.host_entry(alive)[1]  # type: ignore[operator]
     popen = Inventory.from_text(
         "hosts:\n  p: {transport: popen}\n  q: {transport: popen, env: {LANG: C.UTF-8}}\n"
         "  s: {transport: popen, python: /usr/bin/python3}\n"
@@ -407,3 +410,27 @@ def test_fanout_bounds_the_hosts_each_relay_works_on_at_once(racks: Inventory) -
     result = _run(racks, "b1,b3", job, fanout=1)
     (a0, a1), (b0, b1) = (map(float, result[h].stdout.split()) for h in ("b1", "b3"))
     assert a1 <= b0 or b1 <= a0
+
+
+#: What a worker finds of our secrets: in its environment, the block its process started
+#: with, and its parent's (the relay's fork server, or the relay).
+SECRETS = """\
+import os
+found = [os.environ.get(n) for n in ("XNET_SECRET", "XNET_SUDO_PASSWORD")]
+for pid in ("self", str(os.getppid())):
+    with open("/proc/%s/environ" % pid, "rb") as block:
+        found.append(b"controllers-own" in block.read())
+print(found)
+"""
+
+
+def test_relayed_workers_do_not_see_our_secrets(
+    racks: Inventory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: the relay, its fork server and its hosts' workers start without them."""
+    monkeypatch.setenv("XNET_SECRET", "the-controllers-own-secret")
+    monkeypatch.setenv("XNET_SUDO_PASSWORD", "the-controllers-own-password")
+    result = _run(racks, "b1,b3", python_job(SECRETS))
+    assert {name: r.stdout for name, r in result.items()} == dict.fromkeys(
+        ("b1", "b3"), "[None, None, False, False]\n"
+    )

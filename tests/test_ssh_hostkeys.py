@@ -188,6 +188,49 @@ def test_an_unknown_key_refused_a_moment_ago_is_refused_again_without_connecting
         execnet_cli.makegateway(spec)
 
 
+def test_xnet_sh_direct_on_8_names_of_one_new_host_records_it_once(
+    sshd_host, tmp_path, monkeypatch
+):  # type: ignore[no-untyped-def]
+    """The same on ``xnet sh``'s direct path (the session channel): 8 hosts of a run, one
+    server, accept-new: one line, mode 0600."""
+    import getpass
+
+    from execnet_cli.fleet import direct
+    from execnet_cli.fleet.jobs import shell_job
+    from execnet_cli.fleet.runner import run_job
+    from execnet_cli.inventory import Host
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    known = tmp_path / "dot-ssh" / "known_hosts"
+    hosts = [
+        Host(
+            f"n{k}",
+            transport="ssh",
+            address=sshd_host.address,
+            port=sshd_host.port,
+            user=getpass.getuser(),
+            identity_file=str(sshd_host.key),
+            python="/nonexistent/python3",  # only the direct path can run the command
+            ssh_options=(
+                ("stricthostkeychecking", "accept-new"),
+                ("userknownhostsfile", str(known)),
+            ),
+        )
+        for k in range(PARALLEL)
+    ]
+    job = shell_job("echo ok")
+    assert all(direct.applies(job, host) for host in hosts)
+    umask = os.umask(0o022)
+    try:
+        results = run_job(hosts, job)
+    finally:
+        os.umask(umask)
+    assert {r.stdout for r in results.values()} == {"ok\n"}, results
+    assert len(known.read_text().splitlines()) == 1
+    assert recorded_keys(sshd_host, known) == [sshd_host.host_key_line.split()[1]]
+    assert stat.S_IMODE(known.stat().st_mode) == 0o600
+
+
 def _new_public_line() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

@@ -15,6 +15,8 @@ import pytest
 
 import execnet_cli
 from execnet_cli.errors import ConnectFailed, SpecError
+from execnet_cli.fleet import direct, relays
+from execnet_cli.fleet.jobs import shell_job
 from execnet_cli.inventory import Inventory, InventoryError
 from execnet_cli.transports.ssh.names import (
     expand_proxy_command,
@@ -284,3 +286,25 @@ def test_match_exec_gets_quoted_names(tmp_path, home):
     )
     assert done.stdout == "2222\n", done.stderr
     assert out.read_text() == "~root $HOME\n"
+
+
+@pytest.mark.parametrize("path", ["direct sh", "relay"])
+def test_sh_paths_check_names_as_gateways_do(tmp_path, home, path):
+    """``xnet sh`` straight on the session channel, and a relay's OpenSSH command line,
+    get the same checks: a bad name from the inventory or from the ssh config's HostName
+    is refused before a ProxyCommand could run it (a relay runs none: it refuses those)."""
+    sentinel = tmp_path / "injected"
+    config = home / ".ssh" / "config"
+    config.write_text(f"Host box\n  HostName 'h$(touch {sentinel})'\n" + PROXY)
+    inventory = Inventory.from_text(
+        "hosts:\n  box: {transport: ssh}\n  web|touch: {transport: ssh}\n"
+    )
+    for name, shown in (("box", "HostName: host name"), ("web|touch", "host name 'web|touch'")):
+        host = inventory.host(name)
+        assert direct.applies(shell_job("true"), host)
+        with pytest.raises(SpecError, match=shown.replace("|", r"\|")):
+            if path == "direct sh":
+                direct.start(host, shell_job("true")).close()
+            else:
+                relays.host_entry(host)
+    assert not sentinel.exists(), "the ProxyCommand ran the injected command"

@@ -6,14 +6,37 @@ one-byte opcodes for a stack machine, ``STOP`` last; sizes and ints of 4 bytes, 
 endian. Exact types only, no eval; every malformed input is a LoadError (EOFError where
 an opcode should start, as in execnet), and sizes are checked before anything is
 allocated. Channels travel by id and are only loaded with a gateway's channel factory.
+
+Limits: the data may come from a worker we do not trust, so loading is bounded as our own
+format's is (``loadguards.py`` says why): containers nest at most ``MAX_DEPTH`` deep (a
+set holding a 150,000-deep tuple crashed the process: exit 139), the objects made may take
+at most 20 bytes per byte read plus ``MEMORY_ALLOWANCE`` (a tuple of empty dicts took 80 x
+its size), and building big dicts and sets may take only so long (keys chosen to collide
+took 5.7 s for 1 MiB). Each is a LoadError; ``dumps`` refuses what is nested too deep.
 """
 
 from __future__ import annotations
 
 import struct
 import sys
+from array import array
+from itertools import islice
 
 from . import channel, errors
+from .loadguards import (
+    _CHANNEL_CHARGE,
+    _GUARDED_ITEMS,
+    HASH_TIME_ALLOWANCE,
+    HASH_TIME_FACTOR,
+    MAX_DEPTH,
+    MEMORY_ALLOWANCE,
+    _build_hashed,
+    _cpu_time,
+    _sizeof,
+    _sizeof_scalar,
+    _wall_time,
+)
+from .wireformat import K_FROZENSET, K_SET
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
 if TYPE_CHECKING:  # pragma: no cover
@@ -79,14 +102,15 @@ def _sized(op: bytes, data: bytes, what: str) -> bytes:
 def dumps_internal(obj: Any, channel_type: Any = None) -> bytes:
     """``obj`` in execnet's format without the version byte (what a channel carries).
 
-    Iterative: ``todo`` holds values still to write and opcodes to emit after them.
+    Iterative: ``todo`` holds values still to write (with the containers they are in) and
+    opcodes to emit after them.
     """
     channel_type = channel_type or channel.Channel
     out: List[bytes] = []
-    todo: List[Tuple[bool, Any]] = [(True, obj)]
+    todo: List[Tuple[bool, Any, int]] = [(True, obj, 0)]
     active: set = set()  # ids of the lists and dicts being written: a cycle is an error
     while todo:
-        is_value, value = todo.pop()
+        is_value, value, depth = todo.pop()
         if not is_value:
             if type(value) is int:
                 active.discard(value)
@@ -119,19 +143,25 @@ def dumps_internal(obj: Any, channel_type: Any = None) -> bytes:
             out.append(opcode.FLOAT + struct.pack(FLOAT_FORMAT, value))
         elif tp is complex:
             out.append(opcode.COMPLEX + struct.pack(COMPLEX_FORMAT, value.real, value.imag))
+        elif depth >= MAX_DEPTH and tp in (list, dict, tuple, set, frozenset):
+            raise errors.DumpError(f"a value is {_TOO_DEEP} (the other side would refuse it)")
         elif tp is list or tp is dict:
             if id(value) in active:
                 raise errors.DumpError(f"recursive structure: a {tp.__name__} contains itself")
             active.add(id(value))
-            todo.append((False, id(value)))
+            todo.append((False, id(value), 0))
             pairs = enumerate(value) if tp is list else value.items()
             for key, item in reversed(list(pairs)):
-                todo += ((False, opcode.SETITEM), (True, item), (True, key))
+                todo += (
+                    (False, opcode.SETITEM, 0),
+                    (True, item, depth + 1),
+                    (True, key, depth + 1),
+                )
             out.append(opcode.NEWDICT if tp is dict else opcode.NEWLIST + _int4(len(value), "list"))
         elif tp is tuple or tp is set or tp is frozenset:
             op = opcode.BUILDTUPLE if tp is tuple else opcode.SET if tp is set else opcode.FROZENSET
-            todo.append((False, op + _int4(len(value), tp.__name__)))
-            todo += ((True, item) for item in reversed(list(value)))
+            todo.append((False, op + _int4(len(value), tp.__name__), 0))
+            todo += ((True, item, depth + 1) for item in reversed(list(value)))
         elif tp is channel_type:
             out.append(opcode.CHANNEL + _int4(value.id, "channel id"))
         else:
@@ -175,6 +205,7 @@ class StreamReader:
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
+        self.pos = 0  # bytes read: what the memory bound allows for
 
     def left(self) -> int:
         """Unknown: sizes are believed, and the data read in chunks as it comes."""
@@ -191,6 +222,7 @@ class StreamReader:
                 break
             parts.append(bytes(part))
             n -= len(part)
+            self.pos += len(part)
         return b"".join(parts)
 
 
@@ -222,6 +254,7 @@ def load_from(
             raise errors.LoadError(f"wrong dumpformat version {version!r}")
     stack: List[Any] = []
     limits: Dict[int, int] = {}  # id of a list being filled -> items it announced
+    guard = _Limits(reader)
     try:
         while True:
             op = reader.read(1)
@@ -231,14 +264,82 @@ def load_from(
                 if len(stack) != 1:
                     raise errors.LoadError("internal unserialization error")
                 return stack[0]
-            stack.append(_load_one(op, reader, stack, limits, strconfig, channel_factory))
-            if stack[-1] is _NOTHING:
-                stack.pop()
+            value = _load_one(op, reader, stack, limits, strconfig, channel_factory, guard)
+            if value is not _NOTHING:
+                stack.append(value)
+                guard.depths.append(guard.made)
+                guard.made = 0
+                guard.spent += _PUSHED
     except (TypeError, ValueError, UnicodeDecodeError, struct.error) as exc:
         raise errors.LoadError(f"malformed data: {type(exc).__name__}: {exc}") from None
 
 
 _NOTHING = object()  # what SETITEM leaves on the stack: nothing
+_TOO_DEEP = f"nested deeper than {MAX_DEPTH} containers"
+#: What each value costs on the way (a slot on the stack and its depth beside it), and
+#: what each container costs beyond sys.getsizeof (the garbage collector's header).
+_PUSHED, _TRACKED = 10, 16
+#: A list that announced items is remembered while it is filled (an entry in a dict).
+_ANNOUNCED = 104
+#: At most what an int of 4 bytes and a float or complex take (sys.getsizeof, 64 bits);
+#: strings, bytes and long ints are measured.
+_INT_SIZE = _COMPLEX_SIZE = 32
+
+
+class _Limits:
+    """One load's bounds (see "Limits"): the depth of each value on the stack (``depths``,
+    beside it; ``made``: the depth of the value being made), the memory its objects take
+    (``spent``, by sys.getsizeof as they are made and as they grow), and the time spent building big
+    dicts and sets (``clock``, as ``loadguards._build_hashed`` keeps it)."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.depths = array("H")  # 2 bytes a value: the stack's shadow costs little
+        self.made = 0
+        self.spent = 0
+        self.clock = [_wall_time(), 0.0, -1.0]
+
+    def nest(self, depth: int) -> None:
+        """The value being made is a container around values ``depth`` deep."""
+        if depth >= MAX_DEPTH:
+            raise errors.LoadError(f"a value before offset {self.reader.pos} is {_TOO_DEEP}")
+        self.made = depth + 1
+
+    def charge(self, size: int) -> None:
+        """``size`` more bytes of memory made; refused past 20 per byte read + allowance."""
+        self.spent += size
+        read = self.reader.pos
+        if self.spent > 20 * read + MEMORY_ALLOWANCE:
+            raise errors.LoadError(
+                f"memory bomb: by offset {read} the value would take an estimated "
+                f"{self.spent} bytes of memory, more than 20 x the data read plus "
+                f"{MEMORY_ALLOWANCE} bytes (the serializer's limit)"
+            )
+
+    def setitem(self, target: dict, key: Any, value: Any) -> None:
+        """``target[key] = value`` in a big dict, under the hashing time guard."""
+        clock = self.clock
+        if clock[2] < 0.0:  # the wall clock screens; once it trips, the thread's CPU time
+            started = _wall_time()
+            target[key] = value
+            clock[1] += _wall_time() - started
+            if clock[1] > self._allowance():
+                clock[2] = 0.0
+            return
+        started, wall = _cpu_time(), _wall_time()
+        target[key] = value
+        clock[1] += _wall_time() - wall  # hashing, not decoding, in either clock
+        clock[2] += _cpu_time() - started
+        if clock[2] > self._allowance():
+            raise errors.LoadError(
+                f"hash flooding: building a dict of {len(target)} keys before offset "
+                f"{self.reader.pos} took more CPU time than allowed ({HASH_TIME_FACTOR:g} x "
+                f"the time spent decoding + {HASH_TIME_ALLOWANCE:g} s): keys chosen to collide?"
+            )
+
+    def _allowance(self) -> float:
+        decoding = _wall_time() - self.clock[0] - self.clock[1]
+        return HASH_TIME_ALLOWANCE + HASH_TIME_FACTOR * decoding
 
 
 def _load_one(
@@ -248,15 +349,21 @@ def _load_one(
     limits: Dict[int, int],
     strconfig: Tuple[bool, bool],
     channel_factory: Optional[Callable[[int], Any]],
+    guard: _Limits,
 ) -> Any:
-    """The value one opcode makes (``_NOTHING`` for SETITEM, which fills a container)."""
+    """The value one opcode makes (``_NOTHING`` for SETITEM, which fills a container).
+
+    Scalars take at most 20 bytes of memory per byte of their own data, so they are
+    charged (what they take) without a check; containers are checked as they are made."""
     if op == opcode.NONE:
         return None
     if op == opcode.TRUE or op == opcode.FALSE:
         return op == opcode.TRUE
     if op in (opcode.INT, opcode.LONG):
+        guard.spent += _INT_SIZE
         return _INT4.unpack(_exact(reader, 4, "int"))[0]
     if op in (opcode.FLOAT, opcode.COMPLEX):
+        guard.spent += _COMPLEX_SIZE
         if op == opcode.FLOAT:
             return struct.unpack(FLOAT_FORMAT, _exact(reader, FLOAT_FORMAT_SIZE, "float"))[0]
         return complex(*struct.unpack(COMPLEX_FORMAT, _exact(reader, COMPLEX_FORMAT_SIZE, "a")))
@@ -264,42 +371,70 @@ def _load_one(
         cid = _INT4.unpack(_exact(reader, 4, "channel id"))[0]
         if channel_factory is None:
             raise errors.LoadError("a channel can only be loaded by a gateway's channel")
+        guard.charge(_CHANNEL_CHARGE)
         return channel_factory(cid)
     if op == opcode.NEWDICT:
-        return {}
+        guard.made = 1
+        made: Any = {}
+        guard.charge(_sizeof(made) + _TRACKED)
+        return made
     if op == opcode.SETITEM:
         if len(stack) < 3:
             raise errors.LoadError("not enough items for setitem")
         value, key = stack.pop(), stack.pop()
+        depths = guard.depths
+        inner = max(depths.pop(), depths.pop())
         target = stack[-1]
         if type(target) is list and type(key) is int and 0 <= key < limits.get(id(target), 0):
             if key >= len(target):
+                before = _sizeof(target)
                 target.extend([None] * (key + 1 - len(target)))
+                guard.charge(_sizeof(target) - before)
             target[key] = value
         elif type(target) is dict:
-            target[key] = value
+            before = _sizeof(target)
+            if len(target) <= _GUARDED_ITEMS:
+                target[key] = value
+            else:
+                guard.setitem(target, key, value)
+            guard.charge(_sizeof(target) - before)
         else:
             raise errors.LoadError("setitem on something that is not a list or dict being built")
+        if inner >= depths[-1]:
+            guard.nest(inner)
+            depths[-1], guard.made = guard.made, 0
         return _NOTHING
     size = _INT4.unpack(_exact(reader, 4, "size"))[0]
     if op == opcode.NEWLIST:
         if not 0 <= size <= reader.list_limit():
             raise errors.LoadError(f"a list of {size} items is longer than the data")
-        made: List[Any] = [None] * min(size, 1 << 16)  # grown by SETITEM up to its size
-        limits[id(made)] = size
+        made = [None] * min(size, 1 << 16)  # grown by SETITEM up to its size
+        if size:
+            limits[id(made)] = size
+        guard.made = 1
+        guard.charge(_sizeof(made) + _TRACKED + (_ANNOUNCED if size else 0))
         return made
     if op in (opcode.BUILDTUPLE, opcode.SET, opcode.FROZENSET):
         if not 0 <= size <= len(stack):
             raise errors.LoadError(f"a collection of {size} items, {len(stack)} on the stack")
-        items = stack[len(stack) - size :]
-        del stack[len(stack) - size :]
-        return (
-            tuple(items)
-            if op == opcode.BUILDTUPLE
-            else set(items)
-            if op == opcode.SET
-            else frozenset(items)
-        )
+        start = len(stack) - size
+        guard.nest(max(guard.depths[start:], default=0))
+        del guard.depths[start:]
+        if op == opcode.BUILDTUPLE:
+            made = tuple(islice(stack, start, None))
+        else:
+            kind = K_SET if op == opcode.SET else K_FROZENSET
+            made = _build_hashed(kind, stack[start:], reader.pos, guard.clock)
+        del stack[start:]
+        guard.charge(_sizeof(made) + _TRACKED)
+        return made
+    made = _load_sized(op, reader, size, strconfig)
+    guard.spent += _sizeof_scalar(made)
+    return made
+
+
+def _load_sized(op: bytes, reader: Any, size: int, strconfig: Tuple[bool, bool]) -> Any:
+    """The value of a string, bytes or long int opcode whose size was read."""
     if op in (opcode.LONGINT, opcode.LONGLONG) and size > MAX_INT_DIGITS:
         raise errors.LoadError(f"an int of {size} digits (at most {MAX_INT_DIGITS} are read)")
     data = _exact(reader, size, "string")

@@ -159,6 +159,8 @@ def ssh_argv(settings: SSHSettings) -> list[str]:
         argv += ["-o", f"IdentityAgent={settings.identity_agent}"]
     if settings.connect_timeout:
         argv += ["-o", f"ConnectTimeout={math.ceil(settings.connect_timeout)}"]
+    if settings.server_alive_interval:  # a host that vanishes is noticed, as from here
+        argv += ["-o", f"ServerAliveInterval={math.ceil(settings.server_alive_interval)}"]
     return [*argv, settings.hostname]
 
 
