@@ -37,6 +37,8 @@ __all__ = ["INTERRUPTS_TO_END", "Outcome", "Session", "SessionEnded"]
 
 #: Ctrl-C presses during one statement that end the session.
 INTERRUPTS_TO_END = 3
+#: How the session says a host is gone from it (once: a note, or the statement's result).
+DROPPED = "dropped from the session"
 #: How long a dropped host's worker is given to end before it is killed.
 DROP_WAIT = 1.0
 
@@ -115,10 +117,12 @@ class Session:
         for name in [n for n in self.shells if n not in keep]:
             self.shells.pop(name).close(DROP_WAIT)
 
-    def drop(self, name: str, why: str) -> None:
+    def drop(self, name: str, why: str, announce: bool = True) -> None:
+        """End ``name``'s shell; ``announce=False`` where the statement's results say it."""
         shell = self.shells.pop(name, None)
         if shell is not None:
-            self.note(f"{name}: {why}; dropped from the session")
+            if announce:
+                self.note(f"{name}: {why}; {DROPPED}")
             shell.gateway.exit(DROP_WAIT)
 
     def note(self, line: str) -> None:
@@ -242,8 +246,8 @@ class _Run:
         elif kind == "done":
             self._done(host, item[1], item[2])
         elif kind == "lost" and self.session._lost(host):
-            self._end(host, Failed(host, FAILED, item[1], 0.0))
-            self.session.drop(host, item[1])
+            self._end(host, Failed(host, FAILED, f"{item[1]}; {DROPPED}", 0.0))
+            self.session.drop(host, item[1], announce=False)
 
     def _output(self, host: str, stream: str, text: str) -> None:
         """Whole lines to the result (so hosts that printed the same fold together)."""
@@ -299,6 +303,10 @@ class _Run:
         self.presses += 1
         if self.presses >= INTERRUPTS_TO_END:
             raise SessionEnded("interrupted; the session was ended", 130)
+        if self.presses == 1 and not self.streaming:
+            # the terminal echoed ^C; the gathered results start a line of their own
+            self.session.out.write("\n")
+            self.session.out.flush()
         if self.presses == INTERRUPTS_TO_END - 1:
             self.session.note("interrupting again; one more Ctrl-C ends the session")
         for host in self.pending:
@@ -309,8 +317,8 @@ class _Run:
             return
         why = f"timed out after {self.session.timeout:g} s"
         for host in sorted(self.pending):
-            self._end(host, Failed(host, FAILED, why, 0.0))
-            self.session.drop(host, why)
+            self._end(host, Failed(host, FAILED, f"{why}; {DROPPED}", 0.0))
+            self.session.drop(host, why, announce=False)
 
     def outcome(self) -> Outcome:
         if self.exit_codes:
