@@ -48,6 +48,7 @@ REMOTE_MODULES = (
     "channelfiles",
     "engine",
     "fdio",
+    "descendants",
     "worker",
     "forkserver",
     "compat",

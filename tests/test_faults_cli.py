@@ -215,8 +215,8 @@ def test_signals_to_xnet_on_8_hosts(ssh_hosts, sig, command, figures):  # type: 
     marker = f"1000.{os.getpid()}{int(sig)}"
     if command == "sh":  # the shell's command line holds the marker
         args, sleeping = ["sh", f"echo up; sleep {marker}", "-i", direct], f"sleep {marker}"
-    else:  # the workers themselves sleep (what code they start is theirs to end)
-        code = f"import time\nprint('up', flush=True)\ntime.sleep({marker})"
+    else:  # the workers start the sleep: a job cut short ends what it started
+        code = f"import subprocess\nprint('up', flush=True)\nsubprocess.run(['sleep', '{marker}'])"
         args, sleeping = ["run", code, "-i", inventory], ""
     proc = start_xnet([*args, "--no-gather"], env)
     assert proc.stdout is not None
@@ -227,6 +227,7 @@ def test_signals_to_xnet_on_8_hosts(ssh_hosts, sig, command, figures):  # type: 
             assert line, proc.communicate()[1]
             up += line.endswith(b": up\n")
         assert not sleeping or wait_until(lambda: len(pids_with(sleeping)) >= 8, 10)
+        assert sleeping or wait_until(lambda: len(set(pids_with(marker)) - {proc.pid}) >= 8, 10)
         proc.send_signal(sig)
         sent = time.monotonic()
         out, err = proc.communicate(timeout=30)

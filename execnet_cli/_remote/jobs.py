@@ -95,10 +95,14 @@ def run_python(channel, code, filename, target=None):
 
             raise io.UnsupportedOperation("output of xnet run is sent over a channel")
 
+    from .descendants import add_interrupt_hook, end_descendants, remove_interrupt_hook
+
     out, err = Writer("out"), Writer("err")
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
     status, formatted, returned = 0, None, ()
+    # cut short (Ctrl-C, a timeout, a lost connection), the job's processes end with it
+    add_interrupt_hook(end_descendants)
     try:
         if target is None:
             namespace = {"__name__": "__main__", "__file__": filename}
@@ -129,6 +133,7 @@ def run_python(channel, code, filename, target=None):
         formatted = "".join(traceback.format_exception(type(exc), exc, tb))
         status = 1
     finally:
+        remove_interrupt_hook(end_descendants)
         sys.stdout, sys.stderr = saved
         for writer in (out, err):
             try:

@@ -20,6 +20,7 @@ import threading
 from _queue import SimpleQueue
 
 from .channel import Channel
+from .descendants import run_interrupt_hooks
 from .engine import BaseGateway
 from .fdio import FdIO, enlarge_pipe
 from .protocol import MessageType, check_exec_request
@@ -157,6 +158,11 @@ class WorkerGateway(BaseGateway):
 
     def _on_connection_lost(self, reason: BaseException) -> None:
         self._main_queue.put(_STOP)
+        if run_interrupt_hooks():
+            # An xnet run job was cut short (timeout, Ctrl-C): its processes have been
+            # ended; nobody waits for the rest of it.
+            _flush_std_streams()
+            os._exit(1)
         if not self._main_done.wait(EXIT_GRACE):
             # The main thread is stuck in user code: nobody is left to talk to.
             _flush_std_streams()
@@ -333,6 +339,7 @@ def finish_process() -> None:
     """
     import atexit
 
+    run_interrupt_hooks()  # a job cut short: what it started ends with it
     try:
         atexit._run_exitfuncs()  # type: ignore[attr-defined]
     except BaseException:

@@ -463,7 +463,8 @@ class Runner:
                 wait = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
                 if wait <= 0:
                     self._emit(name, collector.take(0), splitters, flush=True)
-                    gateway.exit(0)  # stuck in user code: only killing frees it
+                    # the worker ends the job's processes, then itself; killed if stuck
+                    gateway.exit(KILL_WAIT)
                     error = f"timed out after {job.timeout:g} s"
                     return Failed(name, TIMED_OUT, error, time.monotonic() - start)
                 self._emit(name, collector.take(wait), splitters)
