@@ -95,7 +95,19 @@ def run_python(channel, code, filename, target=None):
 
             raise io.UnsupportedOperation("output of xnet run is sent over a channel")
 
-    from .descendants import add_interrupt_hook, end_descendants, remove_interrupt_hook
+    # A pure function, which may travel as source outside its package: the engine's
+    # package is found from the channel's class (xnet_remote in a worker).
+    engine = type(channel).__module__.rpartition(".")[0]
+    try:
+        hooks = __import__(engine + ".descendants", fromlist=["end_descendants"])
+        add_interrupt_hook, remove_interrupt_hook = (
+            hooks.add_interrupt_hook,
+            hooks.remove_interrupt_hook,
+        )
+        end_descendants = hooks.end_descendants
+    except ImportError:  # a channel of something else: nothing to end
+        add_interrupt_hook = remove_interrupt_hook = lambda hook: None
+        end_descendants = None
 
     out, err = Writer("out"), Writer("err")
     saved = sys.stdout, sys.stderr
