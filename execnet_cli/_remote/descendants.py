@@ -12,8 +12,6 @@ purpose and is not followed.
 from __future__ import annotations
 
 import os
-import signal
-import time
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,13 +88,7 @@ def _scan(root: int) -> List[int]:
     for name in names:
         if not name.isdigit():
             continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue  # ended meanwhile
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
-        fields = stat[stat.rfind(b")") + 2 :].split()
+        fields = _stat(int(name))
         if len(fields) > 1:
             parents[int(name)] = int(fields[1])
     found: List[int] = []
@@ -109,7 +101,9 @@ def _scan(root: int) -> List[int]:
 
 def end_descendants(grace: float = TERM_GRACE) -> None:
     """SIGTERM every process below this one, then SIGKILL what is left after ``grace``."""
+    import signal
     import sys
+    import time
 
     # The main thread may be busy in the job's code: hand the GIL back and forth quickly,
     # or each system call here waits a switch interval (5 ms) for it.
@@ -135,9 +129,16 @@ def _signal(pid: int, sig: int) -> None:
 
 def _alive(pid: int) -> bool:
     """Whether ``pid`` still runs (a zombie child waiting to be reaped does not)."""
+    state = _stat(pid)[:1]
+    return bool(state) and state[0] != b"Z"
+
+
+def _stat(pid: int) -> List[bytes]:
+    """``/proc/PID/stat`` from the state on (state, ppid, ...); empty once it has ended.
+    The command name before them may hold spaces and parentheses: cut at the last ")"."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()
     except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 :][:1] != b"Z"
+        return []
+    return stat[stat.rfind(b")") + 2 :].split()

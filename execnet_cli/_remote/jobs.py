@@ -100,21 +100,15 @@ def run_python(channel, code, filename, target=None):
     engine = type(channel).__module__.rpartition(".")[0]
     try:
         hooks = __import__(engine + ".descendants", fromlist=["end_descendants"])
-        add_interrupt_hook, remove_interrupt_hook = (
-            hooks.add_interrupt_hook,
-            hooks.remove_interrupt_hook,
-        )
-        end_descendants = hooks.end_descendants
     except ImportError:  # a channel of something else: nothing to end
-        add_interrupt_hook = remove_interrupt_hook = lambda hook: None
-        end_descendants = None
+        hooks = None
 
     out, err = Writer("out"), Writer("err")
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
     status, formatted, returned = 0, None, ()
-    # cut short (Ctrl-C, a timeout, a lost connection), the job's processes end with it
-    add_interrupt_hook(end_descendants)
+    if hooks is not None:  # cut short (Ctrl-C, a timeout, a lost connection), the job's
+        hooks.add_interrupt_hook(hooks.end_descendants)  # processes end with it
     try:
         if target is None:
             namespace = {"__name__": "__main__", "__file__": filename}
@@ -145,7 +139,8 @@ def run_python(channel, code, filename, target=None):
         formatted = "".join(traceback.format_exception(type(exc), exc, tb))
         status = 1
     finally:
-        remove_interrupt_hook(end_descendants)
+        if hooks is not None:
+            hooks.remove_interrupt_hook(hooks.end_descendants)
         sys.stdout, sys.stderr = saved
         for writer in (out, err):
             try:
