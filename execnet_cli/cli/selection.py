@@ -82,7 +82,7 @@ def resolve_selection(
 
 def _from_run(inventory: Inventory, value: str, run: Optional[str], state: str) -> list[Host]:
     """The hosts a recorded run put in ``state``, as the inventory now defines them (an
-    ad-hoc host's name is its address, so it needs no inventory)."""
+    ad-hoc host is named as it was written, so it needs no inventory)."""
     try:
         names = load_state(run, state)
     except LastRunError as exc:
@@ -168,9 +168,9 @@ def _adhoc_names(term: str, inventory: Inventory) -> Optional[list[str]]:
         names = expand(term)
     except PatternError:
         names = [term]  # brackets of an IPv6 address, not a range
-    if not all(looks_adhoc(name) and name not in inventory.all for name in names):
-        return [term] if looks_adhoc(term) and term not in inventory.all else None
-    return names
+    if all(looks_adhoc(name) and name not in inventory.all for name in names):
+        return names
+    return None
 
 
 def _terms(value: str) -> list[str]:
