@@ -255,7 +255,7 @@ class _Relay:
         self.outbox = _Outbox(channel, self.stopped)
         self.next_host = 0
         self.lock = threading.Lock()
-        self.bundles: Dict[str, Any] = {}  # "source" / "code" -> module payloads
+        self.bundles: Dict[str, bytes] = {}  # "source" / "code" -> the marshalled bundle
         self.stage2 = setup["stage2"].encode()
         self.base_environ = _initial_environ()
         self.forks: Any = None  # the fork server: None until asked for, False if unusable
@@ -272,28 +272,26 @@ class _Relay:
     def bootstrap(self, config: Dict[str, Any], compiled: bool) -> bytes:
         """What ``bootstrap.bootstrap_bytes`` sends: stage 2, then the modules and the
         worker's settings as two marshalled blobs (stage 2 reads both)."""
-        modules = self._modules("code" if compiled else "source")
-        head = marshal.dumps({"package": self.setup["package"], "modules": modules}, 4)
+        head = self._bundle("code" if compiled else "source")
         tail = marshal.dumps(config, 4)
         parts = [b"%08d" % len(self.stage2), self.stage2]
         parts += [b"%012d" % len(head), head, b"%012d" % len(tail), tail]
         return b"".join(parts)
 
-    def _modules(self, kind: str) -> Dict[str, Any]:
+    def _bundle(self, kind: str) -> bytes:
+        """The marshalled modules of ``kind``, made once for every host of the relay."""
         with self.lock:
-            modules = self.bundles.get(kind)
-            if modules is None:
-                sources = self.setup["modules"]
-                if kind == "source":
-                    modules = sources
-                else:
-                    package = self.setup["package"]
+            head = self.bundles.get(kind)
+            if head is None:
+                package, modules = self.setup["package"], self.setup["modules"]
+                if kind == "code":
                     modules = {
                         name: marshal.dumps(compile(text, f"{package}/{name}.py", "exec"))
-                        for name, text in sources.items()
+                        for name, text in modules.items()
                     }
-                self.bundles[kind] = modules
-            return modules
+                head = marshal.dumps({"package": package, "modules": modules}, 4)
+                self.bundles[kind] = head
+            return head
 
     # -- the pool -------------------------------------------------------------------------
 
@@ -415,7 +413,7 @@ class _Relay:
                 exited.append(item)
                 put(("x", index, item[1], item[2]))
             elif isinstance(item, tuple) and len(item) == 3 and item[0] == "return":
-                put(("v", index, *_returned(item[1], item[2])))
+                put(("v", index, item[1], item[2]))  # it came through loads: it travels
 
         if gateway.execute(self.request, forward):
             put(("R", index))
@@ -502,15 +500,6 @@ def _initial_environ() -> Dict[str, str]:
         if sep and name:
             env[os.fsdecode(name)] = os.fsdecode(value)
     return env
-
-
-def _returned(value: Any, text: Any) -> Tuple[Any, Any]:
-    """A returned value as it can go upstream: itself, or its repr if it cannot travel."""
-    try:
-        dumps_parts(value)
-    except Exception:
-        return None, repr(value) if text is None else text
-    return value, text
 
 
 def _how_ended(child: _Child) -> str:

@@ -78,8 +78,6 @@ class Upstream:
         self.pending: Dict[Tuple[str, ...], _Slot] = {}
         self.waiting: Deque[_Slot] = collections.deque()
         self.lost: Optional[str] = None
-        self.asked = 0  #: requests sent to the controller
-        self.answered = 0  #: requests of hosts answered
         channel.setcallback(self._on_answer, endmarker=_END)
 
     def answer(self, request: Any) -> Any:
@@ -88,7 +86,6 @@ class Upstream:
         if key is None:
             return ("refused", f"malformed import request {request!r:.80}")
         with self.lock:
-            self.answered += 1
             if key in self.kept:
                 return self.kept[key]
             slot = self.pending.get(key)
@@ -107,7 +104,6 @@ class Upstream:
                 lost = self.lost
                 if lost is None:
                     self.waiting.append(slot)
-                    self.asked += 1
             if lost is not None:
                 self._fail(slot, lost)
                 return

@@ -20,7 +20,6 @@ import threading
 from _queue import SimpleQueue
 
 from .channel import Channel
-from .descendants import run_interrupt_hooks
 from .engine import BaseGateway
 from .fdio import FdIO, enlarge_pipe
 from .protocol import MessageType, check_exec_request
@@ -158,7 +157,7 @@ class WorkerGateway(BaseGateway):
 
     def _on_connection_lost(self, reason: BaseException) -> None:
         self._main_queue.put(_STOP)
-        if run_interrupt_hooks():
+        if _run_interrupt_hooks():
             # An xnet run job was cut short (timeout, Ctrl-C): its processes have been
             # ended; nobody waits for the rest of it.
             _flush_std_streams()
@@ -331,6 +330,13 @@ def main(config: Dict[str, Any]) -> None:
     finish_process()
 
 
+def _run_interrupt_hooks() -> bool:
+    """Run what jobs cut short left to do (``descendants``); whether there was any. Only a
+    job that registered a hook has imported that module: other workers never load it."""
+    hooks = sys.modules.get(__name__.rpartition(".")[0] + ".descendants")
+    return hooks is not None and hooks.run_interrupt_hooks()
+
+
 def finish_process() -> None:
     """End the worker quickly: atexit handlers and flushed streams, no module teardown.
 
@@ -339,7 +345,7 @@ def finish_process() -> None:
     """
     import atexit
 
-    run_interrupt_hooks()  # a job cut short: what it started ends with it
+    _run_interrupt_hooks()  # a job cut short: what it started ends with it
     try:
         atexit._run_exitfuncs()  # type: ignore[attr-defined]
     except BaseException:
