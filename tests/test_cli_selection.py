@@ -51,6 +51,14 @@ def test_adhoc_hosts_go_beside_inventory_names() -> None:
     assert hosts[2].spec() == "ssh=-p 2200 -l ops db.example.com//id=ops@db.example.com:2200"
 
 
+def test_an_exclusion_beside_adhoc_hosts_still_excludes() -> None:
+    """Each term was looked up alone: a lone `!local2` selected every other host, added."""
+    hosts = resolve_selection("local,!local2,ops@db.example.com", INVENTORY)
+    assert [h.name for h in hosts] == ["local1", "local3", "ops@db.example.com"]
+    hosts = resolve_selection("local&local[1-2],10.0.0.5", INVENTORY)
+    assert [h.name for h in hosts] == ["local1", "local2", "10.0.0.5"]
+
+
 def test_adhoc_ranges_expand_and_one_address_can_be_two_hosts() -> None:
     """Two users or ports on one address stay two hosts (they were one, the last winning),
     and the folded form a report prints selects the same hosts again."""

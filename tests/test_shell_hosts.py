@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 import pytest
 
-from execnet_cli.cli.shell_hosts import adhoc_host, select
+from execnet_cli.cli.selection import adhoc_host
+from execnet_cli.cli.shell_hosts import select
 
 
 @pytest.mark.parametrize(

@@ -33,13 +33,33 @@ from ..errors import XnetError
 from ..fleet.lastrun import LastRunError, load_state, parse_reference, state_hint
 from ..inventory import Host, Inventory, NoHostSelected, PatternError
 from ..inventory.ranges import expand, top_level
-from .shell_hosts import adhoc_host
 
-__all__ = ["SelectionError", "looks_adhoc", "read_names", "resolve_selection"]
+__all__ = ["SelectionError", "adhoc_host", "looks_adhoc", "read_names", "resolve_selection"]
 
 #: A term that names an address rather than an inventory entry: has a user, a port, a dot
 #: (a domain name or IPv4 address) or brackets around an IPv6 address.
 _ADDRESS_LIKE = re.compile(r"[^@\s]+@.+|.*:[0-9]{1,5}|[^\[\]*?~]*\.[^\[\]*?]*|\[[0-9A-Fa-f:.]+\]")
+
+
+_ADHOC = re.compile(
+    r"(?:(?P<user>[A-Za-z0-9_][A-Za-z0-9_.-]*)@)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_][A-Za-z0-9_.-]*)"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+)
+
+
+def adhoc_host(text: str) -> Optional[Host]:
+    """``[user@]host[:port]`` as an ssh ``Host`` named as written (two terms for one address,
+    as another user or port, stay two hosts, and the name selects the same target again),
+    or None."""
+    match = _ADHOC.fullmatch(text)
+    if match is None:
+        return None
+    port = int(match["port"]) if match["port"] else None
+    if port is not None and not 0 < port < 65536:
+        return None
+    address = match["host"].strip("[]")
+    return Host(name=text, transport="ssh", address=address, port=port, user=match["user"])
 
 
 class SelectionError(XnetError, ValueError):
@@ -138,25 +158,32 @@ def _pattern_or_adhoc(inventory: Inventory, value: str) -> list[Host]:
 
 def _with_adhoc(inventory: Inventory, value: str) -> Optional[list[Host]]:
     """``value`` as a ``,`` list of inventory terms and ad-hoc hosts, or None if it is not
-    one (the pattern's own error is then the one to show)."""
-    found: dict[str, Host] = {}
-    adhoc = False
+    one (the pattern's own error is then the one to show). The inventory terms are one
+    pattern, so ``web,!web03,ops@db`` leaves web03 out as ``web,!web03`` does."""
+    terms: list[str] = []
+    adhoc: list[Host] = []
     for term in _terms(value):
         names = _adhoc_names(term, inventory)
         if names is None:
-            try:
-                selected = inventory.hosts(term)
-            except PatternError:
-                return None
-            found.update((h.name, h) for h in selected)
+            terms.append(term)
             continue
         for name in names:
             host = adhoc_host(name)
             if host is None:
                 return None
-            found[host.name] = host
-        adhoc = True
-    return list(found.values()) if adhoc else None
+            adhoc.append(host)
+    if not adhoc:
+        return None
+    found: dict[str, Host] = {}
+    if terms:
+        try:
+            found.update((h.name, h) for h in inventory.hosts(",".join(terms)))
+        except NoHostSelected:
+            pass  # the ad-hoc hosts are still selected
+        except PatternError:
+            return None
+    found.update((h.name, h) for h in adhoc)
+    return list(found.values())
 
 
 def _adhoc_names(term: str, inventory: Inventory) -> Optional[list[str]]:

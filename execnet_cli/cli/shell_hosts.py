@@ -10,11 +10,9 @@ asks (``fleet.hostkeys``): all of a round's at once, then the hosts that met the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional
 
 from ..errors import HostKeyError
 from ..fleet.hostkeys import REFUSED, Decide, NewKey, new_keys, unknown_key
@@ -25,27 +23,7 @@ from ..inventory import Host, Inventory
 from ..transports.ssh.hostkeys import record_host_key
 from .options import fail, select_hosts, user_errors
 
-__all__ = ["Opened", "adhoc_host", "open_gateway", "open_hosts", "select"]
-
-_ADHOC = re.compile(
-    r"(?:(?P<user>[A-Za-z0-9_][A-Za-z0-9_.-]*)@)?"
-    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_][A-Za-z0-9_.-]*)"
-    r"(?::(?P<port>[0-9]{1,5}))?"
-)
-
-
-def adhoc_host(text: str) -> Optional[Host]:
-    """``[user@]host[:port]`` as an ssh ``Host`` named as written (two terms for one address,
-    as another user or port, stay two hosts, and the name selects the same target again),
-    or None."""
-    match = _ADHOC.fullmatch(text)
-    if match is None:
-        return None
-    port = int(match["port"]) if match["port"] else None
-    if port is not None and not 0 < port < 65536:
-        return None
-    address = match["host"].strip("[]")
-    return Host(name=text, transport="ssh", address=address, port=port, user=match["user"])
+__all__ = ["Opened", "open_gateway", "open_hosts", "select"]
 
 
 def select(inventories: Sequence[str], pattern: str) -> tuple[Inventory, list[Host]]:
