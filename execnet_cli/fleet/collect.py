@@ -77,7 +77,7 @@ class Collector:
                     self._cond.notify_all()
         elif item[0] == "return" and len(item) == 3:
             value, text = item[1], item[2]
-            self.returned = Returned(value, repr(value) if text is None else str(text))
+            self.returned = Returned.of(value, text)
         elif item[0] == "exit" and len(item) == 3:
             with self._cond:
                 self.exit = item

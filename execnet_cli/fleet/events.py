@@ -98,6 +98,12 @@ class Returned:
     value: object
     text: str
 
+    @classmethod
+    def of(cls, value: object, text: object) -> Returned:
+        """From a job's ("return", value, text) item: ``text`` is the host's repr when the
+        value could not travel, else None (the repr is made here)."""
+        return cls(value, repr(value) if text is None else str(text))
+
 
 @dataclass(frozen=True)
 class Exited:

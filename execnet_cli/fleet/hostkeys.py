@@ -143,7 +143,7 @@ class HostKeyRounds:
                 self.refused.extend(keys)
                 yield from _refuse(held, keys, REFUSED)
                 return
-            pending = []
+            accepted: set[str] = set()  # hosts whose key is recorded: the next round's
             for key in keys:
                 try:
                     record_host_key(key.error.settings, key.error.key)  # type: ignore[arg-type]
@@ -153,7 +153,8 @@ class HostKeyRounds:
                     continue
                 recorded.add((key.name, key.fingerprint))
                 self.accepted.append(key)
-                pending += [h for h in self.hosts if h.name in key.hosts]
+                accepted.update(key.hosts)
+            pending = [h for h in self.hosts if h.name in accepted]
 
     def _round(
         self, hosts: list[Host], held: dict[str, tuple[Failed, UnknownHostKey]]

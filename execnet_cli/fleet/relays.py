@@ -310,7 +310,7 @@ class RelayLink:
             sink.put(Output(name, "log", str(rest[0])))
         elif kind == "v":
             value, text = rest
-            self._returned[index] = Returned(value, repr(value) if text is None else str(text))
+            self._returned[index] = Returned.of(value, text)
         elif kind in ("x", "f"):
             self._ended.add(index)
             for stream, splitter in self._splitters.pop(index, {}).items():

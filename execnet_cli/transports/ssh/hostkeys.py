@@ -84,13 +84,13 @@ _INDEXES: Dict[str, Tuple[Tuple[int, int, int], _Index]] = {}
 
 
 def _file_index(path: str) -> _Index:
-    """The lines of ``path`` by the names they list, made again only when the file changed."""
+    """The lines of ``path`` by the names they list, made again only when the file changed
+    (a stat per host; the file is opened only then)."""
+    cached = _INDEXES.get(path)
+    if cached is not None and cached[0] == _stamp(os.stat(path)):
+        return cached[1]
     with open(path, encoding="utf-8", errors="replace") as handle:
-        info = os.fstat(handle.fileno())
-        stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
-        cached = _INDEXES.get(path)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
+        stamp = _stamp(os.fstat(handle.fileno()))  # of what is read: a change after it shows
         lines = handle.read().splitlines()
     named: Dict[str, List[_Line]] = {}
     patterned: List[Tuple[_Line, List[str]]] = []
@@ -114,6 +114,10 @@ def _file_index(path: str) -> _Index:
     index = (named, patterned)
     _INDEXES[path] = (stamp, index)
     return index
+
+
+def _stamp(info: os.stat_result) -> Tuple[int, int, int]:
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _lines_for(index: _Index, name: str) -> List[_Line]:
