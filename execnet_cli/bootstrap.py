@@ -160,12 +160,19 @@ def same_interpreter(python: str) -> bool:
 def module_payload(name: str, kind: str) -> Any:
     """One ``_remote`` module as its worker importer takes it: source text, or (``kind``
     "code", for a worker that is this very interpreter) a marshalled code object."""
-    spec = importlib.util.find_spec(f"{REMOTE_PACKAGE}.{name}")
-    assert spec is not None and spec.loader is not None and spec.origin is not None
     if kind == "code":
-        return marshal.dumps(spec.loader.get_code(spec.name))  # type: ignore[attr-defined]
+        return marshal.dumps(_code_of(name))
+    spec = importlib.util.find_spec(f"{REMOTE_PACKAGE}.{name}")
+    assert spec is not None and spec.origin is not None
     with open(spec.origin, encoding="utf-8") as source:
         return source.read()
+
+
+def _code_of(name: str) -> types.CodeType:
+    """Our code object of ``_remote`` module ``name`` (from its ``.pyc`` where fresh)."""
+    spec = importlib.util.find_spec(f"{REMOTE_PACKAGE}.{name}")
+    assert spec is not None and spec.loader is not None
+    return spec.loader.get_code(spec.name)  # type: ignore[attr-defined,no-any-return]
 
 
 @functools.cache
@@ -208,13 +215,10 @@ def _module_payloads(kind: str) -> Dict[str, Any]:
 def _worker_code() -> Dict[str, bytes]:
     """Our code objects of the modules, named as a worker compiling their source names
     them (``xnet_remote/worker.py``): for a worker whose interpreter has our magic."""
-    out = {}
-    for name in REMOTE_MODULES:
-        spec = importlib.util.find_spec(f"{REMOTE_PACKAGE}.{name}")
-        assert spec is not None and spec.loader is not None
-        code = spec.loader.get_code(spec.name)  # type: ignore[attr-defined]
-        out[name] = marshal.dumps(_renamed(code, f"{WORKER_PACKAGE}/{name}.py"))
-    return out
+    return {
+        name: marshal.dumps(_renamed(_code_of(name), f"{WORKER_PACKAGE}/{name}.py"))
+        for name in REMOTE_MODULES
+    }
 
 
 def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
