@@ -16,7 +16,6 @@ from .._remote import jobs as remote_jobs
 from .._remote.jobs import run_python, run_shell
 from ..bootstrap import WORKER_PACKAGE
 from ..imports import ImportPolicy
-from ..source import prepare_request
 
 __all__ = [
     "SH_TIMED_OUT",
@@ -90,7 +89,6 @@ def call_source(function: Callable[..., Any], **kwargs: Union[str, float, None])
     objects where its interpreter takes ours, so the job imports it rather than sending
     the function's source, which each worker would compile (~2 ms per host).
     """
-    prepare_request(function, dict(kwargs))  # checks it is pure, so it could travel as text
     if function.__module__ != remote_jobs.__name__:
         raise ValueError(f"{function.__qualname__} is not a function of _remote.jobs")
     for key, value in kwargs.items():
