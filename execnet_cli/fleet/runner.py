@@ -98,8 +98,7 @@ class _Slot:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.gateway: Optional[Gateway] = None
-        self.error: Optional[str] = None
-        self.exception: Optional[Exception] = None
+        self.exception: Optional[Exception] = None  # why it did not open
 
 
 def carriers_for(hosts: Sequence[Host], lookup: Callable[[str], Host]) -> list[Host]:
@@ -361,13 +360,13 @@ class Runner:
         except Exception as exc:
             # Closing the run cuts opens short: that is not the host's fault.
             error = _Cancelled("interrupted") if self._cancel.is_set() else exc
-            slot.error, slot.exception = one_line(error), error
+            slot.exception = error
             self.open_errors[name] = error
             slot.done.set()
             if selected:
                 self._end(_not_opened(name, error, time.monotonic() - start))
             if name in self._relays:
-                self._link(gateway=None, name=name).lost(f"unreachable ({slot.error})")
+                self._link(gateway=None, name=name).lost(f"unreachable ({one_line(error)})")
             return
         slot.gateway = gateway
         slot.done.set()
@@ -382,10 +381,8 @@ class Runner:
             if name not in self._carrier_names:
                 gateway.exit(KILL_WAIT if self._cancel.is_set() else None)
 
-    def _open_retrying(
-        self, host: Host, selected: bool, opener: Optional[Callable[[Host], Any]] = None
-    ) -> Any:
-        """``_open`` (or ``opener``), tried again after connection errors that may pass
+    def _open_retrying(self, host: Host, selected: bool, opener: Callable[[Host], Any]) -> Any:
+        """``opener(host)``, tried again after connection errors that may pass
         (refused, timed out: a host rebooting), with exponential backoff; each retry is
         an event."""
         retries = self._retries
@@ -394,7 +391,7 @@ class Runner:
         attempt = 1
         while True:
             try:
-                return (opener or self._open)(host)
+                return opener(host)
             except Exception as exc:
                 if attempt > retries or self._cancel.is_set() or not retryable(exc):
                     raise
@@ -419,7 +416,8 @@ class Runner:
                 if self._cancel.is_set():
                     raise _Cancelled("interrupted")
             if carrier.gateway is None:  # its cause says why (an unknown host key, say)
-                error = ConnectFailed(f"via {host.via}: unreachable ({carrier.error})")
+                why = one_line(carrier.exception) if carrier.exception else "did not open"
+                error = ConnectFailed(f"via {host.via}: unreachable ({why})")
                 raise error from carrier.exception
         if self._cancel.is_set():
             raise _Cancelled("interrupted")
