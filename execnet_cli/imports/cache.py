@@ -66,6 +66,11 @@ class FileCache:
         the worker then compiles it and raises the error where the import is)."""
         return self._current(path, derived=True).code
 
+    def module(self, path: str, with_code: bool) -> tuple[bytes, Optional[bytes]]:
+        """``read`` and (``with_code``) ``code`` of one module for one stat."""
+        entry = self._current(path, derived=with_code)
+        return entry.data, entry.code if with_code else None
+
     def imports(self, path: str) -> tuple[ImportNode, ...]:
         """The import statements of a module's source, at any depth of its statements
         (none if it does not parse)."""

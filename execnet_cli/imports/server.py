@@ -107,9 +107,9 @@ class ImportServer:
         return (kind, path, source, code, self._related(found))
 
     def _module(self, found: Found) -> tuple[str, str, bytes, Optional[bytes]]:
-        source = self.cache.read(found.path)
-        same = self.magic == importlib.util.MAGIC_NUMBER
-        return found.kind, found.path, source, self.cache.code(found.path) if same else None
+        same = self.magic == importlib.util.MAGIC_NUMBER  # code objects only for our magic
+        source, code = self.cache.module(found.path, with_code=same)
+        return found.kind, found.path, source, code
 
     def _related(self, found: Found) -> list[tuple[str, str, str, bytes, Optional[bytes]]]:
         """The modules ``found`` imports from its own package, and theirs, not sent yet."""
