@@ -32,7 +32,6 @@ from ..suggest import did_you_mean
 
 __all__ = [
     "COLORS",
-    "ENVIRONMENT",
     "Config",
     "ConfigError",
     "config_path",
@@ -89,8 +88,6 @@ KEYS: dict[str, tuple[Callable[[Any], Any], Optional[str]]] = {
     "color": (_color, None),
     "inventory": (_paths, None),
 }
-#: The environment variable of each key.
-ENVIRONMENT = {key: f"XNET_{key.upper()}" for key in KEYS}
 
 
 class Config:
@@ -120,9 +117,8 @@ class Config:
         return tuple(base / Path(p).expanduser() for p in self.values.get("inventory", ()))
 
 
-def config_path(environ: Optional[Mapping[str, str]] = None) -> Path:
-    env = os.environ if environ is None else environ
-    home = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+def config_path() -> Path:
+    home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(home) / "xnet" / "config.yaml"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Optional
 
 import click
@@ -89,8 +90,6 @@ def run_job(
         _check_target(target)
         roots += _target_roots(target, forward_paths) if forward else []
         return call_job(target, timeout, ImportPolicy(tuple(roots)) if forward else None)
-    from .run import read_code
-
     if script:
         code = "@" + script
     assert code is not None
@@ -119,9 +118,34 @@ def _target_roots(target: str, forward_paths: tuple[str, ...]) -> list[Root]:
     search = [*map(os.path.abspath, forward_paths), os.getcwd(), *(p for p in sys.path if p)]
     found: Any = module_root(module.partition(".")[0], search)
     if isinstance(found, str):
-        found = found.split(" (searched:")[0]
         fail(
             f"-m {target}: {found} (searched --forward-path, the current directory and "
             "sys.path); --no-forward-imports runs what the hosts have"
         )
     return [found]
+
+
+def read_code(code: str) -> tuple[str, str]:
+    """The Python source CODE stands for, and the file name its tracebacks show.
+
+    ``-`` reads standard input; ``@path`` reads a file. The source is compiled here first:
+    a syntax error is one usage error, not the same failure from every host.
+    """
+    if code == "-":
+        source, filename = sys.stdin.read(), "<stdin>"
+    elif code.startswith("@"):
+        path = Path(code[1:])
+        try:
+            source, filename = path.read_text(encoding="utf-8"), str(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
+    else:
+        source, filename = code, "<xnet run>"
+    try:
+        compile(source, filename, "exec")
+    except SyntaxError as exc:
+        where = f"{filename}:{exc.lineno}" if exc.lineno else filename
+        fail(f"{where}: {type(exc).__name__}: {exc.msg}")
+    except ValueError as exc:  # null bytes
+        fail(f"{filename}: {exc}")
+    return source, filename

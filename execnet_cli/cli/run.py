@@ -54,7 +54,6 @@ __all__ = [
     "RunOptions",
     "fanout_option",
     "leave_if_stopped",
-    "read_code",
     "run",
     "run_options",
     "sh",
@@ -199,32 +198,6 @@ def run_options(command: Callable[..., None]) -> Callable[..., None]:
     for option in reversed(_RUN_OPTIONS):  # decorators apply bottom-up
         decorated = option(decorated)
     return decorated
-
-
-def read_code(code: str) -> tuple[str, str]:
-    """The Python source CODE stands for, and the file name its tracebacks show.
-
-    ``-`` reads standard input; ``@path`` reads a file. The source is compiled here first:
-    a syntax error is one usage error, not the same failure from every host.
-    """
-    if code == "-":
-        source, filename = sys.stdin.read(), "<stdin>"
-    elif code.startswith("@"):
-        path = Path(code[1:])
-        try:
-            source, filename = path.read_text(encoding="utf-8"), str(path)
-        except (OSError, UnicodeDecodeError) as exc:
-            fail(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
-    else:
-        source, filename = code, "<xnet run>"
-    try:
-        compile(source, filename, "exec")
-    except SyntaxError as exc:
-        where = f"{filename}:{exc.lineno}" if exc.lineno else filename
-        fail(f"{where}: {type(exc).__name__}: {exc.msg}")
-    except ValueError as exc:  # null bytes
-        fail(f"{filename}: {exc}")
-    return source, filename
 
 
 def started() -> float:

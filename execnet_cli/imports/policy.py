@@ -312,7 +312,7 @@ def module_root(top: str, search: Sequence[str]) -> Union[Root, str]:
         except (ImportError, ValueError):
             spec = None
     if spec is None:
-        return f"no module named {top!r} here (searched: {', '.join(search)})"
+        return f"no module named {top!r} here"
     if spec.submodule_search_locations is not None and spec.origin in (None, "namespace"):
         # A namespace package: its first portion (--forward-path directories add others).
         portions = list(spec.submodule_search_locations)
