@@ -1,7 +1,7 @@
 """What an ``xnet`` process loads (``cli.startup``): ``xnet sh --json`` over ssh runs
-without rich, PyYAML, paramiko's optional ``invoke`` and ``importlib.metadata``, and
-``Match exec`` in an ssh config still works there (it loads ``invoke`` when first used);
-the stand-in's ``version`` answers as ``importlib.metadata.version`` does."""
+without rich, PyYAML, paramiko's optional ``invoke``, ``importlib.metadata`` and the
+gateway stack, and ``Match exec`` in an ssh config still works there (it loads ``invoke``
+when first used); the stand-in's ``version`` answers as ``importlib.metadata.version`` does."""
 
 from __future__ import annotations
 
@@ -15,8 +15,23 @@ from faults_helpers import ssh_inventory, xnet_env
 
 from execnet_cli.cli.startup import installed_version
 
-#: Modules ``xnet sh --json`` over ssh must not load (paramiko aside, which it needs).
-WATCHED = ("rich", "yaml", "invoke", "importlib.metadata", "paramiko")
+#: Modules ``xnet sh --json`` over ssh must not load (paramiko aside, which it needs): the
+#: optional ones, and the gateway stack (straight on ssh session channels, no worker).
+WATCHED = (
+    "rich",
+    "yaml",
+    "invoke",
+    "importlib.metadata",
+    "execnet_cli.gateway",
+    "execnet_cli.connect",
+    "execnet_cli._remote.channel",
+    "execnet_cli._remote.serializer",
+    "execnet_cli._remote.engine",
+    "execnet_cli.imports",
+    "execnet_cli.source",
+    "execnet_cli.transports.forkserver",
+    "paramiko",
+)
 
 #: Runs xnet as ``python -m execnet_cli`` does; at its end, prints on stderr which of the
 #: watched modules were really loaded (a stand-in of ``cli.startup`` is not).
@@ -44,7 +59,7 @@ def loaded_by(args: list[str], env: dict[str, str]) -> tuple[list[str], str]:
     return json.loads(last[-1][len("LOADED ") :]), done.stdout.decode()
 
 
-def test_sh_json_over_ssh_loads_no_rich_yaml_invoke_or_metadata(sshd_hosts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sh_json_over_ssh_loads_only_what_it_uses(sshd_hosts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     hosts = sshd_hosts(2)
     inventory = tmp_path / "ssh.yaml"
     inventory.write_text(ssh_inventory(hosts))
