@@ -28,7 +28,6 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 from .. import bootstrap
@@ -53,12 +52,12 @@ _END = object()
 log = logging.getLogger(__name__)
 
 
-@dataclass
 class RelayPlan:
     """Which relay serves which hosts, and the relay hosts to open without running on."""
 
-    served: dict[str, list[Host]] = field(default_factory=dict)  # relay name -> hosts
-    carriers: list[Host] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.served: dict[str, list[Host]] = {}  # relay name -> hosts
+        self.carriers: list[Host] = []
 
     def __bool__(self) -> bool:
         return bool(self.served)
