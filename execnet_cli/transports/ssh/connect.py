@@ -451,7 +451,10 @@ def load_private_key(path: str, notes: List[str]) -> Any:
             return _key_from(path, stat.st_mtime_ns, stat.st_size, stat.st_ino)
     except FileNotFoundError:
         notes.append(f"{path} (no such file)")
-    except paramiko.PasswordRequiredException:
+    except (paramiko.PasswordRequiredException, TypeError) as exc:
+        # cryptography says TypeError for an encrypted key in OpenSSH's own format
+        if isinstance(exc, TypeError) and "password" not in str(exc):
+            raise
         notes.append(f"{path} (encrypted: add it to ssh-agent, we do not prompt)")
     except (paramiko.SSHException, OSError, ValueError) as exc:
         notes.append(f"{path} (unreadable: {exc})")

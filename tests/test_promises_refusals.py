@@ -1,0 +1,62 @@
+"""Refusals the docs promise that no other test held the code to (docs/promises.md)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import execnet_cli
+from execnet_cli.errors import AuthenticationFailed
+from execnet_cli.inventory.patterns import PatternError
+from execnet_cli.inventory.ranges import expand
+from execnet_cli.transports.sockets import SecretError, load_secret
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_secret_file_must_be_a_regular_file(tmp_path: Path, kind: str) -> None:
+    """docs/socket.md: "A secret file must be a regular file that belongs to you and has
+    mode 0600. Otherwise ... the client refuses to connect" (a fifo is refused unread:
+    opening it would wait for a writer)."""
+    path = tmp_path / "secret"
+    if kind == "fifo":
+        os.mkfifo(path, 0o600)
+    else:
+        path.mkdir(mode=0o700)
+    with pytest.raises(SecretError, match="is not a regular file"):
+        load_secret(str(path))
+    with pytest.raises(AuthenticationFailed, match="is not a regular file"):
+        execnet_cli.makegateway(f"socket=127.0.0.1:9//secret_file={path}")
+
+
+def test_a_range_of_more_than_a_million_names_is_refused() -> None:
+    """docs/inventories.md: "A range of more than 1,000,000 names is refused"."""
+    with pytest.raises(PatternError, match="range '0-1000000' is too large"):
+        expand("n[0-1000000]")  # 1,000,001 names
+    with pytest.raises(PatternError, match="more than 1000000 names"):
+        expand("r[1-1001]-n[1-1000]")
+    assert len(expand("r[1-1000]-n[1-1000]")) == 1_000_000
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
+def test_an_encrypted_key_is_never_prompted_for(sshd_host, tmp_path: Path, monkeypatch) -> None:
+    """docs/ssh.md: "We never prompt for a key passphrase or a password: a failure
+    (AuthenticationFailed) lists every key tried and why it did not work (... encrypted
+    and not in the agent)". The right key, encrypted, and no agent."""
+    key = tmp_path / "encrypted_key"
+    shutil.copy(sshd_host.key, key)
+    key.chmod(0o600)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-p", "-P", "", "-N", "a passphrase", "-f", str(key)],
+        check=True,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+    )
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    spec = sshd_host.spec().replace(str(sshd_host.key), str(key))
+    with pytest.raises(AuthenticationFailed) as info:
+        execnet_cli.makegateway(spec + "//connect_timeout=20")
+    assert f"{key} (encrypted: add it to ssh-agent, we do not prompt)" in str(info.value)
