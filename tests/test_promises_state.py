@@ -14,9 +14,12 @@ from test_rolling import TWELVE
 
 import execnet_cli
 from execnet_cli._remote import relay as remote_relay
+from execnet_cli.cli.ping import PROBE, probe_job
 from execnet_cli.errors import BootstrapError
 from execnet_cli.fleet.batches import BUDGET_SPENT, Amount, Rollout, plan
 from execnet_cli.fleet.events import ERROR, FAILED, INTERRUPTED, TIMED_OUT
+from execnet_cli.fleet.jobs import python_job
+from execnet_cli.fleet.jobstart import JobStart
 from execnet_cli.fleet.lastrun import load_state, record
 from execnet_cli.inventory import Inventory
 
@@ -155,3 +158,11 @@ def test_ssh_errors_show_the_last_4_kib_of_remote_stderr(sshd_host, tmp_path: Pa
     assert "END-OF-IT" in message
     assert "HEAD-OF-IT" not in message
     assert 2000 < message.count("x") <= 4096
+
+
+def test_pings_rtt_is_one_request_and_its_answer_on_the_open_gateway() -> None:
+    """docs/cli.md: `xnet ping`'s RTT is "the time of one request and its answer on it":
+    the probe waits for the open gateway. Sent behind the bootstrap, as `xnet run`'s jobs
+    are, its answer came with the opening and RTT read ~0 ms."""
+    assert not JobStart(probe_job()).applies()
+    assert JobStart(python_job(PROBE)).applies()  # what the probe would be as a run's job
