@@ -17,6 +17,7 @@ import pytest
 from proc_helpers import wait_until
 from shell_helpers import popen_target, spawned, wait_end
 from sshd_fixtures import descendants
+from test_execnet_worker import run_controller
 from test_shell_term import in_sh, ready
 from test_sockets import start_server, stop_server, write_secret
 
@@ -201,3 +202,20 @@ def leftover_sleeps(where: Path) -> list[int]:
 @pytest.fixture(autouse=True)
 def _no_real_config(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+
+
+def test_alias_workers_write_fd_1_to_dev_null(tmp_path: Path) -> None:
+    """docs/xdist.md, docs/execnet.md: "As in execnet's workers, the worker's fd 1 goes to
+    /dev/null once the alias is in use" (pytest's terminal reporter on a worker must not
+    print into the controller's output)."""
+    out = run_controller(
+        tmp_path,
+        """
+        import execnet
+        gateway = execnet.makegateway()
+        where = "import os; channel.send(os.readlink('/proc/self/fd/1'))"
+        print(gateway.remote_exec(where).receive(30))
+        gateway.exit()
+        """,
+    )
+    assert out.strip() == "/dev/null"

@@ -60,3 +60,13 @@ def test_an_encrypted_key_is_never_prompted_for(sshd_host, tmp_path: Path, monke
     with pytest.raises(AuthenticationFailed) as info:
         execnet_cli.makegateway(spec + "//connect_timeout=20")
     assert f"{key} (encrypted: add it to ssh-agent, we do not prompt)" in str(info.value)
+
+
+def test_a_client_never_creates_a_secret(tmp_path: Path, monkeypatch) -> None:
+    """docs/socket.md: "If the file is missing, the server creates it ... A client never
+    creates a secret" (it could not match any server's)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("XNET_SECRET", raising=False)
+    with pytest.raises(AuthenticationFailed, match="no secret"):
+        execnet_cli.makegateway("socket=127.0.0.1:9")
+    assert not (tmp_path / "config").exists()
