@@ -219,3 +219,26 @@ def test_alias_workers_write_fd_1_to_dev_null(tmp_path: Path) -> None:
         """,
     )
     assert out.strip() == "/dev/null"
+
+
+def test_a_fork_server_with_a_thread_of_its_own_is_not_used(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """docs/popen.md: the server "stays single-threaded (checked through /proc/self/task
+    before it reports ready), which keeps fork() safe"; a preload that "starts a thread":
+    that server is not used and workers are spawned."""
+    (tmp_path / "xnet_threaded_probe.py").write_text(
+        "import threading, time\n"
+        "threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n"
+    )
+    monkeypatch.chdir(tmp_path)  # where the server finds it (the controller never imports it)
+    caplog.set_level("DEBUG", logger="execnet_cli")
+    group = execnet_cli.Group()
+    try:
+        group.set_forkserver_preload(["xnet_threaded_probe"])
+        gateway = group.makegateway("popen")
+        assert type(gateway.transport).__name__ == "PopenTransport"  # spawned, not forked
+        gateway.exit()
+        assert "the fork server has threads of its own" in caplog.text
+    finally:
+        group.terminate(timeout=5)

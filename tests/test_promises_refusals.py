@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import os
+import secrets
+import selectors
 import shutil
+import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
+from test_sockets import start_server, stop_server, write_secret
 
 import execnet_cli
 from execnet_cli.errors import AuthenticationFailed
+from execnet_cli.fleet import relays
+from execnet_cli.inventory import Inventory, InventoryError
 from execnet_cli.inventory.patterns import PatternError
 from execnet_cli.inventory.ranges import expand
 from execnet_cli.transports.sockets import SecretError, load_secret
@@ -70,3 +77,71 @@ def test_a_client_never_creates_a_secret(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(AuthenticationFailed, match="no secret"):
         execnet_cli.makegateway("socket=127.0.0.1:9")
     assert not (tmp_path / "config").exists()
+
+
+def test_a_host_behind_a_proxy_command_is_not_relayed() -> None:
+    """docs/relays.md: "a host behind a ProxyCommand is not relayed" (the relay's OpenSSH
+    would run a command this side resolved, on another machine)."""
+    inventory = Inventory.from_text(
+        "hosts:\n  h: {address: 127.0.0.9, ssh_options: {ProxyCommand: nc %h %p}}\n"
+    )
+    with pytest.raises(InventoryError, match="a relay cannot go through a jump host or proxy"):
+        relays.host_entry(inventory.host("h"))
+
+
+class Recorder:
+    """A TCP relay in front of a server that keeps every byte it passes, both ways."""
+
+    def __init__(self, port: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.target = port
+        self.seen = bytearray()
+        self.thread = threading.Thread(target=self._relay, name="recorder")
+        self.thread.start()
+
+    def _relay(self) -> None:
+        client, _ = self.listener.accept()
+        server = socket.create_connection(("127.0.0.1", self.target))
+        pairs = {client: server, server: client}
+        selector = selectors.DefaultSelector()
+        for end in pairs:
+            selector.register(end, selectors.EVENT_READ)
+        while pairs:
+            for key, _ in selector.select():
+                end = key.fileobj
+                assert isinstance(end, socket.socket)
+                data = end.recv(65536)
+                if not data:
+                    for sock in (end, pairs[end]):
+                        selector.unregister(sock)
+                        sock.close()
+                    pairs.clear()
+                    break
+                self.seen += data
+                pairs[end].sendall(data)
+        selector.close()
+
+    def close(self) -> None:
+        self.thread.join(30)
+        self.listener.close()
+
+
+def test_the_socket_secret_never_crosses_the_wire(tmp_path: Path, monkeypatch) -> None:
+    """docs/socket.md: "The secret itself never crosses the wire" (a HMAC proves it)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("XNET_SECRET", raising=False)
+    text = "wire-" + secrets.token_hex(24)
+    secret = write_secret(tmp_path / "secret", text)
+    server = start_server(tmp_path, "--listen", "127.0.0.1:0", "--secret-file", str(secret))
+    recorder = Recorder(server.port)
+    try:
+        gateway = execnet_cli.makegateway(f"socket=127.0.0.1:{recorder.port}//secret_file={secret}")
+        assert gateway.remote_exec("channel.send(6 * 7)").receive(10) == 42
+        gateway.exit()
+    finally:
+        recorder.close()
+        stop_server(server)
+    assert len(recorder.seen) > 10_000  # the handshake, the bootstrap, the exchange
+    assert text.encode() not in recorder.seen
+    assert bytes.fromhex(text[5:]) not in recorder.seen
