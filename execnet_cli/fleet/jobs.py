@@ -51,6 +51,9 @@ class Job:
     #: Python (``direct``).
     command: Optional[str] = None
     command_timeout: Optional[float] = None
+    #: May travel behind the bootstrap (``jobstart``); False where the job times its own
+    #: round trip on the open gateway (``xnet ping``'s RTT).
+    early: bool = True
 
 
 def python_job(
