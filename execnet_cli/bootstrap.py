@@ -36,6 +36,7 @@ REMOTE_PACKAGE = "execnet_cli._remote"
 REMOTE_MODULES = (
     "errors",
     "logs",
+    "threads",
     "wireformat",
     "loadguards",
     "serializer",

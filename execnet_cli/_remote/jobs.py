@@ -28,7 +28,7 @@ def run_python(channel, code, filename, target=None):
     """
     import codecs
     import sys
-    import threading
+    from _thread import allocate_lock  # threading.Lock, without importing threading
 
     class BytesWriter:
         def __init__(self, text_writer):
@@ -53,7 +53,7 @@ def run_python(channel, code, filename, target=None):
         def __init__(self, name):
             self.name = name
             self.pending = ""
-            self.lock = threading.Lock()
+            self.lock = allocate_lock()
             self.buffer = BytesWriter(self)
 
         def write(self, text):
