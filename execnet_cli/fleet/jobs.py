@@ -13,12 +13,14 @@ import marshal
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
 from .._remote import jobs as remote_jobs
 from .._remote.jobs import run_python, run_shell
 from ..bootstrap import WORKER_PACKAGE
-from ..imports import ImportPolicy
+
+if TYPE_CHECKING:  # the import server (and the gateway stack) only where imports travel
+    from ..imports import ImportPolicy
 
 __all__ = [
     "SH_TIMED_OUT",
