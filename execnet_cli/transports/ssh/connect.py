@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from ...errors import AuthenticationFailed, ConnectFailed, HostNotFound
 from ..cancel import watch
 from .hostkeys import check_host_key, load_known_hosts, preferred_algorithms, recall_unknown
+from .lean import trim
 from .settings import SSHSettings, proxy_command_line
 
 log = logging.getLogger("execnet_cli.ssh")
@@ -301,6 +302,7 @@ def handshake(sock: Any, settings: SSHSettings, timeout: float, remember: bool =
     transport = paramiko.Transport(
         sock, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET_SIZE
     )
+    trim(transport)
     try:
         options = transport.get_security_options()
         options.kex = prefer(options.kex, PREFERRED_KEX)

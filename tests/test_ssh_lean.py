@@ -1,0 +1,95 @@
+"""paramiko's per-connection overhead trimmed (``transports.ssh.lean``), against real sshd:
+no timer thread per handshake, the handshake still bounded, SSH_MSG_DEBUG still logged
+when someone listens."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any, List
+
+import pytest
+from proc_helpers import wait_until
+from sshd_fixtures import SshdHost
+
+from execnet_cli.errors import ConnectFailed
+from execnet_cli.transports.ssh.connect import connect
+from execnet_cli.transports.ssh.settings import settings_for
+
+
+@pytest.fixture(autouse=True)
+def no_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+
+
+def test_a_connection_starts_only_the_transport_thread(
+    sshd_host: SshdHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: List[threading.Thread] = []
+    original = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        started.append(thread)
+        original(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    connection = connect(settings_for(sshd_host.ssh_value()), 10)
+    try:
+        assert connection.transport.is_authenticated()
+        assert started == [connection.transport], started  # paramiko's was a Timer too
+    finally:
+        connection.close()
+    assert wait_until(lambda: not connection.transport.is_alive(), 5)
+
+
+def test_a_stalled_key_exchange_still_times_out() -> None:
+    """A server that sends its banner and then nothing: the handshake deadline ends the
+    transport's thread, as paramiko's timer did."""
+    server = socket.socket()
+    server.bind(("127.0.0.2", 0))
+    server.listen(1)
+    accepted: List[Any] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        accepted.append(conn)
+        conn.sendall(b"SSH-2.0-OpenSSH_9.2 stall\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    value = f"-p {server.getsockname()[1]} -o StrictHostKeyChecking=no root@127.0.0.2"
+    before = set(threading.enumerate())
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConnectFailed, match="127.0.0.2"):
+            connect(settings_for(value), 1.0)
+        assert time.monotonic() - started < 6
+        assert wait_until(lambda: set(threading.enumerate()) <= before | {thread}, 5)
+    finally:
+        thread.join(5)
+        for conn in accepted:
+            conn.close()
+        server.close()
+
+
+def test_server_debug_messages_reach_a_debug_log(
+    sshd_host: SshdHost, caplog: pytest.LogCaptureFixture
+) -> None:
+    """OpenSSH sends SSH_MSG_DEBUG about the authorized key's options; it is formatted and
+    logged only when paramiko's logger takes DEBUG records."""
+    for level, logged in ((logging.DEBUG, True), (logging.INFO, False)):
+        caplog.clear()
+        with caplog.at_level(level, logger="paramiko"):
+            _connect_and_open_a_session(sshd_host)
+        assert any("Debug msg:" in r.getMessage() for r in caplog.records) is logged
+
+
+def _connect_and_open_a_session(host: SshdHost) -> None:
+    """Connect, then open a session: its answer comes after the server's debug message."""
+    connection = connect(settings_for(host.ssh_value()), 10)
+    try:
+        connection.transport.open_session(timeout=10).close()
+    finally:
+        connection.close()
