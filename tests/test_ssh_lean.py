@@ -93,3 +93,28 @@ def _connect_and_open_a_session(host: SshdHost) -> None:
         connection.transport.open_session(timeout=10).close()
     finally:
         connection.close()
+
+
+def test_a_worker_without_stderr_starts_no_stderr_thread(
+    sshd_host: SshdHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's stderr is copied by one writer thread, started only when some worker
+    writes there (one thread per connection before)."""
+    import execnet_cli
+
+    names: List[str] = []
+    original = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        names.append(thread.name)
+        original(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    gateways = [execnet_cli.makegateway(sshd_host.spec()) for _ in range(2)]
+    try:
+        for gateway in gateways:
+            assert gateway.remote_exec("channel.send(1)").receive() == 1
+    finally:
+        for gateway in gateways:
+            gateway.exit()
+    assert not [name for name in names if name.startswith("xnet-ssh-stderr")], names
