@@ -118,3 +118,29 @@ def test_a_worker_without_stderr_starts_no_stderr_thread(
         for gateway in gateways:
             gateway.exit()
     assert not [name for name in names if name.startswith("xnet-ssh-stderr")], names
+
+
+def test_read_ahead_socket_serves_reads_in_order() -> None:
+    """What one read took from the kernel is handed out in the sizes asked for, in order,
+    before the socket is read again."""
+    from execnet_cli.transports.ssh.lean import READ_AHEAD, ReadAheadSocket
+
+    ours, theirs = socket.socketpair()
+    sock = ReadAheadSocket(fileno=ours.detach())
+    try:
+        sock.settimeout(5)
+        theirs.sendall(b"0123456789")
+        assert sock.recv(4) == b"0123"
+        assert sock.recv(3) == b"456"
+        assert sock.recv(100) == b"789"  # the rest read ahead; no more asked of the kernel
+        big = bytes(range(256)) * (READ_AHEAD // 128)
+        theirs.sendall(big + b"end")
+        got = b""
+        while len(got) < len(big) + 3:
+            got += sock.recv(16)
+        assert got == big + b"end"
+        theirs.close()
+        assert sock.recv(16) == b""
+    finally:
+        sock.close()
+        theirs.close()

@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from ...errors import AuthenticationFailed, ConnectFailed, HostNotFound
 from ..cancel import watch
 from .hostkeys import check_host_key, load_known_hosts, preferred_algorithms, recall_unknown
-from .lean import trim
+from .lean import ReadAheadSocket, trim
 from .settings import SSHSettings, proxy_command_line
 
 log = logging.getLogger("execnet_cli.ssh")
@@ -222,7 +222,7 @@ def open_socket(settings: SSHSettings, timeout: float) -> socket.socket:
     failures: List[Tuple[str, str]] = []
     last: Optional[BaseException] = None
     for af, kind, proto, _, address in addresses:
-        sock = socket.socket(af, kind, proto)
+        sock = ReadAheadSocket(af, kind, proto)
         sock.settimeout(max(0.01, deadline - time.monotonic()))
         try:
             sock.connect(address)
@@ -426,7 +426,7 @@ def candidate_keys(settings: SSHSettings, agent: Any, notes: List[str]):  # type
         home = os.path.expanduser("~/.ssh")
         files = [os.path.join(home, name) for name in DEFAULT_KEY_FILES]
     for path in files:
-        public = read_public_key(path)
+        public = read_public_key(path) if agent_keys else None  # only to find its twin
         twin = next((k for k in agent_keys if public is not None and k.asbytes() == public), None)
         if twin is not None:
             used.add(twin.asbytes())

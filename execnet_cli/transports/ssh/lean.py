@@ -12,15 +12,26 @@ connection beyond the protocol is paid N times on the controller's CPU:
   logger takes DEBUG records.
 
 ``trim(transport)`` must run before ``start_client``. It touches only instance attributes.
+
+And the socket: paramiko reads each packet with two exact-size ``recv`` calls (the
+first block, then the rest), each a ``poll`` and a ``recv`` on a socket with a timeout,
+and each a release and retake of the GIL that two threads per host contend for.
+``ReadAheadSocket`` takes what has arrived (up to ``READ_AHEAD``) in one call and serves
+the next calls from it: a burst of packets (the server's key exchange reply, its
+answers after authentication) costs one read.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from typing import Any, Optional
 
-__all__ = ["trim"]
+__all__ = ["READ_AHEAD", "ReadAheadSocket", "trim"]
+
+#: The most one read takes from the kernel (OpenSSH sends packets of up to 32 KiB).
+READ_AHEAD = 64 * 1024
 
 
 def trim(transport: Any) -> None:
@@ -56,3 +67,32 @@ class _HandshakeDeadline:
     def finish(self) -> None:
         if self.deadline is not None:
             self.complete = True
+
+
+class ReadAheadSocket(socket.socket):
+    """A TCP socket whose ``recv`` reads ahead (see above); the rest is ``socket.socket``.
+
+    Only ``recv`` without flags knows of the data read ahead, which is all paramiko
+    uses; nothing here waits for the socket to become readable.
+    """
+
+    __slots__ = ("_ahead", "_offset")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ahead = b""
+        self._offset = 0
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        ahead, start = self._ahead, self._offset
+        if start < len(ahead):
+            end = min(start + size, len(ahead))
+            self._offset = end
+            return ahead[start:end]
+        if flags or size <= 0:
+            return super().recv(size, flags)
+        data = super().recv(max(size, READ_AHEAD))
+        if len(data) <= size:
+            return data
+        self._ahead, self._offset = data, size
+        return data[:size]
