@@ -8,6 +8,7 @@ import logging
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any, List
 
 import pytest
@@ -144,3 +145,20 @@ def test_read_ahead_socket_serves_reads_in_order() -> None:
     finally:
         sock.close()
         theirs.close()
+
+
+def test_a_known_hosts_file_missing_then_written_is_read(
+    sshd_host: SshdHost, tmp_path: Path
+) -> None:
+    """A missing known_hosts file is remembered as missing (no open per host), until it
+    appears."""
+    from execnet_cli.transports.ssh.hostkeys import load_known_hosts
+
+    path = tmp_path / "known_hosts"
+    name = f"[{sshd_host.address}]:{sshd_host.port}"
+    assert not load_known_hosts(name, [str(path)]).known
+    assert not load_known_hosts(name, [str(path)]).known
+    path.write_text(sshd_host.known_hosts_line() + "\n")
+    assert load_known_hosts(name, [str(path)]).known
+    path.unlink()
+    assert not load_known_hosts(name, [str(path)]).known
