@@ -162,3 +162,19 @@ def test_a_known_hosts_file_missing_then_written_is_read(
     assert load_known_hosts(name, [str(path)]).known
     path.unlink()
     assert not load_known_hosts(name, [str(path)]).known
+
+
+def test_the_command_line_beats_a_config_files_leading_proxycommand_none(
+    tmp_path: Path,
+) -> None:
+    """The config files are parsed once per run, apart from each host's own options, which
+    go first: OpenSSH's first-value-wins then holds even for the options before any
+    ``Host`` line of an ``-F`` file (one block with them before: paramiko let its
+    ``ProxyCommand none`` replace the command line's)."""
+    config = tmp_path / "config"
+    config.write_text("ProxyCommand none\nPort 2200\nUser other\n")
+    settings = settings_for(f"-F {config} -o 'ProxyCommand=nc %h %p' -p 2222 user@h1")
+    assert settings.proxy_command == "nc %h %p"
+    assert (settings.port, settings.user) == (2222, "user")
+    plain = settings_for(f"-F {config} h1")
+    assert (plain.proxy_command, plain.port, plain.user) == (None, 2200, "other")
