@@ -124,10 +124,10 @@ def test_a_worker_without_stderr_starts_no_stderr_thread(
 def test_read_ahead_socket_serves_reads_in_order() -> None:
     """What one read took from the kernel is handed out in the sizes asked for, in order,
     before the socket is read again."""
-    from execnet_cli.transports.ssh.lean import READ_AHEAD, ReadAheadSocket
+    from execnet_cli.transports.ssh.lean import READ_AHEAD, LeanSocket
 
     ours, theirs = socket.socketpair()
-    sock = ReadAheadSocket(fileno=ours.detach())
+    sock = LeanSocket(fileno=ours.detach())
     try:
         sock.settimeout(5)
         theirs.sendall(b"0123456789")
@@ -178,3 +178,29 @@ def test_the_command_line_beats_a_config_files_leading_proxycommand_none(
     assert (settings.port, settings.user) == (2222, "user")
     plain = settings_for(f"-F {config} h1")
     assert (plain.proxy_command, plain.port, plain.user) == (None, 2200, "other")
+
+
+def test_lean_socket_send_waits_only_when_the_kernel_is_full() -> None:
+    """Sends go through at once while the kernel takes them; a full buffer waits for the
+    socket's timeout as a plain socket's send does, and nothing is lost or reordered."""
+    from execnet_cli.transports.ssh.lean import LeanSocket
+
+    ours, theirs = socket.socketpair()
+    sock = LeanSocket(fileno=ours.detach())
+    try:
+        sock.settimeout(0.2)
+        sent = bytearray()
+        chunk = bytes(range(256)) * 256
+        with pytest.raises(socket.timeout):
+            while True:  # nobody reads: the kernel's buffers fill, then the timeout
+                count = sock.send(chunk)
+                sent += chunk[:count]
+        received = bytearray()
+        theirs.settimeout(5)
+        while len(received) < len(sent):
+            received += theirs.recv(65536)
+        assert received == sent
+        assert sock.send(b"more") == 4 and theirs.recv(16) == b"more"
+    finally:
+        sock.close()
+        theirs.close()

@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from ...errors import AuthenticationFailed, ConnectFailed, HostNotFound
 from ..cancel import watch
 from .hostkeys import check_host_key, load_known_hosts, preferred_algorithms, recall_unknown
-from .lean import ReadAheadSocket, trim
+from .lean import LeanSocket, trim
 from .settings import SSHSettings, proxy_command_line
 
 log = logging.getLogger("execnet_cli.ssh")
@@ -222,7 +222,7 @@ def open_socket(settings: SSHSettings, timeout: float) -> socket.socket:
     failures: List[Tuple[str, str]] = []
     last: Optional[BaseException] = None
     for af, kind, proto, _, address in addresses:
-        sock = ReadAheadSocket(af, kind, proto)
+        sock = LeanSocket(af, kind, proto)
         sock.settimeout(max(0.01, deadline - time.monotonic()))
         try:
             sock.connect(address)

@@ -13,22 +13,24 @@ connection beyond the protocol is paid N times on the controller's CPU:
 
 ``trim(transport)`` must run before ``start_client``. It touches only instance attributes.
 
-And the socket: paramiko reads each packet with two exact-size ``recv`` calls (the
-first block, then the rest), each a ``poll`` and a ``recv`` on a socket with a timeout,
-and each a release and retake of the GIL that two threads per host contend for.
-``ReadAheadSocket`` takes what has arrived (up to ``READ_AHEAD``) in one call and serves
-the next calls from it: a burst of packets (the server's key exchange reply, its
-answers after authentication) costs one read.
+And the socket (``LeanSocket``, for direct TCP connections): paramiko reads each packet
+with two exact-size ``recv`` calls (the first block, then the rest) and writes each with a
+``send``; on a socket with a timeout each is a ``poll`` and then the call, and each a
+release and retake of the GIL that two threads per host contend for. ``LeanSocket``
+reads what has arrived (up to ``READ_AHEAD``) in one call and serves the next calls from
+it (a burst of packets, such as the server's key exchange reply, costs one read), and
+writes with one ``write`` while the kernel takes the data, polling only when it does not.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from typing import Any, Optional
 
-__all__ = ["READ_AHEAD", "ReadAheadSocket", "trim"]
+__all__ = ["READ_AHEAD", "LeanSocket", "trim"]
 
 #: The most one read takes from the kernel (OpenSSH sends packets of up to 32 KiB).
 READ_AHEAD = 64 * 1024
@@ -69,8 +71,9 @@ class _HandshakeDeadline:
             self.complete = True
 
 
-class ReadAheadSocket(socket.socket):
-    """A TCP socket whose ``recv`` reads ahead (see above); the rest is ``socket.socket``.
+class LeanSocket(socket.socket):
+    """A TCP socket whose ``recv`` reads ahead and whose ``send`` polls only when it must
+    (see above); the rest is ``socket.socket``.
 
     Only ``recv`` without flags knows of the data read ahead, which is all paramiko
     uses; nothing here waits for the socket to become readable.
@@ -82,6 +85,17 @@ class ReadAheadSocket(socket.socket):
         super().__init__(*args, **kwargs)
         self._ahead = b""
         self._offset = 0
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        """Write at once where the kernel takes it (the socket is non-blocking under its
+        timeout): one syscall; the socket's own send (a poll, then the send) only when
+        the kernel's buffer is full."""
+        if not flags:
+            try:
+                return os.write(self.fileno(), data)
+            except BlockingIOError:
+                pass
+        return super().send(data, flags)
 
     def recv(self, size: int, flags: int = 0) -> bytes:
         ahead, start = self._ahead, self._offset
