@@ -38,10 +38,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
-from ..gateway import Gateway
 from ..group import Group
 from ..inventory import Host
 from ..transports.descriptors import room_for
@@ -68,6 +67,9 @@ from .relays import RelayLink, Sink, relay_hosts
 from .results import GroupResult
 from .retries import backoff, retryable
 
+if TYPE_CHECKING:  # loaded with the first gateway: ``sh`` straight on ssh opens none
+    from ..gateway import Gateway
+
 __all__ = [
     "CONNECTION_ERRORS",
     "DEFAULT_FANOUT",
@@ -86,9 +88,8 @@ KILL_WAIT = 1.0
 JOIN_WAIT = 5.0
 #: How often a pool thread waiting for its job looks at the clock (timeouts).
 _POLL = 0.25
-#: What opening a gateway raises when the host cannot be reached: our connection errors
-#: (``HostNotFound`` and its kinds), and the OS-level ones a transport let through
-#: (refused, reset, timed out: ``OSError``; the stream ended: ``EOFError``).
+#: What opening a gateway raises when the host cannot be reached: ours (``HostNotFound`` and
+#: kinds), OS-level ones (refused, reset, timed out: ``OSError``; stream ended: ``EOFError``).
 CONNECTION_ERRORS = (HostNotFound, OSError, EOFError)
 
 
