@@ -15,9 +15,9 @@ the tools take turns within each round (interleaved), figures are medians of the
 For each: wall time, controller CPU per host (the tool's process and the children it
 waited for, e.g. the ``ssh`` clients) and remote CPU per host (what the lab's sshd listeners
 and everything they reaped used: sshd's sessions, shells, interpreters). Ratios are to the
-fastest wall time at that N (``--baseline CHECKOUT`` adds ``xnet sh`` from another checkout
-of the project, e.g. a worktree of main, as one more contender: before and after a change,
-interleaved in the same rounds). Warm: over N open ssh gateways, one Python round
+fastest wall time at that N (``--baseline CHECKOUT`` adds ``xnet sh`` and ``run`` from
+another checkout of the project, e.g. a worktree of main, as more contenders: before and
+after a change, interleaved in the same rounds). Warm: over N open ssh gateways, one Python round
 (``remote_exec("channel.send(1)")`` on each, every reply received), ours against execnet's.
 """
 
@@ -411,7 +411,7 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--no-warm", action="store_true", help="leave out the warm round")
     parser.add_argument("--make-venv", action="store_true", help="make the peers' venv and exit")
     parser.add_argument(
-        "--baseline", default=None, help="another checkout whose xnet sh runs too (before/after)"
+        "--baseline", default=None, help="another checkout whose xnet sh/run (if chosen) run too"
     )
     args = parser.parse_args(argv)
     if args.make_venv:
@@ -440,7 +440,9 @@ def main(argv: List[str]) -> int:
         tools[name] = command
     if args.baseline:
         checkout = Path(args.baseline).resolve()
-        tools[f"{BASELINE} xnet sh --json true"] = xnet("sh", "--json", "true", checkout=checkout)
+        for words in (("sh", "--json", "true"), ("run", "--json", "pass")):
+            if any(name.startswith("xnet " + words[0]) for name in tools):
+                tools[f"{BASELINE} xnet {' '.join(words)}"] = xnet(*words, checkout=checkout)
     print(
         f"bench_fanout: xnet under {XNET_PYTHON}; "
         f"{len(hosts)} lab hosts, sizes {sizes}, {len(tools)} tools, "

@@ -16,6 +16,32 @@ from typing import Any, Deque, Optional
 from .connect import Connection
 
 
+class ForwardingPipe:
+    """Stands in for paramiko's ``BufferedPipe`` where each packet's data is passed on as
+    it arrives (``feed``, from the transport's thread): nothing is ever left to read."""
+
+    def feed(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def set_event(self, event: threading.Event) -> None:  # for Channel.fileno(): unused
+        event.set()
+
+    def read_ready(self) -> bool:
+        return False
+
+    def read(self, nbytes: int, timeout: Optional[float] = None) -> bytes:
+        return b""
+
+    def empty(self) -> bytes:
+        return b""
+
+    def __len__(self) -> int:
+        return 0
+
+
 class ChunkPipe:
     """Stands in for paramiko's ``BufferedPipe`` as a channel's ``in_buffer``.
 

@@ -24,12 +24,11 @@ from __future__ import annotations
 import queue
 import re
 import shlex
-import threading
 from collections.abc import Mapping
 from typing import Any, Optional, Union
 
 from ...errors import ConnectFailed
-from .channel import send_window_adjust
+from .channel import ForwardingPipe, send_window_adjust
 from .connect import Connection
 
 __all__ = ["REMOTE_GRACE", "SessionCommand", "exit_signal_number", "wrapper_line"]
@@ -105,7 +104,7 @@ def exit_signal_number(name: str) -> Optional[int]:
 Item = tuple[str, Union[bytes, int, str, None]]
 
 
-class _Sink:
+class _Sink(ForwardingPipe):
     """Stands in for paramiko's ``BufferedPipe`` as a channel's input buffer: each packet's
     data goes straight to the command's queue, tagged with its stream."""
 
@@ -122,21 +121,6 @@ class _Sink:
         if not self.closed:
             self.closed = True
             self.items.put((self.stream, None))
-
-    def set_event(self, event: threading.Event) -> None:  # paramiko's fileno(): unused
-        event.set()
-
-    def read_ready(self) -> bool:
-        return False
-
-    def read(self, nbytes: int, timeout: Optional[float] = None) -> bytes:
-        return b""
-
-    def empty(self) -> bytes:
-        return b""
-
-    def __len__(self) -> int:
-        return 0
 
 
 class SessionCommand:

@@ -120,11 +120,17 @@ def expand_includes(
     return "\n".join(out)
 
 
-def lookup(config_text: str, host: str) -> Dict[str, object]:
-    """The options ``config_text`` gives ``host`` (first value wins), tokens expanded."""
+def lookup(config_text: str, host: str, first: str = "") -> Dict[str, object]:
+    """The options ``first`` then ``config_text`` give ``host`` (first value wins), tokens
+    expanded. ``config_text`` (the files, shared by the hosts of a run) is parsed once;
+    ``first`` (a host's own options) each time, and its blocks go before the file's."""
     try:
         with _loaded_lock:
             config = _parsed(config_text)
+        if first:
+            files = config
+            config = _config_class().from_text(first)
+            config._config = config._config + files._config
         return dict(config.lookup(host))
     except Exception as exc:  # ConfigParseError, ImportError of Match exec's invoke, ...
         raise SpecError(f"ssh config for {host!r}: {exc}") from exc
@@ -144,8 +150,8 @@ def _config_class() -> Any:
 
     class Config(paramiko.SSHConfig):  # type: ignore[misc]
         def _tokenize(self, config: Any, target_hostname: str, key: str, value: str) -> str:
-            if key == "proxycommand":
-                return value
+            if key == "proxycommand" or not _has_token(value):
+                return value  # paramiko would call gethostname, getpwuid... to change nothing
             if key == "match-exec":
                 config = dict(config)
                 for name in ("hostname", "user"):
@@ -155,3 +161,8 @@ def _config_class() -> Any:
             return str(super()._tokenize(config, target_hostname, key, value))
 
     return Config
+
+
+def _has_token(value: object) -> bool:
+    """Whether paramiko's tokenizer could change ``value`` (all its tokens start so)."""
+    return not isinstance(value, str) or "%" in value or "~" in value

@@ -31,6 +31,7 @@ from ...errors import AuthenticationFailed, ConnectFailed, HostNotFound
 from ..cancel import watch
 from . import early
 from .hostkeys import check_host_key, load_known_hosts, preferred_algorithms, recall_unknown
+from .lean import trim
 from .settings import SSHSettings, proxy_command_line
 
 log = logging.getLogger("execnet_cli.ssh")
@@ -297,6 +298,7 @@ def handshake(sock: Any, settings: SSHSettings, timeout: float, remember: bool =
     transport = paramiko.Transport(
         sock, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET_SIZE
     )
+    trim(transport)
     try:
         options = transport.get_security_options()
         options.kex = prefer(options.kex, PREFERRED_KEX)
@@ -433,7 +435,7 @@ def candidate_keys(settings: SSHSettings, agent: Any, notes: List[str]):  # type
         home = os.path.expanduser("~/.ssh")
         files = [os.path.join(home, name) for name in DEFAULT_KEY_FILES]
     for path in files:
-        public = read_public_key(path)
+        public = read_public_key(path) if agent_keys else None  # only to find its twin
         twin = next((k for k in agent_keys if public is not None and k.asbytes() == public), None)
         if twin is not None:
             used.add(twin.asbytes())

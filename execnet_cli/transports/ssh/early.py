@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterable
 from typing import Any, Optional
 
+from .lean import LeanSocket
+
 __all__ = ["Attempt", "begin", "close_all", "dial", "take"]
 
 #: (address, reason) for each address that did not answer.
@@ -40,7 +42,7 @@ def dial(
     failures: Failures = []
     last: Optional[BaseException] = None
     for af, kind, proto, _, address in addresses:
-        sock = socket.socket(af, kind, proto)
+        sock = LeanSocket(af, kind, proto)  # paramiko's reads and writes, leaner
         sock.settimeout(max(0.01, deadline - time.monotonic()))
         try:
             sock.connect(address)

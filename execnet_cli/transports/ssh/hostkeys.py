@@ -78,19 +78,40 @@ _Index = Tuple[Dict[str, List[_Line]], List[Tuple[_Line, List[str]]]]
 #: known_hosts files indexed, by path, with the (inode, size, mtime) they were read at: a
 #: run opening many hosts reads and indexes each file once, and each host then looks up its
 #: own lines rather than matching every line (64 hosts in one file: 64 lookups, not 4096
-#: matches); a recorded key changes the file, so it is seen.
-_INDEXES: Dict[str, Tuple[Tuple[int, int, int], _Index]] = {}
+#: matches); a recorded key changes the file, so it is seen. A missing file (OpenSSH's
+#: defaults name four) is noted as such (stamp None): a failed stat per host, no open.
+_INDEXES: Dict[str, Tuple[Optional[Tuple[int, int, int]], _Index]] = {}
+#: The hosts of a run ask at once: one reads a file, the others wait for its index.
+_INDEX_LOCK = threading.Lock()
 
 
 def _file_index(path: str) -> _Index:
     """The lines of ``path`` by the names they list, made again only when the file changed
-    (a stat per host; the file is opened only then)."""
+    (a stat per host; the file is opened only then). A missing file raises OSError."""
+    try:
+        stamp: Optional[Tuple[int, int, int]] = _stamp(os.stat(path))
+    except FileNotFoundError:
+        stamp = None
     cached = _INDEXES.get(path)
-    if cached is not None and cached[0] == _stamp(os.stat(path)):
-        return cached[1]
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        stamp = _stamp(os.fstat(handle.fileno()))  # of what is read: a change after it shows
-        lines = handle.read().splitlines()
+    if cached is None or cached[0] != stamp:
+        with _INDEX_LOCK:
+            cached = _INDEXES.get(path)
+            if cached is None or cached[0] != stamp:
+                cached = _read_index(path)
+                _INDEXES[path] = cached
+    if cached[0] is None:
+        raise FileNotFoundError(path)
+    return cached[1]
+
+
+def _read_index(path: str) -> Tuple[Optional[Tuple[int, int, int]], _Index]:
+    """``path`` read and indexed, with the stamp of what was read (None: no such file)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            stamp = _stamp(os.fstat(handle.fileno()))  # of what is read: a later change shows
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return None, ({}, [])
     named: Dict[str, List[_Line]] = {}
     patterned: List[Tuple[_Line, List[str]]] = []
     for number, raw in enumerate(lines, 1):
@@ -110,9 +131,7 @@ def _file_index(path: str) -> _Index:
             continue
         for plain in dict.fromkeys(n.lower() for n in names):
             named.setdefault(plain, []).append(entry)
-    index = (named, patterned)
-    _INDEXES[path] = (stamp, index)
-    return index
+    return stamp, (named, patterned)
 
 
 def _stamp(info: os.stat_result) -> Tuple[int, int, int]:

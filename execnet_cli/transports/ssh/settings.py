@@ -275,7 +275,7 @@ def resolve(line: CommandLine, config_text: str = "", *, _depth: int = 0) -> SSH
     """Merge the command line with the config for ``line.host`` into settings."""
     check_host_name(line.host, "ssh host")  # before Match exec or tokens can see it
     block = ["Host *"] + [f"{key} {raw}" for key, raw in line.options]
-    found = lookup("\n".join(block) + "\n" + config_text, line.host)
+    found = lookup(config_text, line.host, "\n".join(block))
     return settings_from_lookup(line, found, config_text, _depth)
 
 

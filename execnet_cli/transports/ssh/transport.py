@@ -2,8 +2,8 @@
 
 The channel's stdout/stdin carry the protocol; its stderr (the worker's ``print()``
 output and the shell's complaints, e.g. ``python3: not found``) is copied to our
-``sys.stderr`` by a small thread that also keeps the last 4 KiB for error messages. That
-thread ends when the channel does. Connecting, host keys and keys: ``sshconnect``.
+``sys.stderr``, keeping the last 4 KiB for error messages (``stderr``: one writer thread
+for all connections). Connecting, host keys and keys: ``connect``.
 
 sudo (``sudo=true`` or ``sudo=USER``): the worker is started through ``sudo -n``. If sudo
 wants a password, it is taken once per process from ``XNET_SUDO_PASSWORD`` or asked
@@ -16,7 +16,6 @@ never logged.
 
 from __future__ import annotations
 
-import codecs
 import getpass
 import logging
 import os
@@ -35,12 +34,12 @@ from ..opening import OpenContext, SpecFields, WorkerConfig, send_bootstrap
 from .channel import ChunkPipe, run_detached, send_signal, send_window_adjust
 from .connect import WINDOW_SIZE, Connection, StreamOpener, connect
 from .settings import SSHSettings, settings_for_line
+from .stderr import StderrSink
 
 log = logging.getLogger("execnet_cli.ssh")
 
 Buffer = Union[bytes, bytearray, memoryview]
 
-STDERR_TAIL = 4096
 #: Frames up to this size are joined into one ssh packet rather than sent piecewise.
 JOIN_LIMIT = 64 * 1024
 SUDO_PASSWORD_ENV = "XNET_SUDO_PASSWORD"
@@ -71,14 +70,11 @@ class SSHTransport(PassiveTransport):
         self._sudo = sudo
         #: The worker's pid over there (from its ready message): lets ``kill`` reach it.
         self.remote_pid: Optional[int] = None
-        self._tail = bytearray()
-        self._tail_lock = threading.Lock()
         self._closed = False
         self._kills = 0
-        self._stderr_thread = threading.Thread(
-            target=self._copy_stderr, name=f"xnet-ssh-stderr-{settings.host}", daemon=True
-        )
-        self._stderr_thread.start()
+        sink = channel.in_stderr_buffer
+        assert isinstance(sink, StderrSink), "open_channel(..., copy_stderr=True) makes it"
+        self._stderr = sink
 
     # -- the verb set ------------------------------------------------------------------------
 
@@ -122,8 +118,7 @@ class SSHTransport(PassiveTransport):
         self._closed = True
         self.channel.close()
         self.connection.close()
-        if self._stderr_thread is not threading.current_thread():
-            self._stderr_thread.join(5.0)
+        self._stderr.wait(5.0)  # its stderr written before we say it is closed
 
     def wait(self, timeout: Optional[float]) -> Optional[int]:
         if not self.channel.status_event.wait(timeout):
@@ -177,29 +172,7 @@ class SSHTransport(PassiveTransport):
 
     def stderr_text(self) -> str:
         """The last few KiB the remote side wrote to stderr."""
-        with self._tail_lock:
-            return bytes(self._tail).decode("utf-8", "replace").strip()
-
-    def _copy_stderr(self) -> None:
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        recv = self.channel.recv_stderr
-        while True:
-            try:
-                data = recv(32768)
-            except Exception:
-                break
-            if not data:
-                break
-            with self._tail_lock:
-                self._tail += data
-                del self._tail[:-STDERR_TAIL]
-            text = decoder.decode(data)
-            if text:
-                try:
-                    sys.stderr.write(text)
-                    sys.stderr.flush()
-                except (OSError, ValueError, AttributeError):
-                    pass
+        return self._stderr.text()
 
 
 # -- opening -----------------------------------------------------------------------------
@@ -244,7 +217,7 @@ def open_ssh_transport(
     try:
         command = shlex.join(bootstrap.stage1_argv(python))
         prefix, password = sudo_prefix(connection, sudo, timeout) if sudo else ("", None)
-        channel = open_channel(connection, prefix + command)
+        channel = open_channel(connection, prefix + command, copy_stderr=True)
         transport = SSHTransport(connection, channel, settings, python, (prefix, password))
         if password is not None:
             channel.sendall((password + "\n").encode())
@@ -254,7 +227,9 @@ def open_ssh_transport(
         raise
 
 
-def open_channel(connection: Connection, command: str) -> Any:
+def open_channel(connection: Connection, command: str, copy_stderr: bool = False) -> Any:
+    """Start ``command`` on a new session channel; ``copy_stderr``: its stderr goes to
+    ours through a ``StderrSink`` (else it stays in the channel for ``recv_stderr``)."""
     import paramiko
 
     where = connection.settings.describe()
@@ -264,6 +239,8 @@ def open_channel(connection: Connection, command: str) -> Any:
         )
         if FAST_READ and hasattr(channel, "_check_add_window"):
             channel.in_buffer = ChunkPipe()  # before any data can arrive
+        if copy_stderr:
+            channel.in_stderr_buffer = StderrSink(channel, connection.settings.host)
         channel.exec_command(command)
     except (paramiko.SSHException, EOFError, OSError) as exc:
         raise ConnectFailed(f"{where}: cannot start a command: {exc or 'channel refused'}") from exc
