@@ -362,14 +362,17 @@ def close_transport(transport: Any) -> None:
     paramiko's ``close`` does nothing once the transport's thread has ended (a handshake
     that failed): the socket stayed open, to the server a connection still starting up
     (sshd's MaxStartups counts it), after its handshake slot was given back. A shutdown
-    ends the connection at once, even while paramiko's thread still waits in a read."""
-    transport.close()
+    ends the connection at once, even while paramiko's thread still waits in a read; it
+    comes first, since paramiko's own close of a running transport closes the descriptor
+    under that read, and the kernel sends the FIN only when the read wakes (up to 0.1 s
+    after the handshake slot was given back)."""
     sock = getattr(transport, "sock", None)
     if isinstance(sock, socket.socket) and sock.fileno() != -1:
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # not connected any more
+    transport.close()
     if sock is not None:
         sock.close()
     timer = getattr(transport.packetizer, "_Packetizer__timer", None)
