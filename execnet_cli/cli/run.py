@@ -32,7 +32,7 @@ from ..fleet.jobs import Job, shell_job
 from ..fleet.relays import RelayPlan
 from ..fleet.relays import plan as plan_relays
 from ..fleet.results import GroupResult
-from ..fleet.runner import DEFAULT_FANOUT, carriers_for
+from ..fleet.runner import carriers_for
 from ..inventory import Host, Inventory
 from . import config
 from .exitcodes import Tolerance, exit_status, signal_status
@@ -41,6 +41,7 @@ from .hostkeys import KeyQuestion, accept_new_option
 from .options import (
     complete_hosts,
     fail,
+    fanout_option,
     inventory_option,
     select_hosts,
     timeout_option,
@@ -52,7 +53,6 @@ from .rolling import RollingOptions, remember, report, rolling_options
 
 __all__ = [
     "RunOptions",
-    "fanout_option",
     "leave_if_stopped",
     "run",
     "run_options",
@@ -91,16 +91,6 @@ class RunOptions:
     relays: int
 
 
-fanout_option = click.option(
-    "-f",
-    "--fanout",
-    type=click.IntRange(min=1),
-    default=DEFAULT_FANOUT,
-    envvar="XNET_FANOUT",
-    metavar="N",
-    show_default=True,
-    help="Hosts worked on at once (connecting and running).",
-)
 _RUN_OPTIONS = (
     inventory_option,
     click.option(
@@ -115,7 +105,7 @@ _RUN_OPTIONS = (
         "'-' reads names from stdin, @FILE from a file; user@host[:port] works ad hoc; "
         "@failed: the last run's failed hosts (also @ok, @unreachable, @timed-out, @not-run).",
     ),
-    fanout_option,
+    fanout_option(),
     timeout_option(
         "Fail a host whose job runs longer (connecting is bounded by the "
         "inventory's connect_timeout)."
