@@ -19,7 +19,7 @@ from ..fleet.events import FAILED, OK, Event, Exited, Failed, Running, Started
 from ..fleet.hostkeys import HostKeyRounds
 from ..fleet.jobs import python_job
 from ..fleet.results import GroupResult
-from ..fleet.runner import carriers_for
+from ..fleet.runner import Runner, carriers_for
 from . import config
 from .exitcodes import exit_status
 from .hostkeys import KeyQuestion, accept_new_option
@@ -152,11 +152,14 @@ def ping(
         with (
             HostKeyRounds(
                 hosts,
-                python_job(PROBE),
                 question,
-                fanout=fanout,
-                carriers_for=lambda some: carriers_for(some, inventory.host),
-                capture_strays=True,
+                lambda some: Runner(
+                    some,
+                    python_job(PROBE),
+                    fanout=fanout,
+                    carriers=carriers_for(some, inventory.host),
+                    capture_strays=True,
+                ),
             ) as rounds,
             stopping(rounds.stop) as received,
         ):

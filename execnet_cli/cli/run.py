@@ -32,7 +32,7 @@ from ..fleet.jobs import Job, shell_job
 from ..fleet.relays import RelayPlan
 from ..fleet.relays import plan as plan_relays
 from ..fleet.results import GroupResult
-from ..fleet.runner import carriers_for
+from ..fleet.runner import Runner, carriers_for
 from ..inventory import Host, Inventory
 from . import config
 from .exitcodes import Tolerance, exit_status, signal_status
@@ -252,21 +252,20 @@ def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
     refused: list[NewKey] = []
     received: list[int] = []
 
-    def batch_runner(batch: Sequence[Host]) -> HostKeyRounds:
-        return HostKeyRounds(
-            batch,
+    def runner_for(some: Sequence[Host]) -> Runner:
+        return Runner(
+            some,
             job,
-            question,
             fanout=options.fanout,
-            carriers_for=functools.partial(_carriers_and_relays, inventory, options.relays),
+            carriers=_carriers_and_relays(inventory, options.relays, some),
             capture_strays=True,
-            refused=refused,  # one hint for the whole run, whatever the batches
-            runner_options={
-                "retries": options.retries.times if options.retries.typed else None,
-                "default_retries": options.retries.times,
-            },
-            relays_for=lambda hosts: _relays(inventory, options.relays, hosts).served,
+            retries=options.retries.times if options.retries.typed else None,
+            default_retries=options.retries.times,
+            relays=_relays(inventory, options.relays, some).served,
         )
+
+    def batch_runner(batch: Sequence[Host]) -> HostKeyRounds:
+        return HostKeyRounds(batch, question, runner_for, refused=refused)  # one hint a run
 
     try:
         with (
