@@ -6,6 +6,10 @@ exit every group still alive is terminated, so no worker outlives its controller
 What opening needs besides a spec (its gateways for ``via=``, the fork servers popen
 workers are forked from) is its ``OpenContext`` (``transports.opening``), closed by
 ``terminate`` after the gateways.
+
+The gateway stack (``gateway``, ``connect``, channels and their wire format) is imported
+with the first gateway opened, not with this module: ``xnet sh`` straight on ssh session
+channels uses a group only to cut its handshakes short (``opening``) and never opens one.
 """
 
 from __future__ import annotations
@@ -16,15 +20,19 @@ import queue
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from ._remote.channel import NO_ENDMARKER_WANTED, Channel
 from ._remote.execmodel import get_execmodel
-from .connect import open_gateway
 from .errors import SpecError
-from .gateway import EXIT_TIMEOUT, Gateway
 from .spec import XSpec
 from .transports.opening import OpenContext
+
+if TYPE_CHECKING:
+    from ._remote.channel import Channel
+    from .gateway import Gateway
+
+#: ``make_receive_queue`` without an endmarker (the channel's own default: none).
+_NO_ENDMARKER = object()
 
 _groups: weakref.WeakSet[Group] = weakref.WeakSet()
 
@@ -66,6 +74,8 @@ class Group:
         raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
+        from .gateway import Gateway
+
         if isinstance(key, Gateway):
             return key in self._gateways
         return any(gw.id == key for gw in self._gateways)
@@ -134,6 +144,8 @@ class Group:
         self.allocate_id(spec)
         if spec.id in self:
             raise _duplicate_id(spec.id)
+        from .connect import open_gateway
+
         remote_model = spec.fields.execmodel or self.remote_execmodel.backend
         gateway = open_gateway(spec, remote_model, self._context, before_ready)
         try:
@@ -155,11 +167,14 @@ class Group:
         Newest first, so a gateway opened ``via=`` another ends before its carrier.
         """
         gateways = list(reversed(self._gateways))
-        for gateway in gateways:
-            gateway._begin_exit()
-        deadline = time.monotonic() + (EXIT_TIMEOUT if timeout is None else timeout)
-        for gateway in gateways:
-            gateway._finish_exit(deadline)
+        if gateways:  # none opened: the gateway stack need not be imported (at exit either)
+            from .gateway import EXIT_TIMEOUT
+
+            for gateway in gateways:
+                gateway._begin_exit()
+            deadline = time.monotonic() + (EXIT_TIMEOUT if timeout is None else timeout)
+            for gateway in gateways:
+                gateway._finish_exit(deadline)
         self._context.close()
 
 
@@ -196,9 +211,11 @@ class MultiChannel:
             return [(ch, ch.receive()) for ch in self._channels]
         return [ch.receive() for ch in self._channels]
 
-    def make_receive_queue(self, endmarker: object = NO_ENDMARKER_WANTED) -> queue.Queue:
-        """A queue of ``(channel, item)`` from all channels, filled by callbacks."""
+    def make_receive_queue(self, endmarker: object = _NO_ENDMARKER) -> queue.Queue:
+        """A queue of ``(channel, item)`` from all channels, filled by callbacks (and
+        ``endmarker``, if given, as each channel's last item)."""
         items: queue.Queue = queue.Queue()
+        marker = () if endmarker is _NO_ENDMARKER else (endmarker,)
 
         def make_callback(channel: Channel) -> Any:
             def deliver(item: Any) -> None:
@@ -207,7 +224,7 @@ class MultiChannel:
             return deliver
 
         for channel in self._channels:
-            channel.setcallback(make_callback(channel), endmarker)
+            channel.setcallback(make_callback(channel), *marker)
         return items
 
     def waitclose(self, timeout: Optional[float] = None) -> None:
@@ -241,7 +258,7 @@ def set_execmodel(execmodel: str, remote_execmodel: Optional[str] = None) -> Non
 def _terminate_all_groups() -> None:
     for group in list(_groups):
         try:
-            group.terminate(timeout=EXIT_TIMEOUT)
+            group.terminate()  # each within the gateways' EXIT_TIMEOUT
         except Exception:  # at exit, ending the rest matters more than reporting
             pass
 

@@ -1,6 +1,7 @@
 """What an ``xnet`` process loads (``cli.startup``): ``xnet sh --json`` over ssh runs
-without rich, PyYAML and paramiko's optional ``invoke``, and ``Match exec`` in an ssh
-config still works there (it loads ``invoke`` when first used)."""
+without rich, PyYAML, paramiko's optional ``invoke``, ``importlib.metadata`` and the
+gateway stack, and ``Match exec`` in an ssh config still works there (it loads ``invoke``
+when first used); the stand-in's ``version`` answers as ``importlib.metadata.version`` does."""
 
 from __future__ import annotations
 
@@ -12,15 +13,36 @@ from pathlib import Path
 import pytest
 from faults_helpers import ssh_inventory, xnet_env
 
+from execnet_cli.cli.startup import installed_version
+
+#: Modules ``xnet sh --json`` over ssh must not load (paramiko aside, which it needs): the
+#: optional ones, and the gateway stack (straight on ssh session channels, no worker).
+WATCHED = (
+    "rich",
+    "yaml",
+    "invoke",
+    "importlib.metadata",
+    "execnet_cli.gateway",
+    "execnet_cli.connect",
+    "execnet_cli._remote.channel",
+    "execnet_cli._remote.serializer",
+    "execnet_cli._remote.engine",
+    "execnet_cli.imports",
+    "execnet_cli.source",
+    "execnet_cli.transports.forkserver",
+    "paramiko",
+)
+
 #: Runs xnet as ``python -m execnet_cli`` does; at its end, prints on stderr which of the
 #: watched modules were really loaded (a stand-in of ``cli.startup`` is not).
-PROBE = """
+PROBE = f"""
 import json, sys, types
+WATCHED = {WATCHED!r}
 from execnet_cli.cli import main
 try:
     main(prog_name="xnet")
 finally:
-    loaded = [name for name in ("rich", "yaml", "invoke", "paramiko")
+    loaded = [name for name in WATCHED
               if type(sys.modules.get(name)) is types.ModuleType]
     print("LOADED " + json.dumps(loaded), file=sys.stderr)
 """
@@ -37,7 +59,7 @@ def loaded_by(args: list[str], env: dict[str, str]) -> tuple[list[str], str]:
     return json.loads(last[-1][len("LOADED ") :]), done.stdout.decode()
 
 
-def test_sh_json_over_ssh_loads_no_rich_yaml_or_invoke(sshd_hosts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sh_json_over_ssh_loads_only_what_it_uses(sshd_hosts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     hosts = sshd_hosts(2)
     inventory = tmp_path / "ssh.yaml"
     inventory.write_text(ssh_inventory(hosts))
@@ -78,3 +100,68 @@ def test_match_exec_loads_invoke_on_first_use() -> None:
         [sys.executable, "-c", MATCH_EXEC], capture_output=True, text=True, timeout=60
     )
     assert done.stdout.split() == ["_Deferred", "127.0.0.9", "module"], done.stderr
+
+
+def test_installed_version_answers_as_importlib_metadata() -> None:
+    """Every installed distribution, by its name as written and as typed otherwise."""
+    import importlib.metadata
+
+    names = {dist.metadata["Name"] for dist in importlib.metadata.distributions()}
+    assert "click" in names
+    for name in sorted(n for n in names if n):
+        for spelling in (name, name.upper(), name.replace("-", "_"), name.replace("_", "-")):
+            expected = importlib.metadata.version(spelling)
+            assert installed_version(spelling) in (expected, None), spelling
+        assert installed_version(name) == importlib.metadata.version(name), name
+    assert installed_version("no-such-distribution-here") is None
+
+
+def test_installed_version_leaves_what_is_not_plain_to_the_real_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two candidates in one directory, a zip on the path, no Version header: None."""
+    first, second, empty = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for folder, version in ((first, "1.0"), (second, "2.0")):
+        info = folder / f"demo_pkg-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Name: demo-pkg\nVersion: {version}\n")
+    (empty / "Demo.Pkg-3.0.egg-info").mkdir(parents=True)
+    (empty / "Demo.Pkg-3.0.egg-info" / "PKG-INFO").write_text("Name: demo-pkg\n\nVersion: 3\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "missing"), str(first), str(second)])
+    assert installed_version("Demo.Pkg") == "1.0"  # the first along the path, as the real one
+    monkeypatch.setattr(sys, "path", [str(empty), str(first)])
+    assert installed_version("demo-pkg") is None  # no Version among the headers
+    (second / "demo_pkg-2.1.dist-info").mkdir()
+    monkeypatch.setattr(sys, "path", [str(second)])
+    assert installed_version("demo-pkg") is None  # two candidates: listing order decides
+    archive = tmp_path / "packages.zip"
+    archive.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip file
+    monkeypatch.setattr(sys, "path", [str(archive), str(first)])
+    assert installed_version("demo-pkg") is None
+
+
+STAND_IN = """
+import sys
+from execnet_cli.cli.startup import defer
+defer()
+import paramiko
+print(paramiko.__version__, type(sys.modules["importlib.metadata"]).__name__)
+import importlib.metadata
+kind = lambda: type(sys.modules["importlib.metadata"]).__name__
+print(importlib.metadata.version("click"), kind())
+print(importlib.metadata.distribution("paramiko").version, kind())
+"""
+
+
+def test_metadata_stand_in_answers_version_and_loads_the_rest() -> None:
+    import importlib.metadata
+
+    done = subprocess.run(
+        [sys.executable, "-c", STAND_IN], capture_output=True, text=True, timeout=60
+    )
+    paramiko_version, click_version = (importlib.metadata.version(n) for n in ("paramiko", "click"))
+    assert done.stdout.split() == [
+        *(paramiko_version, "_Metadata"),
+        *(click_version, "_Metadata"),
+        *(paramiko_version, "module"),
+    ], done.stderr

@@ -13,13 +13,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import click
 
 from ..fleet.jobs import Job, call_job, python_job
-from ..imports import ImportPolicy, Root, check_name, module_root
 from .options import fail
+
+if TYPE_CHECKING:  # the import server loads the gateway stack: ``xnet sh`` needs none
+    from ..imports import Root
 
 __all__ = ["forwarding_options", "run_job"]
 
@@ -76,6 +78,8 @@ def run_job(
     forward_paths: tuple[str, ...],
 ) -> Job:
     """The job ``xnet run`` sends, with the import policy its options ask for."""
+    from ..imports import ImportPolicy, Root
+
     given = [name for name, value in (("CODE", code), ("-m", target), ("--file", script)) if value]
     if len(given) != 1:
         raise click.UsageError(
@@ -103,6 +107,8 @@ def run_job(
 
 
 def _check_target(target: str) -> None:
+    from ..imports import check_name
+
     module, _, function = target.partition(":")
     why = check_name(module)
     if why is None and ":" in target and not function.isidentifier():
@@ -114,6 +120,8 @@ def _check_target(target: str) -> None:
 def _target_roots(target: str, forward_paths: tuple[str, ...]) -> list[Root]:
     """The root serving the ``-m`` target's top-level package, found as ``python -m``
     would (the ``--forward-path`` directories first, then here, then ``sys.path``)."""
+    from ..imports import module_root
+
     module = target.partition(":")[0]
     search = [*map(os.path.abspath, forward_paths), os.getcwd(), *(p for p in sys.path if p)]
     found: Any = module_root(module.partition(".")[0], search)

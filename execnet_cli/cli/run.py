@@ -29,6 +29,7 @@ from ..fleet.batches import RollingRunner, Rollout
 from ..fleet.events import OK
 from ..fleet.hostkeys import HostKeyRounds, NewKey
 from ..fleet.jobs import Job, shell_job
+from ..fleet.preconnect import preconnected
 from ..fleet.relays import RelayPlan
 from ..fleet.relays import plan as plan_relays
 from ..fleet.results import GroupResult
@@ -269,6 +270,7 @@ def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
 
     try:
         with (
+            preconnected(_first_hosts(rollout, options), options.fanout),
             RollingRunner(rollout, batch_runner) as runner,
             stopping(runner.stop) as received,
         ):
@@ -299,6 +301,11 @@ def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
             err=True,
         )
     raise click.exceptions.Exit(status)
+
+
+def _first_hosts(rollout: Rollout, options: RunOptions) -> Sequence[Host]:
+    """The hosts whose connections may begin now: the first batch's (none with --relays)."""
+    return rollout.batches[0].hosts if rollout.batches and not options.relays else ()
 
 
 def _outdir(name: Optional[str]) -> Optional[OutdirWriter]:

@@ -13,10 +13,9 @@ ours, "error", with its traceback logged at debug level (``xnet --debug``).
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..errors import HostNotFound
-from ..gateway import Gateway
 from .events import (
     ERROR,
     FAILED,
@@ -31,6 +30,9 @@ from .events import (
 from .jobs import SH_TIMED_OUT, Job
 from .jobstart import one_line
 
+if TYPE_CHECKING:  # loaded with the first gateway: ``sh`` straight on ssh opens none
+    from ..gateway import Gateway
+
 __all__ = ["CONNECTION_ERRORS", "KILL_WAIT"]
 
 #: The runner's bugs are logged under its name (``xnet --debug`` shows where they were met).
@@ -38,9 +40,8 @@ log = logging.getLogger(f"{__package__}.runner")
 
 #: How long a timed-out or cancelled worker is given to end before it is killed.
 KILL_WAIT = 1.0
-#: What opening a gateway raises when the host cannot be reached: our connection errors
-#: (``HostNotFound`` and its kinds), and the OS-level ones a transport let through
-#: (refused, reset, timed out: ``OSError``; the stream ended: ``EOFError``).
+#: What opening a gateway raises when the host cannot be reached: ours (``HostNotFound`` and
+#: kinds), OS-level ones (refused, reset, timed out: ``OSError``; stream ended: ``EOFError``).
 CONNECTION_ERRORS = (HostNotFound, OSError, EOFError)
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._remote import jobs as remote_jobs
 from .._remote.jobs import run_python, run_shell
 from ..bootstrap import WORKER_PACKAGE
-from ..imports import ImportPolicy
+
+if TYPE_CHECKING:  # the import server (and the gateway stack) only where imports travel
+    from ..imports import ImportPolicy
 
 __all__ = [
     "SH_TIMED_OUT",

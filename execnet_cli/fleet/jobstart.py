@@ -14,14 +14,15 @@ fails as it would without it.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import ChannelClosed, RemoteError
 from ..errors import TimeoutError as XnetTimeoutError
-from ..gateway import Gateway
-from ..imports import serve_imports
 from .collect import CLOSED, Collector
 from .jobs import Job
+
+if TYPE_CHECKING:  # not imported by a run whose hosts all run ``sh`` direct
+    from ..gateway import Gateway
 
 __all__ = ["JobStart", "one_line", "start_job"]
 
@@ -50,6 +51,8 @@ def start_job(gateway: Gateway, job: Job, sent: JobStart) -> tuple[Any, Collecto
     else new ones, its imports served first. ChannelClosed when the worker is gone."""
     if sent.started is None:
         if job.imports is not None:
+            from ..imports import serve_imports
+
             try:
                 serve_imports(gateway, job.imports)
             except (RemoteError, EOFError, XnetTimeoutError) as exc:

@@ -28,20 +28,19 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .. import bootstrap
 from .._remote.errors import RemoteError, XnetError
-from ..gateway import Gateway, worker_config
-from ..imports import ImportServer, answering_channel, install_source
 from ..inventory import Host, InventoryError
-from ..source import prepare_request
-from ..transports.forkserver import read_at_startup
 from ..transports.ssh.settings import SSHSettings, settings_for_line
 from .collect import LineSplitter
 from .events import UNREACHABLE, Event, Failed, Output, Returned, Running, Started
 from .jobs import Job
+
+if TYPE_CHECKING:  # the gateway stack loads with a run's first relay, not before
+    from ..gateway import Gateway
+    from ..imports import ImportServer
 
 __all__ = ["RelayLink", "RelayPlan", "host_entry", "plan", "relayable"]
 
@@ -53,12 +52,12 @@ _END = object()
 log = logging.getLogger(__name__)
 
 
-@dataclass
 class RelayPlan:
     """Which relay serves which hosts, and the relay hosts to open without running on."""
 
-    served: dict[str, list[Host]] = field(default_factory=dict)  # relay name -> hosts
-    carriers: list[Host] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.served: dict[str, list[Host]] = {}  # relay name -> hosts
+        self.carriers: list[Host] = []
 
     def __bool__(self) -> bool:
         return bool(self.served)
@@ -118,6 +117,9 @@ def host_entry(host: Host) -> tuple[str, Optional[list[str]], dict[str, str], di
     fork: it may be forked from the relay's fork server (no variable in ``env`` shapes an
     interpreter's start, as for the controller's fork servers).
     """
+    from ..gateway import worker_config
+    from ..transports.forkserver import read_at_startup
+
     spec = host.xspec()
     fields = spec.fields
     config = worker_config(spec, "thread")
@@ -218,6 +220,9 @@ class RelayLink:
             self.lost(f"cannot start the relay ({type(exc).__name__}: {last})")
 
     def _start(self, timeout: float) -> None:
+        from ..imports import ImportServer, answering_channel, install_source
+        from ..source import prepare_request
+
         assert self.gateway is not None
         package = self.gateway.remote_modules("relay", timeout=timeout)
         channel = self.gateway.remote_exec(f"from {package} import relay\nrelay.serve(channel)")

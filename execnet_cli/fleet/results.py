@@ -125,16 +125,16 @@ class HostResult:
         return record
 
 
-@dataclass
 class HostProgress:
     """An unfinished host: connecting or running, since when, and its last line so far."""
 
-    name: str
-    state: str
-    started: float  # on the result's clock (time.monotonic)
-    output: HostOutput
-    last_line: str = ""
-    attempts: int = 1
+    def __init__(self, name: str, state: str, started: float, output: HostOutput) -> None:
+        self.name = name
+        self.state = state
+        self.started = started  # on the result's clock (time.monotonic)
+        self.output = output
+        self.last_line = ""
+        self.attempts = 1
 
 
 class HostRow(NamedTuple):

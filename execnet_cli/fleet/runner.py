@@ -31,10 +31,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import ChannelClosed, ConnectFailed, RemoteError
-from ..gateway import Gateway
 from ..group import Group
 from ..inventory import Host
 from ..transports.descriptors import room_for
@@ -59,6 +58,9 @@ from .jobstart import JobStart, one_line, start_job
 from .relays import RelayLink, Sink, relay_hosts
 from .results import GroupResult
 from .retries import backoff, retryable
+
+if TYPE_CHECKING:  # loaded with the first gateway: ``sh`` straight on ssh opens none
+    from ..gateway import Gateway
 
 __all__ = [
     "CONNECTION_ERRORS",

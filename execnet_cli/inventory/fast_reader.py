@@ -35,8 +35,9 @@ _PLAIN_TAGS = frozenset(
     [STR, NULL] + [f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "timestamp")]
 )
 #: Characters outside what the fast reader takes: tabs, CR and other line breaks, a BOM,
-#: control characters, and what libyaml would refuse.
-_UNSUPPORTED = re.compile(
+#: control characters, and what libyaml would refuse. Compiled for the first text that is
+#: not ASCII (``compose``): its wide ranges cost ~60 M instructions, at every start.
+_UNSUPPORTED = (
     "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
 _UNSUPPORTED_ASCII = re.compile("[\x00-\x09\x0b-\x1f\x7f]")  # the same, for ASCII text
@@ -134,7 +135,7 @@ def _plain_tag(text: str) -> str:
 
 def compose(text: str) -> Optional[_Map]:
     """The node graph PyYAML's ``compose`` would build for ``text``, or None outside the subset."""
-    if (_UNSUPPORTED_ASCII if text.isascii() else _UNSUPPORTED).search(text):
+    if (_UNSUPPORTED_ASCII if text.isascii() else re.compile(_UNSUPPORTED)).search(text):
         return None
     if text.startswith(_MARKERS) or any("\n" + m in text for m in _MARKERS):
         return None

@@ -13,7 +13,7 @@ import fnmatch
 import itertools
 import re
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..suggest import close_matches
 from .hostset import HostSet, fold
@@ -28,8 +28,7 @@ _SEPARATORS = "".join(_OPS)
 _GROUPS_SHOWN = 12
 
 
-@dataclass(frozen=True)
-class Term:
+class Term(NamedTuple):
     """One operand of a pattern: ``op`` is ``|``, ``&`` or ``!``; ``column`` is 1-based."""
 
     op: str

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from ...errors import AuthenticationFailed, ConnectFailed, HostNotFound
 from ..cancel import watch
+from . import early
 from .hostkeys import check_host_key, load_known_hosts, preferred_algorithms, recall_unknown
 from .settings import SSHSettings, proxy_command_line
 
@@ -213,29 +214,17 @@ def open_socket(settings: SSHSettings, timeout: float) -> socket.socket:
     family = {"inet": socket.AF_INET, "inet6": socket.AF_INET6}.get(
         settings.address_family, socket.AF_UNSPEC
     )
-    try:
-        addresses = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise HostNotFound(f"{where}: cannot resolve host name {host!r}: {exc.strerror}") from exc
-    deadline = time.monotonic() + timeout
-    failures: List[Tuple[str, str]] = []
-    last: Optional[BaseException] = None
-    for af, kind, proto, _, address in addresses:
-        sock = socket.socket(af, kind, proto)
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
+    attempt = early.take(host, port, timeout) if family == socket.AF_UNSPEC else None
+    if attempt is not None and (attempt.result() is not None or attempt.failures):
+        sock, failures, last = attempt.sock, attempt.failures, attempt.last  # begun earlier
+    else:
         try:
-            sock.connect(address)
-        except socket.timeout as exc:
-            sock.close()
-            failures.append((str(address[0]), f"timed out after {timeout:g} s"))
-            last = exc
-            continue
-        except OSError as exc:
-            sock.close()
-            failures.append((str(address[0]), str(exc.strerror or exc)))
-            last = exc
-            continue
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            addresses = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            why = f"cannot resolve host name {host!r}: {exc.strerror}"
+            raise HostNotFound(f"{where}: {why}") from exc
+        sock, failures, last = early.dial(addresses, timeout)
+    if sock is not None:
         return sock
     raise ConnectFailed(f"{where}: {connect_failure(host, port, where, failures)}") from last
 

@@ -30,7 +30,6 @@ import stat
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
 from ...errors import HostKeyError, UnknownHostKey
@@ -55,14 +54,14 @@ RECALL_SECONDS = 60.0
 ALGORITHMS_FOR_TYPE = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256")}
 
 
-@dataclass
 class KnownHosts:
     """The entries of the known_hosts files that name one host."""
 
-    name: str
-    keys: Dict[str, List[object]] = field(default_factory=dict)  # key type -> PKeys
-    revoked: List[object] = field(default_factory=list)
-    sources: Dict[str, str] = field(default_factory=dict)  # key type -> "file:line"
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.keys: Dict[str, List[object]] = {}  # key type -> PKeys
+        self.revoked: List[object] = []
+        self.sources: Dict[str, str] = {}  # key type -> "file:line"
 
     @property
     def known(self) -> bool:
