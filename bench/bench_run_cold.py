@@ -1,6 +1,7 @@
 """Cold ``xnet run --json pass`` on N ssh hosts and popen workers: its cost beyond ``true``.
 
     python3 bench/bench_run_cold.py [--quick] [--sizes 8,64] [--rounds 3] [--baseline TREE]
+                                    [--instructions]
 
 Three parts, each interleaved and reported as medians (the machine is shared):
 
@@ -15,6 +16,8 @@ Three parts, each interleaved and reported as medians (the machine is shared):
    ``python -c pass``. ``bench_fanout``'s "remote CPU" sums what the sshd listeners reaped,
    which leaves out the session's command (its CPU is not passed up to the listener: a
    ``python3 -c pass`` session measures the same as ``true``); this part measures it.
+   ``--instructions`` runs this part alone, counting instructions with valgrind
+   (callgrind, every thread), which load does not move.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 WORKER_CPU = """
-import resource, subprocess, sys
+import os, resource, subprocess, sys, tempfile
 from execnet_cli import bootstrap
 from execnet_cli._remote.framing import FrameDecoder, encode_frame
 from execnet_cli._remote.protocol import MessageType
@@ -54,6 +57,7 @@ from execnet_cli._remote.serializer import dumps_parts
 from execnet_cli.fleet.jobs import python_job
 from execnet_cli.source import prepare_request
 python, rounds = sys.argv[1], int(sys.argv[2])
+counting = sys.argv[3:] == ["instructions"]  # valgrind's count instead of CPU time
 config = {"id": "w", "execmodel": "thread", "env": {}}
 def frame(kind, channel, parts):
     return b"".join(bytes(x) for x in encode_frame(kind, channel, [b"".join(parts)]))
@@ -62,10 +66,20 @@ job = frame(MessageType.CHANNEL_EXEC, 1, dumps_parts(request))
 end = frame(MessageType.GATEWAY_TERMINATE, 0, [])
 same = bootstrap.same_interpreter(python)
 CLOSES = (MessageType.CHANNEL_CLOSE, MessageType.CHANNEL_CLOSE_ERROR)
-def worker(data):  # the job behind the bootstrap; terminate once it closed its channel
+def cost(argv, run):  # run(argv) runs the process to its end
+    if counting:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "callgrind.out")
+            run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, *argv])
+            with open(out) as lines:
+                return next(int(l.split()[1]) for l in lines if l.startswith("totals:"))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    child = subprocess.Popen([python, "-c", bootstrap.STAGE1], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    run(argv)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+def worker(argv, data):  # the job behind the bootstrap; terminate once it closed its channel
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL)
     child.stdin.write(data + job)
     child.stdin.flush()
     decoder, closed = FrameDecoder(), None
@@ -81,16 +95,11 @@ def worker(data):  # the job behind the bootstrap; terminate once it closed its 
     child.stdin.close()
     child.stdout.read()
     child.wait()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-def bare():
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([python, "-c", "pass"], check=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 for _ in range(rounds):
     data = bootstrap.bootstrap_bytes(config, same)
-    print(worker(data), bare(), len(data))
+    spent = cost([python, "-c", bootstrap.STAGE1], lambda argv: worker(argv, data))
+    plain = cost([python, "-c", "pass"], lambda argv: subprocess.run(argv, check=True))
+    print(spent, plain, len(data))
 """
 
 
@@ -191,10 +200,14 @@ def bench_popen(n: int, rounds: int, baseline: Optional[Path], results: Results)
         cold_table(title, contenders, n, rounds, results, f"popen_n{n}")
 
 
-def bench_worker(rounds: int, baseline: Optional[Path], results: Results) -> None:
+def bench_worker(
+    rounds: int, baseline: Optional[Path], results: Results, instructions: bool = False
+) -> None:
+    """Part 3; ``instructions``: counted by valgrind (the same on a loaded machine)."""
     trees = {"ours": REPO} if baseline is None else {"ours": REPO, "baseline": baseline}
     pythons = [p for p in dict.fromkeys([SYSTEM_PYTHON, sys.executable]) if os.path.exists(p)]
     rows = []
+    show = (lambda n: f"{n / 1e6:.1f} M") if instructions else fmt_ms
     for python in pythons:
         got: Dict[str, List[float]] = {name: [] for name in trees}
         bare: List[float] = []
@@ -202,6 +215,7 @@ def bench_worker(rounds: int, baseline: Optional[Path], results: Results) -> Non
         for _ in range(rounds):  # interleaved: one sample of each tree per turn
             for name, tree in trees.items():
                 argv = [sys.executable, "-c", WORKER_CPU, python, "1"]
+                argv += ["instructions"] if instructions else []
                 env, cwd = env_for(tree), str(tree)  # ``-c`` puts the cwd first on sys.path
                 out = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
                 worker, plain, length = out.stdout.split()
@@ -209,12 +223,14 @@ def bench_worker(rounds: int, baseline: Optional[Path], results: Results) -> Non
                 size[name] = int(length)
                 bare.append(float(plain))
         for name, values in got.items():
-            shown = [fmt_ms(median(values)), fmt_ms(median(bare)), f"{size[name] / 1e3:.0f} kB"]
+            shown = [show(median(values)), show(median(bare)), f"{size[name] / 1e3:.0f} kB"]
             rows.append([python, name, *shown])
-            results.add("worker_cpu", f"{name} {python}", "s", median(values))
+            unit = "instructions" if instructions else "s"
+            results.add("worker_cpu", f"{name} {python}", unit, median(values))
+    what = "instructions" if instructions else "CPU"
     print_table(
-        f"a worker's own CPU (bootstrap + 'pass' + terminate), medians of {rounds}",
-        ["interpreter", "tree", "worker CPU", "python -c pass", "bytes in"],
+        f"a worker's own {what} (bootstrap + 'pass' + terminate), medians of {rounds}",
+        ["interpreter", "tree", f"worker {what}", "python -c pass", "bytes in"],
         rows,
     )
 
@@ -225,12 +241,18 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--sizes", default=None, help="ssh host counts, e.g. 8,64")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per figure")
     parser.add_argument("--baseline", type=Path, help="another checkout to compare with")
+    parser.add_argument(
+        "--instructions", action="store_true", help="part 3 alone, in instructions (valgrind)"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in (args.sizes or ("8" if args.quick else "8,64")).split(",")]
     rounds = args.rounds or (2 if args.quick else 5)
     print(f"bench_run_cold: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
     results = Results("run_cold", save=not args.no_save, quick=args.quick, sizes=sizes)
     targets = Targets()
+    if args.instructions:
+        bench_worker(args.rounds or 3, args.baseline, results, instructions=True)
+        return 0
     bench_worker(rounds * 4, args.baseline, results)
     bench_popen(16 if args.quick else 64, rounds, args.baseline, results)
     bench_ssh(sizes, rounds, args.baseline, results, targets)

@@ -4,7 +4,8 @@ Stage 1 is a one-line program passed as ``python -c STAGE1``: it reads an 8-digi
 length and that many bytes from fd 0 and executes them. It contains no quotes, so it
 survives any shell unchanged. Stage 2 (``STAGE2``, a few lines) reads two marshalled
 blobs, each after a 12-digit length: the bundle of ``_remote`` modules (the same for
-every worker, so marshalled once per process) and the worker's settings. It installs
+every worker, so marshalled once per process) and the worker's settings, and runs the
+bundle's ``START`` (compiled where the worker's magic is ours, as the modules). It installs
 an importer that serves the modules as the package ``xnet_remote`` and calls
 ``xnet_remote.worker.main``. Nothing is written to the remote's disk.
 
@@ -36,6 +37,7 @@ REMOTE_PACKAGE = "execnet_cli._remote"
 REMOTE_MODULES = (
     "errors",
     "logs",
+    "threads",
     "wireformat",
     "loadguards",
     "serializer",
@@ -67,7 +69,6 @@ STAGE1 = (
 
 STAGE2 = """\
 import marshal, os, sys
-from _frozen_importlib import ModuleSpec
 def _xnet_read(n):
     parts = []
     while n:
@@ -79,6 +80,18 @@ def _xnet_read(n):
     return b"".join(parts)
 _xnet_bundle = marshal.loads(_xnet_read(int(_xnet_read(12))))
 _xnet_bundle["config"] = marshal.loads(_xnet_read(int(_xnet_read(12))))
+_xnet_magic = getattr(sys.modules.get("_frozen_importlib_external"), "MAGIC_NUMBER", None)
+if _xnet_magic and _xnet_bundle.get("magic") == _xnet_magic and "start" in _xnet_bundle:
+    exec(marshal.loads(_xnet_bundle["start"]))
+else:
+    exec(_xnet_bundle["start_source"])
+"""
+
+#: The rest of stage 2, in the bundle (``start_source``; ``start``: compiled, run where the
+#: magic is ours): a worker parses and compiles stage 2's text, ~3 M instructions for
+#: this part, more than unmarshalling it.
+START = """\
+from _frozen_importlib import ModuleSpec
 class _XnetImporter(object):
     def __init__(self, bundle):
         self.package = bundle["package"]
@@ -86,7 +99,7 @@ class _XnetImporter(object):
         self.modules = bundle.get("modules") or dict.fromkeys(bundle.get("names", ()))
         self.packed = bundle.get("packed")
         magic = getattr(sys.modules.get("_frozen_importlib_external"), "MAGIC_NUMBER", None)
-        self.code = bundle["code"] if magic and bundle.get("magic") == magic else {}
+        self.code = bundle.get("code", {}) if magic and bundle.get("magic") == magic else {}
     def _data(self, short):
         data = self.modules.get(short)
         if data is None and self.packed is not None:
@@ -252,6 +265,12 @@ def bootstrap_bytes(config: Dict[str, Any], same_python: bool) -> bytes:
     )
 
 
+@functools.cache
+def _start_code() -> bytes:
+    """``START`` compiled here (for workers of our magic: ``STAGE2``)."""
+    return marshal.dumps(compile(START, "<xnet bootstrap>", "exec", dont_inherit=True))
+
+
 @functools.lru_cache(maxsize=2)
 def _modules_bytes(same_python: bool) -> bytes:
     """The bundle: this interpreter's code objects; else ours (run by a worker with our
@@ -259,6 +278,7 @@ def _modules_bytes(same_python: bool) -> bytes:
     they would be ~40% of every other worker's bootstrap)."""
     if same_python:
         bundle: Dict[str, Any] = {"package": WORKER_PACKAGE, "modules": _module_payloads("code")}
+        bundle["magic"] = CODE_MAGIC
     else:
         sources = marshal.dumps(_module_payloads("source"), MARSHAL_VERSION)
         bundle = {
@@ -268,4 +288,5 @@ def _modules_bytes(same_python: bool) -> bytes:
             "magic": CODE_MAGIC,
             "packed": zlib.compress(sources, 1),  # 2 ms once; 9 would take 15 ms for 18% less
         }
+    bundle.update(start=_start_code(), start_source=START)
     return marshal.dumps(bundle, MARSHAL_VERSION)

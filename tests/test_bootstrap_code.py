@@ -153,3 +153,22 @@ def test_the_sources_travel_packed_and_unpack_on_first_need(worker: execnet_cli.
 
 def module_source(name: str) -> str:
     return str(bootstrap.module_payload(name, "source"))
+
+
+@pytest.mark.parametrize("same_magic", [True, False], ids=["same magic", "other magic"])
+def test_stage_2_runs_the_compiled_start_where_the_magic_is_ours(same_magic: bool) -> None:
+    """Stage 2's text is a few lines: the rest (``START``) comes compiled for a worker of
+    our magic (parsing it cost ~3 M instructions), as text for any other."""
+    import marshal
+
+    python = _other_python(same_magic)
+    bundle = marshal.loads(bootstrap._modules_bytes(False))
+    assert bundle["start_source"] == bootstrap.START and len(bootstrap.STAGE2) < 1000
+    compiled = compile("import os; os.write(1, b'code')", "<t>", "exec")
+    bundle.update(start=marshal.dumps(compiled), start_source="import os; os.write(1, b'text')")
+    head, tail = marshal.dumps(bundle, 4), marshal.dumps({}, 4)
+    stage2 = bootstrap.STAGE2.encode()
+    data = b"%08d%s%012d%s%012d%s" % (len(stage2), stage2, len(head), head, len(tail), tail)
+    argv = bootstrap.stage1_argv(python)
+    done = subprocess.run(argv, input=data, capture_output=True, timeout=60)
+    assert done.stdout == (b"code" if same_magic else b"text"), done.stderr

@@ -95,6 +95,7 @@ def test_pull_from_three_hosts_into_dest_per_host(lab: Path) -> None:
     for host in HOSTS:
         assert (lab / "pulled" / host / "app.log").read_text() == f"log of {host}\n"
     assert "local[1-3] (3) ---" in result.stdout  # same counts: folded
+    assert "1 file (14 B) received" in result.stdout  # not "sent": a pull receives
     single = xnet(lab, "local1:logs/app.log", "one")
     assert single.exit_code == 0, single.output
     assert (lab / "one" / "local1" / "app.log").read_text() == "log of local1\n"

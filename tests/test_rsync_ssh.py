@@ -89,7 +89,8 @@ def test_pull_from_three_ssh_hosts(fleet: Path) -> None:
     assert result.exit_code == 0, result.output
     for name in HOSTS:
         assert (fleet / "pulled" / name / "hostname").read_text() == name + "\n"
-    assert "sent hostname" in result.stdout
+    assert "received hostname" in result.stdout  # a pull receives: nothing was sent
+    assert "1 file (5 B) received" in result.stdout
 
 
 def test_library_rsync_to_two_ssh_gateways_at_once(

@@ -10,8 +10,8 @@ far cheaper than ``queue.Queue``) until received, or go straight to a callback.
 
 from __future__ import annotations
 
-import threading
 from _queue import Empty, SimpleQueue
+from _thread import RLock, allocate_lock
 from _weakref import ref
 from time import monotonic
 
@@ -31,6 +31,7 @@ from .protocol import (
 )
 from .reading import BUSY, LED, PASSIVE
 from .serializer import dumps_parts, loads
+from .threads import Event as Flag
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
 if TYPE_CHECKING:  # pragma: no cover
@@ -260,7 +261,7 @@ class Inbox(ChannelState):
         self.items: Optional[SimpleQueue] = SimpleQueue()  # None once a callback takes over
         self.callback: Optional[Callback] = None  # set while a callback receives
         self.endmarker: object = NO_ENDMARKER_WANTED
-        self.closed = threading.Event()  # the receiving direction ended
+        self.closed = Flag()  # the receiving direction ended
         self.channel: Callable[[], Optional[Channel]] = _no_channel  # a weak reference
         self.executing = False  # remote_exec code runs with this channel (worker side)
 
@@ -289,8 +290,8 @@ class ChannelRegistry:
         self._inboxes: Dict[int, Inbox] = {}
         #: Channels with a callback: nobody may hold them, so they are kept here.
         self._kept: Dict[int, Channel] = {}
-        self._lock = threading.Lock()  # ids and creation
-        self._receive_lock = threading.RLock()  # state changes and delivery
+        self._lock = allocate_lock()  # ids and creation
+        self._receive_lock = RLock()  # state changes and delivery
         self._lost: Optional[BaseException] = None
         self._new = self.new  # bound once: deliver passes it with every item
 

@@ -9,8 +9,6 @@ stream ends, every channel ends.
 
 from __future__ import annotations
 
-import threading
-
 from .channel import Channel, ChannelRegistry
 from .errors import DataFormatError, RemoteError
 from .execmodel import ExecModel, get_execmodel
@@ -19,9 +17,11 @@ from .protocol import ChannelIds, MessageType
 from .reading import StreamReader
 from .sending import Sender
 from .serializer import dumps_parts, loads
+from .threads import Event
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
 if TYPE_CHECKING:  # pragma: no cover
+    import threading
     from typing import Any, Optional
 
     from .framing import Buffer, FrameTuple
@@ -48,7 +48,7 @@ class BaseGateway:
         )
         self._deliver = self._channels.deliver
         self._receiver: Optional[threading.Thread] = None
-        self._receiver_done = threading.Event()
+        self._receiver_done = Event()
 
     # -- channels --------------------------------------------------------------------
 
@@ -59,6 +59,8 @@ class BaseGateway:
     # -- receiving -------------------------------------------------------------------
 
     def _start_receiver(self) -> None:
+        import threading  # a worker starts its receiver without it (``WorkerGateway``)
+
         self._receiver = threading.Thread(
             target=self._reader.background_loop, name=f"xnet-receiver-{self.id}", daemon=True
         )

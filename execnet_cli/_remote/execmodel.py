@@ -9,11 +9,12 @@ their locks and events from ``channel.gateway.execmodel``.
 
 from __future__ import annotations
 
-import threading
 import time
+from _thread import RLock, allocate_lock, get_ident
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
 if TYPE_CHECKING:  # pragma: no cover
+    import threading
     from typing import Any, Callable, Tuple
 
 EXECMODELS = ("thread", "main_thread_only")
@@ -22,11 +23,10 @@ EXECMODELS = ("thread", "main_thread_only")
 class ExecModel:
     """Threading primitives for one execution model (all are the standard ones)."""
 
-    Lock = staticmethod(threading.Lock)
-    RLock = staticmethod(threading.RLock)
-    Event = staticmethod(threading.Event)
+    Lock = staticmethod(allocate_lock)  # what threading.Lock and RLock are
+    RLock = staticmethod(RLock)
     sleep = staticmethod(time.sleep)
-    get_ident = staticmethod(threading.get_ident)
+    get_ident = staticmethod(get_ident)
 
     def __init__(self, backend: str) -> None:
         if backend not in EXECMODELS:
@@ -66,7 +66,16 @@ class ExecModel:
         encoding = None if "b" in mode else "utf-8"
         return os.fdopen(fd, mode, bufsize, encoding=encoding, closefd=closefd)
 
+    @staticmethod
+    def Event() -> threading.Event:
+        """A ``threading.Event`` (``threading`` is imported on first use: ``threads``)."""
+        import threading
+
+        return threading.Event()
+
     def start(self, func: Callable[..., Any], args: Tuple[Any, ...] = ()) -> threading.Thread:
+        import threading
+
         thread = threading.Thread(target=func, args=args, daemon=True)
         thread.start()
         return thread

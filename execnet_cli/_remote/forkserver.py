@@ -66,6 +66,7 @@ def serve(
     _signal.signal(_signal.SIGINT, _no_op)  # a terminal's Ctrl-C is the controller's to handle
     control = _socket.socket(fileno=control_fd)
     problem = _preload(preload)  # in the controller's directory, where a worker would import
+    _warm_up()
     os.chdir("/")  # hold no directory of the controller's busy
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -106,6 +107,15 @@ def _preload(modules: Sequence[Tuple[str, Any]]) -> str:
         if expected is not None and found != expected:
             return f"preloading {name} found {found}, not the controller's {expected}"
     return ""
+
+
+def _warm_up() -> None:
+    """Pay once what a worker would pay on its first remote code (``worker``): importing
+    ``threading`` (no thread starts: forking stays safe; a child's main thread is this
+    one) and the first ``compile()``, which builds the ``ast`` types."""
+    import threading  # noqa: F401
+
+    compile("", "<fork server>", "exec")
 
 
 def _single_threaded() -> bool:

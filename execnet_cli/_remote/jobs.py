@@ -17,8 +17,12 @@ from __future__ import annotations
 __all__ = ["run_python", "run_shell"]
 
 
-def run_python(channel, code, filename, target=None):
+def run_python(channel, code, filename, target=None, program=None, magic=None):
     """Worker side of ``xnet run``: exec the code with sys.stdout/sys.stderr sent back.
+
+    ``program`` is the code compiled by the controller (marshalled), run where this
+    interpreter's bytecode ``magic`` is the same: a worker's first ``compile()`` costs it
+    ~7 M instructions (``worker.WorkerGateway._execute`` says why).
 
     With ``target`` ("pkg.mod:func" or "pkg.mod", ``xnet run -m``) the code is not used:
     the function is called with no arguments and its value sent as ("return", value,
@@ -28,7 +32,7 @@ def run_python(channel, code, filename, target=None):
     """
     import codecs
     import sys
-    import threading
+    from _thread import allocate_lock  # threading.Lock, without importing threading
 
     class BytesWriter:
         def __init__(self, text_writer):
@@ -53,7 +57,7 @@ def run_python(channel, code, filename, target=None):
         def __init__(self, name):
             self.name = name
             self.pending = ""
-            self.lock = threading.Lock()
+            self.lock = allocate_lock()
             self.buffer = BytesWriter(self)
 
         def write(self, text):
@@ -112,7 +116,13 @@ def run_python(channel, code, filename, target=None):
     try:
         if target is None:
             namespace = {"__name__": "__main__", "__file__": filename}
-            exec(compile(code, filename, "exec"), namespace)
+            ours = getattr(sys.modules.get("_frozen_importlib_external"), "MAGIC_NUMBER", None)
+            if program is not None and magic == ours and not sys.flags.optimize:
+                import marshal
+
+                exec(marshal.loads(program), namespace)
+            else:
+                exec(compile(code, filename, "exec"), namespace)
         elif ":" in target:
             import importlib
 

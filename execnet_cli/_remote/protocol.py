@@ -50,7 +50,7 @@ bug of ours and raises ``ChannelStateError``.
 from __future__ import annotations
 
 import itertools
-import threading
+from _thread import allocate_lock
 
 from .errors import XnetError
 
@@ -212,7 +212,7 @@ class ChannelIds:
 
     def __init__(self, is_controller: bool) -> None:
         self._counter = itertools.count(1 if is_controller else 2, 2)
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
 
     def next(self) -> int:
         with self._lock:

@@ -25,14 +25,14 @@ another gateway) keep the plain model: the background thread reads everything.
 from __future__ import annotations
 
 import os
-import threading
-from collections import deque
-from threading import get_ident
+from _collections import deque
+from _thread import allocate_lock, get_ident
 from time import monotonic
 
 from .errors import DataFormatError
 from .framing import BIG_FRAME, FRAME_SKEW, HEADER_SIZE, PAGE, FrameDecoder, aligned_buffer
 from .logs import get_logger
+from .threads import Condition
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,8 +104,8 @@ class StreamReader:
         self._slots: List[memoryview] = []  # where a read that starts a frame puts frames
         self._slot_size = 0  # the frame size the slots are laid out for (0: small frames)
         self._partial: Optional[Tuple[memoryview, int]] = None  # (slot, bytes in it)
-        self._role = threading.Lock()
-        self._state = threading.Condition(threading.Lock())
+        self._role = allocate_lock()
+        self._state = Condition(allocate_lock())
         self._wanting = 0
         self._last_release = 0.0
         self._owner: object = None  # who holds the role: a thread ident, or BACKGROUND
@@ -113,7 +113,7 @@ class StreamReader:
         self._background: Optional[int] = None  # the background thread's ident
         self.ended = False
         self.reason: Optional[BaseException] = None
-        self._wake_lock = threading.Lock()
+        self._wake_lock = allocate_lock()
         self._wake_r = self._wake_w = -1
         self._fd = self._stream_fd(io)
         if self._fd is not None:

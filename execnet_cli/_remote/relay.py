@@ -7,8 +7,8 @@ the job's items upstream, tagged with the host's index, in batches. ``serve`` ru
 relay run (made importable with ``Gateway.remote_modules``). The hosts' processes and
 gateways are ``relay_hosts``'.
 
-First item from the controller, a dict: ``stage1``, ``stage2`` and ``package`` (the
-bootstrap's programs and the worker package name), ``modules`` (the ``_remote`` sources),
+First item from the controller, a dict: ``stage1``, ``stage2``, ``start`` and ``package``
+(the bootstrap's programs and the worker package name), ``modules`` (the ``_remote`` sources),
 ``request`` (the job's exec request), ``imports`` (None, or a channel to the controller's
 import server: ``relay_imports``; ``install`` is then the request that puts the finder
 in place on a host, and ``magic`` the controller's bytecode), ``timeout`` (seconds or
@@ -159,7 +159,9 @@ class _Relay:
                         name: marshal.dumps(compile(text, f"{package}/{name}.py", "exec"))
                         for name, text in modules.items()
                     }
-                head = marshal.dumps({"package": package, "modules": modules}, 4)
+                bundle = {"package": package, "modules": modules}
+                bundle["start_source"] = self.setup["start"]
+                head = marshal.dumps(bundle, 4)
                 self.bundles[kind] = head
             return head
 

@@ -15,8 +15,8 @@ Rules:
 
 from __future__ import annotations
 
-import threading
-from collections import deque
+from _collections import deque
+from _thread import allocate_lock
 
 from .errors import ChannelClosed
 from .framing import encode_frame
@@ -35,7 +35,7 @@ class Sender:
         self._io = io
         self._write = io.write
         self._name = name
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self._deferred: Deque[Tuple[int, int]] = deque()
         self._closed = False
 

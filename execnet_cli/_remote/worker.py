@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from _queue import SimpleQueue
+from _thread import allocate_lock
 
 from .channel import Channel
 from .engine import BaseGateway
 from .fdio import FdIO, enlarge_pipe
 from .protocol import MessageType, check_exec_request
 from .serializer import dumps_parts, loads
+from .threads import Condition, Event, start_daemon
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,15 +49,16 @@ class WorkerGateway(BaseGateway):
     def __init__(self, io: Any, id: str, execmodel: str) -> None:
         super().__init__(io, id, execmodel)
         self._main_queue: SimpleQueue = SimpleQueue()
-        self._state_lock = threading.Lock()
+        self._state_lock = allocate_lock()
         self._main_busy = False
         self._executing = 0
-        self._idle = threading.Condition(self._state_lock)
-        self._main_done = threading.Event()
+        self._idle = Condition(self._state_lock)
+        self._main_done = Event()
         #: Why this worker cannot serve (``apply_config``): exec requests are refused. A
         #: request sent behind the bootstrap (before the ready message) must never run in
         #: the wrong directory.
         self.refusal: Optional[str] = None
+        self._receiving = False
 
     def serve(self, info: Dict[str, Any]) -> None:
         """Announce readiness, then run tasks on this (the main) thread until the end."""
@@ -68,6 +70,8 @@ class WorkerGateway(BaseGateway):
                 if task is _STOP:
                     break
                 channel, request = task
+                if "threading" not in sys.modules and not _own_job(request[0]):
+                    import threading  # noqa: F401  (``_own_job`` says why)
                 error = self._execute(channel, request)
                 with self._state_lock:
                     self._main_busy = False  # before the close: the next request may come
@@ -76,6 +80,15 @@ class WorkerGateway(BaseGateway):
         finally:
             self._main_done.set()
         self._wait_for_tasks(EXIT_GRACE)
+
+    def _start_receiver(self) -> None:
+        """The receiver as a bare thread: ``threading`` is for the jobs that import it
+        (``threads`` says why); ``_receiver_done`` tells when it has ended."""
+        self._receiving = True
+        start_daemon(self._reader.background_loop)
+
+    def hasreceiver(self) -> bool:
+        return self._receiving and not self._receiver_done.is_set()
 
     # -- requests (receiver thread) ----------------------------------------------------
 
@@ -103,7 +116,7 @@ class WorkerGateway(BaseGateway):
             if self.execmodel.backend == "main_thread_only"
             else self._run_in_thread
         )
-        threading.Thread(target=target, args=(channel, request), daemon=True).start()
+        start_daemon(target, (channel, request))
 
     def _wait_for_main_thread(self, channel: Channel, request: ExecRequest) -> None:
         with self._state_lock:
@@ -132,8 +145,14 @@ class WorkerGateway(BaseGateway):
         self._channels.set_executing(channel, True)
         try:
             _remember_source(filename, source)
-            code = compile(source, filename, "exec")
-            exec(code, namespace)
+            if _own_job(source):
+                # The first compile() in a process builds the ast module's ~120 types (it
+                # checks whether its argument is an AST): ~7 M instructions, a sixth of a
+                # worker's own CPU. exec of text skips that check; a job's two lines are
+                # ours (named <string>) and run_python gets its code compiled.
+                exec(source, namespace)
+            else:
+                exec(compile(source, filename, "exec"), namespace)
             if call_name:
                 namespace[call_name](channel, **kwargs)
         except BaseException as exc:  # everything, SystemExit included, goes back
@@ -170,6 +189,19 @@ class WorkerGateway(BaseGateway):
     def _wait_for_tasks(self, timeout: float) -> None:
         with self._state_lock:
             self._idle.wait_for(lambda: self._executing <= 0, timeout)
+
+
+def _own_job(source: str) -> bool:
+    """Whether ``source`` is a job of ``jobs`` (``xnet run``/``sh``), the one kind of task
+    the main thread runs without ``threading`` imported first.
+
+    ``threading`` imported first off the main thread takes that thread for the main one
+    (Python < 3.13). Our receiver and a concurrent task's thread are bare threads
+    (``threads``), so before other code runs on the main thread, where a concurrent task
+    may come next, the main thread imports it, as it did at start before. A job runs
+    alone on its worker, and imports it where its code needs it.
+    """
+    return source.startswith("from " + __name__.rpartition(".")[0] + ".jobs import ")
 
 
 _SOURCES: Dict[str, str] = {}

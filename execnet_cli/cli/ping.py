@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 import click
 
 from ..fleet.events import FAILED, OK, Event, Exited, Failed, Running, Started
 from ..fleet.hostkeys import HostKeyRounds
-from ..fleet.jobs import python_job
+from ..fleet.jobs import Job, python_job
 from ..fleet.results import GroupResult
 from ..fleet.runner import Runner, carriers_for
 from . import config
@@ -27,7 +27,7 @@ from .options import complete_hosts, fanout_option, inventory_option, select_hos
 from .render import clean, summary_line
 from .run import leave_if_stopped, started, stopping
 
-__all__ = ["PROBE", "Ping", "ping"]
+__all__ = ["PROBE", "Ping", "ping", "probe_job"]
 
 #: What each host runs: its Python's version and its system, release and machine, one
 #: line split by tabs (os.uname: platform.platform() reads the interpreter's binary).
@@ -36,6 +36,12 @@ PROBE = (
     "u = os.uname()\n"
     "print(sys.version.split()[0], f'{u.sysname} {u.release} {u.machine}', sep='\\t')\n"
 )
+
+
+def probe_job() -> Job:
+    """PROBE, sent once the gateway is open: RTT is then one request and its answer (sent
+    behind the bootstrap, the answer came with the gateway's opening: RTT ~0)."""
+    return replace(python_job(PROBE), early=False)
 
 
 @dataclass
@@ -155,7 +161,7 @@ def ping(
                 question,
                 lambda some: Runner(
                     some,
-                    python_job(PROBE),
+                    probe_job(),
                     fanout=fanout,
                     carriers=carriers_for(some, inventory.host),
                     capture_strays=True,

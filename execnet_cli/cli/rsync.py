@@ -112,36 +112,44 @@ def files(count: int) -> str:
     return f"{count} file" if count == 1 else f"{count} files"
 
 
-def summary(result: SyncResult) -> str:
+def summary(result: SyncResult, pulled: bool = False) -> str:
     """One host's sync in a line (the same for hosts that did the same). A host with
-    errors that changed nothing is not "up to date": it sent nothing."""
-    unchanged = "nothing sent" if result.errors or result.error else "up to date"
+    errors that changed nothing is not "up to date": it sent nothing. ``pulled``: the
+    files came from the host (received, not sent)."""
+    sent, send = _verbs(pulled)
+    unchanged = f"nothing {sent}" if result.errors or result.error else "up to date"
     if result.dry_run:
         if not result.files and not result.deleted and not result.made:
             return f"dry run: {unchanged}"
-        parts = [f"{files(result.files)} ({human(result.file_bytes)}) to send"]
+        parts = [f"{files(result.files)} ({human(result.file_bytes)}) to {send}"]
         if result.deleted:
             parts.append(f"{len(result.deleted)} to delete")
         return "dry run: " + ", ".join(parts)
     if not result.files and not result.deleted and not result.made:
         return f"{unchanged} ({human(result.wire_bytes)} on the wire)"
-    parts = [f"{files(result.files)} ({human(result.file_bytes)}) sent"]
+    parts = [f"{files(result.files)} ({human(result.file_bytes)}) {sent}"]
     parts.append(f"{human(result.wire_bytes)} on the wire")
     if result.deleted:
         parts.append(f"{len(result.deleted)} deleted")
     return ", ".join(parts)
 
 
-def output_lines(result: SyncResult, listed: bool) -> list[tuple[str, str]]:
+def _verbs(pulled: bool) -> tuple[str, str]:
+    """``sent``/``send``; for a pull (the files came from the host) ``received``/``receive``."""
+    return ("received", "receive") if pulled else ("sent", "send")
+
+
+def output_lines(result: SyncResult, listed: bool, pulled: bool = False) -> list[tuple[str, str]]:
     """The host's output: (stream, line) pieces, for the gathered view; ``listed``: with
     every change (a dry run's always are; a push's go by as they happen with ``-v``)."""
     lines: list[tuple[str, str]] = []
     if result.dry_run or listed:
-        word = {"send": "would send" if result.dry_run else "sent", "make": "make"}
+        sent, send = _verbs(pulled)
+        word = {"send": f"would {send}" if result.dry_run else sent, "make": "make"}
         lines += [("out", f"{word[what]} {path}") for what, path in result.changes]
         verb = "would delete" if result.dry_run else "deleted"
         lines += [("out", f"{verb} {path}") for path in result.deleted]
-    lines.append(("out", summary(result)))
+    lines.append(("out", summary(result, pulled)))
     lines += [("err", f"skipped {path}: {why}") for path, why in result.skipped]
     lines += [("err", f"error: {path}: {reason}") for path, reason in result.errors]
     return lines
@@ -151,10 +159,13 @@ class _Reporter:
     """Turns what the run tells (``rsync.hosts.Report``) into events for the result and the
     renderer, under a lock (hosts finish in pool threads)."""
 
-    def __init__(self, result: GroupResult, renderer: Any, listed: bool) -> None:
+    def __init__(
+        self, result: GroupResult, renderer: Any, listed: bool, pulled: bool = False
+    ) -> None:
         self.result = result
         self.renderer = renderer
         self.listed = listed
+        self.pulled = pulled
         self.lock = threading.Lock()
         self.starts: dict[str, float] = {}
         self.progress: dict[str, Any] = {}
@@ -179,7 +190,7 @@ class _Reporter:
         self.progress.pop(name, None)
         self.syncs[name] = result
         duration = time.monotonic() - self.starts.get(name, time.monotonic())
-        for stream, line in output_lines(result, self.listed) if result.ok else ():
+        for stream, line in output_lines(result, self.listed, self.pulled) if result.ok else ():
             self.emit(Output(name, stream, line + "\n"))
         if not result.ok:
             error = result.error or "failed"
@@ -414,7 +425,7 @@ def rsync(
         renderer = _ProgressRenderer(progress, out, err, result, (), verbose)
     else:
         renderer = GatherRenderer(out, err, result, (), verbose)
-    reporter = _Reporter(result, renderer, verbose and direction.pull)
+    reporter = _Reporter(result, renderer, verbose and direction.pull, direction.pull)
     reporter.progress = progress
     if as_json:
         reporter.syncs = renderer.syncs

@@ -6,11 +6,14 @@ worker has in its bundle: ``run_python`` or ``run_shell``, which say what items 
 """
 
 from __future__ import annotations
+import __future__
 
+import importlib.util
+import marshal
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
 from .._remote import jobs as remote_jobs
 from .._remote.jobs import run_python, run_shell
@@ -51,6 +54,9 @@ class Job:
     #: Python (``direct``).
     command: Optional[str] = None
     command_timeout: Optional[float] = None
+    #: May travel behind the bootstrap (``jobstart``); False where the job times its own
+    #: round trip on the open gateway (``xnet ping``'s RTT).
+    early: bool = True
 
 
 def python_job(
@@ -61,7 +67,30 @@ def python_job(
 ) -> Job:
     """Run ``code`` as ``__main__``; exit code as ``python -c`` would give it."""
     timeout = _finite(timeout)
-    return Job("run", call_source(run_python, code=code, filename=filename), timeout, imports)
+    source = call_source(run_python, code=code, filename=filename, **_program(code, filename))
+    return Job("run", source, timeout, imports)
+
+
+#: Above this many bytes a program is compiled by each worker (sent as a literal in the
+#: job's text, a big one would cost the worker more to read than to compile).
+PROGRAM_LIMIT = 16384
+
+
+def _program(code: str, filename: str) -> Dict[str, bytes]:
+    """``run_python``'s ``program`` and ``magic``: ``code`` compiled here once, as the
+    worker would compile it (in ``_remote.jobs``: its future flags, no ``-O``), for
+    workers of our bytecode; nothing if it does not compile (the worker then reports
+    why) or is too big."""
+    try:
+        program = compile(
+            code, filename, "exec", __future__.annotations.compiler_flag, True, optimize=0
+        )
+    except (SyntaxError, ValueError):
+        return {}
+    data = marshal.dumps(program)
+    if len(data) > PROGRAM_LIMIT:
+        return {}
+    return {"program": data, "magic": importlib.util.MAGIC_NUMBER}
 
 
 def call_job(
@@ -85,7 +114,7 @@ def _finite(timeout: Optional[float]) -> Optional[float]:
     return timeout if timeout is not None and math.isfinite(timeout) else None
 
 
-def call_source(function: Callable[..., Any], **kwargs: Union[str, float, None]) -> str:
+def call_source(function: Callable[..., Any], **kwargs: Union[str, bytes, float, None]) -> str:
     """A call of ``function``, a pure function of ``_remote.jobs``, as text built once per
     run: every worker's bundle has that module (``bootstrap.REMOTE_MODULES``), as code
     objects where its interpreter takes ours, so the job imports it rather than sending
@@ -94,8 +123,8 @@ def call_source(function: Callable[..., Any], **kwargs: Union[str, float, None])
     if function.__module__ != remote_jobs.__name__:
         raise ValueError(f"{function.__qualname__} is not a function of _remote.jobs")
     for key, value in kwargs.items():
-        if not isinstance(value, (str, int, float, type(None))):
-            raise TypeError(f"{key}={value!r}: only str, int, float and None are passed")
+        if not isinstance(value, (str, bytes, int, float, type(None))):
+            raise TypeError(f"{key}={value!r}: only str, bytes, int, float and None are passed")
     args = "".join(f", {key}={value!r}" for key, value in kwargs.items())
     name = function.__name__
     return f"from {WORKER_PACKAGE}.jobs import {name}\n{name}(channel{args})\n"

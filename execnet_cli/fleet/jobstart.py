@@ -7,7 +7,8 @@ request as soon as the bootstrap is written, so the worker finds it waiting once
 started, and the job's channel already feeds a ``Collector``.
 
 Not for jobs whose imports are forwarded (the import server must be in place first: those
-start after the open, ``start_job``), nor for carriers and relays. A worker that cannot
+start after the open, ``start_job``), nor for ``Job.early`` False (a ping times the round
+trip), nor for carriers and relays. A worker that cannot
 serve (an impossible ``chdir``) refuses the request (``_remote.worker``), and the open
 fails as it would without it.
 """
@@ -43,7 +44,7 @@ class JobStart:
 
     def applies(self) -> bool:
         """Whether the job may travel behind the bootstrap."""
-        return self.job.imports is None
+        return self.job.imports is None and self.job.early
 
 
 def start_job(gateway: Gateway, job: Job, sent: JobStart) -> tuple[Any, Collector]:

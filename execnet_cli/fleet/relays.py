@@ -242,6 +242,7 @@ class RelayLink:
             {
                 "stage1": bootstrap.STAGE1,
                 "stage2": bootstrap.STAGE2,
+                "start": bootstrap.START,
                 "package": bootstrap.WORKER_PACKAGE,
                 "modules": {name: bootstrap.module_payload(name, "source") for name in names},
                 "request": prepare_request(self.job.source, {}),

@@ -136,9 +136,16 @@ DROPPED_RETRIES = 2
 
 
 def dropped(exc: ConnectFailed) -> bool:
-    """Whether the server closed the connection before sending its banner (not a timeout)."""
-    cause = str(exc.__cause__ or "")
-    return cause == "Error reading SSH protocol banner" or cause.endswith("reset by peer")
+    """Whether the server closed the connection before sending its banner (not a timeout).
+
+    paramiko words its banner timeout as it words a closed connection; only the timeout
+    it was raised from tells them apart (trying a silent server again would take up to
+    three times ``connect_timeout``)."""
+    cause = exc.__cause__
+    if cause is None or isinstance(cause.__context__, TimeoutError):
+        return False
+    text = str(cause)
+    return text == "Error reading SSH protocol banner" or text.endswith("reset by peer")
 
 
 @contextlib.contextmanager
@@ -348,8 +355,21 @@ def say_goodbye(transport: Any) -> None:
 
 
 def close_transport(transport: Any) -> None:
-    """Close a paramiko transport and make sure its helper threads end."""
+    """Close a paramiko transport, its socket too, and make sure its helper threads end.
+
+    paramiko's ``close`` does nothing once the transport's thread has ended (a handshake
+    that failed): the socket stayed open, to the server a connection still starting up
+    (sshd's MaxStartups counts it), after its handshake slot was given back. A shutdown
+    ends the connection at once, even while paramiko's thread still waits in a read."""
     transport.close()
+    sock = getattr(transport, "sock", None)
+    if isinstance(sock, socket.socket) and sock.fileno() != -1:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # not connected any more
+    if sock is not None:
+        sock.close()
     timer = getattr(transport.packetizer, "_Packetizer__timer", None)
     if timer is not None:  # the handshake timer of a transport that never finished it
         timer.cancel()
@@ -440,7 +460,10 @@ def load_private_key(path: str, notes: List[str]) -> Any:
             return _key_from(path, stat.st_mtime_ns, stat.st_size, stat.st_ino)
     except FileNotFoundError:
         notes.append(f"{path} (no such file)")
-    except paramiko.PasswordRequiredException:
+    except (paramiko.PasswordRequiredException, TypeError) as exc:
+        # cryptography says TypeError for an encrypted key in OpenSSH's own format
+        if isinstance(exc, TypeError) and "password" not in str(exc):
+            raise
         notes.append(f"{path} (encrypted: add it to ssh-agent, we do not prompt)")
     except (paramiko.SSHException, OSError, ValueError) as exc:
         notes.append(f"{path} (unreadable: {exc})")
