@@ -98,3 +98,13 @@ def test_no_file_and_an_empty_file_are_no_defaults(config: Path) -> None:
 def test_serve_does_not_read_it(config: Path) -> None:
     config.write_text("nonsense: 1\n")
     assert xnet("serve", "--help").exit_code == 0
+
+
+@pytest.mark.parametrize("command", ["run", "sh", "ping", "rsync", "shell"])
+def test_every_fanout_is_one_option(command: str, config: Path) -> None:
+    """``-f/--fanout``: one definition (a whole number >= 1, $XNET_FANOUT, default shown)."""
+    help_text = " ".join(xnet(command, "--help").stdout.split())
+    assert "-f, --fanout N" in help_text and "[default: 64; x>=1]" in help_text
+    refused = xnet(command, "x", "y", env={"XNET_FANOUT": "0"})
+    assert refused.exit_code == 2 and "XNET_FANOUT" not in refused.output
+    assert "Invalid value for '-f' / '--fanout'" in refused.output

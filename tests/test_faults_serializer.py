@@ -20,7 +20,7 @@ from typing import Any, Callable, List
 
 import pytest
 
-from execnet_cli._remote import compat_format
+from execnet_cli._remote import compat_format, loadguards
 from execnet_cli._remote.errors import LoadError
 from execnet_cli._remote.serializer import dumps, loads
 
@@ -341,3 +341,27 @@ def test_memory_amplification_is_bounded_in_execnets_format(shape, figures):  # 
     figures.note(
         f"{len(data) / 1e6:.0f} MB of {shape}: {what}, memory x{ratio:.1f} (asserted ≤ 20)"
     )
+
+
+def test_execnets_big_dicts_are_built_a_chunk_at_a_time(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """SETITEM adds one item; the hashing time guard reads the clock per chunk of keys, the
+    guard our own format uses, and every dict is whole before it is used."""
+    reads = [0]
+    wall = loadguards._wall_time
+
+    def counted() -> float:
+        reads[0] += 1
+        return wall()
+
+    monkeypatch.setattr(loadguards, "_wall_time", counted)
+    monkeypatch.setattr(compat_format, "_wall_time", counted, raising=False)  # it had its own
+    big = dict.fromkeys(range(10_000), "v")
+    value = ({"big": big, "list": [dict.fromkeys(range(300), 1)]}, frozenset(range(500)))
+    assert compat_format.loads(compat_format.dumps(value)) == value
+    assert reads[0] < 200, reads  # 10,800 keys in chunks of 128; it read 3 a key
+    item = _cf_size(_CF.INT, 5) + _cf_size(_CF.INT, 1) + _CF.SETITEM  # {5: 1}, then 5: 2
+    again = _cf_size(_CF.INT, 5) + _cf_size(_CF.INT, 2) + _CF.SETITEM
+    many = b"".join(_cf_size(_CF.INT, k) + _CF.NONE + _CF.SETITEM for k in range(100, 400))
+    data = _CF.NEWDICT + item + many + again + _cf_size(_CF.BUILDTUPLE, 1)
+    (loaded,) = compat_format.loads(compat_format.DUMPFORMAT_VERSION + data + _CF.STOP)
+    assert loaded[5] == 2 and len(loaded) == 301  # the later item wins, as in a dict

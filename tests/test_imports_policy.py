@@ -58,6 +58,39 @@ def test_the_modules_a_module_imports_travel_with_it(root: Path) -> None:
     assert cache.compiles == 5  # once each, for every worker
 
 
+class CountingPolicy(ImportPolicy):
+    """An ``ImportPolicy`` that counts its module look-ups (a class-wide list: frozen)."""
+
+    looked_up: list[object] = []
+
+    def find(self, name: object) -> Found | Refused | None:
+        self.looked_up.append(name)
+        return super().find(name)
+
+
+def test_what_travels_with_a_module_is_worked_out_once_for_every_worker(root: Path) -> None:
+    """32 workers asking for one module: its related list is looked up for the first."""
+    cache = FileCache()
+    policy = CountingPolicy(ImportPolicy.from_directories([str(root)]).roots)
+    answers = [ImportServer(policy, cache).answer(("find", "ctrlonly.tasks")) for _ in range(32)]
+    names = [[entry[0] for entry in answer[4]] for answer in answers]
+    assert names == [["ctrlonly", "ctrlonly.helpers", "ctrlonly.sub", "ctrlonly.sub.deep"]] * 32
+    looked_up = CountingPolicy.looked_up
+    assert looked_up.count("ctrlonly.tasks") == 32  # the module asked for, each time
+    assert looked_up.count("ctrlonly.helpers") == 1, looked_up  # its related ones, once
+    assert looked_up.count("ctrlonly.sub.deep") == 1
+
+
+def test_an_edited_module_takes_its_new_imports_along(root: Path) -> None:
+    policy, cache = ImportPolicy.from_directories([str(root)]), FileCache()
+    first = ImportServer(policy, cache).answer(("find", "ctrlonly.helpers"))
+    assert [entry[0] for entry in first[4]] == ["ctrlonly"]  # ``from . import VERSION``
+    helpers = root / "ctrlonly" / "helpers.py"
+    helpers.write_text(helpers.read_text() + "from .sub import deep\n")
+    later = ImportServer(policy, cache).answer(("find", "ctrlonly.helpers"))
+    assert [entry[0] for entry in later[4]] == ["ctrlonly", "ctrlonly.sub", "ctrlonly.sub.deep"]
+
+
 def test_a_worker_of_another_python_gets_source_only(root: Path) -> None:
     server = ImportServer(ImportPolicy.from_directories([str(root)]), FileCache(), magic=b"x")
     answer = server.answer(("find", "ctrlonly.tasks"))

@@ -25,18 +25,16 @@ from itertools import islice
 from . import channel, errors
 from .loadguards import (
     _CHANNEL_CHARGE,
+    _CHUNK,
     _GUARDED_ITEMS,
-    HASH_TIME_ALLOWANCE,
-    HASH_TIME_FACTOR,
     MAX_DEPTH,
     MEMORY_ALLOWANCE,
+    HashGuard,
     _build_hashed,
-    _cpu_time,
     _sizeof,
     _sizeof_scalar,
-    _wall_time,
 )
-from .wireformat import K_FROZENSET, K_SET
+from .wireformat import K_DICT, K_FROZENSET, K_SET
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
 if TYPE_CHECKING:  # pragma: no cover
@@ -263,6 +261,7 @@ def load_from(
             if op == opcode.STOP:
                 if len(stack) != 1:
                     raise errors.LoadError("internal unserialization error")
+                guard.flush(0)
                 return stack[0]
             value = _load_one(op, reader, stack, limits, strconfig, channel_factory, guard)
             if value is not _NOTHING:
@@ -281,6 +280,8 @@ _TOO_DEEP = f"nested deeper than {MAX_DEPTH} containers"
 _PUSHED, _TRACKED = 10, 16
 #: A list that announced items is remembered while it is filled (an entry in a dict).
 _ANNOUNCED = 104
+#: A big dict's items wait until this many keys are ready, then go in (chunk by chunk).
+_PENDING = 8 * _CHUNK
 #: At most what an int of 4 bytes and a float or complex take (sys.getsizeof, 64 bits);
 #: strings, bytes and long ints are measured.
 _INT_SIZE = _COMPLEX_SIZE = 32
@@ -289,15 +290,21 @@ _INT_SIZE = _COMPLEX_SIZE = 32
 class _Limits:
     """One load's bounds (see "Limits"): the depth of each value on the stack (``depths``,
     beside it; ``made``: the depth of the value being made), the memory its objects take
-    (``spent``, by sys.getsizeof as they are made and as they grow), and the time spent building big
-    dicts and sets (``clock``, as ``loadguards._build_hashed`` keeps it)."""
+    (``spent``, by sys.getsizeof as they are made and as they grow), and the time spent
+    building big dicts and sets (``hashing``, the guard our own format's ``loads`` uses).
+
+    SETITEM fills a dict one item at a time; past _GUARDED_ITEMS items, a dict's items wait
+    in ``pending`` and go in _PENDING keys at a time under the guard (a clock read per chunk
+    of keys, not per item), and all of them before the dict leaves the stack (``flush``)."""
 
     def __init__(self, reader: Any) -> None:
         self.reader = reader
         self.depths = array("H")  # 2 bytes a value: the stack's shadow costs little
         self.made = 0
         self.spent = 0
-        self.clock = [_wall_time(), 0.0, -1.0]
+        self.hashing = HashGuard()
+        #: Big dicts being filled, bottom of the stack first: (index, dict, keys and values).
+        self.pending: List[Tuple[int, dict, List[Any]]] = []
 
     def nest(self, depth: int) -> None:
         """The value being made is a container around values ``depth`` deep."""
@@ -316,30 +323,36 @@ class _Limits:
                 f"{MEMORY_ALLOWANCE} bytes (the serializer's limit)"
             )
 
-    def setitem(self, target: dict, key: Any, value: Any) -> None:
-        """``target[key] = value`` in a big dict, under the hashing time guard."""
-        clock = self.clock
-        if clock[2] < 0.0:  # the wall clock screens; once it trips, the thread's CPU time
-            started = _wall_time()
+    def setitem(self, index: int, target: dict, key: Any, value: Any) -> None:
+        """``target[key] = value`` for the dict at ``stack[index]``."""
+        pending = self.pending
+        if pending and pending[-1][1] is target:
+            items = pending[-1][2]
+        elif len(target) <= _GUARDED_ITEMS:
+            before = _sizeof(target)
             target[key] = value
-            clock[1] += _wall_time() - started
-            if clock[1] > self._allowance():
-                clock[2] = 0.0
+            self.charge(_sizeof(target) - before)
             return
-        started, wall = _cpu_time(), _wall_time()
-        target[key] = value
-        clock[1] += _wall_time() - wall  # hashing, not decoding, in either clock
-        clock[2] += _cpu_time() - started
-        if clock[2] > self._allowance():
-            raise errors.LoadError(
-                f"hash flooding: building a dict of {len(target)} keys before offset "
-                f"{self.reader.pos} took more CPU time than allowed ({HASH_TIME_FACTOR:g} x "
-                f"the time spent decoding + {HASH_TIME_ALLOWANCE:g} s): keys chosen to collide?"
-            )
+        else:
+            items = []
+            pending.append((index, target, items))
+        items.append(key)
+        items.append(value)
+        if len(items) >= 2 * _PENDING:
+            self._add(target, items)
 
-    def _allowance(self) -> float:
-        decoding = _wall_time() - self.clock[0] - self.clock[1]
-        return HASH_TIME_ALLOWANCE + HASH_TIME_FACTOR * decoding
+    def flush(self, start: int) -> None:
+        """Add what waits for the big dicts from ``stack[start]`` up (leaving the stack)."""
+        pending = self.pending
+        while pending and pending[-1][0] >= start:
+            _, target, items = pending.pop()
+            self._add(target, items)
+
+    def _add(self, target: dict, items: List[Any]) -> None:
+        before = _sizeof(target)
+        self.hashing.fill(target, K_DICT, items, self.reader.pos)
+        del items[:]
+        self.charge(_sizeof(target) - before)
 
 
 def _load_one(
@@ -381,6 +394,7 @@ def _load_one(
     if op == opcode.SETITEM:
         if len(stack) < 3:
             raise errors.LoadError("not enough items for setitem")
+        guard.flush(len(stack) - 2)  # the key and value: a dict among them is complete
         value, key = stack.pop(), stack.pop()
         depths = guard.depths
         inner = max(depths.pop(), depths.pop())
@@ -392,12 +406,7 @@ def _load_one(
                 guard.charge(_sizeof(target) - before)
             target[key] = value
         elif type(target) is dict:
-            before = _sizeof(target)
-            if len(target) <= _GUARDED_ITEMS:
-                target[key] = value
-            else:
-                guard.setitem(target, key, value)
-            guard.charge(_sizeof(target) - before)
+            guard.setitem(len(stack) - 1, target, key, value)
         else:
             raise errors.LoadError("setitem on something that is not a list or dict being built")
         if inner >= depths[-1]:
@@ -418,13 +427,14 @@ def _load_one(
         if not 0 <= size <= len(stack):
             raise errors.LoadError(f"a collection of {size} items, {len(stack)} on the stack")
         start = len(stack) - size
+        guard.flush(start)
         guard.nest(max(guard.depths[start:], default=0))
         del guard.depths[start:]
         if op == opcode.BUILDTUPLE:
             made = tuple(islice(stack, start, None))
         else:
             kind = K_SET if op == opcode.SET else K_FROZENSET
-            made = _build_hashed(kind, stack[start:], reader.pos, guard.clock)
+            made = _build_hashed(kind, stack[start:], reader.pos, guard.hashing)
         del stack[start:]
         guard.charge(_sizeof(made) + _TRACKED)
         return made

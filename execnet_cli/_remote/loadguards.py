@@ -95,68 +95,80 @@ except (AttributeError, TypeError):  # pragma: no cover
     _sizeof, _sizeof_scalar = _estimate_table, _estimate_scalar  # type: ignore[assignment]
 
 
-def _build_hashed(kind: int, items: List[Any], pos: int, clock: Optional[List[float]]) -> Any:
+def _build_hashed(kind: int, items: List[Any], pos: int, guard: Optional[HashGuard]) -> Any:
     """Build a dict, set or frozenset; unhashable keys or members (lists ...) are refused.
 
-    A big one is built in chunks under the hashing time guard, whose state is ``clock``: the
-    wall time when it was set up, the wall time spent hashing since, and the CPU time spent
-    hashing since the wall time screen first tripped (-1.0 before).
+    A big one is built under the hashing time ``guard`` (set up by the first big one).
     """
     try:
-        if clock is None or len(items) <= _GUARDED_ITEMS:
+        if guard is None or len(items) <= _GUARDED_ITEMS:
             if kind == K_DICT:
                 it = iter(items)
                 return dict(zip(it, it))
             return set(items) if kind == K_SET else frozenset(items)
-        return _build_guarded(kind, items, pos, clock)
+        return guard.fill({} if kind == K_DICT else set(), kind, items, pos)
     except TypeError as exc:
         what = "dict key" if kind == K_DICT else "set member"
         raise LoadError(f"corrupt data: unhashable {what} before offset {pos} ({exc})") from exc
 
 
-def _build_guarded(kind: int, items: List[Any], pos: int, clock: List[float]) -> Any:
-    """Build in chunks of _CHUNK keys; refuse once hashing takes longer than allowed.
+class HashGuard:
+    """One load's hashing time guard (see "Limits"), for both formats: the wall time when
+    it was set up (``started``), the wall time spent hashing since (``hashing``), and the
+    CPU time spent hashing since the wall time screen first tripped (-1.0 before).
 
     The wall time is cheap to read and never less than the CPU time, so it screens each
-    chunk. Once hashing has taken longer than allowed by the wall clock, the CPU time of
-    this thread counts (read once per chunk), so that a thread that was only descheduled is
-    not refused: over the allowance in CPU time too, and hashing is refused. An attack thus
-    gets at most twice the allowance.
+    chunk of _CHUNK keys. Once hashing has taken longer than allowed by the wall clock, the
+    CPU time of this thread counts (read once per chunk), so that a thread that was only
+    descheduled is not refused: over the allowance in CPU time too, and hashing is refused.
+    An attack thus gets at most twice the allowance.
     """
-    wall_start, hashing, cpu_hashing = clock
-    wall0 = _wall_time()
-    decoding = wall0 - wall_start - hashing
-    allowance = HASH_TIME_ALLOWANCE + HASH_TIME_FACTOR * decoding
-    cpu0 = _cpu_time() if cpu_hashing >= 0.0 else -1.0
-    table: Any = {} if kind == K_DICT else set()
-    update = table.update
-    step = 2 * _CHUNK if kind == K_DICT else _CHUNK
-    end = len(items)
-    for start in range(0, end + step * (kind == K_FROZENSET), step):
-        if start < end:
-            chunk = items[start : start + step]
-            if kind == K_DICT:
-                it = iter(chunk)
-                update(zip(it, it))
-            else:
-                update(chunk)
-        else:  # a frozenset is made by copying the set: work of its own
-            table = frozenset(table)
-        if cpu0 < 0.0:
-            if hashing + _wall_time() - wall0 > allowance:
-                cpu0, cpu_hashing = _cpu_time(), 0.0
-        elif cpu_hashing + _cpu_time() - cpu0 > allowance:
-            what = "dict" if kind == K_DICT else "set" if kind == K_SET else "frozenset"
-            raise LoadError(
-                f"hash flooding: building a {what} of {end >> (kind == K_DICT)} keys before "
-                f"offset {pos} took more than the {allowance:.3f} s of CPU time allowed "
-                f"({HASH_TIME_FACTOR:g} x the {decoding:.3f} s spent decoding + "
-                f"{HASH_TIME_ALLOWANCE:g} s): keys chosen to collide in the hash table?"
-            )
-    clock[1] = hashing + _wall_time() - wall0
-    if cpu0 >= 0.0:
-        clock[2] = cpu_hashing + _cpu_time() - cpu0
-    return table
+
+    __slots__ = ("cpu_hashing", "hashing", "started")
+
+    def __init__(self) -> None:
+        self.started = _wall_time()
+        self.hashing = 0.0
+        self.cpu_hashing = -1.0
+
+    def fill(self, table: Any, kind: int, items: List[Any], pos: int) -> Any:
+        """``table`` (a dict or set) with ``items`` added (a dict's: keys and values in
+        turn), a chunk at a time; for K_FROZENSET, then made a frozenset (work of its own).
+        LoadError once hashing takes longer than allowed."""
+        hashing, cpu_hashing = self.hashing, self.cpu_hashing
+        wall0 = now = _wall_time()
+        decoding = wall0 - self.started - hashing
+        allowance = HASH_TIME_ALLOWANCE + HASH_TIME_FACTOR * decoding
+        cpu0 = _cpu_time() if cpu_hashing >= 0.0 else -1.0
+        update = table.update
+        step = 2 * _CHUNK if kind == K_DICT else _CHUNK
+        end = len(items)
+        for start in range(0, end + step * (kind == K_FROZENSET), step):
+            if start < end:
+                chunk = items[start : start + step]
+                if kind == K_DICT:
+                    it = iter(chunk)
+                    update(zip(it, it))
+                else:
+                    update(chunk)
+            else:  # a frozenset is made by copying the set
+                table = frozenset(table)
+            now = _wall_time()
+            if cpu0 < 0.0:
+                if hashing + now - wall0 > allowance:
+                    cpu0, cpu_hashing = _cpu_time(), 0.0
+            elif cpu_hashing + _cpu_time() - cpu0 > allowance:
+                what = "dict" if kind == K_DICT else "set" if kind == K_SET else "frozenset"
+                raise LoadError(
+                    f"hash flooding: building a {what} ({len(table)} keys so far) before "
+                    f"offset {pos} took more than the {allowance:.3f} s of CPU time allowed "
+                    f"({HASH_TIME_FACTOR:g} x the {decoding:.3f} s spent decoding + "
+                    f"{HASH_TIME_ALLOWANCE:g} s): keys chosen to collide in the hash table?"
+                )
+        self.hashing = hashing + now - wall0
+        if cpu0 >= 0.0:
+            self.cpu_hashing = cpu_hashing + _cpu_time() - cpu0
+        return table
 
 
 def _is_key(stack: List[Tuple[Any, int, int]], kind: int, left: int) -> bool:

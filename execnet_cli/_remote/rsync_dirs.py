@@ -60,8 +60,13 @@ class Dirs:
 
     def at(self, relpath, func):
         """``func(fd of its directory, its name)`` for a path below the root."""
+        reldir, name = self.where(relpath)
+        return self.call(reldir, lambda fd: func(fd, name))
+
+    def where(self, relpath):
+        """The directory ``relpath`` is in (its relpath) and its name there."""
         parent, _, name = relpath.rpartition("/")
-        return self.call(parent, lambda fd: func(fd, name))
+        return parent, name
 
     def _fd(self, reldir):
         if not reldir:
@@ -100,6 +105,37 @@ class Dirs:
             if self.root_fd is not None:
                 os.close(self.root_fd)
                 self.root_fd = None
+
+
+class Landing(Dirs):
+    """A receiver's directories; for a single-file source, also where that file lands.
+
+    The source's root entry ("") is then that file: ``single`` holds (the fd of the
+    directory it lands in, None while that does not exist; its name there), and that
+    directory's relpath is None. This is the one place that knows it.
+    """
+
+    def __init__(self, root_fd):
+        super().__init__(root_fd)
+        self.single = None
+
+    def where(self, relpath):
+        if not relpath and self.single is not None:
+            return None, self.single[1]
+        return super().where(relpath)
+
+    def call(self, reldir, func):
+        if reldir is None:
+            if self.single[0] is None:
+                raise FileNotFoundError(errno.ENOENT, "its directory does not exist yet")
+            return func(self.single[0])
+        return super().call(reldir, func)
+
+    def close(self):
+        super().close()
+        if self.single is not None and self.single[0] is not None:
+            os.close(self.single[0])
+            self.single = (None, self.single[1])
 
 
 def lstat_at(dir_fd, name):

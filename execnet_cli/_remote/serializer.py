@@ -24,12 +24,12 @@ from .loadguards import (
     HASH_TIME_FACTOR,
     MAX_DEPTH,
     MEMORY_ALLOWANCE,
+    HashGuard,
     _build_hashed,
     _is_key,
     _sizeof,
     _too_big,
     _unused_budget,
-    _wall_time,
 )
 from .wireformat import (
     BIG_SEGMENT,
@@ -273,7 +273,7 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
     left = kind = 0
     raw: Any = None
     spent = 0  # memory estimate: bytes beyond 20 per byte of data so far (see "Limits")
-    clock: Optional[List[float]] = None  # the hashing time guard, set up by a big dict or set
+    guard: Optional[HashGuard] = None  # the hashing time guard, set up by a big dict or set
     try:
         if not end:
             raise LoadError("truncated data: empty input, expected the format version byte")
@@ -341,8 +341,8 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
                                 spent += 8
                                 if spent > MEMORY_ALLOWANCE:
                                     raise _too_big(spent, end, pos)
-                        elif n > _GUARDED_ITEMS and clock is None:
-                            clock = [_wall_time(), 0.0, -1.0]
+                        elif n > _GUARDED_ITEMS and guard is None:
+                            guard = HashGuard()
                         stack.append((items, left, kind))
                         items, left, kind = [], n, k
                         continue
@@ -403,7 +403,7 @@ def loads(data: Any, channel_factory: Optional[ChannelFactory] = None) -> Any:
                 elif kind == K_LIST:
                     value = items
                 else:
-                    value = _build_hashed(kind, items, pos, clock)
+                    value = _build_hashed(kind, items, pos, guard)
                     charge = _sizeof(value) - 20 * len(items) - 20
                     if spent + charge > MEMORY_ALLOWANCE:  # what the estimate did not see:
                         charge -= _unused_budget(items)  # small keys in a big table

@@ -26,6 +26,7 @@ __all__ = [
     "EXIT_NO_HOST",
     "EXIT_USAGE",
     "fail",
+    "fanout_option",
     "inventory_option",
     "load_user_inventory",
     "select_hosts",
@@ -58,6 +59,25 @@ def complete_hosts(ctx: click.Context, param: click.Parameter, incomplete: str) 
     from .completion import complete_hosts as complete
 
     return complete(ctx, param, incomplete)
+
+
+def fanout_option(
+    help: str = "Hosts worked on at once (connecting and running).",
+) -> Callable[[F], F]:
+    """``-f/--fanout N``: how many hosts at once (``fleet.runner`` is imported only by the
+    commands that take it)."""
+    from ..fleet.runner import DEFAULT_FANOUT
+
+    return click.option(
+        "-f",
+        "--fanout",
+        type=click.IntRange(min=1),
+        default=DEFAULT_FANOUT,
+        envvar="XNET_FANOUT",
+        metavar="N",
+        show_default=True,
+        help=help,
+    )
 
 
 def timeout_option(help: str) -> Callable[[F], F]:

@@ -19,13 +19,13 @@ from ..fleet.events import FAILED, OK, Event, Exited, Failed, Running, Started
 from ..fleet.hostkeys import HostKeyRounds
 from ..fleet.jobs import Job, python_job
 from ..fleet.results import GroupResult
-from ..fleet.runner import carriers_for
+from ..fleet.runner import Runner, carriers_for
 from . import config
 from .exitcodes import exit_status
 from .hostkeys import KeyQuestion, accept_new_option
-from .options import complete_hosts, inventory_option, select_hosts, user_errors
+from .options import complete_hosts, fanout_option, inventory_option, select_hosts, user_errors
 from .render import clean, summary_line
-from .run import fanout_option, leave_if_stopped, started, stopping
+from .run import leave_if_stopped, started, stopping
 
 __all__ = ["PROBE", "Ping", "ping", "probe_job"]
 
@@ -134,7 +134,7 @@ def _aligned(rows: list[list[str]]) -> list[str]:
 @click.command("ping")
 @click.argument("pattern", required=False, default="all", shell_complete=complete_hosts)
 @inventory_option
-@fanout_option
+@fanout_option()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line.")
 @accept_new_option
 def ping(
@@ -158,11 +158,14 @@ def ping(
         with (
             HostKeyRounds(
                 hosts,
-                probe_job(),
                 question,
-                fanout=fanout,
-                carriers_for=lambda some: carriers_for(some, inventory.host),
-                capture_strays=True,
+                lambda some: Runner(
+                    some,
+                    probe_job(),
+                    fanout=fanout,
+                    carriers=carriers_for(some, inventory.host),
+                    capture_strays=True,
+                ),
             ) as rounds,
             stopping(rounds.stop) as received,
         ):

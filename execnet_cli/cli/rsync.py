@@ -39,7 +39,7 @@ from .exitcodes import exit_status
 from .live import LiveRenderer
 from .render import GatherRenderer
 from .rolling import RollingOptions, remember, report, rolling_options
-from .run import fanout_option, leave_if_stopped, started, stopping
+from .run import leave_if_stopped, started, stopping
 
 __all__ = ["parse_arguments", "remote_path", "rsync", "summary"]
 
@@ -340,7 +340,7 @@ class _FileLines:
 @click.option(
     "-v", "--verbose", is_flag=True, help="Show each file as it goes, and remote tracebacks."
 )
-@fanout_option
+@options.fanout_option()
 @options.timeout_option("Fail a host whose sync runs longer.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host and line.")
 @rolling_options(with_diff=False)

@@ -33,7 +33,7 @@ from ..fleet.preconnect import preconnected
 from ..fleet.relays import RelayPlan
 from ..fleet.relays import plan as plan_relays
 from ..fleet.results import GroupResult
-from ..fleet.runner import DEFAULT_FANOUT, carriers_for
+from ..fleet.runner import Runner, carriers_for
 from ..inventory import Host, Inventory
 from . import config
 from .exitcodes import Tolerance, exit_status, signal_status
@@ -42,6 +42,7 @@ from .hostkeys import KeyQuestion, accept_new_option
 from .options import (
     complete_hosts,
     fail,
+    fanout_option,
     inventory_option,
     select_hosts,
     timeout_option,
@@ -53,7 +54,6 @@ from .rolling import RollingOptions, remember, report, rolling_options
 
 __all__ = [
     "RunOptions",
-    "fanout_option",
     "leave_if_stopped",
     "run",
     "run_options",
@@ -92,16 +92,6 @@ class RunOptions:
     relays: int
 
 
-fanout_option = click.option(
-    "-f",
-    "--fanout",
-    type=click.IntRange(min=1),
-    default=DEFAULT_FANOUT,
-    envvar="XNET_FANOUT",
-    metavar="N",
-    show_default=True,
-    help="Hosts worked on at once (connecting and running).",
-)
 _RUN_OPTIONS = (
     inventory_option,
     click.option(
@@ -116,7 +106,7 @@ _RUN_OPTIONS = (
         "'-' reads names from stdin, @FILE from a file; user@host[:port] works ad hoc; "
         "@failed: the last run's failed hosts (also @ok, @unreachable, @timed-out, @not-run).",
     ),
-    fanout_option,
+    fanout_option(),
     timeout_option(
         "Fail a host whose job runs longer (connecting is bounded by the "
         "inventory's connect_timeout)."
@@ -263,21 +253,20 @@ def _execute(job: Job, options: RunOptions, rolling: RollingOptions) -> None:
     refused: list[NewKey] = []
     received: list[int] = []
 
-    def batch_runner(batch: Sequence[Host]) -> HostKeyRounds:
-        return HostKeyRounds(
-            batch,
+    def runner_for(some: Sequence[Host]) -> Runner:
+        return Runner(
+            some,
             job,
-            question,
             fanout=options.fanout,
-            carriers_for=functools.partial(_carriers_and_relays, inventory, options.relays),
+            carriers=_carriers_and_relays(inventory, options.relays, some),
             capture_strays=True,
-            refused=refused,  # one hint for the whole run, whatever the batches
-            runner_options={
-                "retries": options.retries.times if options.retries.typed else None,
-                "default_retries": options.retries.times,
-            },
-            relays_for=lambda hosts: _relays(inventory, options.relays, hosts).served,
+            retries=options.retries.times if options.retries.typed else None,
+            default_retries=options.retries.times,
+            relays=_relays(inventory, options.relays, some).served,
         )
+
+    def batch_runner(batch: Sequence[Host]) -> HostKeyRounds:
+        return HostKeyRounds(batch, question, runner_for, refused=refused)  # one hint a run
 
     try:
         with (

@@ -13,12 +13,11 @@ from typing import Optional
 
 import click
 
-from ..fleet.runner import DEFAULT_FANOUT
 from ..group import Group
 from ..inventory import Host, HostSet, Inventory, PatternError
 from .exitcodes import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE
 from .hostkeys import KeyQuestion, accept_new_option
-from .options import complete_hosts, fail, inventory_option
+from .options import complete_hosts, fail, fanout_option, inventory_option
 from .selection import SelectionError, resolve_selection
 from .shell_hosts import open_hosts, select
 from .shell_repl import batch, interact
@@ -37,16 +36,7 @@ __all__ = ["shell"]
     is_flag=True,
     help="The user's login shell on HOST, on a real terminal (one host).",
 )
-@click.option(
-    "-f",
-    "--fanout",
-    type=click.IntRange(min=1),
-    default=DEFAULT_FANOUT,
-    envvar="XNET_FANOUT",
-    show_default=True,
-    metavar="N",
-    help="Hosts connected to at once.",
-)
+@fanout_option("Hosts connected to at once.")
 @click.option(
     "-t",
     "--timeout",

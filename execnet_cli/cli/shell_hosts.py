@@ -10,17 +10,18 @@ asks (``fleet.hostkeys``): all of a round's at once, then the hosts that met the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..errors import HostKeyError
-from ..fleet.hostkeys import REFUSED, Decide, NewKey, new_keys, unknown_key
+from ..errors import ConnectFailed
+from ..fleet.events import ERROR, UNREACHABLE, Event, Failed, Running
+from ..fleet.hostkeys import Decide, HostKeyRounds, NewKey
 from ..fleet.runner import CONNECTION_ERRORS, carriers_for
 from ..gateway import Gateway
 from ..group import Group
 from ..inventory import Host, Inventory
-from ..transports.ssh.hostkeys import record_host_key
 from .options import fail, select_hosts, user_errors
 
 __all__ = ["Opened", "open_gateway", "open_hosts", "select"]
@@ -48,7 +49,6 @@ class Opened:
     unreachable: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # a bug of ours
     refused: list[NewKey] = field(default_factory=list)  # unknown host keys not accepted
-    causes: dict[str, BaseException] = field(default_factory=dict)  # of ``unreachable``
 
 
 def _refuse(keys: Sequence[NewKey]) -> bool:
@@ -64,65 +64,91 @@ def open_hosts(
 ) -> Opened:
     """Open every host's gateway concurrently (carriers of ``via`` first, one by one);
     the hosts that met unknown host keys again if ``decide`` accepts the keys."""
-    hosts = list(hosts)
     opened = Opened()
-    recorded: set[tuple[str, str]] = set()
-    while True:
-        _open_round(group, inventory, hosts, fanout, opened)
-        waiting = {n: e for n, c in opened.causes.items() if (e := unknown_key(c)) is not None}
-        keys = new_keys(waiting, [*waiting])
-        if not keys:
-            return opened
-        if any((k.name, k.fingerprint) in recorded for k in keys) or not decide(keys):
-            opened.refused += keys
-            opened.unreachable.update((name, REFUSED) for name in waiting)
-            return opened
-        for key in keys:
-            try:
-                record_host_key(key.error.settings, key.error.key)  # type: ignore[arg-type]
-            except HostKeyError as exc:  # changed meanwhile, or cannot be written
-                opened.refused.append(key)
-                opened.unreachable.update((name, _one_line(exc)) for name in key.hosts)
-                return opened
-            recorded.add((key.name, key.fingerprint))
-        for name in [n for n in opened.unreachable if n not in opened.gateways]:
-            del opened.unreachable[name]  # tried again, with the others that failed
-            opened.causes.pop(name, None)
+
+    def opening(some: Sequence[Host]) -> _Opening:
+        return _Opening(group, inventory, some, fanout, opened.gateways)
+
+    with HostKeyRounds(list(hosts), decide, opening, refused=opened.refused) as rounds:
+        for event in rounds.events():
+            if isinstance(event, Failed):
+                lines = opened.unreachable if event.status == UNREACHABLE else opened.errors
+                lines[event.host] = event.error
+    return opened
 
 
-def _open_round(
-    group: Group, inventory: Inventory, hosts: list[Host], fanout: int, opened: Opened
-) -> None:
-    with user_errors():
-        carriers = carriers_for(hosts, inventory.host)
-    for carrier in sorted(carriers, key=lambda h: _depth(h, inventory)):
-        if carrier.name not in group:
-            _open_one(group, carrier, opened)
-    todo = [h for h in hosts if h.name not in opened.unreachable and h.name not in opened.gateways]
-    if not todo:
-        return
-    with ThreadPoolExecutor(min(fanout, len(todo)), thread_name_prefix="xnet-shell-open") as pool:
-        for host in todo:
-            pool.submit(_open_one, group, host, opened)
-    selected = {h.name for h in hosts}
-    for carrier in carriers:  # carriers not selected themselves are not shell hosts
-        if carrier.name not in selected:
-            opened.gateways.pop(carrier.name, None)
+class _Opening:
+    """One round of opening ``hosts`` into ``group``, run by ``HostKeyRounds`` as it runs a
+    ``Runner``: the gateways go to ``gateways``; ``Running`` or ``Failed`` ends each host."""
 
+    def __init__(
+        self,
+        group: Group,
+        inventory: Inventory,
+        hosts: Sequence[Host],
+        fanout: int,
+        gateways: dict[str, Gateway],
+    ) -> None:
+        self.group = group
+        self.inventory = inventory
+        self.hosts = list(hosts)
+        self.fanout = fanout
+        self.gateways = gateways
+        self.open_errors: dict[str, BaseException] = {}  # why a host did not open
+        self._failed: dict[str, Failed] = {}  # its end (carriers not selected too)
 
-def _open_one(group: Group, host: Host, opened: Opened) -> None:
-    if host.via and host.via in opened.unreachable:
-        opened.unreachable[host.name] = f"via {host.via}: unreachable"
-        return
-    try:
-        gateway = group[host.name] if host.name in group else open_gateway(group, host)
-    except CONNECTION_ERRORS as exc:
-        opened.unreachable[host.name] = _one_line(exc)
-        opened.causes[host.name] = exc
-    except Exception as exc:
-        opened.errors[host.name] = _one_line(exc)
-    else:
-        opened.gateways[host.name] = gateway
+    def events(self) -> Iterator[Event]:
+        self._open()
+        for host in self.hosts:
+            yield Running(host.name) if host.name in self.gateways else self._failed[host.name]
+
+    def stop(self) -> None:
+        """Opening is not cut short: a session starts with the hosts that opened."""
+
+    def close(self) -> None:
+        """The gateways stay: they are the session's (``group`` ends them)."""
+
+    def _open(self) -> None:
+        hosts, inventory, group = self.hosts, self.inventory, self.group
+        with user_errors():
+            carriers = carriers_for(hosts, inventory.host)
+        for carrier in sorted(carriers, key=lambda h: _depth(h, inventory)):
+            if carrier.name not in group:
+                self._open_one(carrier)
+        todo = [h for h in hosts if h.name not in self._failed and h.name not in self.gateways]
+        if not todo:
+            return
+        workers = min(self.fanout, len(todo))
+        with ThreadPoolExecutor(workers, thread_name_prefix="xnet-shell-open") as pool:
+            for host in todo:
+                pool.submit(self._open_one, host)
+        selected = {h.name for h in hosts}
+        for carrier in carriers:  # carriers not selected themselves are not shell hosts
+            if carrier.name not in selected:
+                self.gateways.pop(carrier.name, None)
+
+    def _open_one(self, host: Host) -> None:
+        start = time.monotonic()
+        if host.via and host.via in self._failed:
+            error = ConnectFailed(f"via {host.via}: unreachable")
+            error.__cause__ = self.open_errors.get(host.via)  # an unknown key, say: asked about
+            self.open_errors[host.name] = error
+            self._failed[host.name] = Failed(host.name, UNREACHABLE, str(error), 0.0)
+            return
+        try:
+            group = self.group
+            gateway = group[host.name] if host.name in group else open_gateway(group, host)
+        except CONNECTION_ERRORS as exc:
+            self.open_errors[host.name] = exc
+            self._fail(host, UNREACHABLE, exc, start)
+        except Exception as exc:
+            self._fail(host, ERROR, exc, start)
+        else:
+            self.gateways[host.name] = gateway
+
+    def _fail(self, host: Host, status: str, exc: BaseException, start: float) -> None:
+        duration = time.monotonic() - start
+        self._failed[host.name] = Failed(host.name, status, _one_line(exc), duration)
 
 
 def _depth(host: Host, inventory: Inventory) -> int:

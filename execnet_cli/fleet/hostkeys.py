@@ -20,16 +20,22 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional, Protocol
 
 from ..errors import HostKeyError, UnknownHostKey
 from ..inventory import Host
 from ..transports.ssh.hostkeys import record_host_key
 from .events import UNREACHABLE, Event, Failed
-from .jobs import Job
-from .runner import DEFAULT_FANOUT, Runner
 
-__all__ = ["REFUSED", "Decide", "HostKeyRounds", "NewKey", "new_keys", "unknown_key"]
+__all__ = [
+    "REFUSED",
+    "Decide",
+    "HostKeyRounds",
+    "NewKey",
+    "Round",
+    "RoundFor",
+    "unknown_key",
+]
 
 
 @dataclass(frozen=True)
@@ -69,8 +75,27 @@ def unknown_key(exc: Optional[BaseException]) -> Optional[UnknownHostKey]:
     return None
 
 
+class Round(Protocol):
+    """What runs one round: a ``Runner``, or whatever else opens hosts and says why a host
+    did not open (``xnet shell``'s opening of its session's hosts)."""
+
+    @property
+    def open_errors(self) -> Mapping[str, BaseException]: ...
+
+    def events(self) -> Iterator[Event]: ...
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+#: Makes the runner of one round from its hosts (the selected ones, then those let in).
+RoundFor = Callable[[Sequence[Host]], Round]
+
+
 class HostKeyRounds:
-    """Runs ``job`` on ``hosts`` like a ``Runner``, with unknown host keys asked about once.
+    """Runs ``hosts`` round after round (each round's runner made by ``runner_for``), with
+    unknown host keys asked about once.
 
     Iterate ``events()`` in one thread (every selected host gets exactly one end, as from
     a ``Runner``); ``stop()`` is safe from a signal handler; close it (``with``) at the end.
@@ -81,28 +106,17 @@ class HostKeyRounds:
     def __init__(
         self,
         hosts: Sequence[Host],
-        job: Job,
         decide: Decide,
+        runner_for: RoundFor,
         *,
-        fanout: int = DEFAULT_FANOUT,
-        carriers_for: Callable[[Sequence[Host]], Sequence[Host]] = lambda hosts: (),
-        capture_strays: bool = False,
         refused: Optional[list[NewKey]] = None,
-        runner_options: Optional[Mapping[str, Any]] = None,
-        relays_for: Callable[[Sequence[Host]], Mapping[str, Sequence[Host]]] = lambda hosts: {},
     ) -> None:
         self.hosts = list(hosts)
-        #: More keyword arguments of each round's ``Runner`` (``retries``, ...).
-        self.runner_options = dict(runner_options or {})
-        self.job = job
         self.decide = decide
-        self.fanout = fanout
-        self.carriers_for = carriers_for
-        self.relays_for = relays_for  # which relays serve which hosts (fleet.relays)
-        self.capture_strays = capture_strays
+        self.runner_for = runner_for
         self.accepted: list[NewKey] = []
         self.refused: list[NewKey] = [] if refused is None else refused  # shared by batches
-        self._runner: Optional[Runner] = None
+        self._runner: Optional[Round] = None
         self._stopping = False
 
     def __enter__(self) -> HostKeyRounds:
@@ -159,20 +173,12 @@ class HostKeyRounds:
     def _round(
         self, hosts: list[Host], held: dict[str, tuple[Failed, UnknownHostKey]]
     ) -> Iterator[Event]:
-        """One ``Runner`` over ``hosts``; the ends of hosts with an unknown key go to ``held``."""
-        runner = Runner(
-            hosts,
-            self.job,
-            fanout=self.fanout,
-            carriers=self.carriers_for(hosts),
-            capture_strays=self.capture_strays,
-            **self.runner_options,
-            relays=self.relays_for(hosts),
-        )
+        """One round over ``hosts``; the ends of hosts with an unknown key go to ``held``."""
+        runner = self.runner_for(hosts)
         self._runner = runner
         if self._stopping:  # stopped between rounds
             runner.stop()
-        with runner:
+        try:
             for event in runner.events():
                 if isinstance(event, Failed) and event.status == UNREACHABLE:
                     error = unknown_key(runner.open_errors.get(event.host))
@@ -180,19 +186,17 @@ class HostKeyRounds:
                         held[event.host] = (event, error)
                         continue
                 yield event
+        finally:
+            runner.close()
 
 
 def _gather(held: dict[str, tuple[Failed, UnknownHostKey]], order: list[str]) -> list[NewKey]:
-    return new_keys({name: error for name, (_, error) in held.items()}, order)
-
-
-def new_keys(unknown: Mapping[str, UnknownHostKey], order: Sequence[str]) -> list[NewKey]:
-    """Each distinct key of ``unknown`` (host -> its error) once, hosts in ``order``."""
+    """Each distinct key of the ``held`` hosts once, with its hosts in ``order``."""
     hosts: dict[tuple[str, str, str], list[str]] = {}
     errors: dict[tuple[str, str, str], UnknownHostKey] = {}
     for name in order:
-        if name in unknown:
-            error = unknown[name]
+        if name in held:
+            error = held[name][1]
             key = (error.name, error.key_type, error.fingerprint)
             hosts.setdefault(key, []).append(name)
             errors.setdefault(key, error)

@@ -15,7 +15,7 @@ fails as it would without it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import ChannelClosed, RemoteError
 from ..errors import TimeoutError as XnetTimeoutError
@@ -29,18 +29,18 @@ __all__ = ["JobStart", "one_line", "start_job"]
 
 
 class JobStart:
-    """A host's job channel and its collector; each call (an open: a retry is another)
-    starts the job afresh on ``gateway``."""
+    """A host's job channel and its collector once started (``None`` before); each call
+    (an open: a retry is another) starts the job afresh on ``gateway``."""
 
     def __init__(self, job: Job) -> None:
         self.job = job
-        self.channel: Any = None
-        self.collector = Collector()
+        self.started: Optional[tuple[Any, Collector]] = None
 
     def __call__(self, gateway: Gateway) -> None:
-        self.collector = Collector()
-        self.channel = gateway.remote_exec(self.job.source)
-        self.channel.setcallback(self.collector.on_item, endmarker=CLOSED)
+        collector = Collector()
+        channel = gateway.remote_exec(self.job.source)
+        channel.setcallback(collector.on_item, endmarker=CLOSED)
+        self.started = (channel, collector)
 
     def applies(self) -> bool:
         """Whether the job may travel behind the bootstrap."""
@@ -50,7 +50,7 @@ class JobStart:
 def start_job(gateway: Gateway, job: Job, sent: JobStart) -> tuple[Any, Collector]:
     """The job's channel and collector on an open gateway: those sent with the bootstrap,
     else new ones, its imports served first. ChannelClosed when the worker is gone."""
-    if sent.channel is None:
+    if sent.started is None:
         if job.imports is not None:
             from ..imports import serve_imports
 
@@ -59,7 +59,8 @@ def start_job(gateway: Gateway, job: Job, sent: JobStart) -> tuple[Any, Collecto
             except (RemoteError, EOFError, XnetTimeoutError) as exc:
                 raise ChannelClosed(f"cannot forward imports: {one_line(exc)}") from exc
         sent(gateway)
-    return sent.channel, sent.collector
+    assert sent.started is not None  # set by the call above
+    return sent.started
 
 
 def one_line(exc: BaseException) -> str:

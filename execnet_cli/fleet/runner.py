@@ -8,13 +8,7 @@ the job on each, and reports what happens as ``events`` (``Started``, ``Output``
 Connection errors that may pass (refused, timed out) are tried again when the host's
 retries allow (``retries``: which errors, the backoff), each retry a ``Retrying`` event.
 
-How a host that did not get its job done is classified (``events`` names the outcomes):
-only a connection error while opening (``CONNECTION_ERRORS``) makes it "unreachable"; the
-job raising or losing its worker makes it "failed" (a lost worker says how it ended: "the
-worker exited with status 3", "killed by signal 9"); running past the job's timeout makes
-it "timed out"; ``stop()`` (the CLI calls it on SIGINT, SIGTERM, SIGHUP) makes every host
-not yet ended "interrupted", with what it printed so far; any other exception is a bug of
-ours, "error", with its traceback logged at debug level (``xnet --debug``).
+How a host that did not get its job done is classified: ``ends``.
 
 What runs remotely is a ``jobs.Job``; its output travels over the job's channel, never
 through the worker's stderr, and is cut at line ends here (an event carries whole lines).
@@ -31,7 +25,6 @@ open until the end, when the whole group is terminated.
 
 from __future__ import annotations
 
-import logging
 import queue
 import random
 import threading
@@ -40,28 +33,27 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..errors import ChannelClosed, ConnectFailed, HostNotFound, RemoteError
+from ..errors import ChannelClosed, ConnectFailed, RemoteError
 from ..group import Group
 from ..inventory import Host
 from ..transports.descriptors import room_for
 from . import direct, strays
+from .carriers import _depth, carriers_for
 from .collect import Budget, LineSplitter
+from .ends import CONNECTION_ERRORS, KILL_WAIT, _bug, _Cancelled, _job_end, _not_opened, _worker_end
 from .events import (
-    ERROR,
     FAILED,
     INTERRUPTED,
     TIMED_OUT,
-    UNREACHABLE,
     Event,
     Exited,
     Failed,
     Output,
     Retrying,
-    Returned,
     Running,
     Started,
 )
-from .jobs import SH_TIMED_OUT, Job
+from .jobs import Job
 from .jobstart import JobStart, one_line, start_job
 from .relays import RelayLink, Sink, relay_hosts
 from .results import GroupResult
@@ -78,19 +70,12 @@ __all__ = [
     "run_job",
 ]
 
-log = logging.getLogger(__name__)
-
 #: Default number of hosts worked on at once.
 DEFAULT_FANOUT = 64
-#: How long a timed-out or cancelled worker is given to end before it is killed.
-KILL_WAIT = 1.0
 #: Bound on joining the pool threads when the run is closed.
 JOIN_WAIT = 5.0
 #: How often a pool thread waiting for its job looks at the clock (timeouts).
 _POLL = 0.25
-#: What opening a gateway raises when the host cannot be reached: ours (``HostNotFound`` and
-#: kinds), OS-level ones (refused, reset, timed out: ``OSError``; stream ended: ``EOFError``).
-CONNECTION_ERRORS = (HostNotFound, OSError, EOFError)
 
 
 class _Slot:
@@ -100,56 +85,6 @@ class _Slot:
         self.done = threading.Event()
         self.gateway: Optional[Gateway] = None
         self.exception: Optional[Exception] = None  # why it did not open
-
-
-def carriers_for(hosts: Sequence[Host], lookup: Callable[[str], Host]) -> list[Host]:
-    """The hosts that ``via`` chains need but ``hosts`` does not include."""
-    have = {h.name for h in hosts}
-    extra: list[Host] = []
-    todo = [h.via for h in hosts if h.via]
-    while todo:
-        name = todo.pop()
-        if name in have:
-            continue
-        have.add(name)
-        carrier = lookup(name)
-        extra.append(carrier)
-        if carrier.via:
-            todo.append(carrier.via)
-    return extra
-
-
-class _Cancelled(Exception):
-    """The run was closed before this host's turn ended."""
-
-
-def _not_opened(name: str, exc: Exception, duration: float) -> Failed:
-    """The end of a host whose gateway did not open: unreachable, interrupted, or our bug."""
-    if isinstance(exc, _Cancelled):
-        return Failed(name, INTERRUPTED, "interrupted", duration)
-    if isinstance(exc, CONNECTION_ERRORS):
-        return Failed(name, UNREACHABLE, one_line(exc), duration, f"{type(exc).__name__}: {exc}")
-    return _bug(name, exc, duration)
-
-
-def _bug(name: str, exc: Exception, duration: float) -> Failed:
-    """An exception nobody expected: its line for the report, its traceback for ``--debug``."""
-    log.debug("host %s: internal error", name, exc_info=exc)
-    return Failed(name, ERROR, one_line(exc), duration, f"{type(exc).__name__}: {exc}")
-
-
-def _worker_end(gateway: Gateway) -> tuple[str, Optional[int]]:
-    """How a worker that went away mid-job ended: ("the worker exited with status 3", 3).
-
-    A signal is reported as a shell would, 128 + N; a transport that cannot tell (a
-    socket) says the connection was lost.
-    """
-    transport = gateway.transport
-    code = transport.wait(KILL_WAIT)
-    describe = getattr(transport, "exit_description", None)
-    if describe is None or code is None:
-        return "the worker was lost (the connection to it closed)", None
-    return f"the worker {describe()}", (128 - code if code < 0 else code)
 
 
 class Runner:
@@ -512,33 +447,6 @@ def _runs(pieces: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
         if i == len(pieces) or pieces[i][0] != pieces[start][0]:
             yield pieces[start][0], "".join(text for _, text in pieces[start:i])
             start = i
-
-
-def _job_end(
-    job: Job,
-    name: str,
-    code: int,
-    text: Optional[str],
-    duration: float,
-    returned: Optional[Returned] = None,
-) -> Event:
-    """The end event for the job's own report: its exit code and why (or its traceback),
-    and what a called function returned."""
-    if job.kind == "run" and text:  # an exception: its traceback is the detail
-        last = text.strip().splitlines()[-1]
-        return Failed(name, FAILED, last, duration, text, code)
-    if job.kind == "sh" and text and text.startswith(SH_TIMED_OUT):
-        return Failed(name, TIMED_OUT, text, duration, None, code)
-    return Exited(name, code, duration, text, returned)
-
-
-def _depth(host: Host, hosts: Mapping[str, Host]) -> int:
-    depth, seen = 0, set()
-    while host.via and host.via in hosts and host.name not in seen:
-        seen.add(host.name)
-        host = hosts[host.via]
-        depth += 1
-    return depth
 
 
 def run_job(

@@ -9,8 +9,9 @@ for the whole process, a read (``cache.CACHE``).
 A module travels as its source and, to a worker whose bytecode is this interpreter's
 (the same ``MAGIC_NUMBER``), as its code object too, compiled once here for every
 worker. With it go the modules of its package that it imports, and theirs
-(``related``), up to ``PREFETCH_MODULES`` modules or ``PREFETCH_BYTES``: a package is
-then one round trip, not one per module. Nothing is sent twice to one worker.
+(``related``, whose list of them is worked out once per module for the process), up to
+``PREFETCH_MODULES`` modules or ``PREFETCH_BYTES``: a package is then one round trip,
+not one per module. Nothing is sent twice to one worker.
 
 ``ImportServer.answer`` is a function of the request alone (the policy decides, the
 cache reads): nothing in it knows the gateway. A relay gets one (``answering_channel``,
@@ -32,7 +33,7 @@ from .._remote.relay_imports import answer_requests
 from ..gateway import Gateway
 from .cache import CACHE, FileCache
 from .policy import Found, ImportPolicy, Refused
-from .related import candidates
+from .related import PREFETCH_BYTES, PREFETCH_MODULES, RELATED, RelatedModules
 
 __all__ = ["ImportServer", "answering_channel", "install_source", "serve_imports", "server_of"]
 
@@ -41,13 +42,10 @@ log = logging.getLogger(__name__)
 #: Worker side: put the finder in place with the channel the controller sends next;
 #: answer with the worker's bytecode magic number.
 _INSTALL = "from {package} import imports\nchannel.send(imports.install(channel.receive()))\n"
-#: Bounds on the modules sent along with one answer.
-PREFETCH_MODULES = 256
-PREFETCH_BYTES = 8 * 1024 * 1024
-
 #: Answers are given one at a time in the whole process: they are Python work under the
 #: GIL anyway, and the workers of a fan-out asking for the same files at once otherwise
 #: contend for it and for the cache's locks (measured: a third more CPU at 32 hosts).
+#: An answer under it is short: a stat per module sent, the related list being cached.
 _ANSWERING = threading.Lock()
 
 _servers: weakref.WeakKeyDictionary[Gateway, ImportServer] = weakref.WeakKeyDictionary()
@@ -59,10 +57,15 @@ class ImportServer:
     ``_remote/imports.py``); counts what it sent."""
 
     def __init__(
-        self, policy: ImportPolicy, cache: FileCache = CACHE, magic: Optional[bytes] = None
+        self,
+        policy: ImportPolicy,
+        cache: FileCache = CACHE,
+        magic: Optional[bytes] = None,
+        related: RelatedModules = RELATED,
     ) -> None:
         self.policy = policy
         self.cache = cache
+        self.related = related  # what travels with a module, worked out once per process
         #: The worker's bytecode magic number: code objects are sent when it is ours.
         self.magic = magic
         self.sent: set[str] = set()  #: module names whose source this worker was sent
@@ -114,30 +117,19 @@ class ImportServer:
     def _related(self, found: Found) -> list[tuple[str, str, str, bytes, Optional[bytes]]]:
         """The modules ``found`` imports from its own package, and theirs, not sent yet."""
         related: list[tuple[str, str, str, bytes, Optional[bytes]]] = []
-        size, todo, seen = 0, [found], {found.name}
-        while todo and len(related) < PREFETCH_MODULES and size < PREFETCH_BYTES:
-            module = todo.pop(0)
+        size = 0
+        for more in self.related.of(self.cache, self.policy, found):
+            if len(related) >= PREFETCH_MODULES or size >= PREFETCH_BYTES:
+                break
+            if more.name in self.sent:
+                continue
             try:
-                nodes = self.cache.imports(module.path)
+                kind, path, source, code = self._module(more)
             except OSError:
                 continue
-            for name in candidates(module.name, module.kind == "package", nodes):
-                if len(related) >= PREFETCH_MODULES or size >= PREFETCH_BYTES:
-                    break
-                if name in seen or name in self.sent:
-                    continue
-                seen.add(name)
-                more = self.policy.find(name)
-                if not isinstance(more, Found) or more.kind == "namespace":
-                    continue  # not a module (a name in one), or refused: asked when used
-                try:
-                    kind, path, source, code = self._module(more)
-                except OSError:
-                    continue
-                related.append((more.name, kind, path, source, code))
-                self.sent.add(more.name)
-                size += len(source) + len(code or b"")
-                todo.append(more)
+            related.append((more.name, kind, path, source, code))
+            self.sent.add(more.name)
+            size += len(source) + len(code or b"")
         return related
 
     def _data(self, verb: str, package: Any, path: Any) -> Any:
