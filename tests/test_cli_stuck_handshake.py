@@ -62,13 +62,14 @@ def test_ctrl_c_ends_a_run_stuck_in_handshakes(
         "  fine: {hosts: f1, vars: {transport: popen}}\n"
     )
     environ = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(env)}
+    ran = env / "f1-ran"  # only the popen host gets to run the command
     proc = subprocess.Popen(
-        [sys.executable, "-m", "execnet_cli", "sh", "-i", "inv.yaml", "echo hi"],
+        [sys.executable, "-m", "execnet_cli", "sh", "-i", "inv.yaml", f"echo hi; touch {ran}"],
         cwd=env, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        assert wait_until(lambda: len(accepted) == 3, 30)
-        time.sleep(0.3)  # in the banner wait now
+        assert wait_until(lambda: len(accepted) == 3 and ran.exists(), 30)
+        time.sleep(0.5)  # the stuck hosts in their banner wait, f1's result home
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
