@@ -96,8 +96,10 @@ def test_ctrl_c_goes_to_the_remote_shell(tmp_path: Path) -> None:
     with spawned(target.args("--sh"), target.env) as child:
         ready(child)
         # Wait for the sleep to run: a Ctrl-C typed before bash read the line flushes the
-        # line unread (the terminal's rule), and the test then proves nothing.
-        child.sendline("echo sleeping-$((3+4)); sleep 60; echo slept-$((4+5))")
+        # line unread (the terminal's rule), and the test then proves nothing; one typed
+        # after bash's echo but before its child took the terminal went to bash, and the
+        # sleep ran its 60 s. So the child itself says it runs, then becomes the sleep.
+        child.sendline("sh -c 'echo sleeping-$((3+4)); exec sleep 60'; echo slept-$((4+5))")
         child.expect("sleeping-7")
         child.sendcontrol("c")
         child.sendline("echo still-$((2+3))")

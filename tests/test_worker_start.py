@@ -83,7 +83,9 @@ def python(request: Any) -> str:
 def gateway(python: str) -> Iterator[Gateway]:
     group = execnet_cli.Group()
     try:
-        yield group.makegateway(f"popen//python={python}")
+        # spawned: a worker forked from the fork server (this interpreter's) inherits
+        # what the server imported before forking, threading among it
+        yield group.makegateway(f"popen//spawn//python={python}")
     finally:
         group.terminate(10)
 

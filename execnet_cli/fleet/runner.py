@@ -359,7 +359,10 @@ class Runner:
             raise _Cancelled("interrupted")
         gateway = self.group.makegateway(host.xspec(), before_ready=early)
         if self._cancel.is_set():  # close() may have missed it
-            gateway.exit(KILL_WAIT)
+            gateway.exit(KILL_WAIT)  # its receiver has handed over all the worker sent
+            if early is not None and early.started is not None:  # the job ran: keep its output
+                splitters = {"out": LineSplitter(), "err": LineSplitter()}
+                self._emit(host.name, early.started[1].take(0), splitters, flush=True)
             raise _Cancelled("interrupted")
         return gateway
 
