@@ -165,3 +165,16 @@ def test_metadata_stand_in_answers_version_and_loads_the_rest() -> None:
         *(click_version, "_Metadata"),
         *(paramiko_version, "module"),
     ], done.stderr
+
+
+def test_python_m_runs_the_command_with_the_collector_on_and_imports_frozen() -> None:
+    """``python -m execnet_cli`` turns the cyclic collector off while it imports; the
+    command itself runs with it on again, the import-time objects frozen (``settle``)."""
+    probe = (
+        "import atexit, gc, runpy, sys\n"
+        "atexit.register(lambda: print('GC', gc.isenabled(), gc.get_freeze_count() > 0))\n"
+        "sys.argv = ['xnet', '--version']\n"
+        "runpy.run_module('execnet_cli', run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=60)
+    assert done.stdout.decode().splitlines()[-1] == "GC True True", done.stderr.decode()

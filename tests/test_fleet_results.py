@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from collections.abc import Iterable
 
-from execnet_cli.fleet.events import OUTCOMES, Event, Exited, Failed, Output, Started
+import pytest
+
+from execnet_cli.fleet.events import (
+    OUTCOMES,
+    Event,
+    Exited,
+    Failed,
+    Output,
+    Returned,
+    Running,
+    Started,
+)
 from execnet_cli.fleet.results import GroupResult, HostResult
 from execnet_cli.inventory import HostSet
 
@@ -25,6 +38,28 @@ def printed(name: str, text: str, exit_code: int = 0) -> list[Event]:
 
 def test_outcomes_are_the_json_words() -> None:
     assert OUTCOMES == ("ok", "failed", "timed out", "unreachable", "interrupted", "error")
+
+
+def test_events_are_frozen_values_of_their_own_type() -> None:
+    """Equal and hashing alike only within a type, frozen, with a repr that lists fields
+    by name, defaults, and a round trip through pickle and copy."""
+    assert Started("a") == Started("a") and hash(Started("a")) == hash(Started("a"))
+    assert Started("a") != Running("a") and Started("a") != Started("b")
+    assert len({Started("a"), Running("a"), Started("a")}) == 2
+    exited = Exited("a", 1, 0.5, returned=Returned.of([1], None))
+    assert exited == Exited("a", 1, 0.5, None, Returned([1], "[1]"))
+    assert repr(exited) == (
+        "Exited(host='a', exit_code=1, duration=0.5, error=None, "
+        "returned=Returned(value=[1], text='[1]'))"
+    )
+    failed = Failed("a", FAILED, "boom", 1.0, exit_code=3)
+    assert (failed.detail, failed.exit_code) == (None, 3)
+    with pytest.raises(AttributeError):
+        failed.error = "other"
+    with pytest.raises(AttributeError):
+        del failed.host
+    for event in (exited, failed, Output("a", "out", "x\n")):
+        assert pickle.loads(pickle.dumps(event)) == event == copy.deepcopy(event)
 
 
 def test_events_build_host_results() -> None:

@@ -51,8 +51,9 @@ class LazyGroup(click.Group):
         # and imports included; from a caller (a test's CliRunner): now.
         self.started_at = process_started() if args is None else time.monotonic()
         if args is None:  # a process of its own: optional modules load on first use
-            from .startup import defer
+            from .startup import defer, settle
 
+            settle()
             defer()
         return super().main(args, *pos, **kwargs)
 

@@ -70,13 +70,15 @@ _SUMMARY = (
 _STREAM_STYLES = {"out": "", "err": "red", "log": "yellow"}
 #: Escape sequences (CSI, OSC, DCS/PM/APC/SOS strings, two-byte ones), a lone ESC, and the
 #: other control characters but tab and newline (a carriage return only before a newline).
-_CONTROL = re.compile(
+#: Patterns as text: ``re`` compiles (and caches) them on first use, which most runs never
+#: reach (the cost of compiling a module's patterns at import adds up at start-up).
+_CONTROL = (
     r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[P^_X][^\x1b]*\x1b\\"
     r"|[ -/]*[0-~])?|[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f-\x9f]|\r(?!\n)"
 )
 
 #: Any character ``_CONTROL`` may match (a quick test), as a pattern and as ASCII bytes.
-_ANY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_ANY_CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
 
 Elapsed = Callable[[], float]
@@ -110,9 +112,9 @@ def clean(text: str) -> str:
         data = text.encode("ascii")
         if len(data.translate(None, _CONTROL_BYTES)) == len(data):
             return text
-    elif not _ANY_CONTROL.search(text):
+    elif not re.search(_ANY_CONTROL, text):
         return text
-    return _CONTROL.sub(_escape, text)
+    return re.sub(_CONTROL, _escape, text)
 
 
 class Painter:

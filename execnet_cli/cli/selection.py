@@ -37,11 +37,12 @@ from ..inventory.ranges import expand, top_level
 __all__ = ["SelectionError", "adhoc_host", "looks_adhoc", "read_names", "resolve_selection"]
 
 #: A term that names an address rather than an inventory entry: has a user, a port, a dot
-#: (a domain name or IPv4 address) or brackets around an IPv6 address.
-_ADDRESS_LIKE = re.compile(r"[^@\s]+@.+|.*:[0-9]{1,5}|[^\[\]*?~]*\.[^\[\]*?]*|\[[0-9A-Fa-f:.]+\]")
+#: (a domain name or IPv4 address) or brackets around an IPv6 address. Patterns as text:
+#: ``re`` compiles them when first used (most runs name inventory entries only).
+_ADDRESS_LIKE = r"[^@\s]+@.+|.*:[0-9]{1,5}|[^\[\]*?~]*\.[^\[\]*?]*|\[[0-9A-Fa-f:.]+\]"
 
 
-_ADHOC = re.compile(
+_ADHOC = (
     r"(?:(?P<user>[A-Za-z0-9_][A-Za-z0-9_.-]*)@)?"
     r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_][A-Za-z0-9_.-]*)"
     r"(?::(?P<port>[0-9]{1,5}))?"
@@ -52,7 +53,7 @@ def adhoc_host(text: str) -> Optional[Host]:
     """``[user@]host[:port]`` as an ssh ``Host`` named as written (two terms for one address,
     as another user or port, stay two hosts, and the name selects the same target again),
     or None."""
-    match = _ADHOC.fullmatch(text)
+    match = re.fullmatch(_ADHOC, text)
     if match is None:
         return None
     port = int(match["port"]) if match["port"] else None
@@ -69,7 +70,7 @@ class SelectionError(XnetError, ValueError):
 
 def looks_adhoc(term: str) -> bool:
     """Whether ``term`` reads as an address (see the module's docstring)."""
-    return _ADDRESS_LIKE.fullmatch(term) is not None
+    return re.fullmatch(_ADDRESS_LIKE, term) is not None
 
 
 def resolve_selection(

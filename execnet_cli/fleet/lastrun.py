@@ -53,7 +53,7 @@ _SET_OF = {
     TIMED_OUT: "timed-out",
 }
 #: A name ``--save-run`` accepts: it becomes a file name.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"  # compiled on first use (``re``'s cache)
 _VERSION = 1
 
 
@@ -69,7 +69,7 @@ def state_dir() -> Path:
 
 def check_name(name: str) -> str:
     """``name`` if it can name a saved run; ValueError otherwise."""
-    if not _NAME.fullmatch(name):
+    if not re.fullmatch(_NAME, name):
         raise ValueError(
             f"{name!r}: a run's name is letters, digits, '_', '.' and '-' (64 at most), "
             "starting with a letter or digit"
@@ -132,7 +132,7 @@ def parse_reference(value: str) -> Optional[tuple[Optional[str], str]]:
     if not value.startswith("@"):
         return None
     run, _, state = value[1:].rpartition(":")
-    if state not in STATES or (run and not _NAME.fullmatch(run)):
+    if state not in STATES or (run and not re.fullmatch(_NAME, run)):
         return None
     return run or None, state
 
