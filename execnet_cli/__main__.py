@@ -1,5 +1,6 @@
-"""``python -m execnet_cli`` runs the ``xnet`` command line, under that name (its usage
-lines, and shell completion's ``_XNET_COMPLETE``, are the same either way).
+"""``python -m execnet_cli`` and the ``xnet`` script (``pyproject.toml`` points it here)
+run the command line under that name (usage lines and shell completion's
+``_XNET_COMPLETE`` are the same either way).
 
 The cyclic collector waits until the command line is imported (``cli.startup.settle``
 turns it back on): its passes over the objects imports make, which all live as long as

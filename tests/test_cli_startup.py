@@ -6,6 +6,7 @@ when first used); the stand-in's ``version`` answers as ``importlib.metadata.ver
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 from faults_helpers import ssh_inventory, xnet_env
 
 from execnet_cli.cli.startup import installed_version
+
+REPO = Path(__file__).resolve().parent.parent
 
 #: Modules ``xnet sh --json`` over ssh must not load (paramiko aside, which it needs): the
 #: optional ones, and the gateway stack (straight on ssh session channels, no worker).
@@ -178,3 +181,19 @@ def test_python_m_runs_the_command_with_the_collector_on_and_imports_frozen() ->
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=60)
     assert done.stdout.decode().splitlines()[-1] == "GC True True", done.stderr.decode()
+
+
+def test_the_xnet_script_enters_where_python_m_does() -> None:
+    """The installed ``xnet`` script imports ``execnet_cli.__main__`` (collector off while
+    the command line imports), not ``execnet_cli.cli`` (imported with it on)."""
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'^xnet = "execnet_cli\.__main__:main"$', text, re.MULTILINE), text
+    probe = (
+        "import gc, sys\n"
+        "from execnet_cli.__main__ import main\n"
+        "print('GC', gc.isenabled())\n"
+        "sys.argv = ['xnet', '--version']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=60)
+    assert done.stdout.decode().splitlines()[0] == "GC False", done.stderr.decode()
