@@ -4,7 +4,9 @@ Each host is one ``sshd -f CONFIG`` with its own ``ListenAddress`` (a free port)
 throwaway ed25519 host key, ``PidFile`` and a shared ``AuthorizedKeysFile`` in a temporary
 directory; it is ready when its PID file exists (sshd writes it after binding). sshd
 daemonizes, so it is not a child of the test process (the leak check of ``conftest.py``
-sees nothing), and teardown stops exactly the PIDs read from those PID files.
+sees nothing), and teardown stops exactly the PIDs read from those PID files. A run that
+never reaches teardown (killed by ``timeout`` or SIGKILL) is covered by a guard process
+(``start_guard``) that waits for the run's end and then stops the daemons it left.
 
 The plain functions (``SshdCluster``) are also used by ``bench/bench_ssh.py``. Fixtures:
 ``sshd_hosts(n)`` (session factory: the first ``n`` hosts), ``sshd_host`` (the first),
@@ -19,6 +21,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -183,6 +186,7 @@ class SshdCluster:
         self.known_hosts.write_text("")
         self.hosts: List[SshdHost] = []
         ensure_privsep_dir()
+        self._guard: Optional[int] = start_guard(self.dir)
 
     def start(self, count: int) -> List[SshdHost]:
         """Make sure ``count`` hosts run (started concurrently); return the first ``count``."""
@@ -246,6 +250,9 @@ class SshdCluster:
         for host in self.hosts:
             stop_pid(host.pid)
         self.hosts.clear()
+        if self._guard is not None:
+            os.close(self._guard)  # nothing left for it to stop: it ends
+            self._guard = None
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -254,6 +261,54 @@ class SshdCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+#: The guard: detached from the run's process tree (forked, the parent exits), it reads
+#: its pipe until every write end is closed, i.e. until the run ends however it ends, then
+#: SIGTERMs the sshd daemons whose PID files are in the directory (checking that each PID
+#: is still an sshd of that directory, not a reused number).
+GUARD = """
+import glob, os, signal, sys
+if os.fork():
+    os._exit(0)
+os.setsid()
+fd, directory = int(sys.argv[1]), sys.argv[2]
+while os.read(fd, 4096):
+    pass
+for name in glob.glob(os.path.join(directory, "sshd_*.pid")):
+    try:
+        pid = int(open(name).read())
+        cmdline = open("/proc/%d/cmdline" % pid, "rb").read()
+    except (OSError, ValueError):
+        continue
+    if directory.encode() in cmdline:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+"""
+
+
+def start_guard(directory: Path) -> int:
+    """Start the guard (``GUARD``) for the daemons of ``directory``; the write end of its
+    pipe, which this process holds until it stops them itself or ends."""
+    read_end, write_end = os.pipe()
+    try:
+        subprocess.run(
+            [sys.executable, "-c", GUARD, str(read_end), str(directory)],
+            pass_fds=(read_end,),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # holding the run's pipes would delay their readers
+            stderr=subprocess.DEVNULL,
+            check=True,
+            timeout=30,
+        )
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    return write_end
 
 
 def ensure_privsep_dir() -> None:
