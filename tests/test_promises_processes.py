@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -15,10 +14,7 @@ from pathlib import Path
 
 import pytest
 from proc_helpers import wait_until
-from shell_helpers import popen_target, spawned, wait_end
-from sshd_fixtures import descendants
 from test_execnet_worker import run_controller
-from test_shell_term import in_sh, ready
 from test_sockets import start_server, stop_server, write_secret
 
 import execnet_cli
@@ -115,26 +111,6 @@ def test_socket_server_workers_run_in_their_own_session(tmp_path: Path, monkeypa
         stop_server(server)
     assert sid == pid
     assert os.path.realpath(executable) == os.path.realpath(sys.executable)
-
-
-def test_the_login_shell_terminal_is_restored_on_sighup(tmp_path: Path) -> None:
-    """README/docs/shell.md: `--sh` restores the terminal "on every way out: the shell's
-    exit, a lost connection, SIGTERM/SIGHUP, an error" (SIGHUP: the terminal closed)."""
-    target = popen_target(tmp_path)
-    with spawned(in_sh(target), target.env) as child:
-        ready(child)
-        xnet = [pid for pid in descendants(child.pid) if b"--sh" in cmdline(pid)]
-        assert len(xnet) == 1
-        os.kill(xnet[0], signal.SIGHUP)
-        child.expect("status=129\r\nicanon")
-        assert wait_end(child) == 0
-
-
-def cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 LEAKY_TESTS = """

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import pexpect
+import pytest
 from shell_helpers import (
     Target,
     popen_target,
@@ -72,15 +73,19 @@ def test_ctrl_d_ends_it_and_restores_the_terminal(target: Target) -> None:
         assert wait_end(child) == 0
 
 
-def test_terminal_is_restored_when_xnet_is_terminated(tmp_path: Path) -> None:
-    """SIGTERM raises in the relay loop: the way out of an exception restores the modes."""
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_terminal_is_restored_when_xnet_is_terminated(
+    tmp_path: Path, signum: int, status: int
+) -> None:
+    """SIGTERM (and SIGHUP: the terminal closed) raises in the relay loop: the way out of an
+    exception restores the modes (README/docs/shell.md: "on every way out")."""
     target = popen_target(tmp_path)
     with spawned(in_sh(target), target.env) as child:
         ready(child)
         xnet = [pid for pid in descendants(child.pid) if b"--sh" in _cmdline(pid)]
         assert len(xnet) == 1
-        os.kill(xnet[0], signal.SIGTERM)
-        child.expect("status=143\r\nicanon")
+        os.kill(xnet[0], signum)
+        child.expect(f"status={status}\r\nicanon")
         assert wait_end(child) == 0
 
 
