@@ -15,8 +15,9 @@ end of the stream is always handled there too (it ends every channel, which may 
 their callbacks).
 
 Flow control stays what ``Channel.recv`` does: the server is granted window for what was
-dispatched; a frame waiting for the receiver thread (a slow callback) is granted only
-once it is dispatched, so a stalled consumer still stops the sender.
+dispatched (counted every ``GRANT_STEP`` bytes); a frame waiting for the receiver thread
+(a slow callback) is granted only once it is dispatched, so a stalled consumer still
+stops the sender.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from .channel import ChunkPipe, send_window_adjust
 log = logging.getLogger("execnet_cli.ssh")
 
 __all__ = ["PacketDispatcher"]
+
+#: Bytes taken before the window accounting runs: small next to the 16 MiB window
+#: (``connect.WINDOW_SIZE``), of which paramiko grants only in tenths anyway.
+GRANT_STEP = 256 * 1024
 
 
 class _End:
@@ -72,16 +77,17 @@ class PacketDispatcher:
         self._fed = 0  # bytes taken from the channel
         self._held = 0  # of those, bytes of frames waiting for the receiver thread
         self._granted = 0  # window granted to the server for them
+        self._untold = 0  # bytes taken but not yet counted in ``_fed`` (under _feed_lock)
 
     def start(self) -> None:
         """Take the channel's data from now on (what is buffered first)."""
         with self._feed_lock:
             chunks, ended = self._pipe.forward(self.feed, self.close)
-            taken = 0
             for chunk in chunks:
-                taken += self._take(chunk)
+                self._untold += self._take(chunk)
             if ended:
                 self._end_of_data()
+            taken, self._untold = self._untold, 0
         self._grant(taken, here=True)
 
     # -- paramiko's transport thread ---------------------------------------------------------
@@ -90,9 +96,12 @@ class PacketDispatcher:
         """One packet's data: dispatch its whole frames, here or in the receiver thread;
         then grant the window (outside the lock: ``close`` comes under the channel's)."""
         with self._feed_lock:
-            taken = self._take(data)
-        if taken:
-            self._grant(taken, here=True)
+            untold = self._untold + self._take(data)
+            if untold < GRANT_STEP:  # the server's window has room: no lock, no call
+                self._untold = untold
+                return
+            self._untold = 0
+        self._grant(untold, here=True)
 
     def close(self) -> None:
         """The channel's end of data (EOF, close, or the connection is gone)."""
