@@ -202,7 +202,7 @@ class WatchedEvents(queue.SimpleQueue):  # type: ignore[type-arg]
         try:
             return super().get(block, timeout)
         except queue.Empty:
-            if self.armed:
+            if self.armed and block:  # a wait that timed out, not a look
                 self.idle.set()
             raise
 
