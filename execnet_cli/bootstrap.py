@@ -11,10 +11,15 @@ an importer that serves the modules as the package ``xnet_remote`` and calls
 
 The modules travel as code objects when the worker is this very interpreter (no
 compile on the far side: faster start), else as our code objects with our interpreter's
-magic number, and the sources (any Python >= 3.8) zlib-compressed: a worker whose
-interpreter has the same magic (any 3.11.x for a 3.11 controller, as with .pyc files)
-runs the code objects and never unpacks the sources; any other unpacks them and compiles
-those of the modules it imports.
+magic number: a worker whose interpreter has the same magic (any 3.11.x for a 3.11
+controller, as with .pyc files) runs them. Any other asks for the sources (any Python
+>= 3.8): its ``START`` writes a ``SOURCES`` frame, the controller's gateway answers with
+one carrying them zlib-compressed (``packed_sources``), and the worker compiles those of
+the modules it imports. The sources were ~19 % of every worker's bootstrap that a worker
+of our magic never read; the ask costs a round trip only where the magic differs. Frames
+that came before the answer (a job sent behind the bootstrap) are kept for the worker's
+reader. A worker of our magic has no sources: the controller puts our modules' lines
+into its tracebacks (``with_source_lines``).
 Both stages read with ``os.read`` on fd 0, never through a buffered file, so no byte of
 the protocol that follows is swallowed.
 """
@@ -100,6 +105,21 @@ class _XnetImporter(object):
         self.packed = bundle.get("packed")
         magic = getattr(sys.modules.get("_frozen_importlib_external"), "MAGIC_NUMBER", None)
         self.code = bundle.get("code", {}) if magic and bundle.get("magic") == magic else {}
+        if not self.code and self.packed is None and bundle.get("ask_sources"):
+            self.packed, bundle["config"]["pending_frames"] = self._ask_sources()
+    @staticmethod
+    def _ask_sources():
+        # A SOURCES frame (type 9, channel 0, empty); the answer is one carrying them.
+        # Frames before it (a job sent behind the bootstrap) are kept for the reader.
+        os.write(1, b"\x09" + bytes(8))
+        pending = []
+        while True:
+            head = _xnet_read(9)
+            size = int.from_bytes(head[5:9], "big")
+            payload = _xnet_read(size) if size else b""
+            if head[0] == 9:
+                return payload, pending
+            pending.append((head[0], int.from_bytes(head[1:5], "big"), payload))
     def _data(self, short):
         data = self.modules.get(short)
         if data is None and self.packed is not None:
@@ -274,19 +294,54 @@ def _start_code() -> bytes:
 @functools.lru_cache(maxsize=2)
 def _modules_bytes(same_python: bool) -> bytes:
     """The bundle: this interpreter's code objects; else ours (run by a worker with our
-    magic) and the sources compressed (only a worker with another magic reads them:
-    they would be ~40% of every other worker's bootstrap)."""
+    magic), and a worker of another magic asks for the sources (``packed_sources``)."""
     if same_python:
         bundle: Dict[str, Any] = {"package": WORKER_PACKAGE, "modules": _module_payloads("code")}
         bundle["magic"] = CODE_MAGIC
     else:
-        sources = marshal.dumps(_module_payloads("source"), MARSHAL_VERSION)
         bundle = {
             "package": WORKER_PACKAGE,
             "names": list(REMOTE_MODULES),
             "code": _worker_code(),
             "magic": CODE_MAGIC,
-            "packed": zlib.compress(sources, 1),  # 2 ms once; 9 would take 15 ms for 18% less
+            "ask_sources": True,
         }
     bundle.update(start=_start_code(), start_source=START)
     return marshal.dumps(bundle, MARSHAL_VERSION)
+
+
+@functools.cache
+def packed_sources() -> bytes:
+    """The sources of the modules, as a worker of another magic asks for them (the
+    ``SOURCES`` answer): marshalled and zlib-compressed, once per process."""
+    with _payloads_lock:
+        sources = marshal.dumps(_module_payloads("source"), MARSHAL_VERSION)
+    return zlib.compress(sources, 1)  # 2 ms once; 9 would take 15 ms for 18% less
+
+
+#: A traceback entry in one of our modules, as a worker without their sources prints it.
+_ENTRY = rf'( *)File "{WORKER_PACKAGE}/(\w+)\.py", line (\d+), in '
+
+
+def with_source_lines(text: str) -> str:
+    """``text`` (a worker's traceback) with the source line under each entry in one of our
+    modules that has none: a worker of our magic runs our code objects without the
+    sources, which it was not sent. Our files are those it runs."""
+    import re  # only for a traceback
+
+    lines = text.split("\n")
+    out: List[str] = []
+    for index, line in enumerate(lines):
+        out.append(line)
+        entry = re.match(_ENTRY, line)
+        if entry is None or entry.group(2) not in REMOTE_MODULES:
+            continue
+        indent = entry.group(1) + "    "
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if following.startswith(indent):
+            continue  # the worker had the line
+        source = str(module_payload(entry.group(2), "source")).splitlines()
+        number = int(entry.group(3))
+        if 0 < number <= len(source) and source[number - 1].strip():
+            out.append(indent + source[number - 1].strip())
+    return "\n".join(out)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Optional, Set
 from . import bootstrap
 from ._remote.channel import Channel
 from ._remote.engine import BaseGateway
-from ._remote.errors import DataFormatError
+from ._remote.errors import DataFormatError, RemoteError
 from ._remote.protocol import MessageType
 from ._remote.serializer import dumps_parts, loads
 from .errors import BootstrapError
@@ -110,6 +110,22 @@ class Gateway(BaseGateway):
         pid = facts.get("pid")
         self._io.worker_ready(pid if isinstance(pid, int) else None)
         self._ready.set()
+
+    def _handle_sources_request(self) -> None:
+        """A worker of another bytecode magic asks for our sources (``bootstrap``): the
+        answer goes from a thread of its own, not the one reading this stream."""
+
+        def answer() -> None:
+            payload = bootstrap.packed_sources()
+            self._sender.send_quietly(MessageType.SOURCES, 0, [payload])
+
+        threading.Thread(target=answer, name=f"xnet-sources-{self.id}", daemon=True).start()
+
+    @staticmethod
+    def _remote_error(payload: Any) -> RemoteError:
+        """With our modules' lines, which a worker of our magic does not have."""
+        error = BaseGateway._remote_error(payload)
+        return RemoteError(bootstrap.with_source_lines(str(error)))
 
     def _on_connection_lost(self, reason: BaseException) -> None:
         self._ready.set()  # wake a waiter in _wait_ready, which then sees the loss

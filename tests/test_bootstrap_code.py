@@ -110,7 +110,7 @@ def test_the_bundle_is_built_once_when_many_gateways_open_at_once() -> None:
     for thread in threads:
         thread.join()
     assert bootstrap._worker_code.cache_info().misses == 1
-    assert bootstrap._module_payloads.cache_info().misses == 1
+    assert bootstrap._module_payloads.cache_info().misses == 0  # sources: only on request
     assert bootstrap._modules_bytes.cache_info().misses == 1
 
 
@@ -133,22 +133,27 @@ def test_jobs_call_their_remote_half_from_the_bundle() -> None:
 SOURCE_PROBE = """
 import sys
 importer = [f for f in sys.meta_path if type(f).__name__ == "_XnetImporter"][0]
-channel.send(importer.get_source(importer.package + ".framing").splitlines()[0])
+source = importer.get_source(importer.package + ".framing")
+channel.send(source and source.splitlines()[0])
 """
 
 
 @pytest.mark.parametrize("worker", [True, False], indirect=True, ids=["same", "other"])
-def test_the_sources_travel_packed_and_unpack_on_first_need(worker: execnet_cli.Gateway) -> None:
-    """Only a worker with another magic needs them: they are compressed in the bundle;
-    any worker still has them for tracebacks (``get_source``)."""
+def test_only_a_worker_of_another_magic_gets_the_sources(
+    worker: execnet_cli.Gateway, request: pytest.FixtureRequest
+) -> None:
+    """A worker of our magic never reads the sources: they are not in the bundle (they
+    were ~19 % of it). A worker of another magic asks for them, packed."""
     import marshal
 
-    blob = bootstrap._modules_bytes(False)
-    bundle = marshal.loads(blob)
-    assert "modules" not in bundle and bundle["names"] == list(bootstrap.REMOTE_MODULES)
-    assert len(bundle["packed"]) * 2 < sum(len(module_source(n)) for n in bundle["names"])
+    bundle = marshal.loads(bootstrap._modules_bytes(False))
+    assert "modules" not in bundle and "packed" not in bundle and bundle["ask_sources"]
+    assert bundle["names"] == list(bootstrap.REMOTE_MODULES)
+    packed = bootstrap.packed_sources()
+    assert len(packed) * 2 < sum(len(module_source(n)) for n in bundle["names"])
     first = worker.remote_exec(SOURCE_PROBE).receive(10)
-    assert first == module_source("framing").splitlines()[0]
+    same_magic = request.node.callspec.id == "same"
+    assert first == (None if same_magic else module_source("framing").splitlines()[0])
 
 
 def module_source(name: str) -> str:
@@ -172,3 +177,35 @@ def test_stage_2_runs_the_compiled_start_where_the_magic_is_ours(same_magic: boo
     argv = bootstrap.stage1_argv(python)
     done = subprocess.run(argv, input=data, capture_output=True, timeout=60)
     assert done.stdout == (b"code" if same_magic else b"text"), done.stderr
+
+
+def test_what_is_sent_before_the_sources_answer_runs_first_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker of another magic asks for the sources once it has read the bootstrap; what
+    the controller sent behind the bootstrap before answering (a job: ``before_ready``) is
+    kept by the worker and runs first, in order."""
+    python = _other_python(False)
+    sent = threading.Event()
+    packed_sources = bootstrap.packed_sources
+
+    def late_answer() -> bytes:
+        sent.wait(30)  # the answer leaves only after the requests behind the bootstrap
+        return packed_sources()
+
+    monkeypatch.setattr(bootstrap, "packed_sources", late_answer)
+    channels = []
+
+    def before_ready(gateway: execnet_cli.Gateway) -> None:
+        channels.extend(gateway.remote_exec(f"channel.send({n})") for n in (1, 2))
+        sent.set()
+
+    group = execnet_cli.Group()
+    try:
+        gateway = group.makegateway(f"popen//python={python}", before_ready=before_ready)
+        assert [channel.receive(10) for channel in channels] == [1, 2]
+        probe = "import __main__\nchannel.send(__main__._xnet_bundle['config']['pending_frames'])"
+        kept = gateway.remote_exec(probe).receive(10)
+        assert [(kind, number) for kind, number, _ in kept] == [(3, 1), (3, 3)]  # CHANNEL_EXEC
+    finally:
+        group.terminate()
