@@ -336,7 +336,7 @@ def with_source_lines(text: str) -> str:
         entry = re.match(_ENTRY, line)
         if entry is None or entry.group(2) not in REMOTE_MODULES:
             continue
-        indent = entry.group(1) + "    "
+        indent = entry.group(1) + "  "  # as traceback prints a line under its entry
         following = lines[index + 1] if index + 1 < len(lines) else ""
         if following.startswith(indent):
             continue  # the worker had the line
