@@ -62,6 +62,11 @@ REMOTE_MODULES = (
     "compat_format",
     "jobs",
 )
+#: Modules a worker of another interpreter gets only where its settings use them, ~21 % of
+#: its bundle: the fork server's (a fork server runs this interpreter) and execnet's
+#: compatibility layer (``execnet_alias``). ``Gateway.remote_modules`` ships them where
+#: wanted (a relay imports ``forkserver``); a worker that asks for the sources gets all.
+ON_DEMAND = ("forkserver", "compat", "compat_format")
 #: Version 4 of marshal is read by every Python 3.4+, for the source form of the bundle.
 MARSHAL_VERSION = 4
 #: The bytecode version of our code objects: a worker whose interpreter has it runs them.
@@ -269,8 +274,11 @@ _payloads_lock = threading.Lock()
 def bootstrap_bytes(config: Dict[str, Any], same_python: bool) -> bytes:
     """Everything to write to a fresh worker's stdin before the protocol starts: stage 2,
     the modules (the same for every worker: marshalled once) and the worker's settings."""
+    names: Tuple[str, ...] = REMOTE_MODULES
+    if not same_python and not config.get("execnet_alias"):
+        names = tuple(name for name in names if name not in ON_DEMAND)
     with _payloads_lock:
-        modules = _modules_bytes(same_python)
+        modules = _modules_bytes(same_python, names)
     settings = marshal.dumps(config, MARSHAL_VERSION)
     stage2 = STAGE2.encode()
     return b"".join(
@@ -291,18 +299,22 @@ def _start_code() -> bytes:
     return marshal.dumps(compile(START, "<xnet bootstrap>", "exec", dont_inherit=True))
 
 
-@functools.lru_cache(maxsize=2)
-def _modules_bytes(same_python: bool) -> bytes:
-    """The bundle: this interpreter's code objects; else ours (run by a worker with our
-    magic), and a worker of another magic asks for the sources (``packed_sources``)."""
+@functools.lru_cache(maxsize=4)
+def _modules_bytes(same_python: bool, names: Tuple[str, ...] = REMOTE_MODULES) -> bytes:
+    """The bundle of modules ``names``: this interpreter's code objects; else ours (run by
+    a worker with our magic), and a worker of another magic asks for the sources
+    (``packed_sources``)."""
     if same_python:
-        bundle: Dict[str, Any] = {"package": WORKER_PACKAGE, "modules": _module_payloads("code")}
+        code = _module_payloads("code")
+        bundle: Dict[str, Any] = {"package": WORKER_PACKAGE}
+        bundle["modules"] = {name: code[name] for name in names}
         bundle["magic"] = CODE_MAGIC
     else:
+        code = _worker_code()
         bundle = {
             "package": WORKER_PACKAGE,
-            "names": list(REMOTE_MODULES),
-            "code": _worker_code(),
+            "names": list(names),
+            "code": {name: code[name] for name in names},
             "magic": CODE_MAGIC,
             "ask_sources": True,
         }

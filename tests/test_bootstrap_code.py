@@ -61,8 +61,29 @@ def worker(request: pytest.FixtureRequest) -> Iterator[execnet_cli.Gateway]:
 @pytest.mark.parametrize("worker", [True], indirect=True, ids=["same magic"])
 def test_a_worker_with_our_magic_runs_our_code_objects(worker: execnet_cli.Gateway) -> None:
     count, filename = worker.remote_exec(PROBE).receive()
-    assert count == len(bootstrap.REMOTE_MODULES)
+    assert count == len(bootstrap.REMOTE_MODULES) - len(bootstrap.ON_DEMAND)
     assert filename == "xnet_remote/worker.py"  # as if compiled there: no path of ours
+
+
+@pytest.mark.parametrize("worker", [True, False], indirect=True, ids=["same", "other"])
+def test_modules_few_workers_use_are_shipped_where_wanted(worker: execnet_cli.Gateway) -> None:
+    """The fork server's and execnet's compatibility modules are left out of the bundle of
+    a worker of another interpreter; ``remote_modules`` ships them (a relay imports
+    ``forkserver``)."""
+    probe = "from xnet_remote import forkserver\nchannel.send(forkserver.__name__)"
+    if "sources" not in worker.remote_exec(HAS_SOURCES).receive(10):
+        with pytest.raises(execnet_cli.RemoteError, match="forkserver"):
+            worker.remote_exec(probe).waitclose(10)
+    assert worker.remote_modules("forkserver") == bootstrap.WORKER_PACKAGE
+    assert worker.remote_exec(probe).receive(10) == "xnet_remote.forkserver"
+
+
+#: "sources" when the worker has them (it asked: another magic), else "code".
+HAS_SOURCES = """
+import sys
+importer = [f for f in sys.meta_path if type(f).__name__ == "_XnetImporter"][0]
+channel.send("code" if importer.code else "sources")
+"""
 
 
 @pytest.mark.parametrize("worker", [False], indirect=True, ids=["other magic"])
