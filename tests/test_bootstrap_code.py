@@ -236,3 +236,23 @@ def test_what_is_sent_before_the_sources_answer_runs_first_in_order(
         assert [(kind, number) for kind, number, _ in kept] == [(3, 1), (3, 3)]  # CHANNEL_EXEC
     finally:
         group.terminate()
+
+
+@pytest.mark.parametrize("same_python", [True, False], ids=["same python", "other python"])
+def test_execnet_compatibility_travels_where_the_settings_use_it(same_python: bool) -> None:
+    """``execnet_alias`` (the controller runs execnet's API) makes the worker import the
+    compatibility modules at start: they travel in its bundle then, as to a fork server's
+    interpreter (ours) always."""
+    import marshal
+
+    def shipped(config: dict) -> set[str]:
+        data = bootstrap.bootstrap_bytes(config, same_python)
+        start = 8 + int(data[:8])
+        size = int(data[start : start + 12])
+        bundle = marshal.loads(data[start + 12 : start + 12 + size])
+        return set(bundle["modules"] if same_python else bundle["code"])
+
+    everything = set(bootstrap.REMOTE_MODULES)
+    assert shipped({"execnet_alias": "2.1.1"}) == everything
+    trimmed = everything - set(bootstrap.ON_DEMAND)
+    assert shipped({}) == (everything if same_python else trimmed)
