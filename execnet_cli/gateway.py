@@ -82,6 +82,7 @@ class Gateway(BaseGateway):
         self._finished = False
         self._modules_lock = threading.Lock()
         # Not ``ON_DEMAND``: a worker may have them, then gets their sources again (rare).
+        self._sources_asked = False  # the worker asked for our sources (it asks once)
         self._shipped_modules: Set[str] = set(bootstrap.REMOTE_MODULES) - set(bootstrap.ON_DEMAND)
 
     def __repr__(self) -> str:
@@ -114,7 +115,12 @@ class Gateway(BaseGateway):
 
     def _handle_sources_request(self) -> None:
         """A worker of another bytecode magic asks for our sources (``bootstrap``): the
-        answer goes from a thread of its own, not the one reading this stream."""
+        answer goes from a thread of its own, not the one reading this stream, once (a
+        worker that asked again could make us start threads without end)."""
+        if self._sources_asked:
+            log.warning("gateway %r: ignoring a second request for sources", self.id)
+            return
+        self._sources_asked = True
 
         def answer() -> None:
             payload = bootstrap.packed_sources()

@@ -256,3 +256,22 @@ def test_execnet_compatibility_travels_where_the_settings_use_it(same_python: bo
     assert shipped({"execnet_alias": "2.1.1"}) == everything
     trimmed = everything - set(bootstrap.ON_DEMAND)
     assert shipped({}) == (everything if same_python else trimmed)
+
+
+def test_a_worker_gets_the_sources_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each request would cost the controller a thread and the send: a worker that asks
+    again (it never needs to) is not answered."""
+    from execnet_cli._remote.protocol import MessageType
+
+    answers: list[int] = []
+    monkeypatch.setattr(bootstrap, "packed_sources", lambda: answers.append(1) or b"")
+    gateway = execnet_cli.makegateway(f"popen//python={_other_python(True)}")
+    try:
+        for _ in range(3):
+            gateway._dispatch((MessageType.SOURCES, 0, b""))
+        for thread in threading.enumerate():
+            if thread.name.startswith("xnet-sources-"):
+                thread.join(10)
+        assert answers == [1]
+    finally:
+        gateway.exit()
