@@ -81,8 +81,8 @@ class Gateway(BaseGateway):
         self._finish_lock = threading.Lock()
         self._finished = False
         self._modules_lock = threading.Lock()
-        # Not ``ON_DEMAND``: a worker may have them, then gets their sources again (rare).
         self._sources_asked = False  # the worker asked for our sources (it asks once)
+        # Not ``ON_DEMAND``: a worker may have them, then gets their sources again (rare).
         self._shipped_modules: Set[str] = set(bootstrap.REMOTE_MODULES) - set(bootstrap.ON_DEMAND)
 
     def __repr__(self) -> str:
