@@ -66,6 +66,7 @@ job = frame(MessageType.CHANNEL_EXEC, 1, dumps_parts(request))
 end = frame(MessageType.GATEWAY_TERMINATE, 0, [])
 same = bootstrap.same_interpreter(python)
 CLOSES = (MessageType.CHANNEL_CLOSE, MessageType.CHANNEL_CLOSE_ERROR)
+SOURCES = getattr(MessageType, "SOURCES", None)  # None: a tree whose bundle holds them
 def cost(argv, run):  # run(argv) runs the process to its end
     if counting:
         with tempfile.TemporaryDirectory() as tmp:
@@ -90,6 +91,9 @@ def worker(argv, data):  # the job behind the bootstrap; terminate once it close
         for kind, channel, payload in decoder.feed(chunk):
             if channel == 1 and kind in CLOSES:
                 closed = kind
+            elif kind == SOURCES:  # a worker of another magic asks for them
+                child.stdin.write(frame(SOURCES, 0, [bootstrap.packed_sources()]))
+                child.stdin.flush()
     assert closed == MessageType.CHANNEL_CLOSE, "the job failed"
     child.stdin.write(end)
     child.stdin.close()

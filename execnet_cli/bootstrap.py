@@ -11,10 +11,15 @@ an importer that serves the modules as the package ``xnet_remote`` and calls
 
 The modules travel as code objects when the worker is this very interpreter (no
 compile on the far side: faster start), else as our code objects with our interpreter's
-magic number, and the sources (any Python >= 3.8) zlib-compressed: a worker whose
-interpreter has the same magic (any 3.11.x for a 3.11 controller, as with .pyc files)
-runs the code objects and never unpacks the sources; any other unpacks them and compiles
-those of the modules it imports.
+magic number: a worker whose interpreter has the same magic (any 3.11.x for a 3.11
+controller, as with .pyc files) runs them. Any other asks for the sources (any Python
+>= 3.8): its ``START`` writes a ``SOURCES`` frame, the controller's gateway answers with
+one carrying them zlib-compressed (``packed_sources``), and the worker compiles those of
+the modules it imports. The sources were ~19 % of every worker's bootstrap that a worker
+of our magic never read; the ask costs a round trip only where the magic differs. Frames
+that came before the answer (a job sent behind the bootstrap) are kept for the worker's
+reader. A worker of our magic has no sources: the controller puts our modules' lines
+into its tracebacks (``with_source_lines``).
 Both stages read with ``os.read`` on fd 0, never through a buffered file, so no byte of
 the protocol that follows is swallowed.
 """
@@ -57,6 +62,11 @@ REMOTE_MODULES = (
     "compat_format",
     "jobs",
 )
+#: Modules a worker of another interpreter gets only where its settings use them, ~21 % of
+#: its bundle: the fork server's (a fork server runs this interpreter) and execnet's
+#: compatibility layer (``execnet_alias``). ``Gateway.remote_modules`` ships them where
+#: wanted (a relay imports ``forkserver``); a worker that asks for the sources gets all.
+ON_DEMAND = ("forkserver", "compat", "compat_format")
 #: Version 4 of marshal is read by every Python 3.4+, for the source form of the bundle.
 MARSHAL_VERSION = 4
 #: The bytecode version of our code objects: a worker whose interpreter has it runs them.
@@ -100,6 +110,21 @@ class _XnetImporter(object):
         self.packed = bundle.get("packed")
         magic = getattr(sys.modules.get("_frozen_importlib_external"), "MAGIC_NUMBER", None)
         self.code = bundle.get("code", {}) if magic and bundle.get("magic") == magic else {}
+        if not self.code and self.packed is None and bundle.get("ask_sources"):
+            self.packed, bundle["config"]["pending_frames"] = self._ask_sources()
+    @staticmethod
+    def _ask_sources():
+        # A SOURCES frame (type 9, channel 0, empty); the answer is one carrying them.
+        # Frames before it (a job sent behind the bootstrap) are kept for the reader.
+        os.write(1, b"\x09" + bytes(8))
+        pending = []
+        while True:
+            head = _xnet_read(9)
+            size = int.from_bytes(head[5:9], "big")
+            payload = _xnet_read(size) if size else b""
+            if head[0] == 9:
+                return payload, pending
+            pending.append((head[0], int.from_bytes(head[1:5], "big"), payload))
     def _data(self, short):
         data = self.modules.get(short)
         if data is None and self.packed is not None:
@@ -249,8 +274,11 @@ _payloads_lock = threading.Lock()
 def bootstrap_bytes(config: Dict[str, Any], same_python: bool) -> bytes:
     """Everything to write to a fresh worker's stdin before the protocol starts: stage 2,
     the modules (the same for every worker: marshalled once) and the worker's settings."""
+    names: Tuple[str, ...] = REMOTE_MODULES
+    if not same_python and not config.get("execnet_alias"):
+        names = tuple(name for name in names if name not in ON_DEMAND)
     with _payloads_lock:
-        modules = _modules_bytes(same_python)
+        modules = _modules_bytes(same_python, names)
     settings = marshal.dumps(config, MARSHAL_VERSION)
     stage2 = STAGE2.encode()
     return b"".join(
@@ -271,22 +299,61 @@ def _start_code() -> bytes:
     return marshal.dumps(compile(START, "<xnet bootstrap>", "exec", dont_inherit=True))
 
 
-@functools.lru_cache(maxsize=2)
-def _modules_bytes(same_python: bool) -> bytes:
-    """The bundle: this interpreter's code objects; else ours (run by a worker with our
-    magic) and the sources compressed (only a worker with another magic reads them:
-    they would be ~40% of every other worker's bootstrap)."""
+@functools.lru_cache(maxsize=4)
+def _modules_bytes(same_python: bool, names: Tuple[str, ...] = REMOTE_MODULES) -> bytes:
+    """The bundle of modules ``names``: this interpreter's code objects; else ours (run by
+    a worker with our magic), and a worker of another magic asks for the sources
+    (``packed_sources``)."""
     if same_python:
-        bundle: Dict[str, Any] = {"package": WORKER_PACKAGE, "modules": _module_payloads("code")}
+        code = _module_payloads("code")
+        bundle: Dict[str, Any] = {"package": WORKER_PACKAGE}
+        bundle["modules"] = {name: code[name] for name in names}
         bundle["magic"] = CODE_MAGIC
     else:
-        sources = marshal.dumps(_module_payloads("source"), MARSHAL_VERSION)
+        code = _worker_code()
         bundle = {
             "package": WORKER_PACKAGE,
-            "names": list(REMOTE_MODULES),
-            "code": _worker_code(),
+            "names": list(names),
+            "code": {name: code[name] for name in names},
             "magic": CODE_MAGIC,
-            "packed": zlib.compress(sources, 1),  # 2 ms once; 9 would take 15 ms for 18% less
+            "ask_sources": True,
         }
     bundle.update(start=_start_code(), start_source=START)
     return marshal.dumps(bundle, MARSHAL_VERSION)
+
+
+@functools.cache
+def packed_sources() -> bytes:
+    """The sources of the modules, as a worker of another magic asks for them (the
+    ``SOURCES`` answer): marshalled and zlib-compressed, once per process."""
+    with _payloads_lock:
+        sources = marshal.dumps(_module_payloads("source"), MARSHAL_VERSION)
+    return zlib.compress(sources, 1)  # 2 ms once; 9 would take 15 ms for 18% less
+
+
+#: A traceback entry in one of our modules, as a worker without their sources prints it.
+_ENTRY = rf'( *)File "{WORKER_PACKAGE}/(\w+)\.py", line (\d+), in '
+
+
+def with_source_lines(text: str) -> str:
+    """``text`` (a worker's traceback) with the source line under each entry in one of our
+    modules that has none: a worker of our magic runs our code objects without the
+    sources, which it was not sent. Our files are those it runs."""
+    import re  # only for a traceback
+
+    lines = text.split("\n")
+    out: List[str] = []
+    for index, line in enumerate(lines):
+        out.append(line)
+        entry = re.match(_ENTRY, line)
+        if entry is None or entry.group(2) not in REMOTE_MODULES:
+            continue
+        indent = entry.group(1) + "  "  # as traceback prints a line under its entry
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if following.startswith(indent):
+            continue  # the worker had the line
+        source = str(module_payload(entry.group(2), "source")).splitlines()
+        number = int(entry.group(3))
+        if 0 < number <= len(source) and source[number - 1].strip():
+            out.append(indent + source[number - 1].strip())
+    return "\n".join(out)

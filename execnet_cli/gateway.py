@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Set
 from . import bootstrap
 from ._remote.channel import Channel
 from ._remote.engine import BaseGateway
-from ._remote.errors import DataFormatError
+from ._remote.errors import DataFormatError, RemoteError
 from ._remote.protocol import MessageType
 from ._remote.serializer import dumps_parts, loads
 from .errors import BootstrapError
@@ -85,7 +85,9 @@ class Gateway(BaseGateway):
         self._finish_lock = threading.Lock()
         self._finished = False
         self._modules_lock = threading.Lock()
-        self._shipped_modules: Set[str] = set(bootstrap.REMOTE_MODULES)
+        self._sources_asked = False  # the worker asked for our sources (it asks once)
+        # Not ``ON_DEMAND``: a worker may have them, then gets their sources again (rare).
+        self._shipped_modules: Set[str] = set(bootstrap.REMOTE_MODULES) - set(bootstrap.ON_DEMAND)
 
     def __repr__(self) -> str:
         state = "receive-live" if self.hasreceiver() else "not-receiving"
@@ -114,6 +116,27 @@ class Gateway(BaseGateway):
         pid = facts.get("pid")
         self._io.worker_ready(pid if isinstance(pid, int) else None)
         self._ready.set()
+
+    def _handle_sources_request(self) -> None:
+        """A worker of another bytecode magic asks for our sources (``bootstrap``): the
+        answer goes from a thread of its own, not the one reading this stream, once (a
+        worker that asked again could make us start threads without end)."""
+        if self._sources_asked:
+            log.warning("gateway %r: ignoring a second request for sources", self.id)
+            return
+        self._sources_asked = True
+
+        def answer() -> None:
+            payload = bootstrap.packed_sources()
+            self._sender.send_quietly(MessageType.SOURCES, 0, [payload])
+
+        threading.Thread(target=answer, name=f"xnet-sources-{self.id}", daemon=True).start()
+
+    @staticmethod
+    def _remote_error(payload: Any) -> RemoteError:
+        """With our modules' lines, which a worker of our magic does not have."""
+        error = BaseGateway._remote_error(payload)
+        return RemoteError(bootstrap.with_source_lines(str(error)))
 
     def _on_connection_lost(self, reason: BaseException) -> None:
         self._ready.set()  # wake a waiter in _wait_ready, which then sees the loss

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -60,8 +61,29 @@ def worker(request: pytest.FixtureRequest) -> Iterator[execnet_cli.Gateway]:
 @pytest.mark.parametrize("worker", [True], indirect=True, ids=["same magic"])
 def test_a_worker_with_our_magic_runs_our_code_objects(worker: execnet_cli.Gateway) -> None:
     count, filename = worker.remote_exec(PROBE).receive()
-    assert count == len(bootstrap.REMOTE_MODULES)
+    assert count == len(bootstrap.REMOTE_MODULES) - len(bootstrap.ON_DEMAND)
     assert filename == "xnet_remote/worker.py"  # as if compiled there: no path of ours
+
+
+@pytest.mark.parametrize("worker", [True, False], indirect=True, ids=["same", "other"])
+def test_modules_few_workers_use_are_shipped_where_wanted(worker: execnet_cli.Gateway) -> None:
+    """The fork server's and execnet's compatibility modules are left out of the bundle of
+    a worker of another interpreter; ``remote_modules`` ships them (a relay imports
+    ``forkserver``)."""
+    probe = "from xnet_remote import forkserver\nchannel.send(forkserver.__name__)"
+    if "sources" not in worker.remote_exec(HAS_SOURCES).receive(10):
+        with pytest.raises(execnet_cli.RemoteError, match="forkserver"):
+            worker.remote_exec(probe).waitclose(10)
+    assert worker.remote_modules("forkserver") == bootstrap.WORKER_PACKAGE
+    assert worker.remote_exec(probe).receive(10) == "xnet_remote.forkserver"
+
+
+#: "sources" when the worker has them (it asked: another magic), else "code".
+HAS_SOURCES = """
+import sys
+importer = [f for f in sys.meta_path if type(f).__name__ == "_XnetImporter"][0]
+channel.send("code" if importer.code else "sources")
+"""
 
 
 @pytest.mark.parametrize("worker", [False], indirect=True, ids=["other magic"])
@@ -87,8 +109,13 @@ def test_remote_tracebacks_show_the_shipped_source(worker: execnet_cli.Gateway) 
     with pytest.raises(execnet_cli.RemoteError) as info:
         worker.remote_exec(RAISE_INSIDE).waitclose(10)
     text = str(info.value)
-    assert 'File "xnet_remote/' in text, text
-    assert "def " in text or "raise " in text or "dumps" in text, text  # source lines shown
+    lines = text.splitlines()
+    entries = [i for i, line in enumerate(lines) if line.startswith('  File "xnet_remote/')]
+    assert entries, text
+    for i in entries:  # each with its source line, as traceback prints it
+        name, number = re.match(r'  File "xnet_remote/(\w+)\.py", line (\d+)', lines[i]).groups()
+        source = module_source(name).splitlines()[int(number) - 1].strip()
+        assert lines[i + 1] == "    " + source, text
 
 
 def test_the_bundle_is_built_once_when_many_gateways_open_at_once() -> None:
@@ -110,7 +137,7 @@ def test_the_bundle_is_built_once_when_many_gateways_open_at_once() -> None:
     for thread in threads:
         thread.join()
     assert bootstrap._worker_code.cache_info().misses == 1
-    assert bootstrap._module_payloads.cache_info().misses == 1
+    assert bootstrap._module_payloads.cache_info().misses == 0  # sources: only on request
     assert bootstrap._modules_bytes.cache_info().misses == 1
 
 
@@ -133,22 +160,27 @@ def test_jobs_call_their_remote_half_from_the_bundle() -> None:
 SOURCE_PROBE = """
 import sys
 importer = [f for f in sys.meta_path if type(f).__name__ == "_XnetImporter"][0]
-channel.send(importer.get_source(importer.package + ".framing").splitlines()[0])
+source = importer.get_source(importer.package + ".framing")
+channel.send(source and source.splitlines()[0])
 """
 
 
 @pytest.mark.parametrize("worker", [True, False], indirect=True, ids=["same", "other"])
-def test_the_sources_travel_packed_and_unpack_on_first_need(worker: execnet_cli.Gateway) -> None:
-    """Only a worker with another magic needs them: they are compressed in the bundle;
-    any worker still has them for tracebacks (``get_source``)."""
+def test_only_a_worker_of_another_magic_gets_the_sources(
+    worker: execnet_cli.Gateway, request: pytest.FixtureRequest
+) -> None:
+    """A worker of our magic never reads the sources: they are not in the bundle (they
+    were ~19 % of it). A worker of another magic asks for them, packed."""
     import marshal
 
-    blob = bootstrap._modules_bytes(False)
-    bundle = marshal.loads(blob)
-    assert "modules" not in bundle and bundle["names"] == list(bootstrap.REMOTE_MODULES)
-    assert len(bundle["packed"]) * 2 < sum(len(module_source(n)) for n in bundle["names"])
+    bundle = marshal.loads(bootstrap._modules_bytes(False))
+    assert "modules" not in bundle and "packed" not in bundle and bundle["ask_sources"]
+    assert bundle["names"] == list(bootstrap.REMOTE_MODULES)
+    packed = bootstrap.packed_sources()
+    assert len(packed) * 2 < sum(len(module_source(n)) for n in bundle["names"])
     first = worker.remote_exec(SOURCE_PROBE).receive(10)
-    assert first == module_source("framing").splitlines()[0]
+    same_magic = request.node.callspec.id == "same"
+    assert first == (None if same_magic else module_source("framing").splitlines()[0])
 
 
 def module_source(name: str) -> str:
@@ -172,3 +204,74 @@ def test_stage_2_runs_the_compiled_start_where_the_magic_is_ours(same_magic: boo
     argv = bootstrap.stage1_argv(python)
     done = subprocess.run(argv, input=data, capture_output=True, timeout=60)
     assert done.stdout == (b"code" if same_magic else b"text"), done.stderr
+
+
+def test_what_is_sent_before_the_sources_answer_runs_first_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker of another magic asks for the sources once it has read the bootstrap; what
+    the controller sent behind the bootstrap before answering (a job: ``before_ready``) is
+    kept by the worker and runs first, in order."""
+    python = _other_python(False)
+    sent = threading.Event()
+    packed_sources = bootstrap.packed_sources
+
+    def late_answer() -> bytes:
+        sent.wait(30)  # the answer leaves only after the requests behind the bootstrap
+        return packed_sources()
+
+    monkeypatch.setattr(bootstrap, "packed_sources", late_answer)
+    channels = []
+
+    def before_ready(gateway: execnet_cli.Gateway) -> None:
+        channels.extend(gateway.remote_exec(f"channel.send({n})") for n in (1, 2))
+        sent.set()
+
+    group = execnet_cli.Group()
+    try:
+        gateway = group.makegateway(f"popen//python={python}", before_ready=before_ready)
+        assert [channel.receive(10) for channel in channels] == [1, 2]
+        probe = "import __main__\nchannel.send(__main__._xnet_bundle['config']['pending_frames'])"
+        kept = gateway.remote_exec(probe).receive(10)
+        assert [(kind, number) for kind, number, _ in kept] == [(3, 1), (3, 3)]  # CHANNEL_EXEC
+    finally:
+        group.terminate()
+
+
+@pytest.mark.parametrize("same_python", [True, False], ids=["same python", "other python"])
+def test_execnet_compatibility_travels_where_the_settings_use_it(same_python: bool) -> None:
+    """``execnet_alias`` (the controller runs execnet's API) makes the worker import the
+    compatibility modules at start: they travel in its bundle then, as to a fork server's
+    interpreter (ours) always."""
+    import marshal
+
+    def shipped(config: dict) -> set[str]:
+        data = bootstrap.bootstrap_bytes(config, same_python)
+        start = 8 + int(data[:8])
+        size = int(data[start : start + 12])
+        bundle = marshal.loads(data[start + 12 : start + 12 + size])
+        return set(bundle["modules"] if same_python else bundle["code"])
+
+    everything = set(bootstrap.REMOTE_MODULES)
+    assert shipped({"execnet_alias": "2.1.1"}) == everything
+    trimmed = everything - set(bootstrap.ON_DEMAND)
+    assert shipped({}) == (everything if same_python else trimmed)
+
+
+def test_a_worker_gets_the_sources_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each request would cost the controller a thread and the send: a worker that asks
+    again (it never needs to) is not answered."""
+    from execnet_cli._remote.protocol import MessageType
+
+    answers: list[int] = []
+    monkeypatch.setattr(bootstrap, "packed_sources", lambda: answers.append(1) or b"")
+    gateway = execnet_cli.makegateway(f"popen//python={_other_python(True)}")
+    try:
+        for _ in range(3):
+            gateway._dispatch((MessageType.SOURCES, 0, b""))
+        for thread in threading.enumerate():
+            if thread.name.startswith("xnet-sources-"):
+                thread.join(10)
+        assert answers == [1]
+    finally:
+        gateway.exit()

@@ -70,6 +70,38 @@ def test_exec_and_channels(gw):
     assert "ssh" in repr(gw.transport.describe())
 
 
+def test_a_worker_of_another_python_gets_the_sources_it_asks_for(sshd_host):
+    """Over ssh, a worker whose bytecode is not ours asks for the sources once it has read
+    the bootstrap; the request sent behind the bootstrap (``before_ready``, as ``xnet run``
+    does) waits in it, and runs."""
+    import importlib.util
+    import subprocess
+
+    magic = "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"
+    root = Path.home() / ".pyenv" / "versions"
+    pythons = sorted(str(p) for p in root.glob("3.*/bin/python3")) if root.is_dir() else []
+    other = [
+        p
+        for p in pythons
+        if subprocess.run([p, "-c", magic], capture_output=True, text=True).stdout
+        not in ("", importlib.util.MAGIC_NUMBER.hex())
+    ]
+    if not other:
+        pytest.skip("no other Python with another bytecode magic here")
+    channels = []
+    group = execnet_cli.Group()
+    try:
+        gateway = group.makegateway(
+            sshd_host.spec(python=other[0]),
+            before_ready=lambda gw: channels.append(
+                gw.remote_exec("import sys\nchannel.send(sys.version_info[:2])")
+            ),
+        )
+        assert channels[0].receive(10) == tuple(gateway._rinfo().version_info[:2])
+    finally:
+        group.terminate()
+
+
 def test_many_channels_at_once(gw):
     channels = [gw.remote_exec("channel.send(channel.receive() * 2)") for _ in range(20)]
     for number, channel in enumerate(channels):

@@ -81,7 +81,7 @@ class BaseGateway:
         elif msgtype == MessageType.CHANNEL_CLOSE:
             self._channels.far_closed(channel_id, None)
         elif msgtype == MessageType.CHANNEL_CLOSE_ERROR:
-            self._channels.far_closed(channel_id, _remote_error(payload))
+            self._channels.far_closed(channel_id, self._remote_error(payload))
         elif msgtype == MessageType.CHANNEL_LAST_MESSAGE:
             self._channels.far_done_sending(channel_id)
         elif msgtype == MessageType.GATEWAY_TERMINATE:
@@ -94,6 +94,8 @@ class BaseGateway:
             self._handle_ready(payload)
         elif msgtype == MessageType.RECONFIGURE:
             pass  # execnet's Python 2 string settings: nothing to do
+        elif msgtype == MessageType.SOURCES:
+            self._handle_sources_request()
         else:
             log.warning("gateway %r: ignoring message type %d", self.id, msgtype)
         return True
@@ -138,14 +140,17 @@ class BaseGateway:
     def _handle_ready(self, payload: Buffer) -> None:
         log.warning("gateway %r: ignoring an unexpected ready message", self.id)
 
+    def _handle_sources_request(self) -> None:
+        log.warning("gateway %r: ignoring a request for sources", self.id)
+
+    @staticmethod
+    def _remote_error(payload: Buffer) -> RemoteError:
+        """The error a ``CHANNEL_CLOSE_ERROR`` carries (its text, however it came)."""
+        try:
+            text = loads(payload)
+        except DataFormatError as exc:
+            text = f"(undecodable error text: {exc})"
+        return RemoteError(text if isinstance(text, str) else repr(text))
+
     def _on_connection_lost(self, reason: BaseException) -> None:
         """Called in the receiver thread once the stream has ended."""
-
-
-def _remote_error(payload: Buffer) -> RemoteError:
-    """The error a ``CHANNEL_CLOSE_ERROR`` carries (its text, however it came)."""
-    try:
-        text = loads(payload)
-    except DataFormatError as exc:
-        text = f"(undecodable error text: {exc})"
-    return RemoteError(text if isinstance(text, str) else repr(text))

@@ -73,6 +73,7 @@ class MessageType:
     CHANNEL_CLOSE_ERROR = 6
     CHANNEL_LAST_MESSAGE = 7
     WORKER_READY = 8
+    SOURCES = 9  # a worker of another magic asks for our sources, we send them (bootstrap)
 
     @classmethod
     def name_of(cls, value: int) -> str:

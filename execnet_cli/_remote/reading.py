@@ -36,7 +36,7 @@ from .threads import Condition
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, Deque, List, Optional, Tuple
+    from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple
 
     from .framing import Buffer, FrameTuple
 
@@ -254,6 +254,13 @@ class StreamReader:
                 backlog.clear()
                 self._end(EOFError(f"gateway {self._name!r}: terminated"))
                 return
+
+    def dispatch_early(self, frames: Sequence[FrameTuple]) -> None:
+        """Dispatch ``frames`` read before this reader existed (a worker's bootstrap read
+        them while it waited for our sources), in the calling thread, before the receiver
+        starts; a terminate among them ends the stream."""
+        self._backlog.extend(frames)
+        self._dispatch_backlog()
 
     def dispatching_here(self) -> bool:
         """Whether the calling thread reads the stream now, so dispatches what it reads

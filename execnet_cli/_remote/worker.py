@@ -28,9 +28,9 @@ from .threads import Condition, Event, start_daemon
 
 TYPE_CHECKING = False  # typing costs a worker milliseconds; annotations are strings
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Dict, Optional, Tuple
+    from typing import Any, Dict, Optional, Sequence, Tuple
 
-    from .framing import Buffer
+    from .framing import Buffer, FrameTuple
     from .protocol import ExecRequest
 
 EXIT_GRACE = 2.0
@@ -60,9 +60,12 @@ class WorkerGateway(BaseGateway):
         self.refusal: Optional[str] = None
         self._receiving = False
 
-    def serve(self, info: Dict[str, Any]) -> None:
-        """Announce readiness, then run tasks on this (the main) thread until the end."""
+    def serve(self, info: Dict[str, Any], early: Sequence[FrameTuple] = ()) -> None:
+        """Announce readiness, then run tasks on this (the main) thread until the end.
+        ``early``: frames the bootstrap read before us (``bootstrap.START``)."""
         self._send(MessageType.WORKER_READY, 0, dumps_parts(info))
+        if early:
+            self._reader.dispatch_early(early)
         self._start_receiver()
         try:
             while True:
@@ -358,7 +361,7 @@ def main(config: Dict[str, Any]) -> None:
     if problem:
         info["startup_error"] = problem  # the controller reports it and ends this worker
         gateway.refusal = problem
-    gateway.serve(info)
+    gateway.serve(info, config.get("pending_frames") or ())
     finish_process()
 
 
