@@ -6,7 +6,7 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from . import bootstrap
 from ._remote.channel import Channel
@@ -173,9 +173,12 @@ class Gateway(BaseGateway):
         Returns the channel the code sees as ``channel``. A function is called with the
         channel and ``kwargs``; a module runs with ``__name__ == "__channelexec__"``.
         """
-        request = prepare_request(source, kwargs)
+        return self._exec_request(dumps_parts(prepare_request(source, kwargs)))
+
+    def _exec_request(self, request: List[bytes]) -> Channel:
+        """``remote_exec`` of a serialized request (a group serializes it once for all)."""
         channel = self.newchannel()
-        self._send(MessageType.CHANNEL_EXEC, channel.id, dumps_parts(request))
+        self._send(MessageType.CHANNEL_EXEC, channel.id, request)
         return channel
 
     def remote_status(self, timeout: Optional[float] = None) -> RemoteStatus:

@@ -158,8 +158,18 @@ class Group:
     # -- running ---------------------------------------------------------------------
 
     def remote_exec(self, source: Any, **kwargs: Any) -> MultiChannel:
-        """``remote_exec`` on every gateway; returns their channels as one."""
-        return MultiChannel([gw.remote_exec(source, **kwargs) for gw in self])
+        """``remote_exec`` on every gateway; returns their channels as one.
+
+        The request is prepared and serialized once: every gateway gets the same bytes.
+        """
+        gateways = list(self)
+        if not gateways:
+            return MultiChannel([])
+        from ._remote.serializer import dumps_parts
+        from .source import prepare_request
+
+        request = dumps_parts(prepare_request(source, kwargs))
+        return MultiChannel([gw._exec_request(request) for gw in gateways])
 
     def terminate(self, timeout: Optional[float] = None) -> None:
         """End every gateway: all are asked at once, then waited for, then killed.

@@ -50,6 +50,20 @@ def test_multichannel_send_and_receive_each(group):
     mch.waitclose(10)
 
 
+def _scaled(channel, factor):
+    channel.send(channel.receive() * factor)
+
+
+def test_a_function_with_kwargs_runs_on_every_gateway_and_an_empty_group_runs_nothing(group):
+    mch = group.remote_exec(_scaled, factor=3)  # prepared and serialized once for all
+    mch.send_each(7)
+    assert mch.receive_each() == [21, 21, 21]
+    mch.waitclose(10)
+    with pytest.raises(ValueError, match="keyword arguments"):
+        group.remote_exec("pass", factor=3)
+    assert list(execnet_cli.Group().remote_exec("channel.send(1)")) == []
+
+
 def test_receive_each_withchannel(group):
     mch = group.remote_exec("channel.send(1)")
     pairs = mch.receive_each(withchannel=True)

@@ -204,3 +204,38 @@ def test_lean_socket_send_waits_only_when_the_kernel_is_full() -> None:
     finally:
         sock.close()
         theirs.close()
+
+
+def test_packet_padding_is_paramikos_with_pooled_random_bytes(sshd_host: SshdHost) -> None:
+    from paramiko.packet import Packetizer
+
+    from execnet_cli.transports.ssh import lean
+
+    connection = connect(settings_for(sshd_host.ssh_value()), 10)
+    try:
+        packetizer = connection.transport.packetizer
+        assert packetizer._build_packet.__self__.__class__ is lean._Padding
+        for size in (0, 1, 11, 12, 13, 100, 4096, 32768):
+            payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+            ours = packetizer._build_packet(payload)
+            theirs = Packetizer._build_packet(packetizer, payload)  # paramiko's own
+            padding = ours[4]
+            assert len(ours) == len(theirs) and ours[:5] == theirs[:5]
+            assert ours[5 : 5 + size] == payload and len(ours) == 5 + size + padding
+        channel = connection.transport.open_session(timeout=10)  # the server accepts them
+        channel.exec_command("true")
+        assert channel.recv_exit_status() == 0
+    finally:
+        connection.close()
+
+
+def test_padding_bytes_are_never_reused() -> None:
+    from execnet_cli.transports.ssh import lean
+
+    class Packetizer:
+        _build_packet = None
+
+    padding = lean._Padding(Packetizer())
+    taken = [padding.random(19) for _ in range(3 * lean.PADDING_POOL // 19)]
+    assert all(len(piece) == 19 for piece in taken)
+    assert len(set(taken)) == len(taken)  # 152 random bits each: a repeat is a reuse

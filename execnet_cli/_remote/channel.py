@@ -359,6 +359,22 @@ class ChannelRegistry:
             except Exception:
                 log.exception("gateway %r: callback of channel %d failed", self.gateway.id, id)
 
+    def hold_quiet(self, id: int) -> bool:
+        """For a reader that must never wait or run callbacks (ssh's transport thread):
+        take the receive lock without waiting, if channel ``id`` has no callback. True:
+        the caller may dispatch its frame, then must call ``release``."""
+        lock = self._receive_lock
+        if not lock.acquire(False):
+            return False
+        inbox = self._inboxes.get(id)
+        if inbox is not None and inbox.callback is not None:
+            lock.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        self._receive_lock.release()
+
     def far_closed(self, id: int, error: Optional[RemoteError]) -> None:
         """The far side closed channel ``id``, with ``error`` or normally."""
         inbox = self._inboxes.get(id)

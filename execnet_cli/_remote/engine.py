@@ -61,8 +61,12 @@ class BaseGateway:
     def _start_receiver(self) -> None:
         import threading  # a worker starts its receiver without it (``WorkerGateway``)
 
+        push = getattr(self._io, "push_frames", None)  # transports/base.py
+        loop = push(self) if push is not None else None
         self._receiver = threading.Thread(
-            target=self._reader.background_loop, name=f"xnet-receiver-{self.id}", daemon=True
+            target=loop or self._reader.background_loop,
+            name=f"xnet-receiver-{self.id}",
+            daemon=True,
         )
         self._receiver.start()
 
@@ -95,6 +99,24 @@ class BaseGateway:
         else:
             log.warning("gateway %r: ignoring message type %d", self.id, msgtype)
         return True
+
+    def _dispatch_inline(self, frame: FrameTuple) -> Optional[bool]:
+        """``_dispatch`` for a thread that must never wait on us: paramiko's transport
+        thread, which also takes in the window adjusts a blocked send waits for. None:
+        not handled, the frame could run a callback, send, or wait for a lock held
+        elsewhere; the receiver thread must take it (and what follows, in order)."""
+        msgtype = frame[0]
+        if msgtype == MessageType.WORKER_READY or msgtype == MessageType.GATEWAY_TERMINATE:
+            return self._dispatch(frame)
+        if not MessageType.CHANNEL_DATA <= msgtype <= MessageType.CHANNEL_LAST_MESSAGE:
+            return None
+        channels = self._channels
+        if not channels.hold_quiet(frame[1]):
+            return None
+        try:
+            return self._dispatch(frame)
+        finally:
+            channels.release()
 
     def _stream_closed(self, reason: BaseException) -> None:
         """The stream ended (any thread): end every channel at once."""

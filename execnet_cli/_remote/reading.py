@@ -38,7 +38,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple
 
-    from .framing import FrameTuple
+    from .framing import Buffer, FrameTuple
 
 log = get_logger("execnet_cli.gateway")
 
@@ -274,6 +274,25 @@ class StreamReader:
 
     def _wait_readable(self, timeout: float) -> bool:
         return bool(self._stream_poller.poll(max(0.0, timeout) * 1000))
+
+    # -- a pushed stream (the transport calls with each packet: ssh) -------------------
+
+    def decode(self, data: Buffer) -> List[FrameTuple]:
+        """The frames ``data`` completes, for a transport that pushes its bytes: they are
+        dispatched by the caller (views stay valid as ``FrameDecoder.feed`` says)."""
+        return self._decoder.feed(data)
+
+    def serve_here(self) -> None:
+        """The calling thread dispatches what a pushing transport leaves to it (callbacks
+        run there): ``dispatching_here`` is true in it."""
+        self._background = get_ident()
+
+    def finish(self, reason: BaseException) -> None:
+        """End a pushed stream (once), then run the end hook, as ``background_loop`` does
+        at its end; called in the thread that ``serve_here``."""
+        self._end(reason)
+        assert self.reason is not None
+        self._on_end(self.reason)
 
     def _end(self, reason: BaseException) -> None:
         if self.ended:

@@ -23,6 +23,10 @@ Optional verbs have defaults in ``TransportBase`` and ``PassiveTransport``:
 - ``fileno() -> int | None``: a descriptor to poll for readable data, which lets a thread
   waiting for a reply read the stream itself (None: only the background thread reads);
 - ``readinto_many``: None, or a scatter read filling several buffers in order;
+- ``push_frames(gateway) -> loop | None``: the transport decodes and dispatches what
+  arrives itself, as it arrives (ssh: in paramiko's thread, one thread hand-off less per
+  reply); the gateway's receiver thread runs the returned loop for what cannot be done
+  there. None: the gateway reads with ``readinto``;
 - ``worker_ready(pid)``: the worker reported ready (its pid over there, to kill it by);
 - ``startup_error(error)``: the error to raise for a worker that ended before it was ready
   (ssh adds the remote's stderr).
@@ -30,7 +34,7 @@ Optional verbs have defaults in ``TransportBase`` and ``PassiveTransport``:
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Protocol, Sequence, Union
+from typing import Any, Callable, Optional, Protocol, Sequence, Union
 
 Buffer = Union[bytes, bytearray, memoryview]
 #: What a read fills.
@@ -62,6 +66,8 @@ class Transport(Protocol):
 
     def exit_description(self) -> str: ...
 
+    def push_frames(self, gateway: Any) -> Optional[Callable[[], None]]: ...
+
     def worker_ready(self, pid: Optional[int]) -> None: ...
 
     def startup_error(self, error: Exception) -> Exception: ...
@@ -69,6 +75,10 @@ class Transport(Protocol):
 
 class TransportBase:
     """Defaults for the optional verbs a transport over descriptors does not define."""
+
+    def push_frames(self, gateway: Any) -> Optional[Callable[[], None]]:
+        """The gateway reads (``readinto``)."""
+        return None
 
     def worker_ready(self, pid: Optional[int]) -> None:
         """Nothing to remember: ending the process we started ends the worker."""

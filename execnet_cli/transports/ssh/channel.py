@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Any, Deque, Optional
+from typing import Any, Callable, Deque, List, Optional, Tuple
 
 from .connect import Connection
 
@@ -48,7 +48,8 @@ class ChunkPipe:
     paramiko appends each packet's data to an ``array`` and ``recv`` slices a new bytes
     object off its front (moving the rest down); here packets stay as they arrived and
     ``readinto`` copies each byte once, into the gateway's read buffer. It implements
-    the ``BufferedPipe`` methods ``Channel`` calls.
+    the ``BufferedPipe`` methods ``Channel`` calls. A gateway may then have each packet
+    passed on as it arrives (``forward``: ``forwarding.PacketDispatcher``).
     """
 
     def __init__(self) -> None:
@@ -58,6 +59,7 @@ class ChunkPipe:
         self._closed = False
         self._cond = threading.Condition(threading.Lock())
         self._event: Optional[threading.Event] = None
+        self._forward: Optional[Tuple[Callable[[bytes], None], Callable[[], None]]] = None
 
     def set_event(self, event: threading.Event) -> None:
         with self._cond:
@@ -67,14 +69,35 @@ class ChunkPipe:
             else:
                 event.clear()
 
-    def feed(self, data: bytes) -> None:
+    def forward(
+        self, feed: Callable[[bytes], None], close: Callable[[], None]
+    ) -> Tuple[List[bytes], bool]:
+        """From now on pass each packet's data to ``feed`` as it arrives (in the transport's
+        thread), and the end to ``close``. Returns what was buffered and whether the end
+        came: the caller handles them first, holding a lock its ``feed`` takes too, so
+        the order stays the stream's."""
         with self._cond:
-            if data:
-                self._chunks.append(data)
-                self._size += len(data)
-            if self._event is not None:
-                self._event.set()
-            self._cond.notify()
+            chunks = list(self._chunks)
+            if chunks and self._offset:
+                chunks[0] = chunks[0][self._offset :]
+            self._chunks, self._offset, self._size = collections.deque(), 0, 0
+            self._forward = (feed, close)
+            return chunks, self._closed
+
+    def feed(self, data: bytes) -> None:
+        forward = self._forward  # set once (``forward``): then no lock is needed
+        if forward is None:
+            with self._cond:
+                forward = self._forward
+                if forward is None:
+                    if data:
+                        self._chunks.append(data)
+                        self._size += len(data)
+                    if self._event is not None:
+                        self._event.set()
+                    self._cond.notify()
+                    return
+        forward[0](data)
 
     def readinto(self, buffer: bytearray | memoryview, timeout: Optional[float] = None) -> int:
         """Wait for data (or the end: 0), then move up to ``len(buffer)`` bytes."""
@@ -127,6 +150,9 @@ class ChunkPipe:
             self._cond.notify_all()
             if self._event is not None:
                 self._event.set()
+            forward = self._forward
+        if forward is not None:
+            forward[1]()
 
     def __len__(self) -> int:
         return self._size

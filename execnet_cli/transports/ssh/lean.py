@@ -9,7 +9,11 @@ connection beyond the protocol is paid N times on the controller's CPU:
   looks at the timer's flag (it wakes at least every 0.1 s, as before);
 - every SSH_MSG_DEBUG (OpenSSH sends one per authorized key's options) is formatted
   for the log byte by byte in Python even when nothing logs it: skipped unless paramiko's
-  logger takes DEBUG records.
+  logger takes DEBUG records;
+- each packet's random padding was an ``os.urandom`` call: a ``getrandom`` system call
+  and a release and retake of the GIL per packet sent (a warm round over 64 gateways
+  sends 64 from one thread). The padding comes from a pool of ``os.urandom`` bytes, each
+  used once (``_Padding``), as OpenSSH's comes from its in-process generator.
 
 ``trim(transport)`` must run before ``start_client``. It touches only instance attributes.
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import struct
 import time
 from typing import Any, Optional
 
@@ -34,11 +39,15 @@ __all__ = ["READ_AHEAD", "LeanSocket", "trim"]
 
 #: The most one read takes from the kernel (OpenSSH sends packets of up to 32 KiB).
 READ_AHEAD = 64 * 1024
+#: Random bytes fetched at a time for packet padding (4 to 19 bytes a packet).
+PADDING_POOL = 4096
+_PACKET_HEAD = struct.Struct(">IB")
 
 
 def trim(transport: Any) -> None:
     """Apply the trims above to a paramiko ``Transport`` that has not started yet."""
     _HandshakeDeadline(transport.packetizer)
+    _Padding(transport.packetizer)
     original = transport._parse_debug
 
     def parse_debug(message: Any) -> None:
@@ -69,6 +78,35 @@ class _HandshakeDeadline:
     def finish(self) -> None:
         if self.deadline is not None:
             self.complete = True
+
+
+class _Padding:
+    """The packetizer's ``_build_packet`` (paramiko's own, line for line) with its random
+    padding taken from a pool. It runs under the packetizer's write lock."""
+
+    def __init__(self, packetizer: Any) -> None:
+        self.packetizer = packetizer
+        self.pool = b""
+        self.used = 0
+        packetizer._build_packet = self.build
+
+    def random(self, count: int) -> bytes:
+        start = self.used
+        if start + count > len(self.pool):
+            self.pool, start = os.urandom(PADDING_POOL), 0
+        self.used = start + count
+        return self.pool[start : start + count]
+
+    def build(self, payload: bytes) -> bytes:
+        p = self.packetizer
+        block_size = p._Packetizer__block_size_out
+        # The length field is not encrypted with EtM and AEAD: not counted.
+        addlen = 4 if p._Packetizer__etm_out or p._Packetizer__aead_out else 8
+        padding = 3 + block_size - ((len(payload) + addlen) % block_size)
+        packet = _PACKET_HEAD.pack(len(payload) + padding + 1, padding) + payload
+        if p._Packetizer__sdctr_out or p._Packetizer__block_engine_out is None:
+            return packet + bytes(padding)  # what paramiko (and OpenSSH) send there
+        return packet + self.random(padding)
 
 
 class LeanSocket(socket.socket):

@@ -25,7 +25,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from ... import bootstrap
 from ...errors import AuthenticationFailed, BootstrapError, ConnectFailed, InterpreterNotFound
@@ -46,6 +46,8 @@ SUDO_PASSWORD_ENV = "XNET_SUDO_PASSWORD"
 NEEDS_PASSWORD = ("password is required", "a terminal is required")
 #: Read through ``ChunkPipe`` (copy once); False: paramiko's ``Channel.recv`` (to compare).
 FAST_READ = True
+#: Dispatch in paramiko's thread (``forwarding``); False: our receiver thread reads.
+PUSH = True
 NO_STATUS = 255  # what OpenSSH's client returns when the session ended without a status
 
 _password_lock = threading.Lock()
@@ -90,6 +92,17 @@ class SSHTransport(PassiveTransport):
             if ack > 0:
                 send_window_adjust(self.channel, ack)
         return count
+
+    def push_frames(self, gateway: Any) -> Optional[Callable[[], None]]:
+        """Frames are dispatched in paramiko's thread as packets arrive (``forwarding``)."""
+        pipe = self.channel.in_buffer
+        if not (PUSH and isinstance(pipe, ChunkPipe)):
+            return None
+        from .forwarding import PacketDispatcher
+
+        dispatcher = PacketDispatcher(gateway, self.channel, pipe)
+        dispatcher.start()
+        return dispatcher.serve
 
     def write(self, segments: Sequence[Buffer]) -> None:
         total = 0
