@@ -19,7 +19,9 @@ from execnet_cli.cli.startup import installed_version
 REPO = Path(__file__).resolve().parent.parent
 
 #: Modules ``xnet sh --json`` over ssh must not load (paramiko aside, which it needs): the
-#: optional ones, and the gateway stack (straight on ssh session channels, no worker).
+#: optional ones, the gateway stack (straight on ssh session channels, no worker, no
+#: spec), ``tempfile`` (output spills and known_hosts writes only) and the ``idna`` codec
+#: (host names that are ASCII are looked up as bytes).
 WATCHED = (
     "rich",
     "yaml",
@@ -33,20 +35,27 @@ WATCHED = (
     "execnet_cli.imports",
     "execnet_cli.source",
     "execnet_cli.transports.forkserver",
+    "execnet_cli.group",
+    "execnet_cli.spec",
+    "execnet_cli.transports.opening",
+    "tempfile",
+    "encodings.idna",
     "paramiko",
 )
 
 #: Runs xnet as ``python -m execnet_cli`` does; at its end, prints on stderr which of the
-#: watched modules were really loaded (a stand-in of ``cli.startup`` is not).
+#: watched modules it really loaded (a stand-in of ``cli.startup`` is not; what the
+#: interpreter's own start-up hooks loaded before it is not counted).
 PROBE = f"""
 import json, sys, types
 WATCHED = {WATCHED!r}
+before = set(sys.modules)
 from execnet_cli.cli import main
 try:
     main(prog_name="xnet")
 finally:
     loaded = [name for name in WATCHED
-              if type(sys.modules.get(name)) is types.ModuleType]
+              if name not in before and type(sys.modules.get(name)) is types.ModuleType]
     print("LOADED " + json.dumps(loaded), file=sys.stderr)
 """
 

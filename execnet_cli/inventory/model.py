@@ -36,6 +36,7 @@ __all__ = ["DEFAULT_INVENTORY", "Host", "Inventory", "load_inventory"]
 
 if TYPE_CHECKING:
     from ..spec import XSpec
+    from ..transports.ssh.settings import CommandLine
 
 DEFAULT_INVENTORY = """\
 # xnet's embedded default inventory: one worker on this machine, started with popen.
@@ -138,19 +139,8 @@ class Host:
         stay 1.5). Its string form is ``spec()``, for display."""
         from ..spec import XSpec, sudo_user
         from ..transports.opening import SpecFields
-        from ..transports.ssh.settings import command_line
 
-        ssh = None
-        if self.transport == "ssh":
-            ssh = command_line(
-                self.address,
-                port=self.port,
-                user=self.user,
-                identity_file=self.identity_file,
-                proxy_jump=self.proxy_jump,
-                connect_timeout=self.connect_timeout,
-                options=self.ssh_options,
-            )
+        ssh = self.ssh_target()
         socket = (self.address, self.port or 0) if self.transport == "socket" else None
         fields = SpecFields(
             text=self.spec(),
@@ -166,6 +156,23 @@ class Host:
             socket=socket,
         )
         return XSpec.from_fields(fields)
+
+    def ssh_target(self) -> Optional[CommandLine]:
+        """The ssh destination and options of an ssh host (``xspec().fields.ssh``), None
+        for another transport: ``xnet sh`` straight on ssh needs only this of its spec."""
+        if self.transport != "ssh":
+            return None
+        from ..transports.ssh.settings import command_line
+
+        return command_line(
+            self.address,
+            port=self.port,
+            user=self.user,
+            identity_file=self.identity_file,
+            proxy_jump=self.proxy_jump,
+            connect_timeout=self.connect_timeout,
+            options=self.ssh_options,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``: name, groups, resolved settings, spec, raw variables."""

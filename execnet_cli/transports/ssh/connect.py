@@ -227,7 +227,7 @@ def open_socket(settings: SSHSettings, timeout: float) -> socket.socket:
         sock, failures, last = attempt.sock, attempt.failures, attempt.last  # begun earlier
     else:
         try:
-            addresses = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+            addresses = early.resolve(host, port, family)
         except socket.gaierror as exc:
             why = f"cannot resolve host name {host!r}: {exc.strerror}"
             raise HostNotFound(f"{where}: {why}") from exc
