@@ -206,3 +206,20 @@ def test_the_xnet_script_enters_where_python_m_does() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=60)
     assert done.stdout.decode().splitlines()[0] == "GC False", done.stderr.decode()
+
+
+def test_the_command_freezes_what_it_made_before_the_interpreter_exits() -> None:
+    """``__main__.main`` freezes the objects the command made (``gc.freeze``), so that
+    the collections of the interpreter's exit do not walk them again."""
+    probe = (
+        "import gc, sys\n"
+        "from execnet_cli.__main__ import main\n"
+        "sys.argv = ['xnet', '--version']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    print('EXIT', exc.code, 'TRACKED', len(gc.get_objects()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=60)
+    words = done.stdout.decode().splitlines()[-1].split()
+    assert words[:2] == ["EXIT", "0"] and int(words[3]) < 10, done.stdout.decode()
