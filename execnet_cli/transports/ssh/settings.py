@@ -22,7 +22,7 @@ import getpass
 import os
 import re
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ...errors import SpecError
@@ -104,27 +104,111 @@ class CommandLine:
         return shlex.join([*words, self.host])
 
 
-@dataclass(frozen=True)
 class SSHSettings:
-    """Everything needed to reach one host (``jump``: the hop to tunnel through)."""
+    """Everything needed to reach one host (``jump``: the hop to tunnel through).
 
+    A frozen value, equal and hashing by its fields, with a dataclass-style repr: what
+    ``@dataclass(frozen=True)`` gave, without the ~5 M instructions its generated methods
+    cost every ``xnet`` start (``replace`` makes a copy with some fields changed)."""
+
+    __slots__ = (  # noqa: RUF023 (the order __init__ takes them)
+        "host",
+        "hostname",
+        "port",
+        "user",
+        "identity_files",
+        "identities_only",
+        "identity_agent",
+        "strict_host_key_checking",
+        "user_known_hosts_files",
+        "global_known_hosts_files",
+        "hash_known_hosts",
+        "connect_timeout",
+        "jump",
+        "proxy_command",
+        "compression",
+        "address_family",
+        "server_alive_interval",
+    )
     host: str
     hostname: str
     port: int
     user: str
-    identity_files: Tuple[str, ...] = ()
-    identities_only: bool = False
-    identity_agent: Optional[str] = None
-    strict_host_key_checking: str = "ask"
-    user_known_hosts_files: Tuple[str, ...] = DEFAULT_USER_KNOWN_HOSTS
-    global_known_hosts_files: Tuple[str, ...] = DEFAULT_GLOBAL_KNOWN_HOSTS
-    hash_known_hosts: bool = False
-    connect_timeout: Optional[float] = None
-    jump: Optional[SSHSettings] = None
-    proxy_command: Optional[str] = None
-    compression: bool = False
-    address_family: str = "any"
-    server_alive_interval: float = 0.0
+    identity_files: Tuple[str, ...]
+    identities_only: bool
+    identity_agent: Optional[str]
+    strict_host_key_checking: str
+    user_known_hosts_files: Tuple[str, ...]
+    global_known_hosts_files: Tuple[str, ...]
+    hash_known_hosts: bool
+    connect_timeout: Optional[float]
+    jump: Optional[SSHSettings]
+    proxy_command: Optional[str]
+    compression: bool
+    address_family: str
+    server_alive_interval: float
+
+    def __init__(
+        self,
+        host: str,
+        hostname: str,
+        port: int,
+        user: str,
+        identity_files: Tuple[str, ...] = (),
+        identities_only: bool = False,
+        identity_agent: Optional[str] = None,
+        strict_host_key_checking: str = "ask",
+        user_known_hosts_files: Tuple[str, ...] = DEFAULT_USER_KNOWN_HOSTS,
+        global_known_hosts_files: Tuple[str, ...] = DEFAULT_GLOBAL_KNOWN_HOSTS,
+        hash_known_hosts: bool = False,
+        connect_timeout: Optional[float] = None,
+        jump: Optional[SSHSettings] = None,
+        proxy_command: Optional[str] = None,
+        compression: bool = False,
+        address_family: str = "any",
+        server_alive_interval: float = 0.0,
+    ) -> None:
+        values = (
+            *(host, hostname, port, user, identity_files, identities_only, identity_agent),
+            *(strict_host_key_checking, user_known_hosts_files, global_known_hosts_files),
+            *(hash_known_hosts, connect_timeout, jump, proxy_command, compression),
+            *(address_family, server_alive_interval),
+        )
+        for name, value in zip(self.__slots__, values):
+            object.__setattr__(self, name, value)
+
+    def _values(self) -> Tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def replace(self, **changes: object) -> SSHSettings:
+        """A copy with ``changes`` (field name: value), as ``dataclasses.replace`` made."""
+        values = dict(zip(self.__slots__, self._values()))
+        unknown = set(changes) - set(values)
+        if unknown:
+            raise TypeError(f"SSHSettings has no field {sorted(unknown)[0]!r}")
+        values.update(changes)
+        return SSHSettings(**values)  # type: ignore[arg-type]
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of an SSHSettings")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r} of an SSHSettings")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={v!r}" for n, v in zip(self.__slots__, self._values()))
+        return f"SSHSettings({fields})"
+
+    def __reduce__(self) -> Tuple[type, Tuple[object, ...]]:
+        return SSHSettings, self._values()  # pickle and copy build it anew
 
     def describe(self) -> str:
         """``user@host`` plus ``:port`` when not 22 (the name used in messages)."""
@@ -345,7 +429,7 @@ def settings_from_lookup(
     if proxy_command:  # its tokens are expanded when it runs; a bad one is an error now
         proxy_command_line(settings)
     if proxy_jump:
-        settings = replace(settings, jump=resolve_jumps(line, proxy_jump, config_text, depth))
+        settings = settings.replace(jump=resolve_jumps(line, proxy_jump, config_text, depth))
     return settings
 
 
@@ -409,7 +493,7 @@ def resolve_jumps(line: CommandLine, value: str, config_text: str, depth: int) -
             settings = resolve(hop_line, config_text, _depth=depth + 1)
         else:  # a later hop goes through the previous one, whatever its config says
             hop_line = CommandLine(host, (("proxyjump", "none"), *options))
-            settings = replace(resolve(hop_line, config_text, _depth=depth + 1), jump=previous)
+            settings = resolve(hop_line, config_text, _depth=depth + 1).replace(jump=previous)
         previous = settings
     assert previous is not None
     return previous
