@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ...errors import SpecError
+from ...records import Record
 from .config import load_config_text, lookup
 from .names import (
     check_host_name,
@@ -104,12 +105,11 @@ class CommandLine:
         return shlex.join([*words, self.host])
 
 
-class SSHSettings:
+class SSHSettings(Record):
     """Everything needed to reach one host (``jump``: the hop to tunnel through).
 
-    A frozen value, equal and hashing by its fields, with a dataclass-style repr: what
-    ``@dataclass(frozen=True)`` gave, without the ~5 M instructions its generated methods
-    cost every ``xnet`` start (``replace`` makes a copy with some fields changed)."""
+    A ``Record`` (a frozen value, as the dataclass it was: ~8 M instructions less of every
+    ``xnet`` start); ``replace`` makes a copy with some fields changed."""
 
     __slots__ = (  # noqa: RUF023 (the order __init__ takes them)
         "host",
@@ -168,47 +168,12 @@ class SSHSettings:
         address_family: str = "any",
         server_alive_interval: float = 0.0,
     ) -> None:
-        values = (
+        self._set(
             *(host, hostname, port, user, identity_files, identities_only, identity_agent),
             *(strict_host_key_checking, user_known_hosts_files, global_known_hosts_files),
             *(hash_known_hosts, connect_timeout, jump, proxy_command, compression),
             *(address_family, server_alive_interval),
         )
-        for name, value in zip(self.__slots__, values):
-            object.__setattr__(self, name, value)
-
-    def _values(self) -> Tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def replace(self, **changes: object) -> SSHSettings:
-        """A copy with ``changes`` (field name: value), as ``dataclasses.replace`` made."""
-        values = dict(zip(self.__slots__, self._values()))
-        unknown = set(changes) - set(values)
-        if unknown:
-            raise TypeError(f"SSHSettings has no field {sorted(unknown)[0]!r}")
-        values.update(changes)
-        return SSHSettings(**values)  # type: ignore[arg-type]
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r} of an SSHSettings")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r} of an SSHSettings")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{n}={v!r}" for n, v in zip(self.__slots__, self._values()))
-        return f"SSHSettings({fields})"
-
-    def __reduce__(self) -> Tuple[type, Tuple[object, ...]]:
-        return SSHSettings, self._values()  # pickle and copy build it anew
 
     def describe(self) -> str:
         """``user@host`` plus ``:port`` when not 22 (the name used in messages)."""
