@@ -1,0 +1,37 @@
+"""``records.Record``: the frozen values that were dataclasses (events, ``Job``,
+``HostResult``, ``SSHSettings``) keep a dataclass's equality, hash, repr, pickling and
+refusal to assign, and ``replace`` does what ``dataclasses.replace`` did."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+
+from execnet_cli.fleet.events import OK
+from execnet_cli.fleet.jobs import Job, shell_job
+from execnet_cli.fleet.results import HostResult
+
+
+def test_job_is_a_frozen_value_with_replace() -> None:
+    job = shell_job("echo hi", None)
+    assert job == shell_job("echo hi", None) and hash(job) == hash(shell_job("echo hi", None))
+    later = job.replace(early=False)
+    assert later.early is False and job.early is True and later != job
+    assert later == Job(job.kind, job.source, job.timeout, None, False, "echo hi", None, False)
+    assert pickle.loads(pickle.dumps(job)) == job == copy.deepcopy(job)
+    assert repr(job).startswith("Job(kind='sh', source=")
+    with pytest.raises(AttributeError):
+        job.kind = "run"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        job.replace(colour="red")
+
+
+def test_host_result_is_a_frozen_value() -> None:
+    one = HostResult("a", OK, 0, duration=0.5)
+    assert one == HostResult("a", OK, 0, duration=0.5) != HostResult("b", OK, 0)
+    assert {one: 1}[HostResult("a", OK, 0, duration=0.5)] == 1
+    assert repr(HostResult("a", OK)).startswith("HostResult(name='a', status='ok', exit_code=None")
+    assert one.replace(status="failed").status == "failed" and one.ok
+    assert one != ("a", OK, 0)  # only its own class compares equal
