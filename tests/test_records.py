@@ -35,3 +35,16 @@ def test_host_result_is_a_frozen_value() -> None:
     assert repr(HostResult("a", OK)).startswith("HostResult(name='a', status='ok', exit_code=None")
     assert one.replace(status="failed").status == "failed" and one.ok
     assert one != ("a", OK, 0)  # only its own class compares equal
+
+
+def test_command_option_values_are_records_with_the_dataclass_defaults() -> None:
+    from execnet_cli.cli.exitcodes import NO_TOLERANCE, Tolerance
+    from execnet_cli.cli.rolling import RollingOptions
+
+    assert Tolerance() == NO_TOLERANCE == Tolerance(0, False) != Tolerance(0, percent=True)
+    assert str(Tolerance.parse("5%")) == "5%" and Tolerance.parse("5") == Tolerance(5)
+    rolling = RollingOptions()
+    assert (rolling.order, rolling.batch, rolling.diff, rolling.rolling) == (
+        *("inventory", None, False, False),
+    )
+    assert rolling.replace(order="group").rolling
