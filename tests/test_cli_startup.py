@@ -20,8 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 #: Modules ``xnet sh --json`` over ssh must not load (paramiko aside, which it needs): the
 #: optional ones, the gateway stack (straight on ssh session channels, no worker, no
-#: spec), ``tempfile`` (output spills and known_hosts writes only) and the ``idna`` codec
-#: (host names that are ASCII are looked up as bytes).
+#: spec) and the ``idna`` codec (host names that are ASCII are looked up as bytes).
 WATCHED = (
     "rich",
     "yaml",
@@ -38,7 +37,6 @@ WATCHED = (
     "execnet_cli.group",
     "execnet_cli.spec",
     "execnet_cli.transports.opening",
-    "tempfile",
     "encodings.idna",
     "paramiko",
 )
