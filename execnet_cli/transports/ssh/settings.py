@@ -22,7 +22,6 @@ import getpass
 import os
 import re
 import shlex
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ...errors import SpecError
@@ -85,14 +84,22 @@ DEFAULT_GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_ho
 MAX_JUMP_DEPTH = 8
 
 
-@dataclass(frozen=True)
-class CommandLine:
+class CommandLine(Record):
     """The ``ssh=`` value taken apart (the ssh target): destination, options in order,
-    ``-F`` file."""
+    ``-F`` file (a ``Record``: a frozen value, as the dataclass it was)."""
 
+    __slots__ = ("host", "options", "config_file")  # noqa: RUF023 (the order __init__ takes)
     host: str
-    options: Tuple[Tuple[str, str], ...] = ()
-    config_file: Optional[str] = None
+    options: Tuple[Tuple[str, str], ...]
+    config_file: Optional[str]
+
+    def __init__(
+        self,
+        host: str,
+        options: Tuple[Tuple[str, str], ...] = (),
+        config_file: Optional[str] = None,
+    ) -> None:
+        self._set(host, options, config_file)
 
     def render(self) -> str:
         """The ``ssh=`` value for this target, quoted so that it parses back the same."""
