@@ -48,3 +48,33 @@ def test_command_option_values_are_records_with_the_dataclass_defaults() -> None
         *("inventory", None, False, False),
     )
     assert rolling.replace(order="group").rolling
+
+
+def test_host_stays_a_frozen_dataclass_with_its_methods_written_out() -> None:
+    """``Host``'s hand-written ``__init__``, ``__eq__``, ``__hash__``, ``__repr__`` and
+    refusal to assign do what ``@dataclass(frozen=True)`` generated; the dataclass
+    functions work on it."""
+    import dataclasses
+
+    from execnet_cli.inventory import Host
+
+    one = Host("b", ("g",), "popen", env={"X": "1"}, vars={"v": 1})
+    assert one.address == "b" and one == Host(
+        "b", ("g",), "popen", "b", env={"X": "1"}, vars={"v": 1}
+    )
+    assert one != one.__class__("b", ("g",), "popen", env={"X": "1"})  # vars compare
+    assert hash(one) == hash(Host("b", ("g",), "popen"))  # env and vars are not hashed
+    assert repr(Host("a")) == (
+        "Host(name='a', groups=(), transport='ssh', address='a', port=None, user=None, "
+        "identity_file=None, python=None, via=None, relay=None, proxy_jump=None, sudo=False, "
+        "env={}, chdir=None, connect_timeout=None, retries=None, ssh_options=())"
+    )
+    assert dataclasses.is_dataclass(one) and dataclasses.fields(one)[-1].name == "vars"
+    assert dataclasses.replace(one, chdir="/x") == Host(
+        "b", ("g",), "popen", env={"X": "1"}, chdir="/x", vars={"v": 1}
+    )
+    assert pickle.loads(pickle.dumps(one)) == one == copy.deepcopy(one)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        one.port = 22  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del one.port  # type: ignore[misc]
