@@ -24,6 +24,10 @@ log = logging.getLogger("execnet_cli.gateway")
 
 #: Seconds ``exit()`` waits for the worker to end by itself before killing it.
 EXIT_TIMEOUT = 5.0
+#: Once the worker has exited, seconds its stream may take to end (as ``xnet sh`` gives a
+#: command's pipes); how often ``exit()`` looks whether it has exited meanwhile.
+EXIT_DRAIN = 1.0
+EXIT_POLL = 0.1
 
 
 class _Facts:
@@ -215,9 +219,13 @@ class Gateway(BaseGateway):
                 self._finished = True
 
     def _finish_exit_once(self, deadline: float) -> None:
-        if not self._receiver_done.wait(max(0.0, deadline - time.monotonic())):
+        ended = self._wait_for_stream_end(deadline)
+        if ended is None:
             log.debug("gateway %r: worker did not stop in time, killing it", self.id)
             self._io.kill()
+        elif not ended:
+            log.debug("gateway %r: worker exited; its stream is held open, closing it", self.id)
+            self._io.close()  # ends the receiver's read; what holds the stream goes on
         if self._io.wait(max(0.0, deadline - time.monotonic())) is None:
             self._io.kill()
             self._io.wait(EXIT_TIMEOUT)
@@ -225,6 +233,18 @@ class Gateway(BaseGateway):
         if receiver is not None and receiver is not threading.current_thread():
             receiver.join(EXIT_TIMEOUT)
         self._io.close()
+
+    def _wait_for_stream_end(self, deadline: float) -> Optional[bool]:
+        """True once the stream has ended; False if the worker exited and its stream stayed
+        open ``EXIT_DRAIN`` seconds more (a process the job left in the background holds
+        it: over ssh its stderr keeps the session open); None if neither by ``deadline``."""
+        done = self._receiver_done
+        while not done.wait(min(EXIT_POLL, max(0.0, deadline - time.monotonic()))):
+            if self._io.wait(0) is not None:
+                return done.wait(min(EXIT_DRAIN, max(0.0, deadline - time.monotonic())))
+            if time.monotonic() >= deadline:
+                return None
+        return True
 
     def join(self, timeout: Optional[float] = None) -> None:
         """Wait for the receiver thread to end (the worker is gone)."""

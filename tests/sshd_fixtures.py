@@ -10,7 +10,8 @@ never reaches teardown (killed by ``timeout`` or SIGKILL) is covered by a guard 
 
 The plain functions (``SshdCluster``) are also used by ``bench/bench_ssh.py``. Fixtures:
 ``sshd_hosts(n)`` (session factory: the first ``n`` hosts), ``sshd_host`` (the first),
-``sudo_users`` (test users with a sudoers drop-in; root only). A host is reachable as
+``sudo_users`` (test users with a sudoers drop-in, named for the run, guarded the same way;
+root only). A host is reachable as
 ``host.spec()`` = ``ssh=-p PORT -i KEY -o UserKnownHostsFile=KH root@127.0.0.K``.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -46,6 +48,7 @@ __all__ = [
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
 READY_TIMEOUT = 10.0
 #: Users the ``sudo_users`` fixture creates: one with a NOPASSWD rule, one that needs one.
+#: Each run's names end with its own tag (``sudo_user_tag``): runs at once never collide.
 SUDO_NOPASS_USER = "xnettest"
 SUDO_PASS_USER = "xnetpass"
 SUDO_PASSWORD = "xnet-test-pw"
@@ -186,7 +189,7 @@ class SshdCluster:
         self.known_hosts.write_text("")
         self.hosts: List[SshdHost] = []
         ensure_privsep_dir()
-        self._guard: Optional[int] = start_guard(self.dir)
+        self._guard: Optional[int] = start_guard(str(self.dir))
 
     def start(self, count: int) -> List[SshdHost]:
         """Make sure ``count`` hosts run (started concurrently); return the first ``count``."""
@@ -289,13 +292,13 @@ for name in glob.glob(os.path.join(directory, "sshd_*.pid")):
 """
 
 
-def start_guard(directory: Path) -> int:
-    """Start the guard (``GUARD``) for the daemons of ``directory``; the write end of its
-    pipe, which this process holds until it stops them itself or ends."""
+def start_guard(*args: str, script: str = GUARD) -> int:
+    """Start a guard (``GUARD``: ``args`` is the daemons' directory); the write end of its
+    pipe, which this process holds until it cleans up itself or ends."""
     read_end, write_end = os.pipe()
     try:
         subprocess.run(
-            [sys.executable, "-c", GUARD, str(read_end), str(directory)],
+            [sys.executable, "-c", script, str(read_end), *args],
             pass_fds=(read_end,),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,  # holding the run's pipes would delay their readers
@@ -362,37 +365,71 @@ class SudoUsers:
     passwd: str
     password: str
     sudoers_file: Path
+    guard: int  # the write end of the pipe of the guard that removes them if the run dies
+
+
+def sudo_user_tag() -> str:
+    """This run's suffix for user names: its PID and a random part (PIDs are reused)."""
+    return f"{os.getpid()}x{secrets.token_hex(2)}"
 
 
 def create_sudo_users(home_root: Path) -> SudoUsers:
-    sudoers = Path("/etc/sudoers.d") / f"xnet-test-{os.getpid()}"
-    for user in (SUDO_NOPASS_USER, SUDO_PASS_USER):
-        subprocess.run(["userdel", "-r", user], capture_output=True)  # a crashed run's leftover
-        subprocess.run(
-            ["useradd", "-m", "-d", str(home_root / user), "-s", "/bin/sh", "-p", "*", user],
-            check=True,
-            capture_output=True,
+    """Two users of this run's own and their sudoers drop-in. A guard removes them when
+    the run ends without removing them (killed); a failure half-way removes what was made."""
+    tag = sudo_user_tag()
+    nopass, passwd = SUDO_NOPASS_USER + tag, SUDO_PASS_USER + tag
+    sudoers = Path("/etc/sudoers.d") / f"xnet-test-{tag}"
+    guard = start_guard(str(sudoers), nopass, passwd, script=USERS_GUARD)
+    users = SudoUsers(nopass, passwd, SUDO_PASSWORD, sudoers, guard)
+    try:
+        for user in (nopass, passwd):
+            subprocess.run(
+                ["useradd", "-m", "-d", str(home_root / user), "-s", "/bin/sh", "-p", "*", user],
+                check=True,
+                capture_output=True,
+            )
+        subprocess.run(["chpasswd"], input=f"{passwd}:{SUDO_PASSWORD}\n", text=True, check=True)
+        rules = (
+            f"{nopass} ALL=(ALL:ALL) NOPASSWD: ALL\n"
+            f"{passwd} ALL=(ALL:ALL) ALL\n"
+            f"Defaults:{passwd} !mail_badpass, !lecture\n"
         )
-    subprocess.run(["chpasswd"], input=f"{SUDO_PASS_USER}:{SUDO_PASSWORD}\n", text=True, check=True)
-    rules = (
-        f"{SUDO_NOPASS_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n"
-        f"{SUDO_PASS_USER} ALL=(ALL:ALL) ALL\n"
-        f"Defaults:{SUDO_PASS_USER} !mail_badpass, !lecture\n"
-    )
-    fd = os.open(sudoers, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o440)
-    with os.fdopen(fd, "w") as out:
-        out.write(rules)
-    check = subprocess.run(["visudo", "-cf", str(sudoers)], capture_output=True, text=True)
-    if check.returncode != 0:
-        sudoers.unlink()
-        raise RuntimeError(f"bad sudoers drop-in: {check.stdout}{check.stderr}")
-    return SudoUsers(SUDO_NOPASS_USER, SUDO_PASS_USER, SUDO_PASSWORD, sudoers)
+        fd = os.open(sudoers, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o440)
+        with os.fdopen(fd, "w") as out:
+            out.write(rules)
+        check = subprocess.run(["visudo", "-cf", str(sudoers)], capture_output=True, text=True)
+        if check.returncode != 0:
+            raise RuntimeError(f"bad sudoers drop-in: {check.stdout}{check.stderr}")
+    except BaseException:
+        remove_sudo_users(users)
+        raise
+    return users
 
 
 def remove_sudo_users(users: SudoUsers) -> None:
     users.sudoers_file.unlink(missing_ok=True)
     for user in (users.nopass, users.passwd):
         subprocess.run(["userdel", "-r", user], capture_output=True)
+    os.close(users.guard)  # nothing left for it to remove: it ends
+
+
+#: The users' guard: as ``GUARD``, it waits for the run's end, then removes the sudoers
+#: drop-in and the users (``-f``: their sessions may outlive a killed run for a moment).
+USERS_GUARD = """
+import os, subprocess, sys
+if os.fork():
+    os._exit(0)
+os.setsid()
+fd, sudoers, users = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+while os.read(fd, 4096):
+    pass
+try:
+    os.unlink(sudoers)
+except OSError:
+    pass
+for user in users:
+    subprocess.run(["userdel", "-r", "-f", user], capture_output=True)
+"""
 
 
 def client_home(hosts: List[SshdHost], home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

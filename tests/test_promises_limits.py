@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import queue
 import selectors
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import execnet_cli
+from execnet_cli._remote.rsync_send import Sender, Target
+from execnet_cli._remote.rsync_tree import PROTOCOL, Excludes, Tree
 from execnet_cli.errors import ConnectFailed
+from execnet_cli.rsync import program as rsync_program
 from execnet_cli.transports.ssh.connect import HANDSHAKES_PER_SERVER
 
 
@@ -154,3 +160,80 @@ def test_a_connection_dropped_before_the_banner_is_tried_again_twice() -> None:
         thread.join(10)
         closing.close()
     assert accepted == 3
+
+
+# -- rsync: a bounded amount in flight per host -------------------------------------------
+
+#: docs/rsync.md: "at most 8 MiB in flight per host" (the literal, not the module's
+#: constant: raising the constant must fail this test).
+RSYNC_IN_FLIGHT = 8 << 20
+
+#: Worker side: the receiver's file writes wait (the first one says so) until released.
+_HOLD_WRITES = """
+import threading
+from {package} import rsync_data
+
+held = threading.Event()
+write_all = rsync_data.write_all
+
+def waiting_write_all(fd, data):
+    if not held.is_set():
+        channel.send("writing")
+        release.wait()
+        held.set()
+    write_all(fd, data)
+
+release = threading.Event()
+rsync_data.write_all = waiting_write_all
+channel.send("ready")
+channel.receive()
+release.set()
+"""
+
+
+class WatchedEvents(queue.SimpleQueue):  # type: ignore[type-arg]
+    """The sender's event queue, noting when it waited and nothing came (it is stuck)."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.idle = threading.Event()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> object:
+        try:
+            return super().get(block, timeout)
+        except queue.Empty:
+            if self.armed and block:  # a wait that timed out, not a look
+                self.idle.set()
+            raise
+
+
+def test_rsync_keeps_at_most_8_mib_in_flight_to_a_stalled_host(gw, tmp_path: Path) -> None:
+    """docs/rsync.md: "at most 8 MiB in flight per host". A real worker whose disk writes
+    wait still reads what arrives; the sender must stop at the window, not send it all."""
+    source = tmp_path / "src"
+    source.mkdir()
+    content = os.urandom(4 * RSYNC_IN_FLIGHT)
+    (source / "big.bin").write_bytes(content)
+    package = gw.remote_modules("rsync")
+    hold = gw.remote_exec(_HOLD_WRITES.format(package=package))
+    assert hold.receive(30) == "ready"
+    channel = rsync_program.start(gw)
+    channel.send(("rsync", PROTOCOL, "push", str(tmp_path / "dest"), {}))
+    target = Target(channel, "stalled")
+    sender = Sender(Tree(str(source), Excludes(())), [target])
+    events = sender.events = WatchedEvents()
+    thread = threading.Thread(target=sender.run, name="rsync-sender")
+    thread.start()
+    try:
+        assert hold.receive(60) == "writing"  # the receiver took the first chunk and waits
+        events.armed = True
+        # The sender waits for an acknowledgement with nothing left to handle: whatever it
+        # would send without one, it has sent.
+        assert events.idle.wait(60), "the sender never came to wait"
+        in_flight = target.in_flight
+    finally:
+        hold.send("release")
+        thread.join(60)
+    assert RSYNC_IN_FLIGHT // 2 < in_flight <= RSYNC_IN_FLIGHT
+    assert target.done and target.failure is None
+    assert (tmp_path / "dest" / "big.bin").read_bytes() == content

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faults_helpers import kill_all, pids_with
+from faults_helpers import kill_all, pids_with, run_xnet, ssh_inventory, xnet_env
 from proc_helpers import wait_until
 
 from execnet_cli._remote import descendants as remote
@@ -115,6 +115,25 @@ def test_a_finished_job_leaves_its_background_processes_alone(tmp_path: Path) ->
         assert done.returncode == 0, done.stderr
         time.sleep(0.3)  # a negative check: give a wrong kill the time to happen
         assert len(pids_with(mark)) == 1  # the sleep (xnet has ended)
+    finally:
+        kill_all(pids_with(mark))
+
+
+def test_a_finished_job_over_ssh_leaves_its_background_process_alone(
+    sshd_host, tmp_path: Path
+) -> None:
+    """Over ssh the process holds the session's stderr after the worker has exited: xnet
+    still ends (its own pipes are not held) and the process goes on."""
+    mark = marker()
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text(ssh_inventory([sshd_host]))
+    code = f"import subprocess; subprocess.Popen(['sleep', '{mark}']); print('started')"
+    try:
+        env = xnet_env(tmp_path / "home", [sshd_host])
+        done = run_xnet(["run", "-i", str(inventory), code], env)
+        assert done.returncode == 0, done.stderr
+        assert b"started" in done.stdout
+        assert len(pids_with(mark)) == 1
     finally:
         kill_all(pids_with(mark))
 

@@ -869,3 +869,63 @@ def test_installvia_errors(group):
         with pytest.raises(execnet_cli.ConnectFailed, match=f"cannot listen on 127.0.0.1:{port}"):
             group.makegateway(f"socket=127.0.0.1:{port}//installvia=gw0")
     assert group["gw0"].remote_exec("channel.send(4)").receive(10) == 4
+
+
+def test_a_secret_file_through_a_link_is_checked_where_it_leads(tmp_path):
+    """docs/socket.md: a link is followed as ssh follows one to a key; the file it leads
+    to must be ours and 0600, and the error names the path given and where it leads."""
+    target = write_secret(tmp_path / "real", "s3cret-" + "ab" * 20)
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    assert load_secret(str(link)) == (b"s3cret-" + b"ab" * 20, str(link), False)
+    target.chmod(0o640)
+    with pytest.raises(SecretError, match=f"{link} \\(a link to {target}\\).*mode 0640"):
+        load_secret(str(link))
+    if os.geteuid() == 0:
+        target.chmod(0o600)
+        os.chown(target, 12345, -1)
+        with pytest.raises(SecretError, match=f"{link} \\(a link to {target}\\).*uid 12345"):
+            load_secret(str(link))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a link away")
+def test_a_link_another_user_owns_is_refused(tmp_path):
+    """Whoever owns a link (one left in /tmp, say) can point it anywhere, at any moment."""
+    target = write_secret(tmp_path / "real", "s3cret-" + "ab" * 20)
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    os.lchown(link, 12345, -1)
+    with pytest.raises(SecretError, match=f"{link} is a link owned by uid 12345"):
+        load_secret(str(link))
+
+
+def test_a_link_swapped_while_it_is_checked_never_yields_another_files_text(tmp_path):
+    """The file checked is the file read: it is opened once. A link flipped between our
+    private file and a readable one gives the private secret or a refusal, never the
+    readable file's text (the old check looked up the path, then read it again)."""
+    private = write_secret(tmp_path / "private", "private-" + "ab" * 20)
+    readable = write_secret(tmp_path / "readable", "readable-" + "cd" * 20, mode=0o644)
+    link, spare = tmp_path / "link", tmp_path / "spare"
+    link.symlink_to(private)
+    stop = threading.Event()
+
+    def flip() -> None:
+        targets = [readable, private]
+        while not stop.is_set():
+            for target in targets:
+                spare.symlink_to(target)
+                os.replace(spare, link)
+
+    flipper = threading.Thread(target=flip)
+    flipper.start()
+    seen = set()
+    try:
+        for _ in range(3000):
+            try:
+                seen.add(load_secret(str(link))[0][:8])
+            except SecretError as exc:
+                seen.add(str(exc).split(" is ")[-1][:10])
+    finally:
+        stop.set()
+        flipper.join(10)
+    assert b"readable" not in seen, seen

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from faults_helpers import kill_all, pids_with
 from proc_helpers import free_port, pid_alive, wait_until
 from sshd_fixtures import SshdHost, write_ed25519_key
 
@@ -154,6 +155,31 @@ def test_exit_kills_a_stuck_worker(sshd_host):
     gateway.exit(timeout=0.5)
     assert time.monotonic() - started < 8
     assert wait_until(lambda: not pid_alive(pid), 5)
+
+
+def test_exit_does_not_wait_for_a_process_the_worker_left_running(sshd_host):
+    """A process a job starts in the background inherits the worker's stderr, which keeps
+    the ssh session open after the worker has exited (sshd ends the stdout it reads only
+    with its stderr). exit() waits for the worker, not for that process, and leaves it
+    running (README: a job that finishes leaves what it started alone). It used to wait
+    out its whole timeout, then 5 s more."""
+    mark = f"1013.{os.getpid()}"
+    gateway = execnet_cli.makegateway(sshd_host.spec())
+    exiting = threading.Thread(target=gateway.exit, args=(120,))
+    try:
+        channel = gateway.remote_exec(
+            f"import subprocess\nsubprocess.Popen(['sleep', '{mark}'])\nchannel.send('started')"
+        )
+        assert channel.receive(10) == "started"
+        exiting.start()
+        exiting.join(30)  # the worker ends in well under a second; the sleep lasts 1013 s
+        assert not exiting.is_alive(), "exit() waited for the background process"
+        assert len(pids_with(mark)) == 1
+    finally:
+        kill_all(pids_with(mark))
+        if exiting.ident is not None:
+            exiting.join(30)
+        gateway.exit()
 
 
 def test_killed_remote_worker_ends_the_gateway(sshd_host):

@@ -7,7 +7,8 @@ stream, straight to the worker process the server started for us.
 
 The secret comes from, in order: the spec's ``secret_file=``, ``$XNET_SECRET``, or
 ``$XDG_CONFIG_HOME/xnet/secret`` (default ``~/.config/xnet/secret``). A secret file must
-be a regular file of ours with mode 0600 (like ssh's private keys).
+be a regular file of ours with mode 0600 (like ssh's private keys; through a link, the
+file it leads to, and the link must be ours or root's).
 """
 
 from __future__ import annotations
@@ -92,8 +93,13 @@ def _create_secret_file(path: Path) -> bool:
 
 
 def _read_secret_file(path: Path) -> bytes:
+    """The secret in ``path``, checked as ssh checks a key: a link is followed and the file
+    it leads to must be a regular file of ours with mode 0600. The checks are made on the
+    file opened, so a link swapped meanwhile cannot slip another file in; a link another
+    user owns is refused (they could point it anywhere at any moment)."""
     try:
-        info = path.stat()
+        link = path.lstat()
+        info = path.stat()  # a fifo or a device is refused unopened
     except FileNotFoundError:
         raise SecretError(
             f"secret file {path} does not exist; create one with: (umask 077; python3 -c "
@@ -101,24 +107,40 @@ def _read_secret_file(path: Path) -> bytes:
         ) from None
     except OSError as exc:
         raise SecretError(f"cannot read secret file {path}: {exc.strerror or exc}") from exc
+    shown = str(path)
+    if stat.S_ISLNK(link.st_mode):
+        shown = f"{path} (a link to {os.path.realpath(path)})"
+        if link.st_uid not in (0, os.geteuid()):
+            raise SecretError(
+                f"secret file {path} is a link owned by uid {link.st_uid}, who can point it "
+                f"anywhere; give the file itself: secret_file={os.path.realpath(path)}"
+            )
+    _check_secret_file(info, shown, path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as file:
+            _check_secret_file(os.fstat(fd), shown, path)
+            text = file.read().decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretError(f"cannot read secret file {shown}: {exc}") from exc
+    _check_length(text, f"secret file {path}")
+    return text.encode()
+
+
+def _check_secret_file(info: os.stat_result, shown: str, path: Path) -> None:
+    """Refuse a secret file that is not a regular file of ours with mode 0600."""
     if not stat.S_ISREG(info.st_mode):
-        raise SecretError(f"secret file {path} is not a regular file")
+        raise SecretError(f"secret file {shown} is not a regular file")
     if info.st_uid != os.geteuid():
         raise SecretError(
-            f"secret file {path} belongs to uid {info.st_uid}, not to us (uid {os.geteuid()}); "
+            f"secret file {shown} belongs to uid {info.st_uid}, not to us (uid {os.geteuid()}); "
             f"fix with: chown {os.geteuid()} {path}"
         )
     if info.st_mode & 0o077:
         raise SecretError(
-            f"secret file {path} is accessible by others (mode {stat.S_IMODE(info.st_mode):04o}); "
+            f"secret file {shown} is accessible by others (mode {stat.S_IMODE(info.st_mode):04o}); "
             f"fix with: chmod 600 {path}"
         )
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SecretError(f"cannot read secret file {path}: {exc}") from exc
-    _check_length(text, f"secret file {path}")
-    return text.encode()
 
 
 def _check_length(secret: str, origin: str) -> None:
