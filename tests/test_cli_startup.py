@@ -19,7 +19,8 @@ from execnet_cli.cli.startup import installed_version
 REPO = Path(__file__).resolve().parent.parent
 
 #: Modules ``xnet sh --json`` over ssh must not load (paramiko aside, which it needs): the
-#: optional ones, and the gateway stack (straight on ssh session channels, no worker).
+#: optional ones, the gateway stack (straight on ssh session channels, no worker, no
+#: spec) and the ``idna`` codec (host names that are ASCII are looked up as bytes).
 WATCHED = (
     "rich",
     "yaml",
@@ -33,20 +34,26 @@ WATCHED = (
     "execnet_cli.imports",
     "execnet_cli.source",
     "execnet_cli.transports.forkserver",
+    "execnet_cli.group",
+    "execnet_cli.spec",
+    "execnet_cli.transports.opening",
+    "encodings.idna",
     "paramiko",
 )
 
 #: Runs xnet as ``python -m execnet_cli`` does; at its end, prints on stderr which of the
-#: watched modules were really loaded (a stand-in of ``cli.startup`` is not).
+#: watched modules it really loaded (a stand-in of ``cli.startup`` is not; what the
+#: interpreter's own start-up hooks loaded before it is not counted).
 PROBE = f"""
 import json, sys, types
 WATCHED = {WATCHED!r}
+before = set(sys.modules)
 from execnet_cli.cli import main
 try:
     main(prog_name="xnet")
 finally:
     loaded = [name for name in WATCHED
-              if type(sys.modules.get(name)) is types.ModuleType]
+              if name not in before and type(sys.modules.get(name)) is types.ModuleType]
     print("LOADED " + json.dumps(loaded), file=sys.stderr)
 """
 
@@ -197,3 +204,20 @@ def test_the_xnet_script_enters_where_python_m_does() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=60)
     assert done.stdout.decode().splitlines()[0] == "GC False", done.stderr.decode()
+
+
+def test_the_command_freezes_what_it_made_before_the_interpreter_exits() -> None:
+    """``__main__.main`` freezes the objects the command made (``gc.freeze``), so that
+    the collections of the interpreter's exit do not walk them again."""
+    probe = (
+        "import gc, sys\n"
+        "from execnet_cli.__main__ import main\n"
+        "sys.argv = ['xnet', '--version']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    print('EXIT', exc.code, 'TRACKED', len(gc.get_objects()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=60)
+    words = done.stdout.decode().splitlines()[-1].split()
+    assert words[:2] == ["EXIT", "0"] and int(words[3]) < 10, done.stdout.decode()

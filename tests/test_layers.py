@@ -29,7 +29,7 @@ FLOORS: Tuple[Tuple[str, ...], ...] = (
     ("spec",),
     ("transports",),
     ("bootstrap", "source"),
-    ("errors", "suggest", "parsing"),
+    ("errors", "suggest", "parsing", "records"),
     ("_remote", "_version"),
 )
 FLOOR_OF: Dict[str, int] = {part: level for level, parts in enumerate(FLOORS) for part in parts}

@@ -330,3 +330,28 @@ def test_connect_failure_names_each_address_once() -> None:
         "cannot connect to db.internal port 22: 127.0.0.2: Connection refused; "
         "::1: timed out after 2 s"
     )
+
+
+def test_settings_are_a_frozen_value_as_the_dataclass_was() -> None:
+    """Equal and hashing by fields, a dataclass-style repr, no assignment, ``replace``
+    copies with changes, pickle and copy round-trip (a slotted class since it cost ~8 M
+    instructions of every start as a dataclass)."""
+    import copy
+    import pickle
+
+    from execnet_cli.transports.ssh.settings import SSHSettings
+
+    hop = SSHSettings("jump", "10.0.0.1", 22, "me")
+    one = SSHSettings("web", "web.example", 2222, "me", ("~/.ssh/k",), jump=hop)
+    same = SSHSettings(
+        host="web", hostname="web.example", port=2222, user="me", identity_files=("~/.ssh/k",)
+    ).replace(jump=hop)
+    assert one == same and hash(one) == hash(same) and one != hop and one != "web"
+    assert repr(hop).startswith("SSHSettings(host='jump', hostname='10.0.0.1', port=22, ")
+    assert repr(hop).endswith("address_family='any', server_alive_interval=0.0)")
+    assert one.replace(port=22).port == 22 and one.port == 2222
+    assert pickle.loads(pickle.dumps(one)) == one == copy.deepcopy(one)
+    with pytest.raises(AttributeError):
+        one.port = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        one.replace(colour="red")

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Collection
-from dataclasses import dataclass
 
 from ..fleet.events import ERROR, FAILED, INTERRUPTED, OK, TIMED_OUT, UNREACHABLE
+from ..records import Record
 from .options import EXIT_NO_HOST, EXIT_USAGE
 
 __all__ = [
@@ -72,12 +72,16 @@ _BY_OUTCOME = (
 _TOLERABLE = frozenset({FAILED, TIMED_OUT, UNREACHABLE})
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    """How many hosts may not succeed with the run still a success: ``count`` or ``percent``."""
+class Tolerance(Record):
+    """How many hosts may not succeed with the run still a success: ``count`` or ``percent``
+    (a ``Record``: a frozen value, as the dataclass it was, cheaper to import)."""
 
-    count: int = 0
-    percent: bool = False
+    __slots__ = ("count", "percent")
+    count: int
+    percent: bool
+
+    def __init__(self, count: int = 0, percent: bool = False) -> None:
+        self._set(count, percent)
 
     @classmethod
     def parse(cls, text: str) -> Tolerance:
@@ -99,11 +103,15 @@ class Tolerance:
         return f"{self.count}%" if self.percent else str(self.count)
 
 
+#: No host may fail (the default).
+NO_TOLERANCE = Tolerance()
+
+
 def exit_status(
     outcomes: Collection[str],
     bad: int = 0,
     total: int = 0,
-    tolerance: Tolerance = Tolerance(),
+    tolerance: Tolerance = NO_TOLERANCE,
     budget_spent: bool = False,
 ) -> int:
     """The status for a finished run, from the kinds of ending that occurred in it.

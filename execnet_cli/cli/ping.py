@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import click
@@ -41,7 +41,7 @@ PROBE = (
 def probe_job() -> Job:
     """PROBE, sent once the gateway is open: RTT is then one request and its answer (sent
     behind the bootstrap, the answer came with the gateway's opening: RTT ~0)."""
-    return replace(python_job(PROBE), early=False)
+    return python_job(PROBE).replace(early=False)
 
 
 @dataclass

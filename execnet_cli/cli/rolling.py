@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
 from typing import Any, Optional
 
 import click
@@ -19,20 +18,33 @@ import click
 from ..fleet.batches import CANARY_FAILED, ORDERS, Amount, Rollout, plan
 from ..fleet.lastrun import check_name, outcome_sets, record
 from ..inventory import Host, HostSet
+from ..records import Record
 
 __all__ = ["RollingOptions", "remember", "report", "rolling_options"]
 
 
-@dataclass(frozen=True)
-class RollingOptions:
-    """What ``rolling_options`` gathered for one command."""
+class RollingOptions(Record):
+    """What ``rolling_options`` gathered for one command (a ``Record``: a frozen value, as
+    the dataclass it was, cheaper to import)."""
 
-    batch: Optional[Amount] = None
-    canary: Optional[int] = None
-    max_fail: Optional[Amount] = None
-    order: str = "inventory"
-    save_run: Optional[str] = None
-    diff: bool = False
+    __slots__ = ("batch", "canary", "max_fail", "order", "save_run", "diff")  # noqa: RUF023
+    batch: Optional[Amount]
+    canary: Optional[int]
+    max_fail: Optional[Amount]
+    order: str
+    save_run: Optional[str]
+    diff: bool
+
+    def __init__(
+        self,
+        batch: Optional[Amount] = None,
+        canary: Optional[int] = None,
+        max_fail: Optional[Amount] = None,
+        order: str = "inventory",
+        save_run: Optional[str] = None,
+        diff: bool = False,
+    ) -> None:
+        self._set(batch, canary, max_fail, order, save_run, diff)
 
     @property
     def rolling(self) -> bool:
@@ -110,7 +122,7 @@ _DIFF = click.option(
 
 def rolling_options(with_diff: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Add the options to a command, which receives them as ``rolling=RollingOptions``."""
-    names = [f.name for f in fields(RollingOptions) if with_diff or f.name != "diff"]
+    names = [name for name in RollingOptions.__slots__ if with_diff or name != "diff"]
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(command)

@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
@@ -35,6 +34,7 @@ from ..fleet.relays import plan as plan_relays
 from ..fleet.results import GroupResult
 from ..fleet.runner import Runner, carriers_for
 from ..inventory import Host, Inventory
+from ..records import Record
 from . import config
 from .exitcodes import Tolerance, exit_status, signal_status
 from .forwarding import forwarding_options, run_job
@@ -73,10 +73,25 @@ class Retries(NamedTuple):
     typed: bool
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """The options ``run`` and ``sh`` share, gathered into one value by ``run_options``."""
+class RunOptions(Record):
+    """The options ``run`` and ``sh`` share, gathered into one value by ``run_options``
+    (a ``Record``: a frozen value, as the dataclass it was, cheaper to import)."""
 
+    __slots__ = (  # noqa: RUF023 (the order __init__ takes them)
+        "inventories",
+        "pattern",
+        "fanout",
+        "timeout",
+        "as_json",
+        "gather",
+        "verbose",
+        "raw",
+        "tolerance",
+        "outdir",
+        "retries",
+        "accept_new",
+        "relays",
+    )
     inventories: tuple[str, ...]
     pattern: str
     fanout: int
@@ -90,6 +105,27 @@ class RunOptions:
     retries: Retries
     accept_new: bool
     relays: int
+
+    def __init__(
+        self,
+        inventories: tuple[str, ...],
+        pattern: str,
+        fanout: int,
+        timeout: Optional[float],
+        as_json: bool,
+        gather: bool,
+        verbose: bool,
+        raw: bool,
+        tolerance: Tolerance,
+        outdir: Optional[str],
+        retries: Retries,
+        accept_new: bool,
+        relays: int,
+    ) -> None:
+        self._set(
+            *(inventories, pattern, fanout, timeout, as_json, gather, verbose, raw),
+            *(tolerance, outdir, retries, accept_new, relays),
+        )
 
 
 _RUN_OPTIONS = (
@@ -172,7 +208,7 @@ def _tolerance(text: str) -> Tolerance:
         raise click.BadParameter(str(exc)) from None
 
 
-_FIELDS = tuple(f.name for f in fields(RunOptions))
+_FIELDS = RunOptions.__slots__
 
 
 def run_options(command: Callable[..., None]) -> Callable[..., None]:

@@ -59,10 +59,10 @@ def _home_path(path: str) -> bool:
 def start(host: Host, job: Job) -> SessionCommand:
     """Connect to ``host`` and start the job's command there (connection errors raise)."""
     assert job.command is not None
-    fields = host.xspec().fields
-    assert fields.ssh is not None
-    settings = settings_for_line(fields.ssh, fields.ssh_config)
-    connection = connect(settings, fields.connect_timeout)
+    target = host.ssh_target()  # no XSpec: its module and the gateway stack stay unloaded
+    assert target is not None
+    settings = settings_for_line(target, None)  # what xspec() gives: no ssh_config= key
+    connection = connect(settings, None)  # an ssh host's timeout is in its target
     try:
         line = wrapper_line(job.command, job.command_timeout, host.chdir, host.env)
         return SessionCommand(connection, line)

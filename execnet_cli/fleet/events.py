@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
+from ..records import Record as _Record
+
 __all__ = [
     "ERROR",
     "FAILED",
@@ -54,44 +56,6 @@ INTERRUPTED, ERROR = "interrupted", "error"
 #: Every outcome, in the order reports list them (problems last, next to the summary).
 OUTCOMES = (OK, FAILED, TIMED_OUT, UNREACHABLE, INTERRUPTED, ERROR)
 STREAMS = ("out", "err", "log")
-
-
-class _Record:
-    """A frozen value: equal (and hashing alike) only to one of its own class with equal
-    fields, with a dataclass-style repr. What ``@dataclass(frozen=True)`` gives, at a
-    tenth of the import cost (the seven dataclasses were ~4 % of ``xnet sh``'s start).
-    A subclass names its fields in ``__slots__``, in the order its ``__init__`` takes them
-    and passes to ``_set``."""
-
-    __slots__: tuple[str, ...] = ()
-
-    def _set(self, *values: object) -> None:
-        for name, value in zip(self.__slots__, values):
-            object.__setattr__(self, name, value)
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r} of a {type(self).__name__}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r} of a {type(self).__name__}")
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash((self.__class__, self._values()))
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{n}={v!r}" for n, v in zip(self.__slots__, self._values()))
-        return f"{type(self).__name__}({fields})"
-
-    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
-        return self.__class__, self._values()  # pickle and copy build it anew
 
 
 class Started(_Record):

@@ -12,12 +12,12 @@ import importlib.util
 import marshal
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
 from .._remote import jobs as remote_jobs
 from .._remote.jobs import run_python, run_shell
 from ..bootstrap import WORKER_PACKAGE
+from ..records import Record
 
 if TYPE_CHECKING:  # the import server (and the gateway stack) only where imports travel
     from ..imports import ImportPolicy
@@ -38,25 +38,50 @@ SH_TIMEOUT_GRACE = 3.0
 SH_TIMED_OUT = "timed out after "
 
 
-@dataclass(frozen=True)
-class Job:
-    """What to run on each host: source text ending in a call of a worker-side function."""
+class Job(Record):
+    """What to run on each host: source text ending in a call of a worker-side function.
 
+    A ``Record`` (a frozen value, as the dataclass it was, cheaper to import);
+    ``replace`` makes a copy with some fields changed."""
+
+    __slots__ = (  # noqa: RUF023 (the order __init__ takes them)
+        "kind",
+        "source",
+        "timeout",
+        "imports",
+        "returns",
+        "command",
+        "command_timeout",
+        "early",
+    )
     kind: str  # "run" or "sh"
     source: str
     #: Local limit on the run, after the gateway is open (None: no limit).
-    timeout: Optional[float] = None
+    timeout: Optional[float]
     #: Serve the imports the host lacks from these roots (``execnet_cli.imports``).
-    imports: Optional[ImportPolicy] = None
+    imports: Optional[ImportPolicy]
     #: A function's call: a ``("return", ...)`` item comes before the exit (``call_job``).
-    returns: bool = False
+    returns: bool
     #: ``sh``: the command and its own timeout, for hosts that run it without a remote
     #: Python (``direct``).
-    command: Optional[str] = None
-    command_timeout: Optional[float] = None
+    command: Optional[str]
+    command_timeout: Optional[float]
     #: May travel behind the bootstrap (``jobstart``); False where the job times its own
     #: round trip on the open gateway (``xnet ping``'s RTT).
-    early: bool = True
+    early: bool
+
+    def __init__(
+        self,
+        kind: str,
+        source: str,
+        timeout: Optional[float] = None,
+        imports: Optional[ImportPolicy] = None,
+        returns: bool = False,
+        command: Optional[str] = None,
+        command_timeout: Optional[float] = None,
+        early: bool = True,
+    ) -> None:
+        self._set(kind, source, timeout, imports, returns, command, command_timeout, early)
 
 
 def python_job(

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import tempfile
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Optional
 
@@ -65,6 +64,8 @@ class Spool:
     def write(self, data: bytes) -> tuple[int, int]:
         """Append ``data``; return where it is: (offset, length)."""
         if self._file is None:
+            import tempfile  # here: it loads shutil, bz2 and lzma; most runs never spill
+
             # Open as long as the spool: closed by close() (or with the object).
             self._file = tempfile.TemporaryFile(prefix="xnet-output-", buffering=0)  # noqa: SIM115
         offset = self._size

@@ -21,10 +21,10 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional
 
 from ..inventory import HostSet, natural_key
+from ..records import Record
 from .events import (
     ERROR,
     FAILED,
@@ -64,23 +64,48 @@ _RANK = {outcome: rank for rank, outcome in enumerate(OUTCOMES)}
 _NO_OUTPUT = HostOutput(Spool()).freeze()
 
 
-@dataclass(frozen=True)
-class HostResult:
+class HostResult(Record):
     """What one host did: its outcome (``status``), its output in arrival order, its error.
 
     ``output`` iterates ``(stream, text)`` runs in arrival order (a run: consecutive
     output of one stream, joined); ``stdout``/``stderr``/``log`` are each stream whole.
+    A ``Record`` (a frozen value, as the dataclass it was, cheaper to import).
     """
 
+    __slots__ = (  # noqa: RUF023 (the order __init__ takes them)
+        "name",
+        "status",
+        "exit_code",
+        "output",
+        "error",
+        "detail",
+        "duration",
+        "attempts",
+        "returned",
+    )
     name: str
     status: str
-    exit_code: Optional[int] = None
-    output: HostOutput = _NO_OUTPUT
-    error: Optional[str] = None
-    detail: Optional[str] = None
-    duration: float = 0.0
-    attempts: int = 1  # connection attempts (``--retries``); each failed one is in ``log``
-    returned: Optional[Returned] = None  #: what ``xnet run -m pkg.mod:func`` returned
+    exit_code: Optional[int]
+    output: HostOutput
+    error: Optional[str]
+    detail: Optional[str]
+    duration: float
+    attempts: int  # connection attempts (``--retries``); each failed one is in ``log``
+    returned: Optional[Returned]  #: what ``xnet run -m pkg.mod:func`` returned
+
+    def __init__(
+        self,
+        name: str,
+        status: str,
+        exit_code: Optional[int] = None,
+        output: HostOutput = _NO_OUTPUT,
+        error: Optional[str] = None,
+        detail: Optional[str] = None,
+        duration: float = 0.0,
+        attempts: int = 1,
+        returned: Optional[Returned] = None,
+    ) -> None:
+        self._set(name, status, exit_code, output, error, detail, duration, attempts, returned)
 
     @property
     def ok(self) -> bool:

@@ -34,8 +34,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import ChannelClosed, ConnectFailed, RemoteError
-from ..group import Group
 from ..inventory import Host
+from ..transports.cancel import OpenScope
 from ..transports.descriptors import room_for
 from . import direct, strays
 from .carriers import _depth, carriers_for
@@ -61,6 +61,7 @@ from .retries import backoff, retryable
 
 if TYPE_CHECKING:  # loaded with the first gateway: ``sh`` straight on ssh opens none
     from ..gateway import Gateway
+    from ..group import Group
 
 __all__ = [
     "CONNECTION_ERRORS",
@@ -117,7 +118,9 @@ class Runner:
         self.job = job
         self.fanout = fanout
         self.capture_strays = capture_strays
-        self.group = Group()
+        self._group: Optional[Group] = None  # made by the first gateway (``group``)
+        self._group_lock = threading.Lock()
+        self._direct_opens = OpenScope()  # ``sh`` straight on ssh: ``close`` cuts them short
         self._selected = {h.name for h in self.hosts}
         everyone = {h.name: h for h in [*carriers, *self.hosts]}
         self._carrier_names = {h.via for h in everyone.values() if h.via} | set(relays)
@@ -229,11 +232,29 @@ class Runner:
         for _ in self._threads:
             self._tasks.put(None)
         # Interrupted: workers may be stuck in user code, so do not wait long for them.
-        self.group.terminate(None if self._complete else KILL_WAIT)
+        self._direct_opens.abort()
+        self._terminate(None if self._complete else KILL_WAIT)
         deadline = time.monotonic() + JOIN_WAIT
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self.group.terminate(KILL_WAIT)  # gateways that finished opening meanwhile
+        self._terminate(KILL_WAIT)  # gateways that finished opening meanwhile
+
+    @property
+    def group(self) -> Group:
+        """The run's gateways, made on first use: ``xnet sh`` straight on ssh opens none,
+        and so never imports the gateway stack (``group``, ``spec``, ``transports.opening``)."""
+        with self._group_lock:
+            if self._group is None:
+                from ..group import Group
+
+                self._group = Group()
+            return self._group
+
+    def _terminate(self, timeout: Optional[float]) -> None:
+        with self._group_lock:
+            group = self._group
+        if group is not None:
+            group.terminate(timeout)
 
     # -- strays (see ``strays``) -----------------------------------------------------------
 
@@ -371,7 +392,7 @@ class Runner:
         try:
             if self._cancel.is_set():
                 raise _Cancelled("interrupted")
-            with self.group.opening():  # close() cuts a stuck handshake short
+            with self._direct_opens.opening():  # close() cuts a stuck handshake short
                 command = self._open_retrying(host, True, lambda h: direct.start(h, self.job))
         except Exception as exc:
             self.open_errors[host.name] = exc

@@ -20,7 +20,7 @@ import logging
 import math
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -36,6 +36,7 @@ __all__ = ["DEFAULT_INVENTORY", "Host", "Inventory", "load_inventory"]
 
 if TYPE_CHECKING:
     from ..spec import XSpec
+    from ..transports.ssh.settings import CommandLine
 
 DEFAULT_INVENTORY = """\
 # xnet's embedded default inventory: one worker on this machine, started with popen.
@@ -49,9 +50,16 @@ DEFAULT_SOURCE = "<default inventory>"
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(init=False, repr=False, eq=False)  # those four by hand, below: see the docstring
 class Host:
-    """One host's resolved settings: what the gateway layer needs to reach it."""
+    """One host's resolved settings: what the gateway layer needs to reach it.
+
+    A frozen dataclass (``dataclasses.replace``, ``fields`` and ``asdict`` work on it) whose
+    ``__init__``, ``__repr__``, ``__eq__``, ``__hash__`` and refusal to assign are written
+    out rather than generated: generating and compiling them for its 18 fields was ~8 M
+    instructions of every ``xnet`` start. They do what the generated ones did (``env``
+    and ``vars`` out of the hash, ``vars`` out of the repr).
+    """
 
     name: str
     groups: tuple[str, ...] = ()  # in the order their variables apply
@@ -74,9 +82,68 @@ class Host:
     ssh_options: tuple[tuple[str, str], ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if not self.address:
-            object.__setattr__(self, "address", self.name)
+    def __init__(
+        self,
+        name: str,
+        groups: tuple[str, ...] = (),
+        transport: str = "ssh",
+        address: str = "",
+        port: Optional[int] = None,
+        user: Optional[str] = None,
+        identity_file: Optional[str] = None,
+        python: Optional[str] = None,
+        via: Optional[str] = None,
+        relay: Optional[str] = None,
+        proxy_jump: Optional[str] = None,
+        sudo: Union[bool, str] = False,
+        env: Optional[Mapping[str, str]] = None,
+        chdir: Optional[str] = None,
+        connect_timeout: Optional[float] = None,
+        retries: Optional[int] = None,
+        ssh_options: tuple[tuple[str, str], ...] = (),
+        vars: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        self.__dict__.update(
+            name=name,
+            groups=groups,
+            transport=transport,
+            address=address or name,
+            port=port,
+            user=user,
+            identity_file=identity_file,
+            python=python,
+            via=via,
+            relay=relay,
+            proxy_jump=proxy_jump,
+            sudo=sudo,
+            env={} if env is None else env,
+            chdir=chdir,
+            connect_timeout=connect_timeout,
+            retries=retries,
+            ssh_options=ssh_options,
+            vars={} if vars is None else vars,
+        )
+
+    def _values(self, names: tuple[str, ...]) -> tuple[Any, ...]:
+        return tuple(self.__dict__[name] for name in names)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values(_ALL_FIELDS) == other._values(_ALL_FIELDS)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values(_HASHED_FIELDS))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={self.__dict__[name]!r}" for name in _ALL_FIELDS[:-1])
+        return f"{type(self).__qualname__}({shown})"  # without vars
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
 
     @classmethod
     def _resolved(cls, name: str, groups: tuple[str, ...], fields: Mapping[str, Any]) -> Host:
@@ -138,19 +205,8 @@ class Host:
         stay 1.5). Its string form is ``spec()``, for display."""
         from ..spec import XSpec, sudo_user
         from ..transports.opening import SpecFields
-        from ..transports.ssh.settings import command_line
 
-        ssh = None
-        if self.transport == "ssh":
-            ssh = command_line(
-                self.address,
-                port=self.port,
-                user=self.user,
-                identity_file=self.identity_file,
-                proxy_jump=self.proxy_jump,
-                connect_timeout=self.connect_timeout,
-                options=self.ssh_options,
-            )
+        ssh = self.ssh_target()
         socket = (self.address, self.port or 0) if self.transport == "socket" else None
         fields = SpecFields(
             text=self.spec(),
@@ -167,6 +223,23 @@ class Host:
         )
         return XSpec.from_fields(fields)
 
+    def ssh_target(self) -> Optional[CommandLine]:
+        """The ssh destination and options of an ssh host (``xspec().fields.ssh``), None
+        for another transport: ``xnet sh`` straight on ssh needs only this of its spec."""
+        if self.transport != "ssh":
+            return None
+        from ..transports.ssh.settings import command_line
+
+        return command_line(
+            self.address,
+            port=self.port,
+            user=self.user,
+            identity_file=self.identity_file,
+            proxy_jump=self.proxy_jump,
+            connect_timeout=self.connect_timeout,
+            options=self.ssh_options,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``: name, groups, resolved settings, spec, raw variables."""
         out: dict[str, Any] = {"name": self.name, "groups": list(self.groups)}
@@ -179,7 +252,10 @@ class Host:
         return out
 
 
-_SETTING_FIELDS = (
+#: Host's fields in order, and those its hash takes (not env, vars).
+_ALL_FIELDS = (
+    "name",
+    "groups",
     "transport",
     "address",
     "port",
@@ -194,7 +270,13 @@ _SETTING_FIELDS = (
     "chdir",
     "connect_timeout",
     "retries",
+    "ssh_options",
+    "vars",
 )
+_HASHED_FIELDS = tuple(name for name in _ALL_FIELDS if name not in ("env", "vars"))
+
+#: The resolved settings (``as_dict`` lists them between groups and ssh_options).
+_SETTING_FIELDS = _ALL_FIELDS[2:-2]
 
 
 class _Merged:

@@ -24,7 +24,6 @@ import socket
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ...errors import AuthenticationFailed, ConnectFailed, HostNotFound
@@ -52,13 +51,20 @@ PREFERRED_MACS = ("hmac-sha2-256-etm@openssh.com", "hmac-sha2-256")
 DEFAULT_KEY_FILES = ("id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_dsa")
 
 
-@dataclass
 class Connection:
     """An authenticated paramiko transport and the things it runs over (closed in reverse)."""
 
-    transport: Any
-    settings: SSHSettings
-    closers: List[Callable[[], None]] = field(default_factory=list)
+    __slots__ = ("closers", "settings", "transport")
+
+    def __init__(
+        self,
+        transport: Any,
+        settings: SSHSettings,
+        closers: Optional[List[Callable[[], None]]] = None,
+    ) -> None:
+        self.transport = transport
+        self.settings = settings
+        self.closers: List[Callable[[], None]] = [] if closers is None else closers
 
     def close(self) -> None:
         say_goodbye(self.transport)
@@ -227,7 +233,7 @@ def open_socket(settings: SSHSettings, timeout: float) -> socket.socket:
         sock, failures, last = attempt.sock, attempt.failures, attempt.last  # begun earlier
     else:
         try:
-            addresses = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+            addresses = early.resolve(host, port, family)
         except socket.gaierror as exc:
             why = f"cannot resolve host name {host!r}: {exc.strerror}"
             raise HostNotFound(f"{where}: {why}") from exc

@@ -27,7 +27,6 @@ import logging
 import os
 import re
 import stat
-import tempfile
 import threading
 import time
 from typing import Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
@@ -408,6 +407,8 @@ def _replace(path: str, data: bytes, old: Optional[os.stat_result]) -> None:
 
     Mode (and, where we may, owner) of the old file are kept; a new file gets 0600.
     """
+    import tempfile  # here: it loads shutil, bz2 and lzma, which only a key written needs
+
     directory = os.path.dirname(path)
     fd, temporary = tempfile.mkstemp(prefix=".known_hosts.", suffix=".tmp", dir=directory)
     try:
