@@ -78,3 +78,23 @@ def test_host_stays_a_frozen_dataclass_with_its_methods_written_out() -> None:
         one.port = 22  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         del one.port  # type: ignore[misc]
+
+
+def test_host_init_takes_every_field_in_order_with_its_default() -> None:
+    """``Host.__init__`` is written by hand: a field added to the class and not to it (or
+    with another default) would be missed by ``replace`` and the constructor."""
+    import dataclasses
+    import inspect
+
+    from execnet_cli.inventory import Host
+
+    params = list(inspect.signature(Host.__init__).parameters.values())[1:]
+    fields = dataclasses.fields(Host)
+    assert [p.name for p in params] == [f.name for f in fields]
+    for param, spec in zip(params, fields):
+        if spec.default is not dataclasses.MISSING:
+            assert param.default == spec.default, spec.name
+        elif spec.default_factory is not dataclasses.MISSING:
+            assert param.default is None, spec.name  # None stands for a fresh factory value
+        else:
+            assert param.default is inspect.Parameter.empty, spec.name

@@ -136,7 +136,7 @@ class Host:
         return hash(self._values(_HASHED_FIELDS))
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={self.__dict__[name]!r}" for name in _ALL_FIELDS[:-1])
+        shown = ", ".join(f"{name}={self.__dict__[name]!r}" for name in _SHOWN_FIELDS)
         return f"{type(self).__qualname__}({shown})"  # without vars
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -252,28 +252,13 @@ class Host:
         return out
 
 
-#: Host's fields in order, and those its hash takes (not env, vars).
-_ALL_FIELDS = (
-    "name",
-    "groups",
-    "transport",
-    "address",
-    "port",
-    "user",
-    "identity_file",
-    "python",
-    "via",
-    "relay",
-    "proxy_jump",
-    "sudo",
-    "env",
-    "chdir",
-    "connect_timeout",
-    "retries",
-    "ssh_options",
-    "vars",
+#: Host's fields in order, and those its hash takes (not env, vars): read from the
+#: dataclass's own field list, so a field added there is compared, hashed and shown.
+_ALL_FIELDS = tuple(Host.__dataclass_fields__)
+_HASHED_FIELDS = tuple(
+    name for name, spec in Host.__dataclass_fields__.items() if spec.hash is not False
 )
-_HASHED_FIELDS = tuple(name for name in _ALL_FIELDS if name not in ("env", "vars"))
+_SHOWN_FIELDS = tuple(name for name, spec in Host.__dataclass_fields__.items() if spec.repr)
 
 #: The resolved settings (``as_dict`` lists them between groups and ssh_options).
 _SETTING_FIELDS = _ALL_FIELDS[2:-2]
